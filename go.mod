@@ -1,0 +1,3 @@
+module github.com/iii-go/iii
+
+go 1.26
