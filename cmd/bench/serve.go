@@ -1,0 +1,25 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/iii-go/iii/test/iiitest"
+)
+
+// runServe runs the engine double on addr until SIGINT or SIGTERM.
+func runServe(addr string, opts ...iiitest.Option) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	eng, err := iiitest.Start(addr, opts...)
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	slog.New(slog.NewTextHandler(os.Stderr, nil)).Info("engine double listening", "url", eng.URL)
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,455 @@
+package iiitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/iii-go/iii/connection/wire"
+)
+
+// maxQueuedJobs bounds the enqueued jobs waiting for their function to be
+// registered.
+const maxQueuedJobs = 100_000
+
+const enqueueProvider = "engine::queue::enqueue"
+
+func notFound(id string) *wire.ErrorBody {
+	return &wire.ErrorBody{Code: "function_not_found", Message: "Function " + id + " not found"}
+}
+
+// invoke routes a worker's invokefunction (§4.5). m aliases the read
+// buffer; everything is encoded before returning.
+func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
+	if m.Action.Kind == wire.ActionEnqueue {
+		e.enqueueAction(c, m)
+		return
+	}
+	sync := m.HasInvocationID && m.Action.Kind == wire.ActionNone
+	id := m.InvocationID
+	if !sync {
+		id = wire.NewUUID()
+	}
+	e.mu.Lock()
+	if c.gone {
+		e.mu.Unlock()
+		return
+	}
+	f := c.st.functions[m.FunctionID]
+	if f == nil || f.builtin != nil {
+		e.mu.Unlock()
+		if f != nil {
+			e.callBuiltin(c, f, m, sync)
+		} else if sync {
+			e.reply(c, m, nil, notFound(m.FunctionID))
+		}
+		return
+	}
+	h := f.owner
+	p := pending{handler: h, functionID: m.FunctionID, traceparent: m.Traceparent, baggage: m.Baggage}
+	if sync {
+		p.caller = c
+	}
+	c.st.pending[id] = p
+	e.mu.Unlock()
+
+	c.scratch = injectCaller(c.scratch[:0], m.Data, c.id)
+	d := wire.InvokeFunction{
+		InvocationID:    id,
+		HasInvocationID: true,
+		FunctionID:      m.FunctionID,
+		Data:            c.scratch,
+		Traceparent:     m.Traceparent,
+		Baggage:         m.Baggage,
+		Metadata:        m.Metadata,
+	}
+	fb := getBuf()
+	fb.b = d.AppendJSON(fb.b)
+	h.send(fb, h != c)
+	if cap(c.scratch) > 1<<20 {
+		c.scratch = nil
+	}
+}
+
+// reply answers a synchronous call of c.
+func (e *Engine) reply(c *worker, m *wire.InvokeFunction, result json.RawMessage, errb *wire.ErrorBody) {
+	r := wire.InvocationResult{
+		InvocationID: m.InvocationID,
+		FunctionID:   m.FunctionID,
+		Error:        errb,
+		Traceparent:  m.Traceparent,
+		Baggage:      m.Baggage,
+	}
+	if errb == nil && !wire.IsNull(result) {
+		r.Result = result
+	}
+	fb := getBuf()
+	fb.b = r.AppendJSON(fb.b)
+	c.send(fb, false)
+}
+
+// result relays a handler's invocationresult to whoever waits for it.
+func (e *Engine) result(c *worker, m *wire.InvocationResult) {
+	e.mu.Lock()
+	if c.gone {
+		e.mu.Unlock()
+		return
+	}
+	p, ok := c.st.pending[m.InvocationID]
+	if ok {
+		delete(c.st.pending, m.InvocationID)
+	}
+	e.mu.Unlock()
+	if !ok {
+		e.log.Debug("iiitest: result for an unknown invocation dropped", "worker", c.id, "invocation_id", m.InvocationID.String())
+		return
+	}
+	if p.cb != nil {
+		if m.Error != nil {
+			p.cb(nil, m.Error)
+		} else {
+			p.cb(m.Result, nil)
+		}
+		return
+	}
+	if p.caller == nil {
+		return
+	}
+	r := wire.InvocationResult{
+		InvocationID: m.InvocationID,
+		FunctionID:   p.functionID,
+		Error:        m.Error,
+		Traceparent:  p.traceparent,
+		Baggage:      p.baggage,
+	}
+	if m.Error == nil && !wire.IsNull(m.Result) {
+		r.Result = m.Result
+	}
+	fb := getBuf()
+	fb.b = r.AppendJSON(fb.b)
+	p.caller.send(fb, p.caller != c)
+}
+
+// callBuiltin runs an engine:: function for worker c, inline on c's reader.
+func (e *Engine) callBuiltin(c *worker, f *function, m *wire.InvokeFunction, sync bool) {
+	cp := *m
+	cp.Data = bytes.Clone(m.Data)
+	cp.Metadata = bytes.Clone(m.Metadata)
+	c.record(&cp, true)
+	reply := func(json.RawMessage, *wire.ErrorBody) {}
+	if sync {
+		reply = func(res json.RawMessage, errb *wire.ErrorBody) { e.reply(c, &cp, res, errb) }
+	}
+	f.builtin(e, c, f.id, cp.Data, reply)
+}
+
+// callLocked makes an engine-originated call (trigger fire, queue job,
+// Invoke): an engine-generated invocation id, no _caller_worker_id. cb, if
+// not nil, gets the outcome; it runs without Engine.mu held and must copy
+// the result if it keeps it. It returns the invocation id (zero for
+// builtins and missing functions).
+func (e *Engine) callLocked(ob *outbox, st *state, fnID string, data, metadata json.RawMessage, traceparent, baggage string, cb func(json.RawMessage, *wire.ErrorBody)) wire.UUID {
+	f := st.functions[fnID]
+	if f == nil {
+		if cb != nil {
+			ob.later = append(ob.later, func() { cb(nil, notFound(fnID)) })
+		}
+		return wire.UUID{}
+	}
+	if f.builtin != nil {
+		reply := func(json.RawMessage, *wire.ErrorBody) {}
+		if cb != nil {
+			reply = cb
+		}
+		data := bytes.Clone(data)
+		ob.later = append(ob.later, func() { f.builtin(e, nil, fnID, data, reply) })
+		return wire.UUID{}
+	}
+	id := wire.NewUUID()
+	st.pending[id] = pending{handler: f.owner, functionID: fnID, cb: cb}
+	if data == nil {
+		data = json.RawMessage("null")
+	}
+	ob.add(f.owner, &wire.InvokeFunction{
+		InvocationID:    id,
+		HasInvocationID: true,
+		FunctionID:      fnID,
+		Data:            data,
+		Traceparent:     traceparent,
+		Baggage:         baggage,
+		Metadata:        metadata,
+	})
+	return id
+}
+
+// Invoke calls function functionID the way the engine itself does (like a
+// trigger fire: engine-generated invocation id, no _caller_worker_id) and
+// waits for its result. It returns the handler's result or its error body;
+// the error is ctx's when ctx ends first. Builtins (engine::*) can be
+// invoked too.
+func (e *Engine) Invoke(ctx context.Context, functionID string, data json.RawMessage) (json.RawMessage, *wire.ErrorBody, error) {
+	type outcome struct {
+		res  json.RawMessage
+		errb *wire.ErrorBody
+	}
+	ch := make(chan outcome, 1)
+	if data == nil {
+		data = json.RawMessage("null")
+	}
+	ob := outbox{}
+	e.mu.Lock()
+	st := e.st
+	id := e.callLocked(&ob, st, functionID, data, nil, "", "", func(res json.RawMessage, errb *wire.ErrorBody) {
+		ch <- outcome{bytes.Clone(res), errb}
+	})
+	e.mu.Unlock()
+	e.flush(&ob)
+	select {
+	case o := <-ch:
+		return o.res, o.errb, nil
+	case <-ctx.Done():
+		if !id.IsZero() {
+			e.mu.Lock()
+			delete(st.pending, id)
+			e.mu.Unlock()
+		}
+		return nil, nil, ctx.Err()
+	}
+}
+
+// enqueueAction handles an invokefunction with the enqueue action: the
+// engine hands the job to engine::queue::enqueue and answers the caller with
+// the receipt id (§4.5).
+func (e *Engine) enqueueAction(c *worker, m *wire.InvokeFunction) {
+	receipt := wire.NewUUID().String()
+	payload := marshal(struct {
+		Queue       string          `json:"queue"`
+		FunctionID  string          `json:"function_id"`
+		Data        json.RawMessage `json:"data"`
+		Receipt     string          `json:"messageReceiptId"`
+		Traceparent *string         `json:"traceparent"`
+		Baggage     *string         `json:"baggage"`
+	}{m.Action.Queue, m.FunctionID, m.Data, receipt, optString(m.Traceparent), optString(withFunctionIDBaggage(m.Baggage, m.FunctionID))})
+	var cp *wire.InvokeFunction
+	if m.HasInvocationID {
+		cp = &wire.InvokeFunction{InvocationID: m.InvocationID, FunctionID: m.FunctionID, Traceparent: m.Traceparent, Baggage: m.Baggage}
+	}
+	ob := outbox{from: c.sock}
+	e.mu.Lock()
+	if c.gone {
+		e.mu.Unlock()
+		return
+	}
+	e.callLocked(&ob, c.st, enqueueProvider, payload, nil, "", "", func(_ json.RawMessage, errb *wire.ErrorBody) {
+		if cp == nil {
+			return
+		}
+		if errb != nil {
+			msg := errb.Code + ": " + errb.Message
+			if errb.Code == "function_not_found" {
+				msg = "No queue provider is installed. `TriggerAction::Enqueue` routes through the `" + enqueueProvider +
+					"` provider, which the standalone queue worker registers. Add it with `iii worker add queue`. (underlying: " + errb.Message + ")"
+			}
+			e.reply(c, cp, nil, &wire.ErrorBody{Code: "enqueue_error", Message: msg})
+			return
+		}
+		e.reply(c, cp, receiptResult(receipt), nil)
+	})
+	e.mu.Unlock()
+	e.flush(&ob)
+}
+
+func receiptResult(id string) json.RawMessage {
+	b := append([]byte(`{"messageReceiptId":`), wire.AppendString(nil, id)...)
+	return append(b, '}')
+}
+
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+// withFunctionIDBaggage rewrites iii.function.id in a W3C baggage header.
+func withFunctionIDBaggage(baggage, fnID string) string {
+	if baggage == "" {
+		return ""
+	}
+	parts := strings.Split(baggage, ",")
+	found := false
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if strings.TrimSpace(k) == "iii.function.id" {
+			parts[i] = "iii.function.id=" + fnID
+			found = true
+		}
+	}
+	if !found {
+		parts = append(parts, "iii.function.id="+fnID)
+	}
+	return strings.Join(parts, ",")
+}
+
+// queuedJob is a job of the in-memory queue whose function is not
+// registered yet.
+type queuedJob struct {
+	data                 json.RawMessage
+	traceparent, baggage string
+}
+
+// queueJob runs a job of the in-memory queue provider: it invokes the
+// target like an engine-originated call (the result is discarded; there is
+// no retry or dead-letter queue), or keeps the job until the function is
+// registered.
+func (e *Engine) queueJob(fnID string, job queuedJob) {
+	ob := outbox{}
+	e.mu.Lock()
+	st := e.st
+	if st.functions[fnID] != nil {
+		e.callLocked(&ob, st, fnID, job.data, nil, job.traceparent, job.baggage, nil)
+	} else if st.nQueued < maxQueuedJobs {
+		st.queued[fnID] = append(st.queued[fnID], job)
+		st.nQueued++
+	} else {
+		e.log.Warn("iiitest: in-memory queue full, job dropped", "function", fnID)
+	}
+	e.mu.Unlock()
+	e.flush(&ob)
+}
+
+// releaseQueuedLocked dispatches the jobs that waited for function fnID.
+func (e *Engine) releaseQueuedLocked(ob *outbox, st *state, fnID string) {
+	jobs := st.queued[fnID]
+	if len(jobs) == 0 {
+		return
+	}
+	delete(st.queued, fnID)
+	st.nQueued -= len(jobs)
+	for _, j := range jobs {
+		e.callLocked(ob, st, fnID, j.data, nil, j.traceparent, j.baggage, nil)
+	}
+}
+
+// injectCaller appends data with "_caller_worker_id" set to id when data is
+// a JSON object (replacing an existing member), and data unchanged
+// otherwise. The member is spliced in first; the rest of the bytes are
+// kept as sent.
+func injectCaller(dst, data []byte, id string) []byte {
+	i := 0
+	for i < len(data) && isSpaceByte(data[i]) {
+		i++
+	}
+	if i >= len(data) || data[i] != '{' {
+		return append(dst, data...)
+	}
+	if bytes.Contains(data, callerKey) {
+		data = removeMember(data[i:], callerKey)
+		i = 0
+	}
+	dst = append(dst, `{"_caller_worker_id":`...)
+	dst = wire.AppendString(dst, id)
+	rest := data[i+1:]
+	j := 0
+	for j < len(rest) && isSpaceByte(rest[j]) {
+		j++
+	}
+	if j < len(rest) && rest[j] == '}' {
+		return append(dst, '}')
+	}
+	dst = append(dst, ',')
+	return append(dst, rest...)
+}
+
+var callerKey = []byte(`"_caller_worker_id"`)
+
+func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// removeMember returns a copy of the (valid) JSON object obj without its
+// top-level members whose raw key is key (quotes included).
+func removeMember(obj, key []byte) []byte {
+	out := make([]byte, 0, len(obj))
+	out = append(out, '{')
+	i := 1
+	first := true
+	for {
+		for i < len(obj) && (isSpaceByte(obj[i]) || obj[i] == ',') {
+			i++
+		}
+		if i >= len(obj) || obj[i] == '}' {
+			break
+		}
+		start := i
+		i = skipString(obj, i)
+		k := obj[start:i]
+		for i < len(obj) && (isSpaceByte(obj[i]) || obj[i] == ':') {
+			i++
+		}
+		i = skipValue(obj, i)
+		if bytes.Equal(k, key) {
+			continue
+		}
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = append(out, obj[start:i]...)
+	}
+	return append(out, '}')
+}
+
+// skipString returns the index after the string starting at obj[i].
+func skipString(b []byte, i int) int {
+	i++
+	for i < len(b) {
+		switch b[i] {
+		case '\\':
+			i += 2
+		case '"':
+			return i + 1
+		default:
+			i++
+		}
+	}
+	return i
+}
+
+// skipValue returns the index after the (valid) JSON value at b[i].
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			i = skipString(b, i)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}
+
+func marshal(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("iiitest: " + err.Error())
+	}
+	return b
+}

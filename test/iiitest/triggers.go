@@ -1,0 +1,248 @@
+package iiitest
+
+import (
+	"encoding/json"
+	"hash/fnv"
+	"time"
+
+	"github.com/iii-go/iii/connection/wire"
+)
+
+// The trigger types the engine provides itself.
+const (
+	triggerWorkersAvailable   = "engine::workers-available"
+	triggerFunctionsAvailable = "engine::functions-available"
+)
+
+// ttype is a registered trigger type.
+type ttype struct {
+	id                   string
+	description          string
+	triggerRequestFormat json.RawMessage
+	callRequestFormat    json.RawMessage
+	provider             *worker // nil: provided by the engine
+}
+
+// binding is a trigger: a trigger type bound to a function.
+type binding struct {
+	id       string
+	ttype    string
+	function string
+	config   json.RawMessage
+	metadata json.RawMessage
+	owner    *worker // nil: ownerless (engine::register_trigger)
+}
+
+func (b *binding) registerMsg() *wire.RegisterTrigger {
+	cfg := b.config
+	if cfg == nil {
+		cfg = json.RawMessage("null")
+	}
+	return &wire.RegisterTrigger{ID: b.id, TriggerType: b.ttype, FunctionID: b.function, Config: cfg, Metadata: b.metadata}
+}
+
+// ackWait is an engine::register_trigger call waiting for the provider's
+// triggerregistrationresult.
+type ackWait struct {
+	b     *binding
+	reply func(json.RawMessage, *wire.ErrorBody)
+	timer *time.Timer
+}
+
+func (e *Engine) registerTriggerTypeLocked(ob *outbox, c *worker, m *wire.RegisterTriggerType) {
+	st := c.st
+	st.ttypes[m.ID] = &ttype{
+		id:                   m.ID,
+		description:          m.Description,
+		triggerRequestFormat: m.TriggerRequestFormat,
+		callRequestFormat:    m.CallRequestFormat,
+		provider:             c,
+	}
+	// Replay the live bindings of the type, then activate the parked ones.
+	for _, id := range sortedKeys(st.bindings) {
+		if b := st.bindings[id]; b.ttype == m.ID {
+			ob.add(c, b.registerMsg())
+		}
+	}
+	for _, id := range sortedKeys(st.parked) {
+		b := st.parked[id]
+		if b.ttype != m.ID {
+			continue
+		}
+		delete(st.parked, id)
+		if b.owner != nil && b.owner.gone {
+			continue
+		}
+		st.bindings[id] = b
+		ob.add(c, b.registerMsg())
+	}
+}
+
+func (e *Engine) registerTriggerLocked(ob *outbox, c *worker, m *wire.RegisterTrigger) {
+	b := &binding{id: m.ID, ttype: m.TriggerType, function: m.FunctionID, config: m.Config, metadata: m.Metadata, owner: c}
+	e.addBindingLocked(ob, c.st, b)
+}
+
+// addBindingLocked stores a binding and asks its provider to start firing
+// it; a binding of an unknown type is parked.
+func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) {
+	tt := st.ttypes[b.ttype]
+	if tt == nil {
+		st.parked[b.id] = b
+		return
+	}
+	if tt.provider != nil {
+		ob.add(tt.provider, b.registerMsg())
+	}
+	delete(st.parked, b.id)
+	st.bindings[b.id] = b
+}
+
+// unregisterTriggerLocked removes a binding by id (any connection may) and
+// reports whether it existed.
+func (e *Engine) unregisterTriggerLocked(ob *outbox, st *state, id string) bool {
+	b := st.bindings[id]
+	if b == nil {
+		_, ok := st.parked[id]
+		delete(st.parked, id)
+		return ok
+	}
+	if tt := st.ttypes[b.ttype]; tt != nil && tt.provider != nil {
+		ob.add(tt.provider, &wire.UnregisterTrigger{ID: id, TriggerType: b.ttype})
+	}
+	delete(st.bindings, id)
+	delete(st.parked, id)
+	return true
+}
+
+func (e *Engine) triggerResultLocked(ob *outbox, c *worker, m *wire.TriggerRegistrationResult) {
+	st := c.st
+	if a := c.acks[m.ID]; a != nil {
+		delete(c.acks, m.ID)
+		if a.timer.Stop() {
+			e.completeAckLocked(ob, st, a, m.Error)
+		}
+		return
+	}
+	b := st.bindings[m.ID]
+	if b == nil {
+		return
+	}
+	if tt := st.ttypes[b.ttype]; tt == nil || tt.provider != c {
+		return // only the type's current provider may report
+	}
+	if m.Error == nil {
+		return
+	}
+	delete(st.bindings, m.ID)
+	st.parked[m.ID] = b
+	if b.owner != nil {
+		ob.add(b.owner, &wire.TriggerRegistrationResult{ID: b.id, TriggerType: b.ttype, FunctionID: b.function, Error: m.Error})
+	}
+}
+
+// completeAckLocked ends an engine::register_trigger wait: an error fails
+// the call and drops the binding; success (or no answer) stores it.
+func (e *Engine) completeAckLocked(ob *outbox, st *state, a *ackWait, errb *wire.ErrorBody) {
+	reply := a.reply
+	if errb != nil {
+		err := &wire.ErrorBody{Code: "trigger_registration_failed", Message: errb.Code + ": " + errb.Message}
+		ob.later = append(ob.later, func() { reply(nil, err) })
+		return
+	}
+	if st.ttypes[a.b.ttype] != nil {
+		delete(st.parked, a.b.id)
+		st.bindings[a.b.id] = a.b
+	} else {
+		st.parked[a.b.id] = a.b
+	}
+	res := idResult(a.b.id)
+	ob.later = append(ob.later, func() { reply(res, nil) })
+}
+
+func idResult(id string) json.RawMessage {
+	b := append([]byte(`{"id":`), wire.AppendString(nil, id)...)
+	return append(b, '}')
+}
+
+// ackTimedOut accepts an ownerless binding whose provider did not answer.
+func (e *Engine) ackTimedOut(provider *worker, id string, a *ackWait) {
+	if !e.enter() {
+		return
+	}
+	defer e.wg.Done()
+	ob := outbox{}
+	e.mu.Lock()
+	if provider.acks[id] == a {
+		delete(provider.acks, id)
+		e.completeAckLocked(&ob, provider.st, a, nil)
+		e.notifyLocked()
+	}
+	e.mu.Unlock()
+	e.flush(&ob)
+}
+
+// fireLocked fires an engine-provided trigger type: every binding of it is
+// invoked like an engine-originated call, with the binding's metadata.
+func (e *Engine) fireLocked(ob *outbox, st *state, ttypeID string, data json.RawMessage) {
+	for _, id := range sortedKeys(st.bindings) {
+		b := st.bindings[id]
+		if b.ttype != ttypeID {
+			continue
+		}
+		if tt := st.ttypes[ttypeID]; tt == nil || tt.provider != nil {
+			return // a worker took the type over
+		}
+		e.callLocked(ob, st, b.function, data, b.metadata, "", "", nil)
+	}
+}
+
+// functionsHash is an order-independent hash of the function ids.
+func (st *state) functionsHash() uint64 {
+	var sum uint64
+	for id := range st.functions {
+		h := fnv.New64a()
+		h.Write([]byte(id))
+		sum += h.Sum64()
+	}
+	return sum
+}
+
+// background runs the periodic work of one listen cycle: the
+// engine::functions-available poll and the channel sweep.
+func (e *Engine) background(stop <-chan struct{}) {
+	poll := time.NewTicker(e.cfg.fnPoll)
+	defer poll.Stop()
+	sweepEvery := min(e.cfg.channelTTL/5, time.Minute)
+	if sweepEvery <= 0 {
+		sweepEvery = time.Minute
+	}
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-poll.C:
+			e.pollFunctions()
+		case <-sweep.C:
+			e.sweepChannels()
+		}
+	}
+}
+
+func (e *Engine) pollFunctions() {
+	ob := outbox{}
+	e.mu.Lock()
+	st := e.st
+	if h := st.functionsHash(); h != st.fnHash {
+		st.fnHash = h
+		data := marshal(struct {
+			Event     string            `json:"event"`
+			Functions []functionSummary `json:"functions"`
+		}{"functions_changed", e.functionSummariesLocked(st)})
+		e.fireLocked(&ob, st, triggerFunctionsAvailable, data)
+	}
+	e.mu.Unlock()
+	e.flush(&ob)
+}
