@@ -123,6 +123,7 @@ func (e *Engine) serveChannel(w http.ResponseWriter, r *http.Request, id string)
 	} else {
 		taken, ch.writerTaken = ch.writerTaken, true
 	}
+	e.notifyLocked()
 	e.mu.Unlock()
 	if taken {
 		s.closeWith(nil)

@@ -34,6 +34,11 @@ func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload []byte) {
 	t.mu.Lock()
 	t.frames[k]++
 	t.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.notifyLocked()
+		e.mu.Unlock()
+	}()
 	switch k {
 	case wire.TelemetryTraces:
 		var req wire.TracesRequest
@@ -63,7 +68,6 @@ func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload []byte) {
 			}
 		}
 		t.addLogs(e, recs)
-		return
 	case wire.TelemetryMetrics:
 		var req wire.MetricsRequest
 		if err := json.Unmarshal(payload, &req); err != nil {
@@ -80,9 +84,6 @@ func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload []byte) {
 		t.metrics = keepLast(append(t.metrics, ms...), t.limit)
 		t.mu.Unlock()
 	}
-	e.mu.Lock()
-	e.notifyLocked()
-	e.mu.Unlock()
 }
 
 func (t *telemetry) addLogs(e *Engine, recs []wire.LogRecord) {

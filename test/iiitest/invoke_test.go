@@ -1,0 +1,400 @@
+package iiitest
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/iii-go/iii/connection/wire"
+)
+
+func TestSyncCallIsDispatchedToTheOwnerWithCallerIDInjected(t *testing.T) {
+	e := NewEngine(t)
+	h, c := dial(t, e), dial(t, e)
+	h.register("orders::create")
+	waitFn(t, e, "orders::create")
+	id := wire.NewUUID()
+	c.send(&wire.InvokeFunction{
+		InvocationID: id, HasInvocationID: true, FunctionID: "orders::create",
+		Data:        json.RawMessage(`{"sku":"A-1","qty":2}`),
+		Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		Baggage:     "iii.function.id=checkout::submit",
+		Metadata:    json.RawMessage(`{"m":true}`),
+	})
+	inv := expectMsg[*wire.InvokeFunction](t, h)
+	if inv.InvocationID != id || !inv.HasInvocationID {
+		t.Fatalf("dispatched with id %s, want the caller's %s", inv.InvocationID, id)
+	}
+	if want := `{"_caller_worker_id":"` + c.id + `","sku":"A-1","qty":2}`; string(inv.Data) != want {
+		t.Fatalf("data = %s, want %s", inv.Data, want)
+	}
+	if inv.Action.Kind != wire.ActionNone || string(inv.Metadata) != `{"m":true}` ||
+		inv.Traceparent == "" || inv.Baggage != "iii.function.id=checkout::submit" || inv.FunctionID != "orders::create" {
+		t.Fatalf("dispatch = %s", wire.Encode(inv))
+	}
+	h.send(&wire.InvocationResult{InvocationID: id, FunctionID: "whatever", Result: json.RawMessage(`{"order_id":"o-1"}`)})
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.InvocationID != id || r.FunctionID != "orders::create" || string(r.Result) != `{"order_id":"o-1"}` || r.Error != nil {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+func TestCallerIDOverwritesAnExistingKey(t *testing.T) {
+	e := NewEngine(t)
+	h, c := dial(t, e), dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	c.call("f::g", `{"a":{"_caller_worker_id":"nested"},"_caller_worker_id":"forged","b":[1,"x"]}`)
+	inv := expectMsg[*wire.InvokeFunction](t, h)
+	var m map[string]any
+	if err := json.Unmarshal(inv.Data, &m); err != nil {
+		t.Fatalf("%s: %v", inv.Data, err)
+	}
+	if m["_caller_worker_id"] != c.id || m["a"].(map[string]any)["_caller_worker_id"] != "nested" || len(m) != 3 {
+		t.Fatalf("data = %s", inv.Data)
+	}
+	if bytes.Count(inv.Data, []byte(`"_caller_worker_id"`)) != 2 {
+		t.Fatalf("duplicate key left in %s", inv.Data)
+	}
+}
+
+func TestNonObjectDataIsForwardedUnchanged(t *testing.T) {
+	e := NewEngine(t)
+	h, c := dial(t, e), dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	for _, d := range []string{`null`, `[1,2]`, `"s"`, `42`, `{}`} {
+		c.call("f::g", d)
+		inv := expectMsg[*wire.InvokeFunction](t, h)
+		want := d
+		if d == `{}` {
+			want = `{"_caller_worker_id":"` + c.id + `"}`
+		}
+		if string(inv.Data) != want {
+			t.Fatalf("data %s dispatched as %s", d, inv.Data)
+		}
+	}
+}
+
+func TestVoidAndIDlessCallsGetFreshIDsAndNoReply(t *testing.T) {
+	e := NewEngine(t)
+	h, c := dial(t, e), dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	callerID := wire.NewUUID()
+	c.send(&wire.InvokeFunction{InvocationID: callerID, HasInvocationID: true, FunctionID: "f::g", Data: json.RawMessage(`{}`), Action: wire.TriggerAction{Kind: wire.ActionVoid}})
+	c.send(&wire.InvokeFunction{FunctionID: "f::g", Data: json.RawMessage(`{}`)})
+	seen := map[wire.UUID]bool{}
+	for range 2 {
+		inv := expectMsg[*wire.InvokeFunction](t, h)
+		if !inv.HasInvocationID || inv.InvocationID == callerID || seen[inv.InvocationID] || inv.Action.Kind != wire.ActionNone {
+			t.Fatalf("dispatch = %s", wire.Encode(inv))
+		}
+		seen[inv.InvocationID] = true
+		h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "f::g", Result: json.RawMessage(`1`)})
+	}
+	h.sync()
+	c.expectQuiet()
+	// Void calls of a missing function get nothing either.
+	c.send(&wire.InvokeFunction{FunctionID: "missing::fn", Data: json.RawMessage(`{}`), Action: wire.TriggerAction{Kind: wire.ActionVoid}})
+	c.expectQuiet()
+}
+
+func TestSyncCallOfAMissingFunctionGetsFunctionNotFound(t *testing.T) {
+	e := NewEngine(t)
+	c := dial(t, e)
+	r := c.callSync("missing::fn", `{}`)
+	if r.Error == nil || r.Error.Code != "function_not_found" || r.Error.Message != "Function missing::fn not found" || r.FunctionID != "missing::fn" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+func TestHandlerErrorsAreRelayedUnchanged(t *testing.T) {
+	e := NewEngine(t)
+	h, c := dial(t, e), dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	id := c.call("f::g", `{}`)
+	expectMsg[*wire.InvokeFunction](t, h)
+	h.send(&wire.InvocationResult{InvocationID: id, FunctionID: "f::g", Result: json.RawMessage(`"ignored"`),
+		Error: &wire.ErrorBody{Code: "invocation_failed", Message: "boom", Stacktrace: "at x"}})
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.Error == nil || *r.Error != (wire.ErrorBody{Code: "invocation_failed", Message: "boom", Stacktrace: "at x"}) || r.Result != nil {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+func TestNullResultIsRelayedAsNoResult(t *testing.T) {
+	e := NewEngine(t)
+	h, c := dial(t, e), dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	id := c.call("f::g", `{}`)
+	expectMsg[*wire.InvokeFunction](t, h)
+	h.sendRaw(`{"type":"invocationresult","invocation_id":"` + id.String() + `","function_id":"f::g","result":null}`)
+	f := c.next()
+	if want := `{"type":"invocationresult","invocation_id":"` + id.String() + `","function_id":"f::g"}`; string(f.data) != want {
+		t.Fatalf("got %s, want %s", f.data, want)
+	}
+}
+
+func TestResultsWithUnknownIDsAreIgnored(t *testing.T) {
+	e := NewEngine(t)
+	h, c := dial(t, e), dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	h.send(&wire.InvocationResult{InvocationID: wire.NewUUID(), FunctionID: "f::g", Result: json.RawMessage(`1`)})
+	id := c.call("f::g", `{}`)
+	expectMsg[*wire.InvokeFunction](t, h)
+	h.send(&wire.InvocationResult{InvocationID: id, FunctionID: "f::g", Result: json.RawMessage(`2`)})
+	h.send(&wire.InvocationResult{InvocationID: id, FunctionID: "f::g", Result: json.RawMessage(`3`)}) // duplicate
+	h.sync()
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if string(r.Result) != `2` {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	c.expectQuiet()
+}
+
+func TestResultsAreRoutedByIDFromAnyConnection(t *testing.T) {
+	e := NewEngine(t)
+	h, c, other := dial(t, e), dial(t, e), dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	id := c.call("f::g", `{}`)
+	expectMsg[*wire.InvokeFunction](t, h)
+	other.send(&wire.InvocationResult{InvocationID: id, FunctionID: "f::g", Result: json.RawMessage(`"from other"`)})
+	if r := expectMsg[*wire.InvocationResult](t, c); string(r.Result) != `"from other"` {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+func TestHandlerDisconnectStopsEveryPendingInvocation(t *testing.T) {
+	e := NewEngine(t)
+	h, c1, c2 := dial(t, e), dial(t, e), dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	id1 := c1.call("f::g", `{}`)
+	id2 := c2.call("f::g", `{}`)
+	expectMsg[*wire.InvokeFunction](t, h)
+	expectMsg[*wire.InvokeFunction](t, h)
+	if !e.DropWorker(h.id) {
+		t.Fatal("DropWorker: not connected")
+	}
+	for _, x := range []struct {
+		c  *client
+		id wire.UUID
+	}{{c1, id1}, {c2, id2}} {
+		r := expectMsg[*wire.InvocationResult](t, x.c)
+		if r.InvocationID != x.id || r.Error == nil || *r.Error != (wire.ErrorBody{Code: "invocation_stopped", Message: "Invocation stopped"}) || r.FunctionID != "f::g" {
+			t.Fatalf("result = %s", wire.Encode(r))
+		}
+	}
+	if _, ok := e.Functions()["f::g"]; ok {
+		t.Fatal("the dropped handler's function survived")
+	}
+	if r := c1.callSync("f::g", `{}`); r.Error == nil || r.Error.Code != "function_not_found" {
+		t.Fatalf("after disconnect: %s", wire.Encode(r))
+	}
+}
+
+func TestCallerDisconnectForgetsItsPendingCalls(t *testing.T) {
+	e := NewEngine(t)
+	h, c := dial(t, e), dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	id := c.call("f::g", `{}`)
+	expectMsg[*wire.InvokeFunction](t, h)
+	c.ws.Close()
+	if _, err := e.WaitWorkers(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.waitFor(ctxT(t), func() bool { return len(e.st.workers) == 1 && len(e.st.pending) == 0 }); err != nil {
+		t.Fatal("the caller's pending call was not forgotten")
+	}
+	h.send(&wire.InvocationResult{InvocationID: id, FunctionID: "f::g", Result: json.RawMessage(`1`)})
+	h.expectQuiet() // the handler is not told anything
+}
+
+func TestLastRegistrationWinsAndOwnerChecksRemoval(t *testing.T) {
+	e := NewEngine(t)
+	a, b, c := dial(t, e), dial(t, e), dial(t, e)
+	a.register("f::g")
+	a.sync()
+	b.register("f::g")
+	b.sync()
+	if owner := e.Functions()["f::g"]; owner != b.id {
+		t.Fatalf("owner %s, want the newest registrant %s", owner, b.id)
+	}
+	c.call("f::g", `{}`)
+	expectMsg[*wire.InvokeFunction](t, b)
+	a.expectQuiet()
+	// The older registrant's unregister does not remove the newer one's.
+	a.send(&wire.UnregisterFunction{ID: "f::g"})
+	a.sync()
+	if owner := e.Functions()["f::g"]; owner != b.id {
+		t.Fatalf("owner %s after the old owner's unregister", owner)
+	}
+	// Nor does its disconnect.
+	a.close()
+	if err := e.waitFor(ctxT(t), func() bool { return len(e.st.workers) == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	if owner := e.Functions()["f::g"]; owner != b.id {
+		t.Fatalf("owner %s after the old owner's disconnect", owner)
+	}
+	// The newest owner's unregister removes the function entirely.
+	b.send(&wire.UnregisterFunction{ID: "f::g"})
+	b.sync()
+	if _, ok := e.Functions()["f::g"]; ok {
+		t.Fatal("function still registered")
+	}
+}
+
+func TestNewestOwnerDisconnectRemovesTheFunctionEntirely(t *testing.T) {
+	e := NewEngine(t)
+	a, b, c := dial(t, e), dial(t, e), dial(t, e)
+	a.register("f::g")
+	a.sync()
+	b.register("f::g")
+	b.sync()
+	b.close()
+	if err := e.WaitFunctionGone(ctxT(t), "f::g"); err != nil {
+		t.Fatal("the older registration must not be restored")
+	}
+	if r := c.callSync("f::g", `{}`); r.Error == nil || r.Error.Code != "function_not_found" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+func TestAWorkerCanShadowABuiltinUntilItLeaves(t *testing.T) {
+	e := NewEngine(t)
+	w, c := dial(t, e), dial(t, e)
+	w.register("engine::functions::list")
+	w.sync()
+	c.call("engine::functions::list", `{}`)
+	expectMsg[*wire.InvokeFunction](t, w)
+	w.close()
+	if err := e.WaitFunctionGone(ctxT(t), "engine::functions::list"); err != nil {
+		t.Fatal("a shadowed builtin must disappear with its shadow")
+	}
+}
+
+func TestInFlightCallsToAReplacedOwnerStillComplete(t *testing.T) {
+	e := NewEngine(t)
+	a, b, c := dial(t, e), dial(t, e), dial(t, e)
+	a.register("f::g")
+	waitFn(t, e, "f::g")
+	id := c.call("f::g", `{}`)
+	expectMsg[*wire.InvokeFunction](t, a)
+	b.register("f::g")
+	b.sync()
+	a.send(&wire.InvocationResult{InvocationID: id, FunctionID: "f::g", Result: json.RawMessage(`"old"`)})
+	if r := expectMsg[*wire.InvocationResult](t, c); string(r.Result) != `"old"` {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+func TestEngineInvokeHasNoCallerWorkerID(t *testing.T) {
+	e := NewEngine(t)
+	h := dial(t, e)
+	h.register("f::g")
+	waitFn(t, e, "f::g")
+	type out struct {
+		res  json.RawMessage
+		errb *wire.ErrorBody
+		err  error
+	}
+	done := make(chan out, 1)
+	go func() {
+		r, eb, err := e.Invoke(ctxT(t), "f::g", json.RawMessage(`{"x":1}`))
+		done <- out{r, eb, err}
+	}()
+	inv := expectMsg[*wire.InvokeFunction](t, h)
+	if string(inv.Data) != `{"x":1}` || !inv.HasInvocationID {
+		t.Fatalf("dispatch = %s", wire.Encode(inv))
+	}
+	h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "f::g", Result: json.RawMessage(`{"ok":true}`)})
+	o := <-done
+	if o.err != nil || o.errb != nil || string(o.res) != `{"ok":true}` {
+		t.Fatalf("Invoke = %s %v %v", o.res, o.errb, o.err)
+	}
+	_, eb, err := e.Invoke(ctxT(t), "missing::fn", nil)
+	if err != nil || eb == nil || eb.Code != "function_not_found" {
+		t.Fatalf("Invoke(missing) = %v %v", eb, err)
+	}
+	res, eb, err := e.Invoke(ctxT(t), "engine::functions::list", json.RawMessage(`{}`))
+	if err != nil || eb != nil || !strings.Contains(string(res), `"f::g"`) {
+		t.Fatalf("Invoke(builtin) = %s %v %v", res, eb, err)
+	}
+}
+
+func TestEnqueueAnswersAReceiptAndRunsTheJob(t *testing.T) {
+	e := NewEngine(t)
+	c := dial(t, e)
+	// Enqueue before the target exists: the job waits for it.
+	id := wire.NewUUID()
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "jobs::run", Data: json.RawMessage(`{"n":1}`),
+		Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}, Metadata: json.RawMessage(`{"dropped":true}`), Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
+	r := expectMsg[*wire.InvocationResult](t, c)
+	var receipt struct {
+		ID string `json:"messageReceiptId"`
+	}
+	if r.InvocationID != id || r.Error != nil || json.Unmarshal(r.Result, &receipt) != nil || receipt.ID == "" || r.FunctionID != "jobs::run" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	if _, err := wire.ParseUUID(receipt.ID); err != nil {
+		t.Fatalf("receipt %q is not a UUID", receipt.ID)
+	}
+	h := dial(t, e)
+	h.register("jobs::run")
+	inv := expectMsg[*wire.InvokeFunction](t, h)
+	if string(inv.Data) != `{"n":1}` || inv.Metadata != nil || inv.Traceparent == "" {
+		t.Fatalf("job dispatch = %s", wire.Encode(inv))
+	}
+	h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "jobs::run"})
+	// Enqueue without an id: still enqueued, no answer.
+	c.send(&wire.InvokeFunction{FunctionID: "jobs::run", Data: json.RawMessage(`{"n":2}`), Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}})
+	if inv := expectMsg[*wire.InvokeFunction](t, h); string(inv.Data) != `{"n":2}` {
+		t.Fatalf("job dispatch = %s", wire.Encode(inv))
+	}
+	c.expectQuiet()
+}
+
+func TestEnqueueWithoutAProviderFailsWithEnqueueError(t *testing.T) {
+	e := NewEngine(t)
+	shadow, c := dial(t, e), dial(t, e)
+	// A worker takes the provider over and leaves: the id is gone.
+	shadow.register(enqueueProvider)
+	shadow.sync()
+	shadow.close()
+	if err := e.WaitFunctionGone(ctxT(t), enqueueProvider); err != nil {
+		t.Fatal(err)
+	}
+	id := wire.NewUUID()
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "jobs::run", Data: json.RawMessage(`{}`), Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}})
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.Error == nil || r.Error.Code != "enqueue_error" || !strings.Contains(r.Error.Message, "iii worker add queue") {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+func TestEnqueueThroughAWorkerProviderWaitsForIt(t *testing.T) {
+	e := NewEngine(t)
+	q, c := dial(t, e), dial(t, e)
+	q.register(enqueueProvider)
+	q.sync()
+	id := wire.NewUUID()
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "jobs::run", Data: json.RawMessage(`{"n":1}`), Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}})
+	inv := expectMsg[*wire.InvokeFunction](t, q)
+	in := mustJSON(t, inv.Data)
+	if in["queue"] != "q" || in["function_id"] != "jobs::run" || in["messageReceiptId"] == nil || in["_caller_worker_id"] != nil {
+		t.Fatalf("provider input = %s", inv.Data)
+	}
+	q.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: enqueueProvider, Error: &wire.ErrorBody{Code: "queue_full", Message: "no room"}})
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.Error == nil || r.Error.Code != "enqueue_error" || r.Error.Message != "queue_full: no room" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
