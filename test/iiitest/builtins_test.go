@@ -150,12 +150,12 @@ func TestFunctionsInfoSingleBatchAndErrors(t *testing.T) {
 		t.Fatalf("batch = %+v", batch)
 	}
 	for in, code := range map[string]string{
-		`{}`:                                   "INVALID_ARGUMENTS",
+		`{}`:                                    "INVALID_ARGUMENTS",
 		`{"function_id":"x","function_ids":[]}`: "INVALID_ARGUMENTS",
-		`{"function_ids":[]}`:                  "INVALID_ARGUMENTS",
-		`{"function_id":"nope"}`:               "NOT_FOUND",
-		`{"function_id":5}`:                    "deserialization_error",
-		`"string"`:                             "deserialization_error",
+		`{"function_ids":[]}`:                   "INVALID_ARGUMENTS",
+		`{"function_id":"nope"}`:                "NOT_FOUND",
+		`{"function_id":5}`:                     "deserialization_error",
+		`"string"`:                              "deserialization_error",
 	} {
 		if errb := c.builtin("engine::functions::info", in, nil); errb == nil || errb.Code != code {
 			t.Fatalf("%s: %v, want %s", in, errb, code)
