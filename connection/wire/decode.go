@@ -279,6 +279,24 @@ func (s *scanner) str() string {
 	return string(raw)
 }
 
+// typeName decodes the "type" string; known type names don't allocate.
+func (s *scanner) typeName() string {
+	if s.peek() != '"' {
+		s.fail("expected a string")
+		return ""
+	}
+	raw, esc := s.rawString()
+	if esc {
+		raw = unescape(raw)
+	}
+	for k := KindRegisterTriggerType; k < numKinds; k++ {
+		if string(raw) == kindNames[k] {
+			return kindNames[k]
+		}
+	}
+	return string(raw)
+}
+
 // optStr decodes an optional string value: null reads as absent ("").
 func (s *scanner) optStr() string {
 	if s.null() {
@@ -808,7 +826,7 @@ func (d *decoder) findType() (typ string, fast, ok bool) {
 				return "", false, false
 			}
 			s.field = "type"
-			typ = s.str()
+			typ = s.typeName()
 			s.field = ""
 			found = true
 			if n == 0 && s.err == nil {
@@ -836,7 +854,7 @@ func (d *decoder) findType() (typ string, fast, ok bool) {
 // members iterates the members of the message object after its "type" and
 // calls field for every other key. field returns false for keys it does not
 // know, which are then skipped.
-func (d *decoder) members(field func(key string) bool) {
+func (d *decoder) members(field func(key []byte) bool) {
 	s := &d.s
 	for {
 		key, ok := s.nextKey(&d.first)
@@ -851,7 +869,7 @@ func (d *decoder) members(field func(key string) bool) {
 			}
 			s.ws()
 			s.skip()
-		} else if !field(string(key)) {
+		} else if !field(key) {
 			s.ws()
 			s.skip()
 		}
@@ -861,14 +879,14 @@ func (d *decoder) members(field func(key string) bool) {
 	}
 }
 
-func (d *decoder) skipRest() { d.members(func(string) bool { return false }) }
+func (d *decoder) skipRest() { d.members(func([]byte) bool { return false }) }
 
 func (d *decoder) idOnly(build func(id string) Message) Message {
 	s := &d.s
 	var id string
 	var seen fieldSet
-	d.members(func(k string) bool {
-		if k == "id" {
+	d.members(func(k []byte) bool {
+		if string(k) == "id" {
 			s.once(&seen, 0, "id")
 			id = s.str()
 			return true
@@ -883,8 +901,8 @@ func (d *decoder) registerFunction() Message {
 	s := &d.s
 	m := &RegisterFunction{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "id":
 			s.once(&seen, 0, "id")
 			m.ID = s.str()
@@ -916,8 +934,8 @@ func (d *decoder) registerTriggerType() Message {
 	s := &d.s
 	m := &RegisterTriggerType{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "id":
 			s.once(&seen, 0, "id")
 			m.ID = s.str()
@@ -947,8 +965,8 @@ func (d *decoder) registerTrigger() Message {
 	s := &d.s
 	m := &RegisterTrigger{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "id":
 			s.once(&seen, 0, "id")
 			m.ID = s.str()
@@ -986,8 +1004,8 @@ func (d *decoder) unregisterTrigger() Message {
 	s := &d.s
 	m := &UnregisterTrigger{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "id":
 			s.once(&seen, 0, "id")
 			m.ID = s.str()
@@ -1007,8 +1025,8 @@ func (d *decoder) triggerRegistrationResult() Message {
 	s := &d.s
 	m := &TriggerRegistrationResult{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "id":
 			s.once(&seen, 0, "id")
 			m.ID = s.str()
@@ -1038,8 +1056,8 @@ func (d *decoder) invokeFunction() Message {
 	s := &d.s
 	m := &InvokeFunction{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "invocation_id":
 			s.once(&seen, 0, "invocation_id")
 			if s.null() {
@@ -1083,8 +1101,8 @@ func (d *decoder) invocationResult() Message {
 	s := &d.s
 	m := &InvocationResult{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "invocation_id":
 			s.once(&seen, 0, "invocation_id")
 			m.InvocationID = s.uuid()
@@ -1119,8 +1137,8 @@ func (d *decoder) registerService() Message {
 	s := &d.s
 	m := &RegisterService{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "id":
 			s.once(&seen, 0, "id")
 			m.ID = s.str()
@@ -1146,8 +1164,8 @@ func (d *decoder) reattach() Message {
 	s := &d.s
 	m := &Reattach{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "previous_worker_id":
 			s.once(&seen, 0, "previous_worker_id")
 			m.PreviousWorkerID = s.str()
@@ -1167,8 +1185,8 @@ func (d *decoder) workerRegistered() Message {
 	s := &d.s
 	m := &WorkerRegistered{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "worker_id":
 			s.once(&seen, 0, "worker_id")
 			m.WorkerID = s.str()
@@ -1188,8 +1206,8 @@ func (d *decoder) registrationRejected() Message {
 	s := &d.s
 	m := &RegistrationRejected{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		switch k {
+	d.members(func(k []byte) bool {
+		switch string(k) {
 		case "code":
 			s.once(&seen, 0, "code")
 			m.Code = s.str()
@@ -1220,8 +1238,8 @@ func (d *decoder) errorFrame() Message {
 	s := &d.s
 	m := &ErrorFrame{}
 	var seen fieldSet
-	d.members(func(k string) bool {
-		if k == "error" {
+	d.members(func(k []byte) bool {
+		if string(k) == "error" {
 			s.once(&seen, 0, "error")
 			if e := s.errorBody(); e != nil {
 				m.Error = *e
