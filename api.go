@@ -1,0 +1,484 @@
+package iii
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/iii-go/iii/actors"
+	"github.com/iii-go/iii/connection"
+	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/invocation"
+	"github.com/iii-go/iii/registry"
+)
+
+// III is a worker connected to an iii engine. Create it with
+// RegisterWorker; all its methods are safe for concurrent use.
+type III struct {
+	opts    InitOptions
+	log     *slog.Logger
+	timeout time.Duration
+	meta    WorkerMetadata
+
+	sys     *actors.System
+	conn    *connection.Conn
+	reg     *registry.Registry
+	pending *invocation.Pending
+	inbound *invocation.Inbound
+
+	ctx      context.Context // parent of handler contexts; cancelled by Shutdown
+	cancel   context.CancelCauseFunc
+	initErr  error
+	draining atomic.Bool
+	once     sync.Once
+}
+
+// RegisterWorker creates a worker and connects it to the engine at address
+// in the background; it returns at once. Registrations and calls made
+// before the connection is up are sent once it is. An empty address means
+// $III_URL, or DefaultEngineURL.
+func RegisterWorker(address string, opts InitOptions) *III {
+	if address == "" {
+		address = os.Getenv("III_URL")
+	}
+	if address == "" {
+		address = DefaultEngineURL
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w := &III{opts: opts, log: log, timeout: opts.InvocationTimeout, meta: metadataWithDefaults(opts.Metadata)}
+	if w.timeout <= 0 {
+		w.timeout = DefaultInvocationTimeout
+	}
+	w.ctx, w.cancel = context.WithCancelCause(context.Background())
+	w.pending = invocation.NewPending()
+	w.sys = actors.NewSystem(log)
+	if err := validateURL(address); err != nil {
+		w.fail(err)
+		return w
+	}
+	var err error
+	if w.reg, err = registry.New(w.ctx, w.sys, log); err == nil {
+		limit, queued := opts.MaxConcurrentInvocations, opts.MaxQueuedInvocations
+		if limit <= 0 {
+			limit = DefaultMaxConcurrentInvocations
+		}
+		if queued <= 0 {
+			queued = DefaultMaxQueuedInvocations
+		}
+		w.inbound, err = invocation.NewInbound(w.sys, w.execute, limit, queued)
+	}
+	if err == nil {
+		meta := w.metadataFrame()
+		w.conn, err = connection.New(w.sys, connection.Config{
+			URL: address, Header: opts.Headers, TLSConfig: opts.TLSConfig,
+			DialTimeout: opts.DialTimeout, PingInterval: opts.PingInterval, IdleTimeout: opts.IdleTimeout,
+			Backoff:  opts.Reconnect.backoff(),
+			Metadata: func() wire.Message { return meta },
+			OnState:  opts.OnStateChange,
+			Log:      log,
+			Router:   router{w},
+		})
+	}
+	if err != nil {
+		w.fail(err)
+	}
+	return w
+}
+
+// fail leaves the worker unusable: every call returns err.
+func (w *III) fail(err error) {
+	w.initErr = err
+	w.pending.FailAll(err, true)
+	w.sys.Stop(time.Second)
+}
+
+func validateURL(address string) error {
+	u, err := url.Parse(address)
+	if err != nil {
+		return fmt.Errorf("iii: engine address %q: %w", address, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return fmt.Errorf("iii: engine address %q: scheme must be ws or wss", address)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("iii: engine address %q has no host", address)
+	}
+	return nil
+}
+
+// metadataFrame builds the void engine::workers::register call sent after
+// every connection's replay.
+func (w *III) metadataFrame() wire.Message {
+	data, _ := json.Marshal(w.meta)
+	return &wire.InvokeFunction{FunctionID: "engine::workers::register", Data: data,
+		Action: wire.TriggerAction{Kind: wire.ActionVoid}}
+}
+
+// WaitConnected blocks until the worker is connected to the engine, the
+// connection failed for good, or ctx ends.
+func (w *III) WaitConnected(ctx context.Context) error {
+	if w.initErr != nil {
+		return w.initErr
+	}
+	err := w.conn.WaitConnected(ctx)
+	if errors.Is(err, connection.ErrClosed) {
+		return ErrShutdown
+	}
+	return err
+}
+
+// State returns the state of the connection to the engine.
+func (w *III) State() ConnectionState {
+	if w.initErr != nil {
+		return Failed
+	}
+	return w.conn.State()
+}
+
+// WorkerID returns the id the engine gave this worker on its current (or
+// last) connection, or "" before the first one.
+func (w *III) WorkerID() string {
+	if w.conn == nil {
+		return ""
+	}
+	return w.conn.WorkerID()
+}
+
+// Shutdown stops the worker at once: handler contexts are cancelled, calls
+// in flight fail with ErrShutdown, and the connection is closed. It does
+// not wait for handlers that ignore their context.
+func (w *III) Shutdown() {
+	w.once.Do(func() {
+		w.cancel(ErrShutdown)
+		if w.initErr != nil {
+			return
+		}
+		w.inbound.Close()
+		w.pending.FailAll(ErrShutdown, true)
+		w.conn.Close()
+		w.sys.Stop(2 * time.Second)
+		w.inbound.Wait()
+	})
+}
+
+// Drain stops the worker gracefully: it unregisters its functions (so the
+// engine routes no new invocations here), lets running and queued
+// invocations finish, and then shuts down. If ctx ends first, it shuts down
+// anyway and returns ctx's error.
+func (w *III) Drain(ctx context.Context) error {
+	if w.initErr != nil {
+		w.Shutdown()
+		return nil
+	}
+	w.draining.Store(true)
+	for _, id := range w.reg.Functions(ctx) {
+		_ = w.reg.RemoveFunction(ctx, id)
+	}
+	err := w.inbound.Idle(ctx)
+	w.Shutdown()
+	return err
+}
+
+// FunctionRef is a registered function.
+type FunctionRef struct {
+	w  *III
+	id string
+}
+
+// ID returns the function's id.
+func (f *FunctionRef) ID() string { return f.id }
+
+// Unregister withdraws the function from the engine and from this worker.
+func (f *FunctionRef) Unregister() error {
+	if f.w.initErr != nil {
+		return f.w.initErr
+	}
+	return f.w.reg.RemoveFunction(f.w.ctx, f.id)
+}
+
+// RegisterFunction registers a typed function. The payload of each
+// invocation is decoded from JSON into Req (a payload that does not decode
+// gets an invalid_request error reply) and the result is encoded from Resp.
+// JSON Schemas of Req and Resp are derived from the Go types and sent with
+// the registration. Registering an id twice fails with ErrDuplicate.
+func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Context, Req) (Resp, error), opts ...FunctionOption) (*FunctionRef, error) {
+	if handler == nil {
+		return nil, fmt.Errorf("%w: nil handler for function %q", ErrInvalidID, id)
+	}
+	h := func(ctx context.Context, m *wire.InvokeFunction) (json.RawMessage, error) {
+		var req Req
+		if len(m.Data) > 0 {
+			if err := json.Unmarshal(m.Data, &req); err != nil {
+				return nil, &InvocationError{Code: CodeInvalidRequest,
+					Message: fmt.Sprintf("payload does not decode into %T: %v", req, err), Err: err}
+			}
+		}
+		resp, err := handler(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return encodeResult(resp)
+	}
+	return w.register(id, h, schemaOf[Req](), schemaOf[Resp](), opts)
+}
+
+// RegisterFunctionRaw registers a function that takes its payload as raw
+// JSON and returns any value that encodes to JSON (a json.RawMessage is
+// sent as it is; nil means no result).
+func (w *III) RegisterFunctionRaw(id string, handler func(context.Context, json.RawMessage) (any, error), opts ...FunctionOption) (*FunctionRef, error) {
+	if handler == nil {
+		return nil, fmt.Errorf("%w: nil handler for function %q", ErrInvalidID, id)
+	}
+	h := func(ctx context.Context, m *wire.InvokeFunction) (json.RawMessage, error) {
+		resp, err := handler(ctx, m.Data)
+		if err != nil {
+			return nil, err
+		}
+		return encodeResult(resp)
+	}
+	return w.register(id, h, nil, nil, opts)
+}
+
+func (w *III) register(id string, h registry.Handler, reqSchema, respSchema json.RawMessage, opts []FunctionOption) (*FunctionRef, error) {
+	if w.initErr != nil {
+		return nil, w.initErr
+	}
+	if id == "" {
+		return nil, fmt.Errorf("%w: empty function id", ErrInvalidID)
+	}
+	var cfg functionConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	frame := &wire.RegisterFunction{ID: id, Description: cfg.description}
+	if !cfg.noSchemas {
+		frame.RequestFormat, frame.ResponseFormat = reqSchema, respSchema
+		if cfg.requestSchema != nil {
+			frame.RequestFormat = cfg.requestSchema
+		}
+		if cfg.responseSchema != nil {
+			frame.ResponseFormat = cfg.responseSchema
+		}
+	}
+	for _, s := range []json.RawMessage{frame.RequestFormat, frame.ResponseFormat} {
+		if s != nil && !json.Valid(s) {
+			return nil, fmt.Errorf("%w: schema of function %q", ErrInvalidPayload, id)
+		}
+	}
+	if cfg.metadata != nil {
+		md, err := encodeJSON(cfg.metadata)
+		if err != nil {
+			return nil, fmt.Errorf("function %q metadata: %w", id, err)
+		}
+		frame.Metadata = md
+	}
+	if err := w.reg.AddFunction(w.ctx, &registry.Function{Frame: frame, Handler: h}); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return nil, ErrShutdown
+		}
+		return nil, err
+	}
+	return &FunctionRef{w: w, id: id}, nil
+}
+
+// TriggerAction says how a call is delivered; see Void and Enqueue. A nil
+// *TriggerAction means an awaited call.
+type TriggerAction struct {
+	kind  wire.ActionKind
+	queue string
+}
+
+// Void makes a fire-and-forget call: Trigger returns at once with no result.
+func Void() *TriggerAction { return &TriggerAction{kind: wire.ActionVoid} }
+
+// Enqueue routes the call through the engine's queue: Trigger returns the
+// receipt (an EnqueueResult in JSON) once the queue accepted the job.
+func Enqueue(queue string) *TriggerAction { return &TriggerAction{kind: wire.ActionEnqueue, queue: queue} }
+
+// TriggerRequest is one call of a function.
+type TriggerRequest struct {
+	FunctionID string
+	// Payload is encoded to JSON; a json.RawMessage passes through
+	// unchanged (it must be valid JSON); nil is sent as null.
+	Payload any
+	// Action is nil for an awaited call, or Void() or Enqueue(queue).
+	Action *TriggerAction
+	// Timeout bounds an awaited call; 0 means InitOptions.InvocationTimeout.
+	// The context's deadline applies too.
+	Timeout time.Duration
+	// Metadata travels beside the payload to the handler (any JSON value).
+	Metadata any
+}
+
+// EnqueueResult is the engine's receipt for an enqueued call.
+type EnqueueResult struct {
+	MessageReceiptID string `json:"messageReceiptId"`
+}
+
+// Trigger calls a function. An awaited call returns the function's JSON
+// result (nil if it returned none), a *RemoteError if the function or the
+// engine answered with an error, or an error matching ErrTimeout,
+// ErrConnectionLost, ErrConnectionFailed or ErrShutdown. Calls made while
+// the worker is disconnected wait for the connection within their timeout.
+// A Void call returns (nil, nil) as soon as it is queued.
+func (w *III) Trigger(ctx context.Context, req TriggerRequest) (json.RawMessage, error) {
+	if w.initErr != nil {
+		return nil, w.initErr
+	}
+	if req.FunctionID == "" {
+		return nil, fmt.Errorf("%w: empty function id", ErrInvalidID)
+	}
+	data, err := encodeJSON(req.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("payload of call to %s: %w", req.FunctionID, err)
+	}
+	m := &wire.InvokeFunction{FunctionID: req.FunctionID, Data: data}
+	if req.Metadata != nil {
+		if m.Metadata, err = encodeJSON(req.Metadata); err != nil {
+			return nil, fmt.Errorf("metadata of call to %s: %w", req.FunctionID, err)
+		}
+	}
+	if inv := invocationFrom(ctx); inv != nil { // continue the caller's trace
+		m.Traceparent, m.Baggage = inv.Traceparent, inv.Baggage
+	}
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = w.timeout
+	}
+	if req.Action != nil && req.Action.kind == wire.ActionVoid {
+		m.Action = wire.TriggerAction{Kind: wire.ActionVoid}
+		sendCtx := ctx
+		if w.conn.Current() == nil { // parked: sent on reconnect even if ctx ends, until timeout
+			sendCtx = context.WithoutCancel(ctx)
+		}
+		return nil, w.sendErr(req.FunctionID, w.conn.Send(sendCtx, m, nil, time.Now().Add(timeout)))
+	}
+	if req.Action != nil && req.Action.kind == wire.ActionEnqueue {
+		m.Action = wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: req.Action.queue}
+	}
+	call, err := w.pending.Add(req.FunctionID)
+	if err != nil {
+		return nil, err
+	}
+	m.InvocationID, m.HasInvocationID = call.ID, true
+	if err := w.conn.Send(ctx, m, call, time.Now().Add(timeout)); err != nil {
+		w.pending.Fail(call, err)
+		return nil, w.sendErr(req.FunctionID, err)
+	}
+	if s := call.Socket(); s != nil && !s.Alive() {
+		// It died as the frame was queued; its cleanup may have run already.
+		w.pending.Fail(call, &connectionLostError{functionID: req.FunctionID, cause: s.Err()})
+	}
+	o := w.pending.Wait(ctx, call, timeout)
+	switch {
+	case o.Err != nil:
+		return nil, w.callErr(ctx, call, o.Err)
+	case o.Result.Error != nil:
+		return nil, remoteError(req.FunctionID, o.Result.Error)
+	case wire.IsNull(o.Result.Result):
+		return nil, nil
+	}
+	return o.Result.Result, nil
+}
+
+// sendErr maps an error of queueing a frame.
+func (w *III) sendErr(functionID string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, connection.ErrClosed):
+		return ErrShutdown
+	case errors.Is(err, connection.ErrSocketClosed):
+		return &connectionLostError{functionID: functionID, cause: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &timeoutError{functionID: functionID, waiting: true, ctx: true}
+	}
+	return err
+}
+
+// callErr maps the error that ended a pending call.
+func (w *III) callErr(ctx context.Context, call *invocation.Call, err error) error {
+	switch {
+	case errors.Is(err, invocation.ErrTimeout):
+		return &timeoutError{functionID: call.FunctionID, waiting: call.Socket() == nil}
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
+		return &timeoutError{functionID: call.FunctionID, waiting: call.Socket() == nil, ctx: true}
+	}
+	var lost *connectionLostError
+	if errors.As(err, &lost) && lost.functionID == "" {
+		return &connectionLostError{functionID: call.FunctionID, cause: lost.cause}
+	}
+	return err
+}
+
+// Call makes an awaited call and decodes its JSON result into Resp.
+func Call[Resp any](ctx context.Context, w *III, functionID string, payload any) (Resp, error) {
+	var resp Resp
+	raw, err := w.Trigger(ctx, TriggerRequest{FunctionID: functionID, Payload: payload})
+	if err != nil || raw == nil {
+		return resp, err
+	}
+	if err := json.Unmarshal(raw, &resp); err != nil {
+		return resp, fmt.Errorf("iii: result of %s does not decode into %T: %w", functionID, resp, err)
+	}
+	return resp, nil
+}
+
+// Enqueue puts a call of functionID on the engine's queue and returns the
+// engine's receipt.
+func (w *III) Enqueue(ctx context.Context, queue, functionID string, payload any) (EnqueueResult, error) {
+	var r EnqueueResult
+	raw, err := w.Trigger(ctx, TriggerRequest{FunctionID: functionID, Payload: payload, Action: Enqueue(queue)})
+	if err != nil {
+		return r, err
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, fmt.Errorf("iii: enqueue receipt: %w", err)
+	}
+	return r, nil
+}
+
+// encodeJSON encodes v for a payload or metadata field. A json.RawMessage
+// (or []byte holding JSON) passes through after a validity check.
+func encodeJSON(v any) (json.RawMessage, error) {
+	switch v := v.(type) {
+	case nil:
+		return json.RawMessage("null"), nil
+	case json.RawMessage:
+		if v == nil {
+			return json.RawMessage("null"), nil
+		}
+		if !json.Valid(v) {
+			return nil, ErrInvalidPayload
+		}
+		return bytes.TrimSpace(v), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPayload, err)
+	}
+	return b, nil
+}
+
+// encodeResult encodes a handler's result; nil means no result.
+func encodeResult(v any) (json.RawMessage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := encodeJSON(v)
+	if err != nil {
+		return nil, &InvocationError{Code: CodeInvocationFailed, Message: "the handler's result cannot be encoded as JSON: " + err.Error(), Err: err}
+	}
+	return b, nil
+}

@@ -1,0 +1,730 @@
+// Package connection is the connection actor of an iii worker: it dials the
+// engine, runs the connection state machine, reconnects with backoff, keeps
+// the socket alive, sends reattach first on every reconnect, and parks the
+// frames of calls made while disconnected until the next connection. The
+// wire codec lives in the subpackage wire.
+package connection
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/gorilla/websocket"
+
+	"github.com/iii-go/iii/actors"
+	"github.com/iii-go/iii/connection/wire"
+)
+
+// State is the state of the connection to the engine.
+type State int32
+
+// The connection states.
+const (
+	Disconnected State = iota // not started, or shut down
+	Connecting                // first connection attempt in progress
+	Connected                 // registered with the engine
+	Reconnecting              // lost the connection; retrying with backoff
+	Failed                    // gave up: retries exhausted or refused for good
+)
+
+func (s State) String() string {
+	switch s {
+	case Disconnected:
+		return "disconnected"
+	case Connecting:
+		return "connecting"
+	case Connected:
+		return "connected"
+	case Reconnecting:
+		return "reconnecting"
+	case Failed:
+		return "failed"
+	}
+	return fmt.Sprintf("State(%d)", int32(s))
+}
+
+// Errors of the connection.
+var (
+	// ErrFailed: the connection gave up (retries exhausted or a fatal refusal).
+	ErrFailed = errors.New("iii: connection to the engine failed")
+	// ErrClosed: the connection was shut down.
+	ErrClosed = errors.New("iii: connection shut down")
+)
+
+// Backoff is the reconnect schedule: the n-th consecutive failed attempt
+// waits min(Initial·Multiplier^n, Max), randomised by ±Jitter. The count
+// resets after every successful connection.
+type Backoff struct {
+	Initial    time.Duration
+	Max        time.Duration
+	Multiplier float64
+	Jitter     float64 // fraction, e.g. 0.3 for ±30 %
+	MaxRetries int     // consecutive failed attempts before Failed; <0 retries forever
+}
+
+// Delay returns the wait before attempt n (0-based), jitter included.
+func (b Backoff) Delay(n int) time.Duration {
+	d := float64(b.Initial)
+	for i := 0; i < n && d < float64(b.Max); i++ {
+		d *= b.Multiplier
+	}
+	d = min(d, float64(b.Max))
+	if b.Jitter > 0 {
+		d *= 1 + b.Jitter*(2*rand.Float64()-1)
+	}
+	return time.Duration(d)
+}
+
+// Router receives what the connection does not handle itself.
+type Router interface {
+	// Frame handles a decoded frame from the engine. It runs on the socket's
+	// read goroutine and must not block for long.
+	Frame(s *Socket, m wire.Message)
+	// Opened is called when a socket is up and reattach is queued; it queues
+	// the replay of registrations and then calls done, from any goroutine.
+	Opened(s *Socket, done func())
+	// Closed is called once per socket when it died or was closed.
+	Closed(s *Socket, err error)
+	// Failed is called when the connection gives up for good or shuts down.
+	Failed(err error)
+}
+
+// Binder is told which socket a frame was queued on (under the connection's
+// lock, before the frame is queued), so that its outcome can be tied to it.
+type Binder interface {
+	Bind(s *Socket)
+}
+
+// Config configures a Conn. Zero durations take the defaults below.
+type Config struct {
+	URL          string
+	Header       http.Header
+	TLSConfig    *tls.Config
+	DialTimeout  time.Duration // default 10 s
+	PingInterval time.Duration // default 20 s
+	IdleTimeout  time.Duration // default 60 s
+	Backoff      Backoff
+	QueueSize    int // outbound frames per socket; default 1024
+	MaxParked    int // frames parked while disconnected; default 10 000
+	// Metadata builds the engine::workers::register frame sent after the replay.
+	Metadata func() wire.Message
+	OnState  func(State)
+	Log      *slog.Logger
+	Router   Router
+}
+
+// Defaults of Config.
+const (
+	DefaultDialTimeout  = 10 * time.Second
+	DefaultPingInterval = 20 * time.Second
+	DefaultIdleTimeout  = 60 * time.Second
+	DefaultQueueSize    = 1024
+	DefaultMaxParked    = 10000
+)
+
+// DefaultBackoff is the reconnect schedule of the official SDKs: 1 s
+// doubling to 30 s with ±30 % jitter, forever.
+var DefaultBackoff = Backoff{Initial: time.Second, Max: 30 * time.Second, Multiplier: 2, Jitter: 0.3, MaxRetries: -1}
+
+// Conn is the handle to the connection actor.
+type Conn struct {
+	cfg  Config
+	sys  *actors.System
+	pid  *actor.PID
+	log  *slog.Logger
+	ctx  context.Context // ends at Close
+	stop context.CancelFunc
+
+	cur atomic.Pointer[Socket] // open for traffic: replay and parked frames sent
+
+	mu      sync.Mutex
+	parked  []parked
+	space   chan struct{} // one token per free parking slot
+	state   State
+	changed chan struct{} // closed and replaced at every state change
+	lastErr error
+
+	notify stateNotifier
+
+	// Owned by the actor (survive its restarts).
+	self       *actor.PID // the actor's own PID, as the actor sees it
+	sock       *Socket    // the socket being opened or open
+	dialing    bool
+	attempt    int
+	everOpened bool
+	gen        uint64 // of the latest dial
+	opened     uint64 // gen of the socket last opened for traffic
+	registered uint64 // gen of the socket last registered by the engine
+	workerID   string
+	token      string
+	retry      *time.Timer
+	closed     bool
+	sockets    sync.WaitGroup
+}
+
+type parked struct {
+	ctx      context.Context
+	deadline time.Time
+	m        wire.Message
+	b        Binder
+}
+
+// New starts the connection actor under sys's supervisor; it dials at once.
+func New(sys *actors.System, cfg Config) (*Conn, error) {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.Backoff.Initial <= 0 {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.MaxParked <= 0 {
+		cfg.MaxParked = DefaultMaxParked
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	c := &Conn{cfg: cfg, sys: sys, log: cfg.Log, ctx: ctx, stop: stop,
+		space: make(chan struct{}, cfg.MaxParked), changed: make(chan struct{})}
+	for range cfg.MaxParked {
+		c.space <- struct{}{}
+	}
+	c.notify.start(cfg.OnState)
+	props := actor.PropsFromProducer(func() actor.Actor { return &connActor{c: c} },
+		actor.WithDispatcher(sys.Dispatcher))
+	pid, err := sys.Spawn("connection", props)
+	if err != nil {
+		stop()
+		c.notify.close()
+		return nil, err
+	}
+	c.pid = pid
+	return c, nil
+}
+
+// State returns the current state.
+func (c *Conn) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// LastError returns the error of the last failed attempt or lost socket.
+func (c *Conn) LastError() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastErr
+}
+
+// Current returns the socket open for traffic, or nil while disconnected.
+func (c *Conn) Current() *Socket { return c.cur.Load() }
+
+// WorkerID returns the id the engine gave this worker on its current (or
+// last) connection.
+func (c *Conn) WorkerID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.workerID
+}
+
+// WaitConnected blocks until the connection is open, it failed, or ctx ends.
+func (c *Conn) WaitConnected(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		st, ch, err := c.state, c.changed, c.lastErr
+		c.mu.Unlock()
+		switch {
+		case st == Connected:
+			return nil
+		case st == Failed:
+			return errors.Join(ErrFailed, err)
+		case c.ctx.Err() != nil:
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Send queues m on the open socket; b, if not nil, is bound to that socket
+// first. While disconnected, m is parked and sent after the next connect's
+// replay, unless ctx has ended or deadline passed by then (a zero deadline
+// means none; a nil ctx never ends). Send blocks while the parking lot or
+// the socket queue is full.
+func (c *Conn) Send(ctx context.Context, m wire.Message, b Binder, deadline time.Time) error {
+	if s := c.cur.Load(); s != nil {
+		if b != nil {
+			b.Bind(s)
+		}
+		return s.Send(ctx, m)
+	}
+	var cdone <-chan struct{}
+	if ctx != nil {
+		cdone = ctx.Done()
+	}
+	select {
+	case <-c.space:
+	case <-cdone:
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+	c.mu.Lock()
+	if s := c.cur.Load(); s != nil { // connected meanwhile
+		c.mu.Unlock()
+		c.space <- struct{}{}
+		if b != nil {
+			b.Bind(s)
+		}
+		return s.Send(ctx, m)
+	}
+	if c.state == Failed || c.closed {
+		err := ErrClosed
+		if c.state == Failed {
+			err = errors.Join(ErrFailed, c.lastErr)
+		}
+		c.mu.Unlock()
+		c.space <- struct{}{}
+		return err
+	}
+	c.parked = append(c.parked, parked{ctx: ctx, deadline: deadline, m: m, b: b})
+	c.mu.Unlock()
+	return nil
+}
+
+// Close shuts the connection down: the socket is closed with a Close frame,
+// parked frames are dropped, and the actor stops reconnecting. It waits for
+// the socket goroutines to exit.
+func (c *Conn) Close() {
+	done := make(chan struct{})
+	c.sys.Send(c.pid, &closeConn{done: done})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		c.log.Warn("iii: connection actor did not confirm shutdown")
+	}
+	c.stop()
+	c.sockets.Wait()
+	c.notify.close()
+}
+
+// Drop kills the current socket without a Close frame, as a network failure
+// would (for fault-injection tests).
+func (c *Conn) Drop() {
+	if s := c.cur.Load(); s != nil {
+		s.Kill(errors.New("iii: connection dropped on request"))
+	}
+}
+
+// Crash makes the connection actor panic, to exercise its supervision (for tests).
+func (c *Conn) Crash() { c.sys.Send(c.pid, &crash{}) }
+
+func (c *Conn) setState(st State, err error) {
+	c.mu.Lock()
+	if err != nil {
+		c.lastErr = err
+	}
+	if c.state == st {
+		c.mu.Unlock()
+		return
+	}
+	c.state = st
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+	c.log.Debug("iii: connection state", "state", st, "err", err)
+	c.notify.push(st)
+}
+
+// open makes s the socket for traffic: parked frames go first (those whose
+// caller gave up are dropped), then the worker metadata; callers that arrive
+// meanwhile wait on the lock and then go straight to s.
+func (c *Conn) open(s *Socket) {
+	c.mu.Lock()
+	now := time.Now()
+	for _, p := range c.parked {
+		c.space <- struct{}{}
+		if (p.ctx != nil && p.ctx.Err() != nil) || (!p.deadline.IsZero() && now.After(p.deadline)) {
+			continue
+		}
+		if p.b != nil {
+			p.b.Bind(s)
+		}
+		if s.Send(c.ctx, p.m) != nil {
+			break // s died; what is left will fail with s's calls
+		}
+	}
+	clear(c.parked)
+	c.parked = c.parked[:0]
+	if c.cfg.Metadata != nil {
+		_ = s.Send(c.ctx, c.cfg.Metadata())
+	}
+	c.cur.Store(s)
+	c.mu.Unlock()
+}
+
+// dropParked discards parked frames (their callers are failed by the router).
+func (c *Conn) dropParked() {
+	c.mu.Lock()
+	for range c.parked {
+		c.space <- struct{}{}
+	}
+	clear(c.parked)
+	c.parked = c.parked[:0]
+	c.mu.Unlock()
+}
+
+// Messages of the connection actor.
+type (
+	dialed struct {
+		s   *Socket
+		err error
+	}
+	replayed     struct{ s *Socket }
+	socketClosed struct {
+		s   *Socket
+		err error
+	}
+	retryNow         struct{}
+	workerRegistered struct {
+		s *Socket
+		m *wire.WorkerRegistered
+	}
+	fatal struct {
+		s   *Socket
+		err error
+	}
+	closeConn struct{ done chan struct{} }
+	crash     struct{}
+)
+
+// connActor is the connection state machine. Its state lives in Conn, so a
+// restart after a failure keeps the reattach credentials and the backoff.
+type connActor struct{ c *Conn }
+
+func (a *connActor) Receive(ctx actor.Context) {
+	c := a.c
+	c.self = ctx.Self()
+	switch m := ctx.Message().(type) {
+	case *actor.Started:
+		if !c.closed && c.sock == nil && !c.dialing {
+			c.dial()
+		}
+	case *actor.Restarting:
+		// A bug of ours got here; drop the socket so that every call tied
+		// to it fails now, and reconnect from a clean slate.
+		if c.sock != nil {
+			c.sock.Kill(errors.New("iii: connection actor restarted"))
+		}
+	case *dialed:
+		c.dialing = false
+		if m.err != nil {
+			c.setState(c.retryState(), m.err)
+			c.log.Warn("iii: cannot connect to the engine", "url", c.cfg.URL, "err", m.err)
+			c.scheduleRetry()
+			return
+		}
+		if c.closed {
+			m.s.Close(ErrClosed)
+			return
+		}
+		c.attempt = 0
+		c.sock = m.s
+		s, pid, sys := m.s, c.self, c.sys
+		c.cfg.Router.Opened(s, func() { sys.Send(pid, &replayed{s: s}) })
+	case *replayed:
+		if m.s != c.sock || !m.s.Alive() {
+			return
+		}
+		c.open(m.s)
+		c.opened = m.s.gen
+		c.everOpened = true
+		c.connectedIfRegistered()
+	case *workerRegistered:
+		// It can arrive before the dialed message of its socket; the
+		// generation says whether it is the latest socket's.
+		if m.s.gen == c.gen {
+			c.mu.Lock()
+			c.workerID, c.token = m.m.WorkerID, m.m.ReattachToken
+			c.mu.Unlock()
+			c.registered = m.s.gen
+			c.connectedIfRegistered()
+		}
+	case *socketClosed:
+		if m.s != c.sock {
+			return
+		}
+		c.sock = nil
+		c.cur.CompareAndSwap(m.s, nil)
+		c.cfg.Router.Closed(m.s, m.err)
+		if c.closed {
+			return
+		}
+		c.log.Warn("iii: lost the connection to the engine; reconnecting", "err", m.err)
+		c.setState(Reconnecting, m.err)
+		c.scheduleRetry()
+	case *fatal:
+		if m.s != c.sock {
+			return
+		}
+		c.fail(m.err)
+		m.s.Close(m.err)
+	case *retryNow:
+		c.retry = nil
+		if !c.closed && c.sock == nil && !c.dialing && c.State() != Failed {
+			c.dial()
+		}
+	case *closeConn:
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		if c.retry != nil {
+			c.retry.Stop()
+		}
+		c.stop()
+		if s := c.sock; s != nil {
+			c.sock = nil
+			c.cur.CompareAndSwap(s, nil)
+			s.Close(ErrClosed)
+			c.cfg.Router.Closed(s, ErrClosed)
+		}
+		c.dropParked()
+		c.cfg.Router.Failed(ErrClosed)
+		c.setState(Disconnected, nil)
+		close(m.done)
+	case *crash:
+		panic("iii: connection actor crash requested")
+	}
+}
+
+// connectedIfRegistered enters Connected once the current socket is open
+// for traffic and the engine has registered it (workerregistered), so that
+// a connected worker always knows its worker id.
+func (c *Conn) connectedIfRegistered() {
+	if c.sock != nil && c.opened == c.sock.gen && c.registered == c.sock.gen {
+		c.setState(Connected, nil)
+	}
+}
+
+func (c *Conn) retryState() State {
+	if c.everOpened {
+		return Reconnecting
+	}
+	return Connecting
+}
+
+func (c *Conn) fail(err error) {
+	c.setState(Failed, err)
+	c.dropParked()
+	c.cfg.Router.Failed(errors.Join(ErrFailed, err))
+}
+
+func (c *Conn) scheduleRetry() {
+	b := c.cfg.Backoff
+	if b.MaxRetries >= 0 && c.attempt >= b.MaxRetries {
+		c.log.Error("iii: giving up on the engine after the configured retries", "retries", b.MaxRetries)
+		c.fail(fmt.Errorf("gave up after %d reconnect attempts: %w", b.MaxRetries, c.LastError()))
+		return
+	}
+	d := b.Delay(c.attempt)
+	c.attempt++
+	sys, pid := c.sys, c.self
+	c.retry = time.AfterFunc(d, func() { sys.Send(pid, &retryNow{}) })
+}
+
+// dial connects in the background and reports to the actor.
+func (c *Conn) dial() {
+	c.dialing = true
+	if !c.everOpened {
+		c.setState(Connecting, nil)
+	} else {
+		c.setState(Reconnecting, nil)
+	}
+	c.gen++
+	gen := c.gen
+	var reattach *wire.Reattach
+	if c.workerID != "" { // credentials of the previous connection, taken now
+		reattach = &wire.Reattach{PreviousWorkerID: c.workerID, ReattachToken: c.token}
+	}
+	sys, pid := c.sys, c.self
+	c.sockets.Add(1)
+	go func() {
+		defer c.sockets.Done()
+		s, err := c.connect(gen, reattach)
+		sys.Send(pid, &dialed{s: s, err: err})
+	}()
+}
+
+// connect dials; reattach, if any, is queued before anything else can be.
+func (c *Conn) connect(gen uint64, reattach *wire.Reattach) (*Socket, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
+	defer cancel()
+	var bc *bufConn
+	d := websocket.Dialer{
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			bc = &bufConn{Conn: nc}
+			return bc, nil
+		},
+		TLSClientConfig:  c.cfg.TLSConfig,
+		HandshakeTimeout: c.cfg.DialTimeout,
+		ReadBufferSize:   64 << 10,
+		WriteBufferSize:  64 << 10,
+	}
+	ws, resp, err := d.DialContext(ctx, c.cfg.URL, c.cfg.Header)
+	if resp != nil && resp.Body != nil {
+		resp.Body.Close()
+	}
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", c.cfg.URL, err, resp.Status)
+		}
+		return nil, fmt.Errorf("dial %s: %w", c.cfg.URL, err)
+	}
+	bc.buffering.Store(true)
+	sys, pid := c.sys, c.self
+	c.sockets.Add(1)
+	s := newSocket(ws, bc, socketConfig{
+		gen: gen, queue: c.cfg.QueueSize, ping: c.cfg.PingInterval, idle: c.cfg.IdleTimeout, log: c.log,
+		onFrame: func(s *Socket, m wire.Message) { c.frame(pid, s, m) },
+		onClose: func(s *Socket, err error) {
+			sys.Send(pid, &socketClosed{s: s, err: err})
+		},
+	})
+	go func() { // account for the socket's goroutines in Close
+		s.Wait()
+		c.sockets.Done()
+	}()
+	if reattach != nil {
+		_ = s.Send(c.ctx, reattach)
+	}
+	return s, nil
+}
+
+// frame handles the connection-level frames and routes the rest.
+func (c *Conn) frame(self *actor.PID, s *Socket, m wire.Message) {
+	switch m := m.(type) {
+	case *wire.Ping:
+		_ = s.TrySend(&wire.Pong{})
+	case *wire.Pong:
+	case *wire.WorkerRegistered:
+		c.sys.Send(self, &workerRegistered{s: s, m: m})
+	case *wire.ErrorFrame:
+		c.log.Error("iii: the engine refused the connection", "code", m.Error.Code, "message", m.Error.Message)
+		c.mu.Lock()
+		c.lastErr = &RefusedError{Code: m.Error.Code, Message: m.Error.Message}
+		c.mu.Unlock()
+	case *wire.RegistrationRejected:
+		if m.Code == wire.WorkerNamespaceConflict {
+			err := &RefusedError{Code: m.Code, Message: fmt.Sprintf(
+				"worker name %q is already in use in namespace %q by worker %s", m.WorkerName, m.Namespace, m.OwnerWorkerID)}
+			c.log.Error("iii: the engine refused this worker for good", "err", err)
+			c.sys.Send(self, &fatal{s: s, err: err})
+			return
+		}
+		c.cfg.Router.Frame(s, m)
+	default:
+		c.cfg.Router.Frame(s, m)
+	}
+}
+
+// RefusedError is a refusal by the engine: an auth failure (code
+// AUTH_ERROR) or a registration rejected for good.
+type RefusedError struct {
+	Code    string
+	Message string
+}
+
+func (e *RefusedError) Error() string { return "iii: engine refused: " + e.Code + ": " + e.Message }
+
+// stateNotifier calls OnState for each change, in order, on its own goroutine.
+type stateNotifier struct {
+	mu     sync.Mutex
+	queue  []State
+	wake   chan struct{}
+	done   chan struct{}
+	closed bool
+	fn     func(State)
+}
+
+func (n *stateNotifier) start(fn func(State)) {
+	n.fn = fn
+	if fn == nil {
+		return
+	}
+	n.wake = make(chan struct{}, 1)
+	n.done = make(chan struct{})
+	go func() {
+		defer close(n.done)
+		for range n.wake {
+			for {
+				n.mu.Lock()
+				if len(n.queue) == 0 {
+					n.mu.Unlock()
+					break
+				}
+				st := n.queue[0]
+				n.queue = n.queue[1:]
+				n.mu.Unlock()
+				n.fn(st)
+			}
+		}
+	}()
+}
+
+func (n *stateNotifier) push(st State) {
+	if n.fn == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return
+	}
+	n.queue = append(n.queue, st)
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close delivers what is queued and stops the goroutine.
+func (n *stateNotifier) close() {
+	if n.fn == nil {
+		return
+	}
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return
+	}
+	n.closed = true
+	close(n.wake)
+	n.mu.Unlock()
+	<-n.done
+}

@@ -1,0 +1,383 @@
+package connection
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/iii-go/iii/connection/wire"
+)
+
+// Socket errors.
+var (
+	// ErrSocketClosed: the socket died or was closed before the frame was queued.
+	ErrSocketClosed = errors.New("iii: connection closed")
+	// ErrIdleTimeout: nothing arrived for the idle timeout (a half-open socket).
+	ErrIdleTimeout = errors.New("iii: no frame from the engine within the idle timeout")
+)
+
+// maxBatch bounds how many queued frames the writer coalesces before it
+// flushes, so that one busy producer cannot starve the socket of flushes.
+const maxBatch = 256
+
+// Socket is one WebSocket to the engine: one reader goroutine, one writer
+// goroutine draining a bounded queue. Frames queued together are written
+// with one syscall. A Socket never reconnects; the connection actor makes a
+// new one. Its methods are safe for concurrent use.
+type Socket struct {
+	gen      uint64
+	ws       *websocket.Conn
+	bc       *bufConn
+	out      chan wire.Message
+	done     chan struct{}
+	closeMu  sync.Mutex
+	err      error
+	lastRead atomic.Int64
+	onFrame  func(*Socket, wire.Message)
+	onClose  func(*Socket, error)
+	log      *slog.Logger
+	ping     time.Duration
+	idle     time.Duration
+	wg       sync.WaitGroup
+}
+
+// Gen is the socket's generation: 1 for the first connection, then +1 per reconnect.
+func (s *Socket) Gen() uint64 { return s.gen }
+
+// Done is closed once the socket is dead.
+func (s *Socket) Done() <-chan struct{} { return s.done }
+
+// Err returns why the socket died, or nil while it lives.
+func (s *Socket) Err() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	return s.err
+}
+
+// Alive reports whether the socket can still send.
+func (s *Socket) Alive() bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Send queues m for writing. It blocks while the queue is full, until ctx
+// ends or the socket dies. A nil ctx never ends.
+func (s *Socket) Send(ctx context.Context, m wire.Message) error {
+	select {
+	case s.out <- m:
+		return nil
+	case <-s.done:
+		return ErrSocketClosed
+	default:
+	}
+	var cdone <-chan struct{}
+	if ctx != nil {
+		cdone = ctx.Done()
+	}
+	select {
+	case s.out <- m:
+		return nil
+	case <-s.done:
+		return ErrSocketClosed
+	case <-cdone:
+		return ctx.Err()
+	}
+}
+
+// TrySend queues m unless the queue is full or the socket is dead.
+func (s *Socket) TrySend(m wire.Message) bool {
+	select {
+	case <-s.done:
+		return false
+	default:
+	}
+	select {
+	case s.out <- m:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeMarker, queued behind the frames waiting to be written, makes the
+// writer close the socket once they are out.
+type closeMarker struct{ err error }
+
+func (*closeMarker) Kind() wire.Kind              { return wire.KindInvalid }
+func (*closeMarker) AppendJSON(dst []byte) []byte { return dst }
+
+// closeGrace bounds how long Close waits for queued frames to be written.
+const closeGrace = time.Second
+
+// Close closes the socket gracefully: the frames already queued are
+// written (for at most a second), then a normal Close frame.
+func (s *Socket) Close(err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeGrace)
+	defer cancel()
+	if s.Send(ctx, &closeMarker{err: err}) == nil {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+		}
+	}
+	s.closeNow(err)
+}
+
+// closeNow sends a Close frame and closes the connection.
+func (s *Socket) closeNow(err error) {
+	if s.setErr(err) {
+		_ = s.ws.WriteControl(websocket.CloseMessage,
+			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		_ = s.bc.Flush()
+		_ = s.ws.Close()
+	}
+}
+
+// Kill closes the TCP connection without a Close frame.
+func (s *Socket) Kill(err error) {
+	if s.setErr(err) {
+		_ = s.ws.Close()
+	}
+}
+
+// setErr records the first cause of death and closes done.
+func (s *Socket) setErr(err error) bool {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.err != nil {
+		return false
+	}
+	if err == nil {
+		err = ErrSocketClosed
+	}
+	s.err = err
+	close(s.done)
+	return true
+}
+
+// Wait blocks until both goroutines of the socket have exited.
+func (s *Socket) Wait() { s.wg.Wait() }
+
+type socketConfig struct {
+	gen     uint64
+	queue   int
+	ping    time.Duration
+	idle    time.Duration
+	log     *slog.Logger
+	onFrame func(*Socket, wire.Message)
+	onClose func(*Socket, error)
+}
+
+func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
+	s := &Socket{
+		gen: cfg.gen, ws: ws, bc: bc,
+		out:     make(chan wire.Message, cfg.queue),
+		done:    make(chan struct{}),
+		onFrame: cfg.onFrame, onClose: cfg.onClose, log: cfg.log,
+		ping: cfg.ping, idle: cfg.idle,
+	}
+	s.lastRead.Store(time.Now().UnixNano())
+	ws.SetReadLimit(-1) // the engine bounds what it sends; a frame it sent is never refused
+	ws.SetPingHandler(func(data string) error {
+		s.lastRead.Store(time.Now().UnixNano())
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		if err == nil {
+			err = bc.Flush()
+		}
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			return err
+		}
+		return nil
+	})
+	ws.SetPongHandler(func(string) error {
+		s.lastRead.Store(time.Now().UnixNano())
+		return nil
+	})
+	s.wg.Add(2)
+	go s.readLoop()
+	go s.writeLoop()
+	return s
+}
+
+func (s *Socket) readLoop() {
+	defer s.wg.Done()
+	var buf []byte
+	for {
+		mt, r, err := s.ws.NextReader()
+		if err != nil {
+			s.Kill(err)
+			break
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+		buf, err = readAll(r, buf[:0])
+		if err != nil {
+			s.Kill(err)
+			break
+		}
+		if len(buf) == 0 {
+			continue
+		}
+		if mt == websocket.BinaryMessage {
+			if k, _ := wire.SplitTelemetry(buf); k != wire.TelemetryNone {
+				continue // the engine never sends telemetry to workers
+			}
+		}
+		// The message aliases the frame and travels on (to a handler, to a
+		// waiting caller), so it gets a buffer of its own.
+		frame := make([]byte, len(buf))
+		copy(frame, buf)
+		m, err := wire.Decode(frame)
+		if err != nil {
+			s.log.Warn("iii: dropping a frame that does not decode", "err", err)
+			continue
+		}
+		s.onFrame(s, m)
+	}
+	s.onClose(s, s.Err())
+}
+
+// readAll reads r to the end into buf, growing it as needed.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+func (s *Socket) writeLoop() {
+	defer s.wg.Done()
+	tick := time.NewTicker(s.ping)
+	defer tick.Stop()
+	var buf []byte
+	var closing *closeMarker
+	write := func(m wire.Message) error {
+		if c, ok := m.(*closeMarker); ok {
+			closing = c
+			return nil
+		}
+		buf = m.AppendJSON(buf[:0])
+		return s.ws.WriteMessage(websocket.TextMessage, buf)
+	}
+	for {
+		select {
+		case m := <-s.out:
+			s.bc.setDeadline(s.idle)
+			err := write(m)
+			for n := 1; err == nil && closing == nil && n < maxBatch; n++ {
+				select {
+				case m = <-s.out:
+					err = write(m)
+					continue
+				default:
+				}
+				break
+			}
+			if err == nil {
+				err = s.bc.Flush()
+			}
+			if cap(buf) > 1<<20 {
+				buf = nil // do not pin a large frame's buffer
+			}
+			if err != nil {
+				s.Kill(err)
+				return
+			}
+			if closing != nil {
+				s.closeNow(closing.err)
+				return
+			}
+		case now := <-tick.C:
+			if now.Sub(time.Unix(0, s.lastRead.Load())) > s.idle {
+				s.log.Warn("iii: no frame from the engine within the idle timeout; dropping the connection", "idle", s.idle)
+				s.Kill(ErrIdleTimeout)
+				return
+			}
+			s.bc.setDeadline(s.idle)
+			err := s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.idle))
+			if err == nil {
+				err = s.bc.Flush()
+			}
+			if err != nil {
+				s.Kill(err)
+				return
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// bufConn is the net.Conn under the WebSocket. Once buffering is switched
+// on (after the handshake), writes accumulate until Flush, so that frames
+// queued together leave in one syscall. gorilla/websocket serialises its own
+// writes; the mutex orders them with Flush.
+type bufConn struct {
+	net.Conn
+	mu        sync.Mutex
+	buf       []byte
+	buffering atomic.Bool
+}
+
+// flushAt is the buffered size at which a write flushes by itself.
+const flushAt = 64 << 10
+
+func (c *bufConn) Write(p []byte) (int, error) {
+	if !c.buffering.Load() {
+		return c.Conn.Write(p)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.buf)+len(p) > flushAt && len(c.buf) > 0 {
+		if err := c.flushLocked(); err != nil {
+			return 0, err
+		}
+	}
+	if len(p) >= flushAt {
+		return c.Conn.Write(p)
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
+}
+
+// Flush writes what is buffered.
+func (c *bufConn) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushLocked()
+}
+
+func (c *bufConn) flushLocked() error {
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	if cap(c.buf) > 4*flushAt {
+		c.buf = nil
+	} else {
+		c.buf = c.buf[:0]
+	}
+	return err
+}
+
+// setDeadline bounds the next writes: a peer that stops reading for d is dead.
+func (c *bufConn) setDeadline(d time.Duration) { _ = c.Conn.SetWriteDeadline(time.Now().Add(d)) }

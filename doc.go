@@ -1,0 +1,24 @@
+// Package iii is the Go SDK for the iii engine: it makes a Go process an
+// iii worker. A worker opens one WebSocket to the engine, registers
+// functions, trigger types and triggers, answers the invocations the engine
+// sends it, and invokes other workers' functions (awaited, fire-and-forget,
+// or through a queue).
+//
+//	w := iii.RegisterWorker("ws://localhost:49134", iii.InitOptions{})
+//	defer w.Shutdown()
+//	iii.RegisterFunction(w, "greet::hello", func(ctx context.Context, name string) (string, error) {
+//		return "hello, " + name, nil
+//	})
+//	msg, err := iii.Call[string](ctx, w, "greet::hello", "world")
+//
+// Inside, a worker is a small actor system (protoactor-go): a connection
+// actor (dial, reconnect with backoff, keepalive, reattach), a registry
+// actor (registrations, replayed exactly once per connection in protocol
+// order), and a pool of invocation actors, each owning one inbound
+// invocation from dispatch to reply, all under one supervisor. The facade
+// in this package turns calls into messages to them and waits on replies
+// together with the caller's context.
+//
+// Package test/iiitest provides an in-process engine double for tests, the
+// way net/http/httptest provides a server.
+package iii

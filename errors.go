@@ -1,0 +1,159 @@
+package iii
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/iii-go/iii/connection"
+	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/invocation"
+	"github.com/iii-go/iii/registry"
+)
+
+// Sentinel errors. Compare with errors.Is.
+var (
+	// ErrNotConnected: the call could not reach the engine because the worker
+	// was not connected for as long as the call was allowed to wait.
+	ErrNotConnected = errors.New("iii: not connected to the engine")
+	// ErrTimeout: the call's timeout elapsed before its result arrived. A
+	// context deadline also matches it (and context.DeadlineExceeded).
+	ErrTimeout = invocation.ErrTimeout
+	// ErrShutdown: the worker was shut down.
+	ErrShutdown = errors.New("iii: worker shut down")
+	// ErrConnectionLost: the socket the call was sent on died before its
+	// result came. The engine can never answer it, and the call may or may
+	// not have run.
+	ErrConnectionLost = errors.New("iii: connection lost while the call was in flight; it may or may not have run")
+	// ErrConnectionFailed: the connection gave up (retries exhausted, or the
+	// engine refused this worker for good).
+	ErrConnectionFailed = connection.ErrFailed
+	// ErrDuplicate: the id is registered already by this worker.
+	ErrDuplicate = registry.ErrDuplicate
+	// ErrNotRegistered: the id is not registered by this worker.
+	ErrNotRegistered = registry.ErrNotFound
+	// ErrInvalidID: an id is empty.
+	ErrInvalidID = errors.New("iii: invalid id")
+	// ErrInvalidPayload: a payload, result or metadata is not valid JSON or
+	// cannot be encoded as JSON.
+	ErrInvalidPayload = errors.New("iii: invalid JSON payload")
+	// ErrDraining: the worker is draining and takes no new work.
+	ErrDraining = errors.New("iii: worker is draining")
+)
+
+// Error codes that travel in ErrorBody.Code. The engine's own codes are
+// passed through unchanged; see the protocol specification for all of them.
+const (
+	CodeFunctionNotFound          = "function_not_found"          // no such function (engine or worker)
+	CodeFunctionNotInvokable      = "function_not_invokable"      // HTTP-invoked function dispatched to a worker
+	CodeInvocationFailed          = "invocation_failed"           // the handler returned an error or panicked
+	CodeInvocationStopped         = "invocation_stopped"          // the handler's connection closed before it replied
+	CodeInvalidRequest            = "invalid_request"             // the payload does not decode into the handler's type
+	CodeTriggerTypeNotFound       = "trigger_type_not_found"      // a binding for a type this worker does not provide
+	CodeTriggerRegistrationFailed = "trigger_registration_failed" // a provider refused a binding
+	CodeEnqueueError              = "enqueue_error"               // the queue provider is missing or failed
+	CodeForbidden                 = "FORBIDDEN"                   // RBAC denial
+	CodeChannelSendFailed         = "channel_send_failed"         // the handler's connection was closing at dispatch
+	CodeDeserializationError      = "deserialization_error"       // a builtin's input did not match its schema
+	CodeNotFound                  = "NOT_FOUND"                   // introspection: no such item
+	CodeInvalidArguments          = "INVALID_ARGUMENTS"           // introspection: bad arguments
+)
+
+// ErrorBody is the error object of the protocol.
+type ErrorBody struct {
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	Stacktrace string `json:"stacktrace,omitempty"`
+}
+
+// RemoteError is a call that the engine or the handling worker answered with
+// an error. Use errors.As to read it.
+type RemoteError struct {
+	FunctionID string
+	ErrorBody
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("iii: %s: %s: %s", e.FunctionID, e.Code, e.Message)
+}
+
+// Is makes a *RemoteError match a *RemoteError target with the same Code
+// (and, if the target names one, the same FunctionID), so that
+// errors.Is(err, &iii.RemoteError{ErrorBody: iii.ErrorBody{Code: iii.CodeFunctionNotFound}})
+// works.
+func (e *RemoteError) Is(target error) bool {
+	t, ok := target.(*RemoteError)
+	return ok && t.Code == e.Code && (t.FunctionID == "" || t.FunctionID == e.FunctionID)
+}
+
+// ErrorCode returns the protocol error code carried by err (a *RemoteError or
+// an *InvocationError anywhere in its chain), or "".
+func ErrorCode(err error) string {
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	var ie *InvocationError
+	if errors.As(err, &ie) {
+		return ie.Code
+	}
+	return ""
+}
+
+// InvocationError is an error a handler returns to choose the code, message
+// and stack trace of its error reply. Any other error is reported with code
+// invocation_failed and the error's text.
+type InvocationError struct {
+	Code       string
+	Message    string
+	Stacktrace string
+	Err        error // optional cause, for errors.Is/As on the handler's side
+}
+
+// NewInvocationError returns an InvocationError with a code and message.
+func NewInvocationError(code, message string) *InvocationError {
+	return &InvocationError{Code: code, Message: message}
+}
+
+func (e *InvocationError) Error() string { return e.Code + ": " + e.Message }
+
+// Unwrap returns the cause.
+func (e *InvocationError) Unwrap() error { return e.Err }
+
+// timeoutError is a call that ran out of time: it matches ErrTimeout and,
+// when a context deadline was the cause, context.DeadlineExceeded.
+type timeoutError struct {
+	functionID string
+	waiting    bool // never sent: the worker was not connected
+	ctx        bool
+}
+
+func (e *timeoutError) Error() string {
+	if e.waiting {
+		return fmt.Sprintf("iii: call to %s timed out waiting for a connection to the engine", e.functionID)
+	}
+	return fmt.Sprintf("iii: call to %s timed out", e.functionID)
+}
+
+func (e *timeoutError) Is(target error) bool {
+	return target == ErrTimeout || (e.ctx && target == context.DeadlineExceeded) || (e.waiting && target == ErrNotConnected)
+}
+
+// connectionLostError wraps ErrConnectionLost with the socket's cause.
+type connectionLostError struct {
+	functionID string
+	cause      error
+}
+
+func (e *connectionLostError) Error() string {
+	if e.functionID == "" {
+		return ErrConnectionLost.Error() + ": " + fmt.Sprint(e.cause)
+	}
+	return fmt.Sprintf("iii: call to %s: connection lost while it was in flight; it may or may not have run: %v", e.functionID, e.cause)
+}
+
+func (e *connectionLostError) Unwrap() []error { return []error{ErrConnectionLost, e.cause} }
+
+func remoteError(functionID string, b *wire.ErrorBody) *RemoteError {
+	return &RemoteError{FunctionID: functionID, ErrorBody: ErrorBody{Code: b.Code, Message: b.Message, Stacktrace: b.Stacktrace}}
+}

@@ -1,0 +1,215 @@
+package iii
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"runtime/debug"
+
+	"github.com/invopop/jsonschema"
+
+	"github.com/iii-go/iii/connection"
+	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/invocation"
+)
+
+// Invocation describes the invocation a handler is serving; read it from
+// the handler's context with InvocationFromContext.
+type Invocation struct {
+	// ID is the engine's invocation id.
+	ID string
+	// FunctionID is the function being invoked.
+	FunctionID string
+	// Metadata is the per-invocation metadata the caller (or the trigger
+	// binding) attached, or nil.
+	Metadata json.RawMessage
+	// Traceparent and Baggage are the W3C trace context of the call.
+	Traceparent string
+	Baggage     string
+	// Payload is the raw payload. When a worker made the call, the engine
+	// added the caller's worker id to it as "_caller_worker_id".
+	Payload json.RawMessage
+}
+
+// CallerWorkerID returns the id of the worker that made the call, as the
+// engine injected it into the payload, or "" (e.g. for trigger fires).
+func (i *Invocation) CallerWorkerID() string {
+	var p struct {
+		ID string `json:"_caller_worker_id"`
+	}
+	if len(i.Payload) == 0 || i.Payload[0] != '{' || json.Unmarshal(i.Payload, &p) != nil {
+		return ""
+	}
+	return p.ID
+}
+
+// invocationContext is a handler's context: the worker's context (cancelled
+// by Shutdown) plus the invocation, in one allocation.
+type invocationContext struct {
+	context.Context
+	inv Invocation
+}
+
+type invocationKey struct{}
+
+func (c *invocationContext) Value(key any) any {
+	if key == (invocationKey{}) {
+		return &c.inv
+	}
+	return c.Context.Value(key)
+}
+
+// InvocationFromContext returns the invocation a handler's context belongs to.
+func InvocationFromContext(ctx context.Context) (*Invocation, bool) {
+	inv := invocationFrom(ctx)
+	return inv, inv != nil
+}
+
+func invocationFrom(ctx context.Context) *Invocation {
+	if ctx == nil {
+		return nil
+	}
+	inv, _ := ctx.Value(invocationKey{}).(*Invocation)
+	return inv
+}
+
+// MetadataFromContext returns the per-invocation metadata of a handler's
+// context, or nil.
+func MetadataFromContext(ctx context.Context) json.RawMessage {
+	if inv := invocationFrom(ctx); inv != nil {
+		return inv.Metadata
+	}
+	return nil
+}
+
+// execute runs one inbound invocation on its invocation actor and replies
+// once, on the socket it came from.
+func (w *III) execute(t *invocation.Task) {
+	m := t.Msg
+	res := &wire.InvocationResult{InvocationID: m.InvocationID, FunctionID: m.FunctionID,
+		Traceparent: m.Traceparent, Baggage: m.Baggage}
+	f := w.reg.Lookup(m.FunctionID)
+	switch {
+	case f == nil:
+		msg := fmt.Sprintf("function %s is not registered on this worker", m.FunctionID)
+		if w.draining.Load() {
+			msg = fmt.Sprintf("function %s: this worker is draining", m.FunctionID)
+		}
+		res.Error = &wire.ErrorBody{Code: CodeFunctionNotFound, Message: msg}
+	case f.Handler == nil:
+		res.Error = &wire.ErrorBody{Code: CodeFunctionNotInvokable, Message: fmt.Sprintf("function %s is invoked over HTTP by the engine", m.FunctionID)}
+	default:
+		ctx := &invocationContext{Context: w.ctx, inv: Invocation{ID: m.InvocationID.String(), FunctionID: m.FunctionID,
+			Metadata: m.Metadata, Traceparent: m.Traceparent, Baggage: m.Baggage, Payload: m.Data}}
+		if wire.IsNull(ctx.inv.Metadata) {
+			ctx.inv.Metadata = nil
+		}
+		out, err := callHandler(f.Handler, ctx, m)
+		if err != nil {
+			res.Error = errorBody(err)
+			w.log.Debug("iii: handler returned an error", "function", m.FunctionID, "code", res.Error.Code, "err", err)
+		} else {
+			res.Result = out
+		}
+	}
+	if !m.HasInvocationID {
+		return // the engine always sets one; without it nobody waits
+	}
+	// Never sent on a later socket: the engine stopped this invocation when
+	// its socket died.
+	if err := t.Sock.Send(nil, res); err != nil && !errors.Is(err, connection.ErrSocketClosed) {
+		w.log.Warn("iii: cannot send an invocation result", "function", m.FunctionID, "err", err)
+	}
+}
+
+// panicError is a recovered handler panic.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (p *panicError) Error() string { return fmt.Sprintf("panic: %v", p.value) }
+
+// callHandler runs h, turning a panic into an error with its stack trace.
+func callHandler(h func(context.Context, *wire.InvokeFunction) (json.RawMessage, error), ctx context.Context, m *wire.InvokeFunction) (out json.RawMessage, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{value: v, stack: debug.Stack()}
+		}
+	}()
+	return h(ctx, m)
+}
+
+// errorBody turns a handler's error into the error of its reply: an
+// *InvocationError or a *RemoteError (from a call the handler made) keeps
+// its code; anything else is invocation_failed.
+func errorBody(err error) *wire.ErrorBody {
+	var ie *InvocationError
+	if errors.As(err, &ie) {
+		code := ie.Code
+		if code == "" {
+			code = CodeInvocationFailed
+		}
+		return &wire.ErrorBody{Code: code, Message: ie.Message, Stacktrace: ie.Stacktrace}
+	}
+	var re *RemoteError
+	if errors.As(err, &re) {
+		return &wire.ErrorBody{Code: re.Code, Message: re.Message, Stacktrace: re.Stacktrace}
+	}
+	var pe *panicError
+	if errors.As(err, &pe) {
+		return &wire.ErrorBody{Code: CodeInvocationFailed, Message: pe.Error(), Stacktrace: string(pe.stack)}
+	}
+	return &wire.ErrorBody{Code: CodeInvocationFailed, Message: err.Error()}
+}
+
+// router takes what the connection does not handle itself.
+type router struct{ w *III }
+
+func (r router) Frame(s *connection.Socket, m wire.Message) {
+	w := r.w
+	switch m := m.(type) {
+	case *wire.InvokeFunction:
+		w.inbound.Dispatch(&invocation.Task{Sock: s, Msg: m})
+	case *wire.InvocationResult:
+		if !w.pending.Complete(m) {
+			w.log.Debug("iii: ignoring a result for an unknown invocation", "id", m.InvocationID, "function", m.FunctionID)
+		}
+	case *wire.RegisterTrigger, *wire.UnregisterTrigger, *wire.TriggerRegistrationResult, *wire.RegistrationRejected:
+		w.reg.EngineFrame(s, m)
+	default:
+		w.log.Debug("iii: ignoring a frame", "type", m.Kind())
+	}
+}
+
+func (r router) Opened(s *connection.Socket, done func()) { r.w.reg.Replay(s, done) }
+
+func (r router) Closed(s *connection.Socket, err error) {
+	r.w.pending.FailSocket(s, &connectionLostError{cause: err})
+	r.w.reg.SocketClosed(s)
+}
+
+func (r router) Failed(err error) {
+	if errors.Is(err, connection.ErrClosed) {
+		err = ErrShutdown
+	}
+	r.w.pending.FailAll(err, false)
+}
+
+// schemaOf derives the JSON Schema of T, or nil for types that say nothing
+// (interfaces and raw JSON).
+func schemaOf[T any]() json.RawMessage {
+	t := reflect.TypeFor[T]()
+	if t.Kind() == reflect.Interface || t == reflect.TypeFor[json.RawMessage]() {
+		return nil
+	}
+	r := jsonschema.Reflector{DoNotReference: true, ExpandedStruct: true}
+	s := r.ReflectFromType(t)
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,236 @@
+package iii
+
+import (
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/iii-go/iii/connection"
+)
+
+// Version is the version of this SDK, reported to the engine.
+const Version = "0.1.0"
+
+// DefaultEngineURL is the engine's default worker endpoint.
+const DefaultEngineURL = "ws://localhost:49134"
+
+// Defaults of InitOptions.
+const (
+	DefaultInvocationTimeout        = 30 * time.Second
+	DefaultMaxConcurrentInvocations = 1024
+	DefaultMaxQueuedInvocations     = 65536
+	DefaultDialTimeout              = connection.DefaultDialTimeout
+	DefaultPingInterval             = connection.DefaultPingInterval
+	DefaultIdleTimeout              = connection.DefaultIdleTimeout
+)
+
+// ConnectionState is the state of a worker's connection to the engine.
+type ConnectionState = connection.State
+
+// The connection states.
+const (
+	Disconnected = connection.Disconnected // not started, or shut down
+	Connecting   = connection.Connecting   // first connection attempt in progress
+	Connected    = connection.Connected    // connected and registered
+	Reconnecting = connection.Reconnecting // lost the connection; retrying with backoff
+	Failed       = connection.Failed       // gave up; see InitOptions.Reconnect
+)
+
+// InitOptions configures a worker. The zero value works.
+type InitOptions struct {
+	// Metadata describes the worker to the engine (engine::workers::list).
+	// Unset fields take defaults: Name from $III_WORKER_NAME or
+	// hostname:pid, Isolation from $III_ISOLATION, Runtime "go", and so on.
+	Metadata *WorkerMetadata
+	// Headers are sent with the WebSocket handshake (e.g. credentials for
+	// the engine's auth function).
+	Headers http.Header
+	// TLSConfig is used for wss:// addresses.
+	TLSConfig *tls.Config
+	// Reconnect is the reconnect schedule; nil means 1 s doubling to 30 s,
+	// ±30 % jitter, forever.
+	Reconnect *ReconnectConfig
+	// InvocationTimeout bounds each awaited call unless the call sets its
+	// own; default 30 s.
+	InvocationTimeout time.Duration
+	// DialTimeout bounds each connection attempt; default 10 s.
+	DialTimeout time.Duration
+	// PingInterval is the WebSocket keepalive ping interval; default 20 s.
+	PingInterval time.Duration
+	// IdleTimeout drops a connection on which nothing arrived for this long
+	// (a half-open socket) and reconnects; default 60 s.
+	IdleTimeout time.Duration
+	// MaxConcurrentInvocations bounds the handlers running at once; default 1024.
+	MaxConcurrentInvocations int
+	// MaxQueuedInvocations bounds the invocations waiting for a free handler
+	// slot; beyond it the worker stops reading from the engine until one
+	// frees up. Default 65536.
+	MaxQueuedInvocations int
+	// Logger receives the SDK's logs; nil discards them.
+	Logger *slog.Logger
+	// OnStateChange is called, in order and on a goroutine of its own, at
+	// every change of the connection state.
+	OnStateChange func(ConnectionState)
+}
+
+// ReconnectConfig is the reconnect schedule: the n-th consecutive failed
+// attempt waits min(InitialDelay·Multiplier^n, MaxDelay), randomised by
+// ±Jitter. The count resets after every successful connection.
+type ReconnectConfig struct {
+	InitialDelay time.Duration // default 1 s
+	MaxDelay     time.Duration // default 30 s
+	Multiplier   float64       // default 2
+	Jitter       float64       // fraction; default 0.3; negative for none
+	// MaxRetries is the number of consecutive failed attempts after which
+	// the worker gives up (state Failed); 0 retries forever.
+	MaxRetries int
+}
+
+func (r *ReconnectConfig) backoff() connection.Backoff {
+	b := connection.DefaultBackoff
+	if r == nil {
+		return b
+	}
+	if r.InitialDelay > 0 {
+		b.Initial = r.InitialDelay
+	}
+	if r.MaxDelay > 0 {
+		b.Max = r.MaxDelay
+	}
+	if r.Multiplier > 0 {
+		b.Multiplier = r.Multiplier
+	}
+	if r.Jitter != 0 {
+		b.Jitter = max(r.Jitter, 0)
+	}
+	if r.MaxRetries > 0 {
+		b.MaxRetries = r.MaxRetries
+	}
+	return b
+}
+
+// WorkerMetadata describes a worker, as sent to engine::workers::register.
+type WorkerMetadata struct {
+	Runtime     string           `json:"runtime"`
+	Version     string           `json:"version"`
+	Name        string           `json:"name"`
+	Description string           `json:"description,omitempty"`
+	OS          string           `json:"os"`
+	PID         int              `json:"pid"`
+	Isolation   *string          `json:"isolation"`
+	Telemetry   *WorkerTelemetry `json:"telemetry,omitempty"`
+}
+
+// WorkerTelemetry is the telemetry part of WorkerMetadata.
+type WorkerTelemetry struct {
+	Language    string `json:"language,omitempty"`
+	ProjectName string `json:"project_name,omitempty"`
+	Framework   string `json:"framework,omitempty"`
+}
+
+// metadataWithDefaults fills the unset fields of m.
+func metadataWithDefaults(m *WorkerMetadata) WorkerMetadata {
+	var out WorkerMetadata
+	if m != nil {
+		out = *m
+	}
+	if out.Runtime == "" {
+		out.Runtime = "go"
+	}
+	if out.Version == "" {
+		out.Version = Version
+	}
+	if out.Name == "" {
+		out.Name = os.Getenv("III_WORKER_NAME")
+	}
+	if out.Name == "" {
+		host, _ := os.Hostname()
+		out.Name = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if out.OS == "" {
+		out.OS = osDescription()
+	}
+	if out.PID == 0 {
+		out.PID = os.Getpid()
+	}
+	if out.Isolation == nil {
+		if v, ok := os.LookupEnv("III_ISOLATION"); ok {
+			out.Isolation = &v
+		}
+	}
+	if out.Telemetry == nil {
+		out.Telemetry = &WorkerTelemetry{}
+	}
+	if out.Telemetry.Framework == "" {
+		out.Telemetry.Framework = "iii-go"
+	}
+	if out.Telemetry.Language == "" {
+		out.Telemetry.Language = language()
+	}
+	if out.Telemetry.ProjectName == "" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			out.Telemetry.ProjectName = bi.Main.Path
+		}
+	}
+	return out
+}
+
+// osDescription is like the Node SDK's "linux 6.8.0 (x64)".
+func osDescription() string {
+	rel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	if r := strings.TrimSpace(string(rel)); r != "" {
+		return fmt.Sprintf("%s %s (%s)", runtime.GOOS, r, runtime.GOARCH)
+	}
+	return fmt.Sprintf("%s (%s)", runtime.GOOS, runtime.GOARCH)
+}
+
+// language returns the locale from LC_ALL or LANG as a BCP 47 tag ("en-US").
+func language() string {
+	for _, k := range []string{"LC_ALL", "LANG"} {
+		v := os.Getenv(k)
+		if v == "" || v == "C" || v == "POSIX" {
+			continue
+		}
+		v, _, _ = strings.Cut(v, ".")
+		return strings.ReplaceAll(v, "_", "-")
+	}
+	return ""
+}
+
+// FunctionOption configures a function registration.
+type FunctionOption func(*functionConfig)
+
+type functionConfig struct {
+	description    string
+	metadata       any
+	requestSchema  json.RawMessage
+	responseSchema json.RawMessage
+	noSchemas      bool
+}
+
+// WithDescription sets the function's description, shown in introspection.
+func WithDescription(d string) FunctionOption { return func(c *functionConfig) { c.description = d } }
+
+// WithFunctionMetadata attaches metadata to the function (any JSON value;
+// by convention an object). {"internal": true} hides it from listings.
+func WithFunctionMetadata(m any) FunctionOption { return func(c *functionConfig) { c.metadata = m } }
+
+// WithRequestSchema replaces the request schema derived from the Go type.
+func WithRequestSchema(s json.RawMessage) FunctionOption {
+	return func(c *functionConfig) { c.requestSchema = s }
+}
+
+// WithResponseSchema replaces the response schema derived from the Go type.
+func WithResponseSchema(s json.RawMessage) FunctionOption {
+	return func(c *functionConfig) { c.responseSchema = s }
+}
+
+// WithoutSchemas sends no request or response schema.
+func WithoutSchemas() FunctionOption { return func(c *functionConfig) { c.noSchemas = true } }

@@ -1,0 +1,383 @@
+// Package registry is the registry actor of an iii worker: it keeps the
+// functions, trigger types and triggers this worker registered, sends each
+// registration to the engine once per connection, replays them all, in
+// protocol order, on every (re)connect, and publishes a read-only snapshot
+// of the functions for the inbound hot path.
+package registry
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/iii-go/iii/actors"
+	"github.com/iii-go/iii/connection"
+	"github.com/iii-go/iii/connection/wire"
+)
+
+// Errors of registration.
+var (
+	// ErrDuplicate: the id is registered already by this worker.
+	ErrDuplicate = errors.New("iii: already registered")
+	// ErrNotFound: the id is not registered by this worker.
+	ErrNotFound = errors.New("iii: not registered")
+)
+
+// Handler runs one invocation of a function and returns its JSON result.
+type Handler func(ctx context.Context, m *wire.InvokeFunction) (json.RawMessage, error)
+
+// Function is a registered function: what is sent to the engine, and the
+// handler that serves it (nil for an HTTP-invoked function).
+type Function struct {
+	Frame   *wire.RegisterFunction
+	Handler Handler
+}
+
+// TriggerType is a trigger type this worker provides.
+type TriggerType struct {
+	Frame *wire.RegisterTriggerType
+	// Register and Unregister are called (on their own goroutine) when the
+	// engine asks this provider to start or stop firing a binding.
+	Register   func(m *wire.RegisterTrigger) *wire.ErrorBody
+	Unregister func(m *wire.UnregisterTrigger)
+}
+
+// Trigger is a binding this worker made.
+type Trigger struct {
+	Frame *wire.RegisterTrigger
+	// OnResult receives the engine's triggerregistrationresult for it (the
+	// engine only sends failures).
+	OnResult func(*wire.TriggerRegistrationResult)
+}
+
+// Registry is the handle to the registry actor.
+type Registry struct {
+	sys   *actors.System
+	pid   *actor.PID
+	funcs atomic.Pointer[map[string]*Function]
+	st    *state
+}
+
+// state outlives restarts of the actor.
+type state struct {
+	log      *slog.Logger
+	seq      uint64
+	funcs    map[string]entry[*Function]
+	types    map[string]entry[*TriggerType]
+	triggers map[string]entry[*Trigger]
+	sock     *connection.Socket
+	ctx      context.Context
+}
+
+type entry[T any] struct {
+	seq uint64
+	v   T
+}
+
+// New starts the registry actor under sys.
+func New(ctx context.Context, sys *actors.System, log *slog.Logger) (*Registry, error) {
+	r := &Registry{sys: sys, st: &state{log: log, ctx: ctx,
+		funcs: map[string]entry[*Function]{}, types: map[string]entry[*TriggerType]{}, triggers: map[string]entry[*Trigger]{}}}
+	empty := map[string]*Function{}
+	r.funcs.Store(&empty)
+	pid, err := sys.Spawn("registry", actor.PropsFromProducer(func() actor.Actor { return &registryActor{r: r} },
+		actor.WithDispatcher(sys.Dispatcher)))
+	if err != nil {
+		return nil, err
+	}
+	r.pid = pid
+	return r, nil
+}
+
+// Lookup returns the function registered under id, without locking.
+func (r *Registry) Lookup(id string) *Function { return (*r.funcs.Load())[id] }
+
+// TriggerType returns the trigger type registered under id, if any.
+func (r *Registry) TriggerType(ctx context.Context, id string) *TriggerType {
+	f := actors.NewFuture[*TriggerType]()
+	v, _ := actors.Request(ctx, r.sys, r.pid, f, &getTriggerType{id: id, reply: f})
+	return v
+}
+
+// AddFunction registers f; it fails with ErrDuplicate if its id is taken.
+func (r *Registry) AddFunction(ctx context.Context, f *Function) error {
+	fut := actors.NewFuture[struct{}]()
+	_, err := actors.Request(ctx, r.sys, r.pid, fut, &addFunction{f: f, reply: fut})
+	return err
+}
+
+// RemoveFunction unregisters the function id.
+func (r *Registry) RemoveFunction(ctx context.Context, id string) error {
+	fut := actors.NewFuture[struct{}]()
+	_, err := actors.Request(ctx, r.sys, r.pid, fut, &removeFunction{id: id, reply: fut})
+	return err
+}
+
+// Functions returns the ids of the registered functions, in registration order.
+func (r *Registry) Functions(ctx context.Context) []string {
+	fut := actors.NewFuture[[]string]()
+	ids, _ := actors.Request(ctx, r.sys, r.pid, fut, &listFunctions{reply: fut})
+	return ids
+}
+
+// AddTriggerType registers t; it fails with ErrDuplicate if its id is taken.
+func (r *Registry) AddTriggerType(ctx context.Context, t *TriggerType) error {
+	fut := actors.NewFuture[struct{}]()
+	_, err := actors.Request(ctx, r.sys, r.pid, fut, &addTriggerType{t: t, reply: fut})
+	return err
+}
+
+// RemoveTriggerType forgets the trigger type id locally. Engine v0.22.1
+// has no message for it: the engine keeps the type until this worker's
+// connection closes, and bindings it sends meanwhile are refused with
+// trigger_type_not_found.
+func (r *Registry) RemoveTriggerType(ctx context.Context, id string) error {
+	fut := actors.NewFuture[struct{}]()
+	_, err := actors.Request(ctx, r.sys, r.pid, fut, &removeTriggerType{id: id, reply: fut})
+	return err
+}
+
+// AddTrigger registers the binding t.
+func (r *Registry) AddTrigger(ctx context.Context, t *Trigger) error {
+	fut := actors.NewFuture[struct{}]()
+	_, err := actors.Request(ctx, r.sys, r.pid, fut, &addTrigger{t: t, reply: fut})
+	return err
+}
+
+// RemoveTrigger unregisters the binding id.
+func (r *Registry) RemoveTrigger(ctx context.Context, id string) error {
+	fut := actors.NewFuture[struct{}]()
+	_, err := actors.Request(ctx, r.sys, r.pid, fut, &removeTrigger{id: id, reply: fut})
+	return err
+}
+
+// Replay makes s the socket for registrations: it queues every trigger
+// type, then every function, then every trigger, in registration order, and
+// calls done. Registrations made afterwards go to s directly.
+func (r *Registry) Replay(s *connection.Socket, done func()) {
+	r.sys.Send(r.pid, &replay{s: s, done: done})
+}
+
+// SocketClosed tells the registry s is gone; registrations wait for the next replay.
+func (r *Registry) SocketClosed(s *connection.Socket) { r.sys.Send(r.pid, &socketClosed{s: s}) }
+
+// EngineFrame hands the registry a trigger frame from the engine: a
+// registertrigger or unregistertrigger for a type this worker provides, or a
+// triggerregistrationresult for a binding it made.
+func (r *Registry) EngineFrame(s *connection.Socket, m wire.Message) {
+	r.sys.Send(r.pid, &engineFrame{s: s, m: m})
+}
+
+// Messages of the registry actor.
+type (
+	addFunction struct {
+		f     *Function
+		reply *actors.Future[struct{}]
+	}
+	removeFunction struct {
+		id    string
+		reply *actors.Future[struct{}]
+	}
+	listFunctions  struct{ reply *actors.Future[[]string] }
+	addTriggerType struct {
+		t     *TriggerType
+		reply *actors.Future[struct{}]
+	}
+	removeTriggerType struct {
+		id    string
+		reply *actors.Future[struct{}]
+	}
+	getTriggerType struct {
+		id    string
+		reply *actors.Future[*TriggerType]
+	}
+	addTrigger struct {
+		t     *Trigger
+		reply *actors.Future[struct{}]
+	}
+	removeTrigger struct {
+		id    string
+		reply *actors.Future[struct{}]
+	}
+	replay struct {
+		s    *connection.Socket
+		done func()
+	}
+	socketClosed struct{ s *connection.Socket }
+	engineFrame  struct {
+		s *connection.Socket
+		m wire.Message
+	}
+)
+
+type registryActor struct{ r *Registry }
+
+func (a *registryActor) Receive(ctx actor.Context) {
+	r, st := a.r, a.r.st
+	switch m := ctx.Message().(type) {
+	case *addFunction:
+		id := m.f.Frame.ID
+		if _, ok := st.funcs[id]; ok {
+			m.reply.Complete(struct{}{}, fmt.Errorf("%w: function %q", ErrDuplicate, id))
+			return
+		}
+		st.seq++
+		st.funcs[id] = entry[*Function]{st.seq, m.f}
+		r.publish()
+		st.send(m.f.Frame)
+		m.reply.Complete(struct{}{}, nil)
+	case *removeFunction:
+		if _, ok := st.funcs[m.id]; !ok {
+			m.reply.Complete(struct{}{}, fmt.Errorf("%w: function %q", ErrNotFound, m.id))
+			return
+		}
+		delete(st.funcs, m.id)
+		r.publish()
+		st.send(&wire.UnregisterFunction{ID: m.id})
+		m.reply.Complete(struct{}{}, nil)
+	case *listFunctions:
+		m.reply.Complete(orderedIDs(st.funcs), nil)
+	case *addTriggerType:
+		id := m.t.Frame.ID
+		if _, ok := st.types[id]; ok {
+			m.reply.Complete(struct{}{}, fmt.Errorf("%w: trigger type %q", ErrDuplicate, id))
+			return
+		}
+		st.seq++
+		st.types[id] = entry[*TriggerType]{st.seq, m.t}
+		st.send(m.t.Frame)
+		m.reply.Complete(struct{}{}, nil)
+	case *removeTriggerType:
+		if _, ok := st.types[m.id]; !ok {
+			m.reply.Complete(struct{}{}, fmt.Errorf("%w: trigger type %q", ErrNotFound, m.id))
+			return
+		}
+		delete(st.types, m.id)
+		m.reply.Complete(struct{}{}, nil)
+	case *getTriggerType:
+		m.reply.Complete(st.types[m.id].v, nil)
+	case *addTrigger:
+		id := m.t.Frame.ID
+		if _, ok := st.triggers[id]; ok {
+			m.reply.Complete(struct{}{}, fmt.Errorf("%w: trigger %q", ErrDuplicate, id))
+			return
+		}
+		st.seq++
+		st.triggers[id] = entry[*Trigger]{st.seq, m.t}
+		st.send(m.t.Frame)
+		m.reply.Complete(struct{}{}, nil)
+	case *removeTrigger:
+		t, ok := st.triggers[m.id]
+		if !ok {
+			m.reply.Complete(struct{}{}, fmt.Errorf("%w: trigger %q", ErrNotFound, m.id))
+			return
+		}
+		delete(st.triggers, m.id)
+		st.send(&wire.UnregisterTrigger{ID: m.id, TriggerType: t.v.Frame.TriggerType})
+		m.reply.Complete(struct{}{}, nil)
+	case *replay:
+		st.sock = m.s
+		for _, t := range ordered(st.types) {
+			st.send(t.Frame)
+		}
+		for _, f := range ordered(st.funcs) {
+			st.send(f.Frame)
+		}
+		for _, t := range ordered(st.triggers) {
+			st.send(t.Frame)
+		}
+		m.done()
+	case *socketClosed:
+		if st.sock == m.s {
+			st.sock = nil
+		}
+	case *engineFrame:
+		st.engineFrame(m.s, m.m)
+	}
+}
+
+// publish makes a new snapshot of the functions for Lookup.
+func (r *Registry) publish() {
+	snap := make(map[string]*Function, len(r.st.funcs))
+	for id, e := range r.st.funcs {
+		snap[id] = e.v
+	}
+	r.funcs.Store(&snap)
+}
+
+// send queues m on the current socket; without one, the next replay sends it.
+func (st *state) send(m wire.Message) {
+	if st.sock == nil {
+		return
+	}
+	if err := st.sock.Send(st.ctx, m); err != nil {
+		st.sock = nil // it died; its replacement replays everything
+	}
+}
+
+func (st *state) engineFrame(s *connection.Socket, m wire.Message) {
+	switch m := m.(type) {
+	case *wire.RegisterTrigger:
+		t := st.types[m.TriggerType].v
+		if t == nil {
+			_ = s.TrySend(&wire.TriggerRegistrationResult{ID: m.ID, TriggerType: m.TriggerType, FunctionID: m.FunctionID,
+				Error: &wire.ErrorBody{Code: "trigger_type_not_found", Message: fmt.Sprintf("trigger type %q is not provided by this worker", m.TriggerType)}})
+			return
+		}
+		go func() { // provider code is user code: never on this actor
+			res := &wire.TriggerRegistrationResult{ID: m.ID, TriggerType: m.TriggerType, FunctionID: m.FunctionID, Error: t.Register(m)}
+			_ = s.Send(st.ctx, res)
+		}()
+	case *wire.UnregisterTrigger:
+		t := st.types[m.TriggerType].v
+		if t == nil || t.Unregister == nil {
+			return
+		}
+		go t.Unregister(m)
+	case *wire.TriggerRegistrationResult:
+		t := st.triggers[m.ID].v
+		if t == nil {
+			st.log.Warn("iii: registration result for an unknown trigger", "id", m.ID)
+			return
+		}
+		if m.Error != nil {
+			st.log.Error("iii: the engine refused a trigger", "id", m.ID, "type", m.TriggerType,
+				"function", m.FunctionID, "code", m.Error.Code, "message", m.Error.Message)
+		}
+		if t.OnResult != nil {
+			t.OnResult(m)
+		}
+	case *wire.RegistrationRejected:
+		st.log.Error("iii: the engine refused a function registration", "function", m.FunctionID,
+			"code", m.Code, "namespace", m.Namespace, "owner", m.OwnerWorkerID)
+	}
+}
+
+func ordered[T any](m map[string]entry[T]) []T {
+	es := make([]entry[T], 0, len(m))
+	for _, e := range m {
+		es = append(es, e)
+	}
+	slices.SortFunc(es, func(a, b entry[T]) int { return cmp.Compare(a.seq, b.seq) })
+	out := make([]T, len(es))
+	for i, e := range es {
+		out[i] = e.v
+	}
+	return out
+}
+
+func orderedIDs(m map[string]entry[*Function]) []string {
+	fs := ordered(m)
+	ids := make([]string, len(fs))
+	for i, f := range fs {
+		ids[i] = f.Frame.ID
+	}
+	return ids
+}
