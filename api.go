@@ -304,7 +304,9 @@ func Void() *TriggerAction { return &TriggerAction{kind: wire.ActionVoid} }
 
 // Enqueue routes the call through the engine's queue: Trigger returns the
 // receipt (an EnqueueResult in JSON) once the queue accepted the job.
-func Enqueue(queue string) *TriggerAction { return &TriggerAction{kind: wire.ActionEnqueue, queue: queue} }
+func Enqueue(queue string) *TriggerAction {
+	return &TriggerAction{kind: wire.ActionEnqueue, queue: queue}
+}
 
 // TriggerRequest is one call of a function.
 type TriggerRequest struct {

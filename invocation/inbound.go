@@ -32,9 +32,9 @@ type Executor func(t *Task)
 // beyond it, tasks wait in a bounded backlog, and beyond that Dispatch
 // blocks the read loop (back-pressure to the engine).
 type Inbound struct {
-	sys   *actors.System
-	exec  Executor
-	sup   *actor.PID
+	sys  *actors.System
+	exec Executor
+	sup  *actor.PID
 
 	mu         sync.Mutex
 	idle       []*actor.PID
