@@ -3,6 +3,7 @@ package iiitest
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +15,13 @@ import (
 	"github.com/iii-go/iii/connection/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv("IIITEST_BENCH_SERVE") == "1" {
+		serveForBench() // the child process of BenchmarkRouteEngineProcess
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // testTimeout bounds every wait in the tests; it is a failure deadline, not
 // a measurement.

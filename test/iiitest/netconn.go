@@ -3,8 +3,12 @@ package iiitest
 import (
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// statFlushes counts socket writes of buffered frames (for the benchmark).
+var statFlushes atomic.Int64
 
 // flushThreshold is how many buffered bytes make a write go to the socket
 // at once instead of waiting for the writer to run out of queued frames.
@@ -83,6 +87,7 @@ func (c *bufConn) flushLocked() error {
 	if len(c.buf) == 0 {
 		return nil
 	}
+	statFlushes.Add(1)
 	_, err := c.Conn.Write(c.buf)
 	if cap(c.buf) > 4*flushThreshold {
 		c.buf = nil // don't keep a huge frame's buffer
