@@ -229,6 +229,16 @@ func (e *Engine) listen(addr string) error {
 		ReadHeaderTimeout: e.cfg.handshakeTimeout,
 		IdleTimeout:       e.cfg.handshakeTimeout,
 		ErrorLog:          log.New(io.Discard, "", 0),
+		// Count the server's connection goroutines too, so that Close
+		// waits for plain HTTP connections (404s, rejected upgrades).
+		ConnState: func(_ net.Conn, cs http.ConnState) {
+			switch cs {
+			case http.StateNew:
+				e.wg.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				e.wg.Done()
+			}
+		},
 	}
 	e.mu.Lock()
 	if e.closed {
