@@ -405,3 +405,20 @@ func TestInvalidAddressFailsAtOnce(t *testing.T) {
 		t.Fatalf("got %v in state %v", err, w.State())
 	}
 }
+
+func TestConnectionActorRestartedBySupervisorReconnectsAndReplays(t *testing.T) {
+	eng, handler, caller := twoWorkers(t)
+	mustRegister(t, eng, handler, "echo::it", func(ctx context.Context, s string) (string, error) { return s, nil })
+	first := handler.WorkerID()
+	iii.CrashConnectionActor(handler)
+	waitFor(t, "the restarted actor's new connection", func() bool {
+		return handler.State() == iii.Connected && handler.WorkerID() != first && eng.Functions()["echo::it"] == handler.WorkerID()
+	})
+	j := describe(eng.Journal(handler.WorkerID()))
+	if len(j) < 2 || j[0] != "reattach" || j[1] != "registerfunction echo::it" {
+		t.Fatalf("after the restart: %q", j)
+	}
+	if got, err := iii.Call[string](testCtx(t), caller, "echo::it", "still serving"); err != nil || got != "still serving" {
+		t.Fatalf("after the restart: %q %v", got, err)
+	}
+}

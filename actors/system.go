@@ -48,11 +48,15 @@ func NewSystem(log *slog.Logger) *System {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// protoactor logs every dead letter and supervision event at Info;
+	// only its warnings and errors reach the SDK's logger. Its dead-letter
+	// throttle keeps a goroutine alive for one interval, hence a short one.
+	pl := slog.New(&minLevel{Handler: log.Handler(), min: slog.LevelWarn}).With("component", "protoactor")
 	as := actor.NewActorSystem(
-		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return log.With("component", "protoactor") }),
+		actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return pl }),
 		actor.WithDeadLetterRequestLogging(false),
 		actor.WithDeadLetterThrottleCount(1),
-		actor.WithDeadLetterThrottleInterval(time.Minute),
+		actor.WithDeadLetterThrottleInterval(50*time.Millisecond),
 	)
 	workers := 2 * runtime.GOMAXPROCS(0)
 	pool := newPoolDispatcher(workers, 4096)
@@ -188,4 +192,22 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 func Request[T any](ctx context.Context, s *System, pid *actor.PID, f *Future[T], msg any) (T, error) {
 	s.Send(pid, msg)
 	return f.Wait(ctx)
+}
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h *minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h *minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return &minLevel{Handler: h.Handler.WithAttrs(as), min: h.min}
+}
+
+func (h *minLevel) WithGroup(name string) slog.Handler {
+	return &minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
 }

@@ -119,8 +119,11 @@ type Config struct {
 	// Metadata builds the engine::workers::register frame sent after the replay.
 	Metadata func() wire.Message
 	OnState  func(State)
-	Log      *slog.Logger
-	Router   Router
+	// OnRetry, if set, is told of each reconnect scheduled: the attempt
+	// number since the last successful connection, and the delay chosen.
+	OnRetry func(attempt int, delay time.Duration)
+	Log     *slog.Logger
+	Router  Router
 }
 
 // Defaults of Config.
@@ -549,6 +552,9 @@ func (c *Conn) scheduleRetry() {
 		return
 	}
 	d := b.Delay(c.attempt)
+	if c.cfg.OnRetry != nil {
+		c.cfg.OnRetry(c.attempt, d)
+	}
 	c.attempt++
 	sys, pid := c.sys, c.self
 	c.retry = time.AfterFunc(d, func() { sys.Send(pid, &retryNow{}) })
