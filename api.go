@@ -23,6 +23,7 @@ import (
 // III is a worker connected to an iii engine. Create it with
 // RegisterWorker; all its methods are safe for concurrent use.
 type III struct {
+	address string // the engine's worker URL
 	opts    InitOptions
 	log     *slog.Logger
 	timeout time.Duration
@@ -56,7 +57,7 @@ func RegisterWorker(address string, opts InitOptions) *III {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &III{opts: opts, log: log, timeout: opts.InvocationTimeout, meta: metadataWithDefaults(opts.Metadata)}
+	w := &III{address: address, opts: opts, log: log, timeout: opts.InvocationTimeout, meta: metadataWithDefaults(opts.Metadata)}
 	if w.timeout <= 0 {
 		w.timeout = DefaultInvocationTimeout
 	}
