@@ -18,6 +18,7 @@ const flushThreshold = 64 << 10
 // goroutine of an upgraded WebSocket can coalesce frames.
 type listener struct{ net.Listener }
 
+// Accept wraps the accepted connection in a bufConn.
 func (l listener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
@@ -47,6 +48,7 @@ func (c *bufConn) startBuffering() {
 	c.mu.Unlock()
 }
 
+// Write sends p, or buffers it while buffering is on.
 func (c *bufConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	if !c.buffering {
