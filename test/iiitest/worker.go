@@ -573,17 +573,16 @@ func (e *Engine) WaitWorkers(ctx context.Context, n int) ([]WorkerInfo, error) {
 	return out, err
 }
 
-// Functions returns the function table: function id -> owning worker id
-// ("" for the engine's builtins).
+// Functions returns the functions registered by workers: function id ->
+// owning worker id. The engine's own builtins (engine::*) are not listed
+// unless a worker took one over.
 func (e *Engine) Functions() map[string]string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make(map[string]string, len(e.st.functions))
+	out := make(map[string]string)
 	for id, f := range e.st.functions {
 		if f.owner != nil {
 			out[id] = f.owner.id
-		} else {
-			out[id] = ""
 		}
 	}
 	return out
