@@ -214,14 +214,15 @@ func (e *Engine) serveWorker(w http.ResponseWriter, r *http.Request) {
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		c.ip = host
 	}
-	// workerregistered is queued before the connection becomes visible, so
-	// it is always the first frame.
+	// workerregistered is queued in the critical section that makes the
+	// connection visible: it is the first frame (nothing can reach the
+	// connection before), and a worker that has it is known to the engine.
 	fb := getBuf()
 	fb.b = (&wire.WorkerRegistered{WorkerID: c.id, ReattachToken: c.token}).AppendJSON(fb.b)
-	s.send(fb, false)
 
 	ob := outbox{from: s}
 	e.mu.Lock()
+	s.send(fb, false) // never blocks
 	c.st = e.st
 	c.st.workers[c.id] = c
 	e.fireLocked(&ob, c.st, triggerWorkersAvailable, workersEvent("worker_connected", c.id))
