@@ -170,6 +170,7 @@ func (w *III) Shutdown() {
 		w.conn.Close()
 		w.sys.Stop(2 * time.Second)
 		w.inbound.Wait()
+		w.reg.Wait()
 	})
 }
 

@@ -86,12 +86,16 @@ func (e *RemoteError) Is(target error) bool {
 	return ok && t.Code == e.Code && (t.FunctionID == "" || t.FunctionID == e.FunctionID)
 }
 
-// ErrorCode returns the protocol error code carried by err (a *RemoteError or
-// an *InvocationError anywhere in its chain), or "".
+// ErrorCode returns the protocol error code carried by err (a *RemoteError,
+// *TriggerError or *InvocationError anywhere in its chain), or "".
 func ErrorCode(err error) string {
 	var re *RemoteError
 	if errors.As(err, &re) {
 		return re.Code
+	}
+	var te *TriggerError
+	if errors.As(err, &te) {
+		return te.Code
 	}
 	var ie *InvocationError
 	if errors.As(err, &ie) {

@@ -177,7 +177,7 @@ func (r router) Frame(s *connection.Socket, m wire.Message) {
 		if !w.pending.Complete(m) {
 			w.log.Debug("iii: ignoring a result for an unknown invocation", "id", m.InvocationID, "function", m.FunctionID)
 		}
-	case *wire.RegisterTrigger, *wire.UnregisterTrigger, *wire.TriggerRegistrationResult, *wire.RegistrationRejected:
+	case *wire.RegisterTrigger, *wire.UnregisterTrigger, *wire.TriggerRegistrationResult, *wire.RegistrationRejected, *wire.Pong:
 		w.reg.EngineFrame(s, m)
 	default:
 		w.log.Debug("iii: ignoring a frame", "type", m.Kind())

@@ -63,3 +63,39 @@ func (d *poolDispatcher) close() {
 		}
 	})
 }
+
+// OwnDispatcher runs one actor's mailbox on one long-lived goroutine of its
+// own, for actors that run user code: a wake-up is a channel send to a
+// parked goroutine, and code that blocks blocks only its own actor. The
+// actor calls Stop while it processes *actor.Stopped; the goroutine exits
+// after that run. protoactor schedules a mailbox at most once while it is
+// not running, so the buffer absorbs any schedule racing the stop.
+type OwnDispatcher struct {
+	ch      chan func()
+	stopped bool // only touched on the dispatcher's own goroutine
+}
+
+// NewOwnDispatcher starts the goroutine; wg counts it until it exits.
+func NewOwnDispatcher(wg *sync.WaitGroup) *OwnDispatcher {
+	d := &OwnDispatcher{ch: make(chan func(), 4)}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for fn := range d.ch {
+			fn()
+			if d.stopped {
+				return
+			}
+		}
+	}()
+	return d
+}
+
+// Schedule implements actor.Dispatcher.
+func (d *OwnDispatcher) Schedule(fn func()) { d.ch <- fn }
+
+// Throughput implements actor.Dispatcher.
+func (d *OwnDispatcher) Throughput() int { return 300 }
+
+// Stop ends the goroutine after the current run; call it from the actor.
+func (d *OwnDispatcher) Stop() { d.stopped = true }

@@ -637,7 +637,6 @@ func (c *Conn) frame(self *actor.PID, s *Socket, m wire.Message) {
 	switch m := m.(type) {
 	case *wire.Ping:
 		_ = s.TrySend(&wire.Pong{})
-	case *wire.Pong:
 	case *wire.WorkerRegistered:
 		c.sys.Send(self, &workerRegistered{s: s, m: m})
 	case *wire.ErrorFrame:

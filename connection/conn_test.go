@@ -17,7 +17,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // nopRouter opens sockets at once and ignores everything else.
 type nopRouter struct{}
 
-func (nopRouter) Frame(*Socket, wire.Message)  {}
+func (nopRouter) Frame(*Socket, wire.Message)   {}
 func (nopRouter) Opened(_ *Socket, done func()) { done() }
 func (nopRouter) Closed(*Socket, error)         {}
 func (nopRouter) Failed(error)                  {}

@@ -203,7 +203,7 @@ type invocationSupervisor struct{ in *Inbound }
 func (s *invocationSupervisor) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(spawnInvocationActor); ok {
 		in := s.in
-		d := newOwnDispatcher(&in.gone)
+		d := actors.NewOwnDispatcher(&in.gone)
 		ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in, d: d} },
 			actor.WithDispatcher(d)))
 	}
@@ -212,7 +212,7 @@ func (s *invocationSupervisor) Receive(ctx actor.Context) {
 // invocationActor owns one task at a time from dispatch to reply.
 type invocationActor struct {
 	in  *Inbound
-	d   *ownDispatcher
+	d   *actors.OwnDispatcher
 	cur *Task
 }
 
@@ -230,7 +230,7 @@ func (a *invocationActor) Receive(ctx actor.Context) {
 			a.in.finished()
 		}
 	case *actor.Stopped:
-		a.d.stopped = true // the dispatcher's goroutine exits after this run
+		a.d.Stop() // the dispatcher's goroutine exits after this run
 	}
 }
 
@@ -244,34 +244,3 @@ func (a *invocationActor) runFrom(ctx actor.Context, t *Task) {
 		t = a.in.next(ctx.Self())
 	}
 }
-
-// ownDispatcher runs one actor's mailbox on one long-lived goroutine: a
-// wake-up is a channel send to a parked goroutine, and a handler that
-// blocks blocks only its own actor. The goroutine exits after the run in
-// which the actor processed Stopped; protoactor schedules a mailbox at most
-// once while it is not running, so the buffer absorbs any racing schedule.
-type ownDispatcher struct {
-	ch      chan func()
-	stopped bool // set on the dispatcher's own goroutine
-}
-
-func newOwnDispatcher(wg *sync.WaitGroup) *ownDispatcher {
-	d := &ownDispatcher{ch: make(chan func(), 4)}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for fn := range d.ch {
-			fn()
-			if d.stopped {
-				return
-			}
-		}
-	}()
-	return d
-}
-
-// Schedule implements actor.Dispatcher.
-func (d *ownDispatcher) Schedule(fn func()) { d.ch <- fn }
-
-// Throughput implements actor.Dispatcher.
-func (d *ownDispatcher) Throughput() int { return 300 }

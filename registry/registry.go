@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -40,15 +41,6 @@ type Function struct {
 	Handler Handler
 }
 
-// TriggerType is a trigger type this worker provides.
-type TriggerType struct {
-	Frame *wire.RegisterTriggerType
-	// Register and Unregister are called (on their own goroutine) when the
-	// engine asks this provider to start or stop firing a binding.
-	Register   func(m *wire.RegisterTrigger) *wire.ErrorBody
-	Unregister func(m *wire.UnregisterTrigger)
-}
-
 // Trigger is a binding this worker made.
 type Trigger struct {
 	Frame *wire.RegisterTrigger
@@ -63,6 +55,7 @@ type Registry struct {
 	pid   *actor.PID
 	funcs atomic.Pointer[map[string]*Function]
 	st    *state
+	types sync.WaitGroup // goroutines of the trigger type actors
 }
 
 // state outlives restarts of the actor.
@@ -74,6 +67,7 @@ type state struct {
 	triggers map[string]entry[*Trigger]
 	sock     *connection.Socket
 	ctx      context.Context
+	sweepOn  *connection.Socket // a replay's ping was sent on it; its pong ends stale bindings
 }
 
 type entry[T any] struct {
@@ -98,6 +92,10 @@ func New(ctx context.Context, sys *actors.System, log *slog.Logger) (*Registry, 
 
 // Lookup returns the function registered under id, without locking.
 func (r *Registry) Lookup(id string) *Function { return (*r.funcs.Load())[id] }
+
+// Wait waits for the goroutines of the trigger type actors to exit, after
+// the actor system stopped them.
+func (r *Registry) Wait() { r.types.Wait() }
 
 // TriggerType returns the trigger type registered under id, if any.
 func (r *Registry) TriggerType(ctx context.Context, id string) *TriggerType {
@@ -168,9 +166,10 @@ func (r *Registry) Replay(s *connection.Socket, done func()) {
 // SocketClosed tells the registry s is gone; registrations wait for the next replay.
 func (r *Registry) SocketClosed(s *connection.Socket) { r.sys.Send(r.pid, &socketClosed{s: s}) }
 
-// EngineFrame hands the registry a trigger frame from the engine: a
-// registertrigger or unregistertrigger for a type this worker provides, or a
-// triggerregistrationresult for a binding it made.
+// EngineFrame hands the registry a frame from the engine: a
+// registertrigger or unregistertrigger for a type this worker provides, a
+// triggerregistrationresult for a binding it made, a registrationrejected,
+// or a pong.
 func (r *Registry) EngineFrame(s *connection.Socket, m wire.Message) {
 	r.sys.Send(r.pid, &engineFrame{s: s, m: m})
 }
@@ -250,17 +249,25 @@ func (a *registryActor) Receive(ctx actor.Context) {
 			m.reply.Complete(struct{}{}, fmt.Errorf("%w: trigger type %q", ErrDuplicate, id))
 			return
 		}
+		if err := spawnTypeActor(st.ctx, r.sys, st.log, m.t, &r.types); err != nil {
+			m.reply.Complete(struct{}{}, err)
+			return
+		}
 		st.seq++
 		st.types[id] = entry[*TriggerType]{st.seq, m.t}
 		st.send(m.t.Frame)
 		m.reply.Complete(struct{}{}, nil)
 	case *removeTriggerType:
-		if _, ok := st.types[m.id]; !ok {
+		t, ok := st.types[m.id]
+		if !ok {
 			m.reply.Complete(struct{}{}, fmt.Errorf("%w: trigger type %q", ErrNotFound, m.id))
 			return
 		}
 		delete(st.types, m.id)
-		m.reply.Complete(struct{}{}, nil)
+		// The engine has no message for this (v0.22.1): it keeps the type
+		// until the connection closes; bindings it sends meanwhile get
+		// trigger_type_not_found. Locally, every binding ends now.
+		r.sys.Send(t.v.pid, &retireType{reply: m.reply})
 	case *getTriggerType:
 		m.reply.Complete(st.types[m.id].v, nil)
 	case *addTrigger:
@@ -293,13 +300,20 @@ func (a *registryActor) Receive(ctx actor.Context) {
 		for _, t := range ordered(st.triggers) {
 			st.send(t.Frame)
 		}
+		if len(st.types) > 0 {
+			// The engine answers a ping after everything it sends in reply
+			// to the frames before it, re-delivered bindings included: its
+			// pong marks the end of the re-delivery.
+			st.sweepOn = m.s
+			st.send(&wire.Ping{})
+		}
 		m.done()
 	case *socketClosed:
 		if st.sock == m.s {
 			st.sock = nil
 		}
 	case *engineFrame:
-		st.engineFrame(m.s, m.m)
+		r.engineFrame(m.s, m.m)
 	}
 }
 
@@ -322,7 +336,8 @@ func (st *state) send(m wire.Message) {
 	}
 }
 
-func (st *state) engineFrame(s *connection.Socket, m wire.Message) {
+func (r *Registry) engineFrame(s *connection.Socket, m wire.Message) {
+	st := r.st
 	switch m := m.(type) {
 	case *wire.RegisterTrigger:
 		t := st.types[m.TriggerType].v
@@ -331,16 +346,18 @@ func (st *state) engineFrame(s *connection.Socket, m wire.Message) {
 				Error: &wire.ErrorBody{Code: "trigger_type_not_found", Message: fmt.Sprintf("trigger type %q is not provided by this worker", m.TriggerType)}})
 			return
 		}
-		go func() { // provider code is user code: never on this actor
-			res := &wire.TriggerRegistrationResult{ID: m.ID, TriggerType: m.TriggerType, FunctionID: m.FunctionID, Error: t.Register(m)}
-			_ = s.Send(st.ctx, res)
-		}()
+		r.sys.Send(t.pid, &bindTrigger{s: s, m: m, gen: s.Gen()})
 	case *wire.UnregisterTrigger:
-		t := st.types[m.TriggerType].v
-		if t == nil || t.Unregister == nil {
-			return
+		if t := st.types[m.TriggerType].v; t != nil {
+			r.sys.Send(t.pid, &unbindTrigger{m: m})
 		}
-		go t.Unregister(m)
+	case *wire.Pong:
+		if st.sweepOn == s {
+			st.sweepOn = nil
+			for _, e := range st.types {
+				r.sys.Send(e.v.pid, &sweepBindings{gen: s.Gen()})
+			}
+		}
 	case *wire.TriggerRegistrationResult:
 		t := st.triggers[m.ID].v
 		if t == nil {
