@@ -35,6 +35,7 @@ type III struct {
 	pending *invocation.Pending
 	inbound *invocation.Inbound
 
+	tel      *telemetry      // nil when telemetry is off
 	ctx      context.Context // parent of handler contexts; cancelled by Shutdown
 	cancel   context.CancelCauseFunc
 	initErr  error
@@ -80,13 +81,23 @@ func RegisterWorker(address string, opts InitOptions) *III {
 		w.inbound, err = invocation.NewInbound(w.sys, w.execute, limit, queued)
 	}
 	if err == nil {
+		w.tel = newTelemetry(w, opts.Telemetry)
 		meta := w.metadataFrame()
+		onState := opts.OnStateChange
+		if w.tel != nil {
+			onState = func(s ConnectionState) {
+				w.tel.connectionState(s)
+				if opts.OnStateChange != nil {
+					opts.OnStateChange(s)
+				}
+			}
+		}
 		w.conn, err = connection.New(w.sys, connection.Config{
 			URL: address, Header: opts.Headers, TLSConfig: opts.TLSConfig,
 			DialTimeout: opts.DialTimeout, PingInterval: opts.PingInterval, IdleTimeout: opts.IdleTimeout,
 			Backoff:  opts.Reconnect.backoff(),
 			Metadata: func() wire.Message { return meta },
-			OnState:  opts.OnStateChange,
+			OnState:  onState,
 			Log:      log,
 			Router:   router{w},
 		})
@@ -167,6 +178,9 @@ func (w *III) Shutdown() {
 		}
 		w.inbound.Close()
 		w.pending.FailAll(ErrShutdown, true)
+		if w.tel != nil {
+			w.tel.close()
+		}
 		w.conn.Close()
 		w.sys.Stop(2 * time.Second)
 		w.inbound.Wait()
@@ -337,6 +351,23 @@ type EnqueueResult struct {
 // the worker is disconnected wait for the connection within their timeout.
 // A Void call returns (nil, nil) as soon as it is queued.
 func (w *III) Trigger(ctx context.Context, req TriggerRequest) (json.RawMessage, error) {
+	if w.tel == nil {
+		return w.trigger(ctx, req, nil)
+	}
+	var end func(error)
+	res, err := w.trigger(ctx, req, func(ctx context.Context, m *wire.InvokeFunction) context.Context {
+		ctx, end = w.tel.startCall(ctx, m)
+		return ctx
+	})
+	if end != nil {
+		end(err)
+	}
+	return res, err
+}
+
+// trigger makes the call; instrument, if set, starts its span once the
+// frame is built.
+func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(context.Context, *wire.InvokeFunction) context.Context) (json.RawMessage, error) {
 	if w.initErr != nil {
 		return nil, w.initErr
 	}
@@ -353,7 +384,9 @@ func (w *III) Trigger(ctx context.Context, req TriggerRequest) (json.RawMessage,
 			return nil, fmt.Errorf("metadata of call to %s: %w", req.FunctionID, err)
 		}
 	}
-	if inv := invocationFrom(ctx); inv != nil { // continue the caller's trace
+	if instrument != nil {
+		ctx = instrument(ctx, m)
+	} else if inv := invocationFrom(ctx); inv != nil { // carry the caller's trace through
 		m.Traceparent, m.Baggage = inv.Traceparent, inv.Baggage
 	}
 	timeout := req.Timeout

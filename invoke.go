@@ -106,12 +106,20 @@ func (w *III) execute(t *invocation.Task) {
 		if wire.IsNull(ctx.inv.Metadata) {
 			ctx.inv.Metadata = nil
 		}
-		out, err := callHandler(f.Handler, ctx, m)
+		var hctx context.Context = ctx
+		var end func(*wire.InvocationResult)
+		if w.tel != nil {
+			hctx, end = w.tel.startInvocation(hctx, m)
+		}
+		out, err := callHandler(f.Handler, hctx, m)
 		if err != nil {
 			res.Error = errorBody(err)
 			w.log.Debug("iii: handler returned an error", "function", m.FunctionID, "code", res.Error.Code, "err", err)
 		} else {
 			res.Result = out
+		}
+		if end != nil {
+			end(res)
 		}
 	}
 	if !m.HasInvocationID {

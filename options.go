@@ -78,6 +78,8 @@ type InitOptions struct {
 	// OnStateChange is called, in order and on a goroutine of its own, at
 	// every change of the connection state.
 	OnStateChange func(ConnectionState)
+	// Telemetry configures traces, logs and metrics; nil means the defaults.
+	Telemetry *TelemetryOptions
 }
 
 // ReconnectConfig is the reconnect schedule: the n-th consecutive failed
