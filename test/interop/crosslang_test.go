@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/connection/wire"
@@ -246,4 +247,167 @@ func TestNodeWorkerCallsGoWorker(t *testing.T) {
 		t.Fatalf("gointerop::echo after the panic: %v %+v", err, errb)
 	}
 	requireJSON(t, "echo after the panic", res, json.RawMessage(`{"input":{"after":"panic"},"metadata":null,"caller":"","runtime":"go"}`))
+}
+
+// tickConfig and tick are the configuration and fire payload of the Go
+// trigger type below.
+type tickConfig struct {
+	IntervalMs int `json:"interval_ms"`
+}
+
+type tick struct {
+	Tick int `json:"tick"`
+}
+
+// tickProvider records what the engine asks a Go trigger provider to do.
+type tickProvider struct {
+	registered, unregistered chan iii.TriggerBinding[tickConfig]
+}
+
+func (p tickProvider) RegisterTrigger(_ context.Context, b iii.TriggerBinding[tickConfig]) error {
+	p.registered <- b
+	return nil
+}
+
+func (p tickProvider) UnregisterTrigger(_ context.Context, b iii.TriggerBinding[tickConfig]) error {
+	p.unregistered <- b
+	return nil
+}
+
+// recv returns the next value of ch, failing the test after waitTimeout.
+func recv[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(waitTimeout):
+		t.Fatalf("no %s within %v", what, waitTimeout)
+		panic("unreachable")
+	}
+}
+
+func TestGoTriggerProviderServesANodeBinder(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	w := goWorker(t, eng, "interop-go-provider")
+	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 4), unregistered: make(chan iii.TriggerBinding[tickConfig], 4)}
+	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Node binders", prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	binder := startScript(t, eng.URL, "trigger-binder.mjs", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked",
+		`CONFIG={"interval_ms":250}`, `METADATA={"binder":"node"}`)
+	var bound struct {
+		ID string `json:"id"`
+	}
+	binder.wait(ev("bound")).decode(t, &bound)
+
+	// The Go provider gets the Node binding, config decoded into its type.
+	b := recv(t, "binding", prov.registered)
+	if b.ID != bound.ID || b.FunctionID != "interop::ticked" || b.Config.IntervalMs != 250 || !jsonEqual(b.Metadata, json.RawMessage(`{"binder":"node"}`)) {
+		t.Fatalf("Go provider got binding %+v (metadata %s); want id %s", b, b.Metadata, bound.ID)
+	}
+
+	// Fired from Go, it runs the Node function with the binding's metadata.
+	res, err := ref.Fire(testCtx(t), b.ID, tick{Tick: 7})
+	if err != nil {
+		t.Fatalf("Fire: %v", err)
+	}
+	requireJSON(t, "fire result", res, json.RawMessage(`{"ok":true,"tick":7}`))
+	var in invoked
+	binder.wait(ev("invoked")).decode(t, &in)
+	requireJSON(t, "Node function input", in.Input, json.RawMessage(`{"tick":7,"_caller_worker_id":"`+w.WorkerID()+`"}`))
+	requireJSON(t, "Node function metadata", in.Metadata, json.RawMessage(`{"binder":"node"}`))
+
+	// A config that does not decode into the provider's type is refused, and
+	// the Node binder hears of it.
+	bad := startScript(t, eng.URL, "trigger-binder.mjs", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-bad",
+		`CONFIG={"interval_ms":"often"}`)
+	var refused struct {
+		ID          string `json:"id"`
+		TriggerType string `json:"trigger_type"`
+		Message     string `json:"message"`
+	}
+	bad.wait(ev("trigger_registration_failed")).decode(t, &refused)
+	var badBound struct {
+		ID string `json:"id"`
+	}
+	bad.wait(ev("bound")).decode(t, &badBound)
+	if refused.ID != badBound.ID || refused.TriggerType != "gointerop::ticker" || !strings.Contains(refused.Message, "interval_ms") {
+		t.Fatalf("refusal reported to Node as %+v; want binding %s and a message about interval_ms", refused, badBound.ID)
+	}
+
+	// When the Node binder leaves, the Go provider is told to stop.
+	if code := binder.stop(); code != 0 {
+		t.Fatalf("binder exited with %d", code)
+	}
+	if u := recv(t, "unregistration", prov.unregistered); u.ID != bound.ID {
+		t.Fatalf("Go provider unregistered %+v, want %s", u, bound.ID)
+	}
+}
+
+func TestNodeTriggerProviderServesAGoBinder(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	provider := startScript(t, eng.URL, "trigger-provider.mjs", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=1")
+	providerID := readyID(t, provider)
+	w := goWorker(t, eng, "interop-go-binder")
+	type fire struct {
+		input    json.RawMessage
+		metadata json.RawMessage
+	}
+	fires := make(chan fire, 4)
+	if _, err := iii.RegisterFunction(w, "gointerop::ticked", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
+		fires <- fire{input: in, metadata: iii.MetadataFromContext(ctx)}
+		return map[string]any{"go": true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A Go binding reaches the Node provider as made, and its fire runs the
+	// Go function with the binding's metadata.
+	tr, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
+		Config: map[string]any{"interval_ms": 50}, Metadata: map[string]any{"binder": "go"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg binding
+	provider.wait(ev("registertrigger", "id", tr.ID())).decode(t, &reg)
+	requireJSON(t, "binding as the Node provider sees it", reg,
+		json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"gointerop::ticked","config":{"interval_ms":50},"metadata":{"binder":"go"}}`))
+	f := recv(t, "fire", fires)
+	requireJSON(t, "Go function input", f.input, json.RawMessage(
+		`{"tick":1,"trigger_id":"`+tr.ID()+`","config":{"interval_ms":50},"_caller_worker_id":"`+providerID+`"}`))
+	requireJSON(t, "Go function metadata", f.metadata, json.RawMessage(`{"binder":"go"}`))
+	var fired struct {
+		OK     bool            `json:"ok"`
+		Result json.RawMessage `json:"result"`
+	}
+	provider.wait(ev("fired", "id", tr.ID())).decode(t, &fired)
+	if !fired.OK {
+		t.Fatalf("fire seen by the provider: %+v", fired)
+	}
+	requireJSON(t, "fire result", fired.Result, json.RawMessage(`{"go":true}`))
+
+	// The Node provider's refusal reaches the Go binding as a TriggerError.
+	rejected, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
+		Config: map[string]any{"reject": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rejected.WaitError(testCtx(t))
+	var te *iii.TriggerError
+	if !errors.As(err, &te) || te.TriggerID != rejected.ID() || te.TriggerType != "interop::ticker" ||
+		te.Code != iii.CodeTriggerRegistrationFailed || te.Message != "binding "+rejected.ID()+" rejected by interop provider" {
+		t.Fatalf("refusal: %v (%+v)", err, te)
+	}
+
+	// Unregistering from Go tells the Node provider.
+	if err := tr.Unregister(); err != nil {
+		t.Fatal(err)
+	}
+	var unreg binding
+	provider.wait(ev("unregistertrigger", "id", tr.ID())).decode(t, &unreg)
+	requireJSON(t, "unbinding", unreg, json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"","config":null,"metadata":null}`))
 }
