@@ -234,7 +234,9 @@ func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Con
 	}
 	h := func(ctx context.Context, m *wire.InvokeFunction) (json.RawMessage, error) {
 		var req Req
-		if len(m.Data) > 0 {
+		if raw, ok := any(&req).(*json.RawMessage); ok {
+			*raw = m.Data // validated when the frame was decoded
+		} else if len(m.Data) > 0 {
 			if err := json.Unmarshal(m.Data, &req); err != nil {
 				return nil, &InvocationError{Code: CodeInvalidRequest,
 					Message: fmt.Sprintf("payload does not decode into %T: %v", req, err), Err: err}
@@ -387,7 +389,7 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 	if instrument != nil {
 		ctx = instrument(ctx, m)
 	} else if inv := invocationFrom(ctx); inv != nil { // carry the caller's trace through
-		m.Traceparent, m.Baggage = inv.Traceparent, inv.Baggage
+		m.Traceparent, m.Baggage = inv.m.Traceparent, inv.m.Baggage
 	}
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -413,20 +415,27 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 		w.pending.Fail(call, err)
 		return nil, w.sendErr(req.FunctionID, err)
 	}
-	if s := call.Socket(); s != nil && !s.Alive() {
+	s := call.Socket()
+	if s != nil && !s.Alive() {
 		// It died as the frame was queued; its cleanup may have run already.
 		w.pending.Fail(call, &connectionLostError{functionID: req.FunctionID, cause: s.Err()})
 	}
 	o := w.pending.Wait(ctx, call, timeout)
+	var res json.RawMessage
 	switch {
 	case o.Err != nil:
-		return nil, w.callErr(ctx, call, o.Err)
+		err = w.callErr(ctx, call, o.Err)
 	case o.Result.Error != nil:
-		return nil, remoteError(req.FunctionID, o.Result.Error)
-	case wire.IsNull(o.Result.Result):
-		return nil, nil
+		err = remoteError(req.FunctionID, o.Result.Error)
+	case !wire.IsNull(o.Result.Result):
+		res = o.Result.Result
 	}
-	return o.Result.Result, nil
+	if s != nil {
+		// Sent at once: the connection kept no reference to the call (a
+		// parked call is left to the garbage collector instead).
+		w.pending.Release(call)
+	}
+	return res, err
 }
 
 // sendErr maps an error of queueing a frame.
@@ -496,7 +505,7 @@ func encodeJSON(v any) (json.RawMessage, error) {
 		if v == nil {
 			return json.RawMessage("null"), nil
 		}
-		if !json.Valid(v) {
+		if !wire.Valid(v) {
 			return nil, ErrInvalidPayload
 		}
 		return bytes.TrimSpace(v), nil

@@ -18,20 +18,33 @@ import (
 // Invocation describes the invocation a handler is serving; read it from
 // the handler's context with InvocationFromContext.
 type Invocation struct {
-	// ID is the engine's invocation id.
-	ID string
-	// FunctionID is the function being invoked.
-	FunctionID string
-	// Metadata is the per-invocation metadata the caller (or the trigger
-	// binding) attached, or nil.
-	Metadata json.RawMessage
-	// Traceparent and Baggage are the W3C trace context of the call.
-	Traceparent string
-	Baggage     string
-	// Payload is the raw payload. When a worker made the call, the engine
-	// added the caller's worker id to it as "_caller_worker_id".
-	Payload json.RawMessage
+	m *wire.InvokeFunction
 }
+
+// ID returns the engine's invocation id.
+func (i *Invocation) ID() string { return i.m.InvocationID.String() }
+
+// FunctionID returns the function being invoked.
+func (i *Invocation) FunctionID() string { return i.m.FunctionID }
+
+// Metadata returns the per-invocation metadata the caller (or the trigger
+// binding) attached, or nil.
+func (i *Invocation) Metadata() json.RawMessage {
+	if wire.IsNull(i.m.Metadata) {
+		return nil
+	}
+	return i.m.Metadata
+}
+
+// Traceparent returns the W3C traceparent of the call, or "".
+func (i *Invocation) Traceparent() string { return i.m.Traceparent }
+
+// Baggage returns the W3C baggage of the call, or "".
+func (i *Invocation) Baggage() string { return i.m.Baggage }
+
+// Payload returns the raw payload. When a worker made the call, the engine
+// added the caller's worker id to it as "_caller_worker_id".
+func (i *Invocation) Payload() json.RawMessage { return i.m.Data }
 
 // CallerWorkerID returns the id of the worker that made the call, as the
 // engine injected it into the payload, or "" (e.g. for trigger fires).
@@ -39,7 +52,8 @@ func (i *Invocation) CallerWorkerID() string {
 	var p struct {
 		ID string `json:"_caller_worker_id"`
 	}
-	if len(i.Payload) == 0 || i.Payload[0] != '{' || json.Unmarshal(i.Payload, &p) != nil {
+	d := i.m.Data
+	if len(d) == 0 || d[0] != '{' || json.Unmarshal(d, &p) != nil {
 		return ""
 	}
 	return p.ID
@@ -79,7 +93,7 @@ func invocationFrom(ctx context.Context) *Invocation {
 // context, or nil.
 func MetadataFromContext(ctx context.Context) json.RawMessage {
 	if inv := invocationFrom(ctx); inv != nil {
-		return inv.Metadata
+		return inv.Metadata()
 	}
 	return nil
 }
@@ -101,11 +115,7 @@ func (w *III) execute(t *invocation.Task) {
 	case f.Handler == nil:
 		res.Error = &wire.ErrorBody{Code: CodeFunctionNotInvokable, Message: fmt.Sprintf("function %s is invoked over HTTP by the engine", m.FunctionID)}
 	default:
-		ctx := &invocationContext{Context: w.ctx, inv: Invocation{ID: m.InvocationID.String(), FunctionID: m.FunctionID,
-			Metadata: m.Metadata, Traceparent: m.Traceparent, Baggage: m.Baggage, Payload: m.Data}}
-		if wire.IsNull(ctx.inv.Metadata) {
-			ctx.inv.Metadata = nil
-		}
+		ctx := &invocationContext{Context: w.ctx, inv: Invocation{m: m}}
 		var hctx context.Context = ctx
 		var end func(*wire.InvocationResult)
 		if w.tel != nil {
@@ -180,7 +190,7 @@ func (r router) Frame(s *connection.Socket, m wire.Message) {
 	w := r.w
 	switch m := m.(type) {
 	case *wire.InvokeFunction:
-		w.inbound.Dispatch(&invocation.Task{Sock: s, Msg: m})
+		w.inbound.Dispatch(invocation.NewTask(s, m))
 	case *wire.InvocationResult:
 		if !w.pending.Complete(m) {
 			w.log.Debug("iii: ignoring a result for an unknown invocation", "id", m.InvocationID, "function", m.FunctionID)

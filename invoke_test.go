@@ -59,7 +59,7 @@ func TestAwaitedCallRoundTripsTypedPayloadAndMetadata(t *testing.T) {
 		t.Fatalf("result %s", got)
 	}
 	inv := seen.Load()
-	if inv == nil || string(inv.Metadata) != `{"tenant":"t1"}` || inv.FunctionID != "math::add" || inv.ID == "" {
+	if inv == nil || string(inv.Metadata()) != `{"tenant":"t1"}` || inv.FunctionID() != "math::add" || len(inv.ID()) != 36 {
 		t.Fatalf("invocation seen by the handler: %+v", inv)
 	}
 	if inv.CallerWorkerID() != caller.WorkerID() {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -213,6 +214,7 @@ func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
 func (s *Socket) readLoop() {
 	defer s.wg.Done()
 	var buf []byte
+	var names wire.Interner // function ids recur: decode them without allocating
 	for {
 		mt, r, err := s.ws.NextReader()
 		if err != nil {
@@ -237,7 +239,7 @@ func (s *Socket) readLoop() {
 		// waiting caller), so it gets a buffer of its own.
 		frame := make([]byte, len(buf))
 		copy(frame, buf)
-		m, err := wire.Decode(frame)
+		m, err := wire.DecodeInterned(frame, &names)
 		if err != nil {
 			s.log.Warn("iii: dropping a frame that does not decode", "err", err)
 			continue
@@ -283,12 +285,21 @@ func (s *Socket) writeLoop() {
 		case m := <-s.out:
 			s.bc.setDeadline(s.idle)
 			err := write(m)
+			yielded := false
 			for n := 1; err == nil && closing == nil && n < maxBatch; n++ {
 				select {
 				case m = <-s.out:
 					err = write(m)
 					continue
 				default:
+				}
+				if !yielded {
+					// Let the goroutines that are about to queue a frame
+					// do so, and send theirs with the same syscall.
+					yielded = true
+					runtime.Gosched()
+					n--
+					continue
 				}
 				break
 			}

@@ -19,6 +19,21 @@ type Task struct {
 	Msg  *wire.InvokeFunction
 }
 
+var tasks = sync.Pool{New: func() any { return new(Task) }}
+
+// NewTask returns a task for m, which arrived on s. The Inbound recycles it
+// once it has run or been dropped.
+func NewTask(s *connection.Socket, m *wire.InvokeFunction) *Task {
+	t := tasks.Get().(*Task)
+	t.Sock, t.Msg = s, m
+	return t
+}
+
+func releaseTask(t *Task) {
+	*t = Task{}
+	tasks.Put(t)
+}
+
 // Executor runs a task's handler and sends its reply. It must not panic: it
 // recovers the handler's panics itself.
 type Executor func(t *Task)
@@ -72,6 +87,7 @@ func (in *Inbound) Dispatch(t *Task) {
 		in.mu.Lock()
 		if in.closed {
 			in.mu.Unlock()
+			releaseTask(t)
 			return
 		}
 		if n := len(in.idle); n > 0 {
@@ -103,6 +119,7 @@ func (in *Inbound) Dispatch(t *Task) {
 		select {
 		case <-in.space:
 		case <-dead:
+			releaseTask(t)
 			return
 		}
 	}
@@ -128,6 +145,7 @@ func (in *Inbound) next(self *actor.PID) *Task {
 			return t
 		}
 		in.doneLocked() // its socket died while it waited: nobody wants the reply
+		releaseTask(t)
 	}
 	if !in.closed {
 		in.idle = append(in.idle, self)
@@ -183,6 +201,7 @@ func (in *Inbound) Close() {
 	in.mu.Lock()
 	in.closed = true
 	for i := in.head; i < len(in.backlog); i++ {
+		releaseTask(in.backlog[i])
 		in.backlog[i] = nil
 		in.doneLocked()
 	}
@@ -240,6 +259,7 @@ func (a *invocationActor) runFrom(ctx actor.Context, t *Task) {
 		a.cur = t
 		a.in.exec(t)
 		a.cur = nil
+		releaseTask(t)
 		a.in.finished()
 		t = a.in.next(ctx.Self())
 	}

@@ -59,13 +59,18 @@ func NewPending() *Pending {
 
 func (p *Pending) shard(id wire.UUID) int { return int(id[0]^id[15]) % shards }
 
+// calls recycles Call objects (and their channels): a call goes back to the
+// pool only once its one outcome was taken (Release).
+var calls = sync.Pool{New: func() any { return &Call{done: make(chan Outcome, 1)} }}
+
 // Add registers a new call to functionID with a fresh id. It fails if the
-// table was closed.
+// table was closed. Release the call when done with it.
 func (p *Pending) Add(functionID string) (*Call, error) {
 	if err := p.closed.Load(); err != nil {
 		return nil, *err
 	}
-	c := &Call{ID: wire.NewUUID(), FunctionID: functionID, done: make(chan Outcome, 1)}
+	c := calls.Get().(*Call)
+	c.ID, c.FunctionID = wire.NewUUID(), functionID
 	sh := &p.shards[p.shard(c.ID)]
 	sh.mu.Lock()
 	sh.m[c.ID] = c
@@ -152,6 +157,18 @@ func (p *Pending) failWhere(match func(*Call) bool, err error) int {
 	return len(failed)
 }
 
+// Release returns c to the pool. Call it once Wait returned and c is no
+// longer used; c must not have been completed without Wait taking the outcome.
+func (p *Pending) Release(c *Call) {
+	c.sock.Store(nil)
+	c.FunctionID = ""
+	calls.Put(c)
+}
+
+// timers recycles the timers of Wait; with Go ≥ 1.23 semantics a stopped
+// timer's channel holds no stale value.
+var timers = sync.Pool{New: func() any { return time.NewTimer(time.Hour) }}
+
 // ErrTimeout is the cause of a call whose timeout elapsed.
 var ErrTimeout = errors.New("iii: invocation timed out")
 
@@ -160,8 +177,12 @@ var ErrTimeout = errors.New("iii: invocation timed out")
 func (p *Pending) Wait(ctx context.Context, c *Call, timeout time.Duration) Outcome {
 	var tc <-chan time.Time
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
-		defer t.Stop()
+		t := timers.Get().(*time.Timer)
+		t.Reset(timeout)
+		defer func() {
+			t.Stop()
+			timers.Put(t)
+		}()
 		tc = t.C
 	}
 	select {

@@ -57,6 +57,45 @@ func Decode(b []byte) (Message, error) {
 	return d.decode()
 }
 
+// Interner remembers strings that recur across frames (function ids), so
+// that decoding them does not allocate each time. It is not safe for
+// concurrent use: give each read loop its own. The zero value is ready.
+type Interner struct {
+	m map[string]string
+}
+
+// maxInterned bounds an Interner; beyond it new strings are not kept.
+const maxInterned = 4096
+
+func (in *Interner) intern(b []byte) string {
+	if s, ok := in.m[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	s := string(b)
+	if in.m == nil {
+		in.m = make(map[string]string)
+	}
+	if len(in.m) < maxInterned {
+		in.m[s] = s
+	}
+	return s
+}
+
+// DecodeInterned is Decode with function ids interned in in.
+func DecodeInterned(b []byte, in *Interner) (Message, error) {
+	d := decoder{s: scanner{b: b, in: in}}
+	return d.decode()
+}
+
+// Valid reports whether b is one valid JSON value (with the engine's
+// nesting limit), faster than encoding/json.Valid.
+func Valid(b []byte) bool {
+	s := scanner{b: b}
+	s.ws()
+	s.skip()
+	return s.err == nil && s.peek() == 0
+}
+
 type scanner struct {
 	b     []byte
 	i     int
@@ -64,6 +103,7 @@ type scanner struct {
 	err   *DecodeError
 	field string // field being decoded, for errors
 	typ   string
+	in    *Interner
 }
 
 func (s *scanner) fail(reason string) {
@@ -277,6 +317,21 @@ func (s *scanner) str() string {
 		raw = unescape(raw)
 	}
 	return string(raw)
+}
+
+// functionID decodes a function id, interned when the decoder has an Interner.
+func (s *scanner) functionID() string {
+	if s.in == nil || s.peek() != '"' {
+		return s.str()
+	}
+	raw, esc := s.rawString()
+	if s.err != nil {
+		return ""
+	}
+	if esc {
+		return string(unescape(raw))
+	}
+	return s.in.intern(raw)
 }
 
 // typeName decodes the "type" string; known type names don't allocate.
@@ -975,7 +1030,7 @@ func (d *decoder) registerTrigger() Message {
 			m.TriggerType = s.str()
 		case "function_id":
 			s.once(&seen, 2, "function_id")
-			m.FunctionID = s.str()
+			m.FunctionID = s.functionID()
 		case "config":
 			s.once(&seen, 3, "config")
 			m.Config = s.value()
@@ -1035,7 +1090,7 @@ func (d *decoder) triggerRegistrationResult() Message {
 			m.TriggerType = s.str()
 		case "function_id":
 			s.once(&seen, 2, "function_id")
-			m.FunctionID = s.str()
+			m.FunctionID = s.functionID()
 		case "error":
 			s.once(&seen, 3, "error")
 			if !s.null() {
@@ -1068,7 +1123,7 @@ func (d *decoder) invokeFunction() Message {
 			}
 		case "function_id":
 			s.once(&seen, 1, "function_id")
-			m.FunctionID = s.str()
+			m.FunctionID = s.functionID()
 		case "data":
 			s.once(&seen, 2, "data")
 			m.Data = s.value()
@@ -1108,7 +1163,7 @@ func (d *decoder) invocationResult() Message {
 			m.InvocationID = s.uuid()
 		case "function_id":
 			s.once(&seen, 1, "function_id")
-			m.FunctionID = s.str()
+			m.FunctionID = s.functionID()
 		case "result":
 			s.once(&seen, 2, "result")
 			m.Result = s.value()

@@ -242,3 +242,32 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeInternedReusesFunctionIDs(t *testing.T) {
+	var in Interner
+	frame := []byte(`{"type":"invocationresult","invocation_id":"5b0e7c1a-9d2f-4e3b-8a6c-1f0e2d3c4b5a","function_id":"orders::create","result":1}`)
+	if _, err := DecodeInterned(frame, &in); err != nil { // first sight: kept
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := DecodeInterned(frame, &in); err != nil {
+			t.Fatal(err)
+		}
+	})
+	plain := testing.AllocsPerRun(100, func() { _, _ = Decode(frame) })
+	if allocs >= plain {
+		t.Fatalf("interned decode allocates %.0f times, plain %.0f", allocs, plain)
+	}
+	m, _ := DecodeInterned([]byte(`{"type":"invocationresult","invocation_id":"5b0e7c1a-9d2f-4e3b-8a6c-1f0e2d3c4b5a","function_id":"a\u00e9"}`), &in)
+	if m.(*InvocationResult).FunctionID != "aé" {
+		t.Fatalf("escaped id %q", m.(*InvocationResult).FunctionID)
+	}
+}
+
+func TestValidAgreesWithEncodingJSON(t *testing.T) {
+	for _, s := range []string{`{}`, ` [1, "a", {"b": null}] `, `"x"`, `-1.5e3`, `true`, `{`, `[1,]`, `{"a"}`, ``, `1 2`, `"\x01"`} {
+		if Valid([]byte(s)) != json.Valid([]byte(s)) {
+			t.Errorf("Valid(%q) = %v, encoding/json says %v", s, Valid([]byte(s)), json.Valid([]byte(s)))
+		}
+	}
+}
