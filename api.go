@@ -167,6 +167,23 @@ func (w *III) WorkerID() string {
 	return w.conn.WorkerID()
 }
 
+// Stats is a snapshot of a worker's load.
+type Stats struct {
+	State        ConnectionState
+	Running      int // handlers running
+	Queued       int // invocations waiting for a free handler slot
+	PendingCalls int // outbound calls waiting for their result
+}
+
+// Stats returns a snapshot of the worker's load.
+func (w *III) Stats() Stats {
+	st := Stats{State: w.State(), PendingCalls: w.pending.Len()}
+	if w.inbound != nil {
+		st.Running, st.Queued = w.inbound.Counts()
+	}
+	return st
+}
+
 // Shutdown stops the worker at once: handler contexts are cancelled, calls
 // in flight fail with ErrShutdown, and the connection is closed. It does
 // not wait for handlers that ignore their context.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -280,27 +282,49 @@ func TestSchemasDerivedFromGoTypesAreSentWithTheRegistration(t *testing.T) {
 	}
 }
 
-func TestTenThousandConcurrentInvocationsComplete(t *testing.T) {
-	if testing.Short() {
-		t.Skip("load test")
-	}
+func TestTenThousandInFlightInvocationsCompleteWithBoundedMemory(t *testing.T) {
 	eng, handler, caller := twoWorkers(t)
-	mustRegister(t, eng, handler, "load::echo", func(ctx context.Context, n int) (int, error) { return n, nil })
+	release := make(chan struct{})
+	var arrived atomic.Int64
+	mustRegister(t, eng, handler, "load::park", func(ctx context.Context, n int) (int, error) {
+		arrived.Add(1)
+		<-release
+		return n, nil
+	})
 	const n = 10000
 	ctx := testCtx(t)
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
 	errs := make(chan error, n)
 	for i := range n {
 		go func() {
-			got, err := iii.Call[int](ctx, caller, "load::echo", i)
+			got, err := iii.Call[int](ctx, caller, "load::park", i)
 			if err == nil && got != i {
-				err = errors.New("wrong result")
+				err = fmt.Errorf("call %d returned %d", i, got)
 			}
 			errs <- err
 		}()
 	}
+	// 1024 handlers run (the default limit); the rest wait in the backlog.
+	waitFor(t, "the handlers to fill up", func() bool { return arrived.Load() == iii.DefaultMaxConcurrentInvocations })
+	waitFor(t, "every call to be in flight", func() bool { return handler.Stats().Queued == n-iii.DefaultMaxConcurrentInvocations })
+	perCall := (heap() - before) / n
+	close(release)
 	for range n {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Everything in this process counts: caller, engine double, handler and
+	// the test's own goroutines' closures. A leak or an unbounded buffer per
+	// call would be tens of KiB.
+	t.Logf("heap per in-flight invocation, everything included: %d B", perCall)
+	if perCall > 8<<10 {
+		t.Fatalf("%d B of heap per in-flight invocation", perCall)
 	}
 }

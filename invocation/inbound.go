@@ -168,6 +168,14 @@ func (in *Inbound) doneLocked() {
 	}
 }
 
+// Counts returns the tasks running and the tasks waiting in the backlog.
+func (in *Inbound) Counts() (running, queued int) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	queued = len(in.backlog) - in.head
+	return in.active - queued, queued
+}
+
 // Active returns the number of tasks dispatched and not finished.
 func (in *Inbound) Active() int {
 	in.mu.Lock()
