@@ -208,7 +208,7 @@ func TestNodeWorkerCallsGoWorker(t *testing.T) {
 	if r.Caller != callerID || r.Runtime != "go" {
 		t.Fatalf("echo result %s; want caller %s", echo.Result, callerID)
 	}
-	c := <-calls
+	c := recv(t, "the echo call", calls)
 	requireJSON(t, "recorded input", c.input, withCaller(""))
 
 	// Void: Node resolves at once; the Go handler still runs, with metadata.
@@ -216,11 +216,7 @@ func TestNodeWorkerCallsGoWorker(t *testing.T) {
 	if !void.OK || string(void.Result) != "null" {
 		t.Fatalf("void: %+v", void)
 	}
-	select {
-	case c = <-calls:
-	case <-testCtx(t).Done():
-		t.Fatal("the Go void handler never ran")
-	}
+	c = recv(t, "the void call", calls)
 	requireJSON(t, "void input", c.input, withCaller(`,"void":true`))
 	requireJSON(t, "void metadata", c.metadata, json.RawMessage(metadata))
 	if c.caller != callerID {
@@ -410,4 +406,28 @@ func TestNodeTriggerProviderServesAGoBinder(t *testing.T) {
 	var unreg binding
 	provider.wait(ev("unregistertrigger", "id", tr.ID())).decode(t, &unreg)
 	requireJSON(t, "unbinding", unreg, json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"","config":null,"metadata":null}`))
+}
+
+func TestGoCallerSeesInvocationStoppedWhenTheNodeHandlerDrops(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::sleep", "SLEEP_MS=60000")
+	workerID := readyID(t, worker)
+	w := goWorker(t, eng, "interop-go-caller")
+
+	errc := make(chan error, 1)
+	go func() {
+		_, err := w.Trigger(context.Background(), iii.TriggerRequest{FunctionID: "interop::sleep", Payload: map[string]any{"nap": true}})
+		errc <- err
+	}()
+	// Once the Node handler runs, its connection dies under it.
+	worker.wait(ev("invoked", "function_id", "interop::sleep"))
+	if !eng.DropWorker(workerID) {
+		t.Fatalf("DropWorker(%s): not connected", workerID)
+	}
+	err := recv(t, "the call's end", errc)
+	var re *iii.RemoteError
+	if !errors.As(err, &re) || re.Code != iii.CodeInvocationStopped || re.FunctionID != "interop::sleep" {
+		t.Fatalf("call whose handler dropped: %v; want invocation_stopped", err)
+	}
 }

@@ -81,7 +81,7 @@ func TestNodeWorkerCallsNodeWorkerThroughTheDouble(t *testing.T) {
 	readyID(t, worker)
 	payload := `{"hello":"world","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`
 	metadata := `{"origin":"node-caller","attempt":1}`
-	caller := startScript(t, eng.URL, "caller.mjs", "PAYLOAD="+payload, "METADATA="+metadata)
+	caller := startScript(t, eng.URL, "caller.mjs", "PAYLOAD="+payload, "METADATA="+metadata, "ENQUEUE_QUEUE=interop-q")
 	callerID := readyID(t, caller)
 	withCaller := func(extra string) string { // payload as the handler sees it
 		return strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`
@@ -123,6 +123,29 @@ func TestNodeWorkerCallsNodeWorkerThroughTheDouble(t *testing.T) {
 		t.Fatalf("missing: stacktrace %q", *missing.Stacktrace)
 	}
 
+	// Enqueued: the receipt at once, and the job runs the handler later with
+	// the payload. (Whether a queued job carries _caller_worker_id and the
+	// metadata is up to the queue worker, which the specification leaves
+	// open.)
+	enq := result(t, caller, "enqueue")
+	var receipt struct {
+		MessageReceiptID string `json:"messageReceiptId"`
+	}
+	if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil {
+		t.Fatalf("enqueue: %+v", enq)
+	}
+	if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
+		t.Fatalf("enqueue receipt %s: %v", enq.Result, err)
+	}
+	job := worker.waitN(ev("invoked", "function_id", "interop::echo"), 2)[1]
+	var input map[string]any
+	job.decode(t, &seen)
+	if err := json.Unmarshal(seen.Input, &input); err != nil {
+		t.Fatal(err)
+	}
+	delete(input, "_caller_worker_id")
+	requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
+
 	caller.wait(ev("done"))
 	caller.waitExit()
 	var order []string
@@ -131,13 +154,13 @@ func TestNodeWorkerCallsNodeWorkerThroughTheDouble(t *testing.T) {
 		e.decode(t, &r)
 		order = append(order, r.Call)
 	}
-	if !slices.Equal(order, []string{"echo", "void", "fail", "missing"}) {
+	if !slices.Equal(order, []string{"echo", "void", "fail", "missing", "enqueue"}) {
 		t.Fatalf("results in order %v", order)
 	}
 	// Each call reached the worker exactly once.
 	worker.wait(ev("invoked", "function_id", "interop::fail"))
-	if n := len(worker.all(ev("invoked"))) + len(worker.all(ev("void"))); n != 3 {
-		t.Fatalf("worker saw %d invocations, want 3", n)
+	if n := len(worker.all(ev("invoked"))) + len(worker.all(ev("void"))); n != 4 {
+		t.Fatalf("worker saw %d invocations, want 4", n)
 	}
 	if code := worker.stop(); code != 0 {
 		t.Fatalf("worker exited with %d", code)
