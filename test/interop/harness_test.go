@@ -370,16 +370,6 @@ func poll(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-// mustJSON encodes v.
-func mustJSON(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // requireJSON fails unless got and want mean the same JSON.
 func requireJSON(t testing.TB, what string, got, want any) {
 	t.Helper()
