@@ -23,11 +23,12 @@ import (
 // III is a worker connected to an iii engine. Create it with
 // RegisterWorker; all its methods are safe for concurrent use.
 type III struct {
-	address string // the engine's worker URL
-	opts    InitOptions
-	log     *slog.Logger
-	timeout time.Duration
-	meta    WorkerMetadata
+	address    string // the engine's worker URL
+	opts       InitOptions
+	log        *slog.Logger
+	timeout    time.Duration
+	maxMessage int // bytes of payload+metadata or result per frame
+	meta       WorkerMetadata
 
 	sys     *actors.System
 	conn    *connection.Conn
@@ -58,9 +59,13 @@ func RegisterWorker(address string, opts InitOptions) *III {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	w := &III{address: address, opts: opts, log: log, timeout: opts.InvocationTimeout, meta: metadataWithDefaults(opts.Metadata)}
+	w := &III{address: address, opts: opts, log: log, timeout: opts.InvocationTimeout, meta: metadataWithDefaults(opts.Metadata),
+		maxMessage: opts.MaxMessageSize}
 	if w.timeout <= 0 {
 		w.timeout = DefaultInvocationTimeout
+	}
+	if w.maxMessage <= 0 {
+		w.maxMessage = DefaultMaxMessageSize
 	}
 	w.ctx, w.cancel = context.WithCancelCause(context.Background())
 	w.pending = invocation.NewPending()
@@ -95,11 +100,12 @@ func RegisterWorker(address string, opts InitOptions) *III {
 		w.conn, err = connection.New(w.sys, connection.Config{
 			URL: address, Header: opts.Headers, TLSConfig: opts.TLSConfig,
 			DialTimeout: opts.DialTimeout, PingInterval: opts.PingInterval, IdleTimeout: opts.IdleTimeout,
-			Backoff:  opts.Reconnect.backoff(),
-			Metadata: func() wire.Message { return meta },
-			OnState:  onState,
-			Log:      log,
-			Router:   router{w},
+			Backoff:   opts.Reconnect.backoff(),
+			ReadLimit: int64(w.maxMessage) + 1<<20, // the frame around the largest payload
+			Metadata:  func() wire.Message { return meta },
+			OnState:   onState,
+			Log:       log,
+			Router:    router{w},
 		})
 	}
 	if err != nil {
@@ -402,6 +408,9 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 		if m.Metadata, err = encodeJSON(req.Metadata); err != nil {
 			return nil, fmt.Errorf("metadata of call to %s: %w", req.FunctionID, err)
 		}
+	}
+	if n := len(m.Data) + len(m.Metadata); n > w.maxMessage {
+		return nil, fmt.Errorf("%w: call to %s carries %d bytes, the limit is %d", ErrPayloadTooLarge, req.FunctionID, n, w.maxMessage)
 	}
 	if instrument != nil {
 		ctx = instrument(ctx, m)

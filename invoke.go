@@ -122,6 +122,10 @@ func (w *III) execute(t *invocation.Task) {
 			hctx, end = w.tel.startInvocation(hctx, m)
 		}
 		out, err := callHandler(f.Handler, hctx, m)
+		if err == nil && len(out) > w.maxMessage {
+			err = &InvocationError{Code: CodeInvocationFailed, Err: ErrPayloadTooLarge,
+				Message: fmt.Sprintf("the result of %s is %d bytes, the limit is %d", m.FunctionID, len(out), w.maxMessage)}
+		}
 		if err != nil {
 			res.Error = errorBody(err)
 			w.log.Debug("iii: handler returned an error", "function", m.FunctionID, "code", res.Error.Code, "err", err)

@@ -328,3 +328,51 @@ func TestTenThousandInFlightInvocationsCompleteWithBoundedMemory(t *testing.T) {
 		t.Fatalf("%d B of heap per in-flight invocation", perCall)
 	}
 }
+
+func TestOversizedPayloadsAndResultsAreRefusedWithoutLosingTheConnection(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	opts := fastOptions()
+	opts.MaxMessageSize = 1 << 10
+	handler := newWorker(t, eng, opts)
+	caller := newWorker(t, eng, opts)
+	mustRegister(t, eng, handler, "big::result", func(ctx context.Context, n int) (string, error) {
+		return strings.Repeat("x", n), nil
+	})
+	callerID, handlerID := caller.WorkerID(), handler.WorkerID()
+	_, err := caller.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "big::result", Payload: strings.Repeat("y", 2<<10)})
+	if !errors.Is(err, iii.ErrPayloadTooLarge) {
+		t.Fatalf("oversized payload: %v", err)
+	}
+	_, err = iii.Call[string](testCtx(t), caller, "big::result", 4<<10)
+	if iii.ErrorCode(err) != iii.CodeInvocationFailed || !strings.Contains(err.Error(), "limit is 1024") {
+		t.Fatalf("oversized result: %v", err)
+	}
+	if got, err := iii.Call[string](testCtx(t), caller, "big::result", 3); err != nil || got != "xxx" {
+		t.Fatalf("after the refusals: %q %v", got, err)
+	}
+	if caller.WorkerID() != callerID || handler.WorkerID() != handlerID {
+		t.Fatal("a connection was lost")
+	}
+}
+
+func TestFrameOverTheReadLimitEndsOnlyThatSocket(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	small := fastOptions()
+	small.MaxMessageSize = 1 << 10
+	handler := newWorker(t, eng, small)
+	caller := newWorker(t, eng, fastOptions())
+	mustRegister(t, eng, handler, "len::of", func(ctx context.Context, s string) (int, error) { return len(s), nil })
+	first := handler.WorkerID()
+	// The dispatch frame exceeds the handler's read limit: it drops that
+	// socket, and the engine stops the invocation.
+	_, err := iii.Call[int](testCtx(t), caller, "len::of", strings.Repeat("z", 2<<20))
+	if iii.ErrorCode(err) != iii.CodeInvocationStopped {
+		t.Fatalf("got %v, want invocation_stopped", err)
+	}
+	waitFor(t, "the handler to reconnect", func() bool {
+		return handler.State() == iii.Connected && handler.WorkerID() != first && eng.Functions()["len::of"] == handler.WorkerID()
+	})
+	if n, err := iii.Call[int](testCtx(t), caller, "len::of", "abc"); err != nil || n != 3 {
+		t.Fatalf("after the reconnect: %d %v", n, err)
+	}
+}

@@ -29,6 +29,9 @@ const (
 	DefaultDialTimeout              = connection.DefaultDialTimeout
 	DefaultPingInterval             = connection.DefaultPingInterval
 	DefaultIdleTimeout              = connection.DefaultIdleTimeout
+	// DefaultMaxMessageSize is the engine's limit on an incoming message
+	// (64 MiB); a bigger one makes it close the connection.
+	DefaultMaxMessageSize = 64 << 20
 )
 
 // ConnectionState is the state of a worker's connection to the engine.
@@ -73,6 +76,10 @@ type InitOptions struct {
 	// slot; beyond it the worker stops reading from the engine until one
 	// frees up. Default 65536.
 	MaxQueuedInvocations int
+	// MaxMessageSize bounds the payload plus metadata of a call, and a
+	// handler's result, so that no frame exceeds the engine's limit (which
+	// would make it drop the connection). Default 64 MiB.
+	MaxMessageSize int
 	// Logger receives the SDK's logs; nil discards them.
 	Logger *slog.Logger
 	// OnStateChange is called, in order and on a goroutine of its own, at

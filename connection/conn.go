@@ -116,6 +116,9 @@ type Config struct {
 	Backoff      Backoff
 	QueueSize    int // outbound frames per socket; default 1024
 	MaxParked    int // frames parked while disconnected; default 10 000
+	// ReadLimit bounds an incoming frame; a bigger one ends the socket
+	// (the worker reconnects). Default 65 MiB.
+	ReadLimit int64
 	// Metadata builds the engine::workers::register frame sent after the replay.
 	Metadata func() wire.Message
 	OnState  func(State)
@@ -133,6 +136,7 @@ const (
 	DefaultIdleTimeout  = 60 * time.Second
 	DefaultQueueSize    = 1024
 	DefaultMaxParked    = 10000
+	DefaultReadLimit    = 65 << 20
 )
 
 // DefaultBackoff is the reconnect schedule of the official SDKs: 1 s
@@ -201,6 +205,9 @@ func New(sys *actors.System, cfg Config) (*Conn, error) {
 	}
 	if cfg.MaxParked <= 0 {
 		cfg.MaxParked = DefaultMaxParked
+	}
+	if cfg.ReadLimit <= 0 {
+		cfg.ReadLimit = DefaultReadLimit
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -616,7 +623,7 @@ func (c *Conn) connect(gen uint64, reattach *wire.Reattach) (*Socket, error) {
 	sys, pid := c.sys, c.self
 	c.sockets.Add(1)
 	s := newSocket(ws, bc, socketConfig{
-		gen: gen, queue: c.cfg.QueueSize, ping: c.cfg.PingInterval, idle: c.cfg.IdleTimeout, log: c.log,
+		gen: gen, queue: c.cfg.QueueSize, ping: c.cfg.PingInterval, idle: c.cfg.IdleTimeout, log: c.log, readLimit: c.cfg.ReadLimit,
 		onFrame: func(s *Socket, m wire.Message) { c.frame(pid, s, m) },
 		onClose: func(s *Socket, err error) {
 			sys.Send(pid, &socketClosed{s: s, err: err})

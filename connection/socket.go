@@ -33,20 +33,21 @@ const maxBatch = 256
 // with one syscall. A Socket never reconnects; the connection actor makes a
 // new one. Its methods are safe for concurrent use.
 type Socket struct {
-	gen      uint64
-	ws       *websocket.Conn
-	bc       *bufConn
-	out      chan wire.Message
-	done     chan struct{}
-	closeMu  sync.Mutex
-	err      error
-	lastRead atomic.Int64
-	onFrame  func(*Socket, wire.Message)
-	onClose  func(*Socket, error)
-	log      *slog.Logger
-	ping     time.Duration
-	idle     time.Duration
-	wg       sync.WaitGroup
+	gen       uint64
+	ws        *websocket.Conn
+	bc        *bufConn
+	out       chan wire.Message
+	done      chan struct{}
+	closeMu   sync.Mutex
+	err       error
+	lastRead  atomic.Int64
+	onFrame   func(*Socket, wire.Message)
+	onClose   func(*Socket, error)
+	log       *slog.Logger
+	ping      time.Duration
+	idle      time.Duration
+	readLimit int64
+	wg        sync.WaitGroup
 }
 
 // Gen is the socket's generation: 1 for the first connection, then +1 per reconnect.
@@ -171,13 +172,14 @@ func (s *Socket) setErr(err error) bool {
 func (s *Socket) Wait() { s.wg.Wait() }
 
 type socketConfig struct {
-	gen     uint64
-	queue   int
-	ping    time.Duration
-	idle    time.Duration
-	log     *slog.Logger
-	onFrame func(*Socket, wire.Message)
-	onClose func(*Socket, error)
+	gen       uint64
+	readLimit int64
+	queue     int
+	ping      time.Duration
+	idle      time.Duration
+	log       *slog.Logger
+	onFrame   func(*Socket, wire.Message)
+	onClose   func(*Socket, error)
 }
 
 func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
@@ -186,10 +188,10 @@ func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
 		out:     make(chan wire.Message, cfg.queue),
 		done:    make(chan struct{}),
 		onFrame: cfg.onFrame, onClose: cfg.onClose, log: cfg.log,
-		ping: cfg.ping, idle: cfg.idle,
+		ping: cfg.ping, idle: cfg.idle, readLimit: cfg.readLimit,
 	}
 	s.lastRead.Store(time.Now().UnixNano())
-	ws.SetReadLimit(-1) // the engine bounds what it sends; a frame it sent is never refused
+	ws.SetReadLimit(cfg.readLimit)
 	ws.SetPingHandler(func(data string) error {
 		s.lastRead.Store(time.Now().UnixNano())
 		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
@@ -224,6 +226,9 @@ func (s *Socket) readLoop() {
 		s.lastRead.Store(time.Now().UnixNano())
 		buf, err = readAll(r, buf[:0])
 		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				s.log.Error("iii: the engine sent a frame over the read limit; reconnecting", "limit", s.readLimit)
+			}
 			s.Kill(err)
 			break
 		}
@@ -239,6 +244,9 @@ func (s *Socket) readLoop() {
 		// waiting caller), so it gets a buffer of its own.
 		frame := make([]byte, len(buf))
 		copy(frame, buf)
+		if cap(buf) > 8<<20 {
+			buf = nil // do not pin a very large frame's buffer
+		}
 		m, err := wire.DecodeInterned(frame, &names)
 		if err != nil {
 			s.log.Warn("iii: dropping a frame that does not decode", "err", err)
