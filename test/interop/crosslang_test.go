@@ -147,7 +147,7 @@ func TestNodeWorkerCallsGoWorker(t *testing.T) {
 			t.Errorf("handler context without an invocation")
 			return
 		}
-		calls <- call{input: in, metadata: inv.Metadata, caller: inv.CallerWorkerID()}
+		calls <- call{input: in, metadata: iii.MetadataFromContext(ctx), caller: inv.CallerWorkerID()}
 	}
 	type reply struct {
 		Input    json.RawMessage `json:"input"`
@@ -164,7 +164,7 @@ func TestNodeWorkerCallsGoWorker(t *testing.T) {
 	must(iii.RegisterFunction(w, "gointerop::echo", func(ctx context.Context, in json.RawMessage) (reply, error) {
 		record(ctx, in)
 		inv, _ := iii.InvocationFromContext(ctx)
-		return reply{Input: in, Metadata: inv.Metadata, Caller: inv.CallerWorkerID(), Runtime: "go"}, nil
+		return reply{Input: in, Metadata: iii.MetadataFromContext(ctx), Caller: inv.CallerWorkerID(), Runtime: "go"}, nil
 	}))
 	must(iii.RegisterFunction(w, "gointerop::void", func(ctx context.Context, in json.RawMessage) (any, error) {
 		record(ctx, in)
