@@ -340,14 +340,6 @@ func (c *Conn) Close() {
 	c.notify.close()
 }
 
-// Drop kills the current socket without a Close frame, as a network failure
-// would (for fault-injection tests).
-func (c *Conn) Drop() {
-	if s := c.cur.Load(); s != nil {
-		s.Kill(errors.New("iii: connection dropped on request"))
-	}
-}
-
 // Crash makes the connection actor panic, to exercise its supervision (for tests).
 func (c *Conn) Crash() { c.sys.Send(c.pid, &crash{}) }
 
