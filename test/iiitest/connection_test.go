@@ -241,6 +241,7 @@ func TestReceivedRecordsControlFramesInOrderAsPrivateCopies(t *testing.T) {
 	c.sync()
 	// Overwrite the engine's read buffer with other bytes.
 	c.sendRaw(`{"type":"ping","pad":"` + strings.Repeat("z", 200) + `"}`)
+	expectMsg[*wire.Pong](t, c) // its own pong, so that sync waits for the next
 	c.sync()
 	got := e.Received(c.id)
 	want := []wire.Kind{wire.KindRegisterTriggerType, wire.KindRegisterFunction, wire.KindRegisterTrigger}
