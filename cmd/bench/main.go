@@ -1,24 +1,353 @@
-// Command bench is the load benchmark of the iii Go SDK. With -serve it
-// runs only the in-process engine double (package iiitest) so that other
-// SDKs and tools can connect to it.
+// Command bench is the load benchmark of the iii Go SDK.
+//
+// With no flags it starts the engine double (package iiitest) in a child
+// process, connects a handler worker and a calling worker in this process,
+// and runs every scenario twice: once with the SDK, once with a minimal
+// hand-written WebSocket client (the raw baseline) exchanging the same
+// frames. It prints a table of throughput, latency percentiles, CPU and
+// allocations per operation and peak RSS, each SDK figure as a ratio to
+// raw, and the performance targets with their measured values.
+//
+//	go run ./cmd/bench                                    # everything, ~1.5 min
+//	go run ./cmd/bench -scenario rpc -concurrency 64      # one shape
+//	go run ./cmd/bench -json > bench.json                 # machine-readable
+//	go run ./cmd/bench -serve 127.0.0.1:49134             # only the engine double
+//	go run ./cmd/bench -role handler -engine ws://host:49134   # one side per process
+//	go run ./cmd/bench -role caller  -engine ws://host:49134
+//
+// See BENCHMARKS.md at the repository root for the method and the figures.
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
 )
 
+// options are the parsed flags.
+type options struct {
+	engine      string
+	role        string
+	double      string
+	scenarios   []string
+	duration    time.Duration
+	warmup      time.Duration
+	concurrency []int
+	payloads    []int
+	inflight    int
+	callers     int
+	impls       []string
+	json        bool
+	chart       string
+	cpuprofile  string
+	memprofile  string
+	quiet       bool
+	ns          string
+}
+
 func main() {
-	serve := flag.String("serve", "", "run only the engine double, listening on `addr` (e.g. 127.0.0.1:49134), until SIGINT/SIGTERM")
-	flag.Parse()
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the whole command; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: bench [flags]\n\n"+
+			"Load benchmark of the iii Go SDK against an iii engine (by default the engine\n"+
+			"double, started in a child process), with a raw WebSocket client as baseline.\n\n"+
+			"scenarios: rpc (awaited calls, 100 B, at each -concurrency), payload (awaited,\n"+
+			"c=16, each -payload size), void (fire-and-forget, window 64), enqueue (c=64),\n"+
+			"fanin (-callers workers × 8 calls, one handler), channel (bytes through a data\n"+
+			"channel), inflight (-inflight calls parked at the handler: heap per call), sides\n"+
+			"(rpc c=64 with the handler in a child process: CPU and allocations per side).\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	var (
+		serve       = fs.String("serve", "", "run only the engine double, listening on `addr` (e.g. 127.0.0.1:49134), until SIGINT/SIGTERM")
+		engine      = fs.String("engine", "", "use the engine at `url` (ws://host:port: a real iii engine, or -serve in another process) instead of starting the double")
+		role        = fs.String("role", "both", "`side` run by this process: both, handler (serve the bench functions until SIGINT) or caller (run the scenarios against a handler in another process); handler and caller need -engine")
+		double      = fs.String("double", "child", "where the engine double runs without -engine: child (a child process, so that CPU and allocations are the workers' own) or inproc")
+		scenarios   = fs.String("scenario", "all", "comma-separated `list` of scenarios, or all: "+strings.Join(allScenarios, ","))
+		duration    = fs.Duration("duration", 2*time.Second, "measured `time` per run")
+		warmup      = fs.Duration("warmup", 500*time.Millisecond, "warm-up `time` before each measured window")
+		concurrency = fs.String("concurrency", "1,16,64,256", "calls in flight for the rpc scenario, comma-separated `list`")
+		payloads    = fs.String("payload", "10KiB,1MiB", "payload `sizes` for the payload scenario (100, 10KiB, 1MiB, ...)")
+		inflight    = fs.Int("inflight", 10000, "calls parked at the handler in the inflight scenario")
+		callers     = fs.Int("callers", 8, "calling workers in the fanin scenario")
+		sdkOnly     = fs.Bool("sdk-only", false, "run only the SDK (no raw baseline)")
+		rawOnly     = fs.Bool("raw-only", false, "run only the raw baseline")
+		jsonOut     = fs.Bool("json", false, "write one JSON document on stdout instead of the tables")
+		chart       = fs.String("chart", "", "write an SVG chart of the rpc results (throughput and p99 against concurrency) to `file`")
+		cpuprofile  = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
+		memprofile  = fs.String("memprofile", "", "write an allocation profile of this process to `file`")
+		quiet       = fs.Bool("q", false, "no progress output on stderr")
+		ns          = fs.String("ns", "", "namespace of the bench functions (bench::<ns>sdk::echo, ...); for running several benchmarks on one engine")
+	)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
 	if *serve != "" {
 		if err := runServe(*serve); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			os.Exit(1)
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
 		}
-		return
+		return 0
 	}
-	flag.Usage()
-	os.Exit(2)
+	opt := options{engine: *engine, role: *role, double: *double, duration: *duration, warmup: *warmup,
+		inflight: *inflight, callers: *callers, json: *jsonOut, chart: *chart,
+		cpuprofile: *cpuprofile, memprofile: *memprofile, quiet: *quiet, ns: *ns}
+	if err := opt.parse(*scenarios, *concurrency, *payloads, *sdkOnly, *rawOnly); err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if opt.cpuprofile != "" {
+		f, err := os.Create(opt.cpuprofile)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var err error
+	if opt.role == "handler" {
+		err = runHandlerRole(ctx, stop, opt, stderr)
+	} else {
+		err = runBench(ctx, opt, args, stdout, stderr)
+	}
+	if err == nil && opt.memprofile != "" {
+		err = writeMemProfile(opt.memprofile)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}
+
+func (o *options) parse(scenarios, concurrency, payloads string, sdkOnly, rawOnly bool) error {
+	switch o.role {
+	case "both":
+	case "handler", "caller":
+		if o.engine == "" {
+			return fmt.Errorf("-role %s needs -engine ws://host:port (the engine both sides connect to)", o.role)
+		}
+	default:
+		return fmt.Errorf("-role must be both, handler or caller, not %q", o.role)
+	}
+	if o.double != "child" && o.double != "inproc" {
+		return fmt.Errorf("-double must be child or inproc, not %q", o.double)
+	}
+	if o.engine != "" && !strings.HasPrefix(o.engine, "ws://") && !strings.HasPrefix(o.engine, "wss://") {
+		return fmt.Errorf("-engine must be a ws:// or wss:// URL, not %q", o.engine)
+	}
+	if scenarios == "all" || scenarios == "" {
+		o.scenarios = allScenarios
+	} else {
+		want := map[string]bool{}
+		for _, s := range strings.Split(scenarios, ",") {
+			s = strings.TrimSpace(s)
+			if !slices.Contains(allScenarios, s) {
+				return fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(allScenarios, ", "))
+			}
+			want[s] = true
+		}
+		for _, s := range allScenarios { // always in the order of a full run
+			if want[s] {
+				o.scenarios = append(o.scenarios, s)
+			}
+		}
+	}
+	for _, s := range strings.Split(concurrency, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || c <= 0 {
+			return fmt.Errorf("bad -concurrency %q", s)
+		}
+		o.concurrency = append(o.concurrency, c)
+	}
+	for _, s := range strings.Split(payloads, ",") {
+		n, err := parseSize(strings.TrimSpace(s))
+		if err != nil {
+			return fmt.Errorf("-payload: %w", err)
+		}
+		o.payloads = append(o.payloads, n)
+	}
+	switch {
+	case sdkOnly && rawOnly:
+		return errors.New("-sdk-only and -raw-only exclude each other")
+	case sdkOnly:
+		o.impls = []string{"sdk"}
+	case rawOnly:
+		o.impls = []string{"raw"}
+	default:
+		o.impls = []string{"raw", "sdk"}
+	}
+	if o.duration <= 0 || o.warmup < 0 {
+		return errors.New("-duration must be positive and -warmup not negative")
+	}
+	if o.inflight <= 0 || o.callers <= 0 {
+		return errors.New("-inflight and -callers must be positive")
+	}
+	return nil
+}
+
+// planned is one run of the plan.
+type planned struct {
+	run func(ctx context.Context) result
+}
+
+// plan lists the runs: for each shape, raw first, then the SDK.
+func (e *env) plan() []planned {
+	var p []planned
+	o := e.opt
+	addLoad := func(l load) {
+		for _, impl := range o.impls {
+			p = append(p, planned{func(ctx context.Context) result { return e.runLoad(ctx, impl, l) }})
+		}
+	}
+	for _, sc := range o.scenarios {
+		switch sc {
+		case scRPC:
+			for _, c := range o.concurrency {
+				addLoad(load{scenario: sc, label: fmt.Sprintf("c=%d", c), ns: o.ns, callers: 1, conc: c, payload: basePayload, kind: kindCall, op: opEcho})
+			}
+		case scPayload:
+			for _, n := range o.payloads {
+				addLoad(load{scenario: sc, label: fmt.Sprintf("%s c=%d", sizeString(n), payloadConcurrency), ns: o.ns, callers: 1,
+					conc: payloadConcurrency, payload: n, kind: kindCall, op: opEcho})
+			}
+		case scVoid:
+			addLoad(load{scenario: sc, label: fmt.Sprintf("w=%d", refConcurrency), ns: o.ns, callers: 1, conc: refConcurrency,
+				payload: basePayload, kind: kindVoid, op: opSink})
+		case scEnqueue:
+			addLoad(load{scenario: sc, label: fmt.Sprintf("c=%d", refConcurrency), ns: o.ns, callers: 1, conc: refConcurrency,
+				payload: basePayload, kind: kindEnqueue, op: opJob})
+		case scFanIn:
+			addLoad(load{scenario: sc, label: fmt.Sprintf("%d×%d", o.callers, fanInPerCaller), ns: o.ns, callers: o.callers,
+				conc: fanInPerCaller, payload: basePayload, kind: kindCall, op: opEcho})
+		case scChannel:
+			for _, impl := range o.impls {
+				p = append(p, planned{func(ctx context.Context) result { return e.runChannel(ctx, impl) }})
+			}
+		case scInflight:
+			for _, impl := range o.impls {
+				p = append(p, planned{func(ctx context.Context) result { return e.runInflight(ctx, impl) }})
+			}
+		case scSides:
+			if o.role != "both" {
+				continue // the caller role measures each side already
+			}
+			for _, impl := range o.impls {
+				p = append(p, planned{func(ctx context.Context) result { return e.runSides(ctx, impl) }})
+			}
+		}
+	}
+	return p
+}
+
+// runBench runs the scenarios (roles both and caller) and writes the report.
+func runBench(ctx context.Context, opt options, args []string, stdout, stderr io.Writer) error {
+	prog := newProgress(stderr, opt.quiet)
+	rep := &report{Tool: "iii-go cmd/bench", Command: commandLine(args), Started: time.Now().UTC().Truncate(time.Second),
+		Machine: describeMachine(), Role: opt.role, Duration: opt.duration.Seconds(), Warmup: opt.warmup.Seconds()}
+	e, err := setup(ctx, opt, prog)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	rep.Engine = e.desc
+	runs := e.plan()
+	prog.total = len(runs)
+	for _, r := range runs {
+		if ctx.Err() != nil {
+			break
+		}
+		rep.Results = append(rep.Results, r.run(ctx))
+	}
+	rep.Machine.LoadEnd = loadAvg()
+	compare(rep.Results)
+	rep.Targets = targets(rep.Results)
+	if opt.chart != "" {
+		if err := writeChart(opt.chart, rep); err != nil {
+			prog.note("no chart: %v", err)
+		}
+	}
+	if opt.json {
+		return rep.writeJSON(stdout)
+	}
+	rep.writeText(stdout)
+	if ctx.Err() != nil {
+		return errors.New("interrupted")
+	}
+	return nil
+}
+
+// runHandlerRole serves the bench functions until interrupted (or, in a
+// child of the benchmark, until its stdin closes).
+func runHandlerRole(ctx context.Context, stop func(), opt options, stderr io.Writer) error {
+	e := &env{opt: opt, url: opt.engine, local: make(map[string]*handlerState), prog: newProgress(stderr, opt.quiet)}
+	if err := e.startHandlers(ctx, opt.ns); err != nil {
+		e.close()
+		return err
+	}
+	defer e.close()
+	if isChild() {
+		serveChild("ready", stop)
+	} else {
+		var ids []string
+		for _, impl := range opt.impls {
+			ids = append(ids, functionID(opt.ns, impl, "*"))
+		}
+		e.prog.note("serving %s on %s until interrupted", strings.Join(ids, " and "), opt.engine)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func writeMemProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	runtime.GC()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
+func commandLine(args []string) string {
+	out := []string{"bench"}
+	for _, a := range args {
+		if strings.ContainsAny(a, " \t\"'") {
+			a = strconv.Quote(a)
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
 }

@@ -10,7 +10,8 @@ import (
 	"github.com/iii-go/iii/test/iiitest"
 )
 
-// runServe runs the engine double on addr until SIGINT or SIGTERM.
+// runServe runs the engine double on addr until SIGINT or SIGTERM (or, in
+// a child of the benchmark, until its stdin closes).
 func runServe(addr string, opts ...iiitest.Option) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -19,7 +20,11 @@ func runServe(addr string, opts ...iiitest.Option) error {
 		return err
 	}
 	defer eng.Close()
-	slog.New(slog.NewTextHandler(os.Stderr, nil)).Info("engine double listening", "url", eng.URL)
+	if isChild() {
+		serveChild(eng.URL, stop)
+	} else {
+		slog.New(slog.NewTextHandler(os.Stderr, nil)).Info("engine double listening", "url", eng.URL)
+	}
 	<-ctx.Done()
 	return nil
 }

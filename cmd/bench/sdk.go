@@ -1,0 +1,110 @@
+package main
+
+// The SDK side, written the way the package documentation shows: typed
+// functions registered with iii.RegisterFunction (json.RawMessage in and
+// out, so that no struct decoding is measured), calls made with
+// w.Trigger, w.Enqueue and iii.Void().
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/iii-go/iii"
+)
+
+// startSDKHandler connects a worker that serves bench::<ns>sdk::*. limit
+// is its MaxConcurrentInvocations: the inflight scenario parks that many
+// calls in running handlers, and its control call must still find a slot.
+func startSDKHandler(ctx context.Context, url, ns string, hs *handlerState, limit int) (*iii.III, error) {
+	w := iii.RegisterWorker(url, iii.InitOptions{MaxConcurrentInvocations: limit})
+	fns := map[string]func(context.Context, json.RawMessage) (json.RawMessage, error){
+		opEcho: func(_ context.Context, req json.RawMessage) (json.RawMessage, error) {
+			hs.echo.Add(1)
+			return req, nil
+		},
+		opSink: func(_ context.Context, req json.RawMessage) (json.RawMessage, error) {
+			hs.onSink(req)
+			return nil, nil
+		},
+		opJob: func(context.Context, json.RawMessage) (json.RawMessage, error) {
+			hs.job.Add(1)
+			return nil, nil
+		},
+		opPark: func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+			release := hs.parkChan()
+			hs.park.Add(1)
+			hs.parked.Add(1)
+			defer hs.parked.Add(-1)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		},
+	}
+	for op, fn := range fns {
+		if _, err := iii.RegisterFunction(w, functionID(ns, "sdk", op), fn); err != nil {
+			w.Shutdown()
+			return nil, err
+		}
+	}
+	_, err := iii.RegisterFunction(w, functionID(ns, "sdk", opCtl), func(_ context.Context, req ctlRequest) (ctlReply, error) {
+		if req.Op == "release" {
+			hs.releaseParked()
+		}
+		return hs.ctl(req.Op), nil
+	})
+	if err == nil {
+		err = w.WaitConnected(ctx)
+	}
+	if err != nil {
+		w.Shutdown()
+		return nil, fmt.Errorf("sdk handler: %w", err)
+	}
+	return w, nil
+}
+
+// sdkCaller is a calling worker.
+type sdkCaller struct{ w *iii.III }
+
+func dialSDKCaller(ctx context.Context, url string) (*sdkCaller, error) {
+	w := iii.RegisterWorker(url, iii.InitOptions{})
+	if err := w.WaitConnected(ctx); err != nil {
+		w.Shutdown()
+		return nil, fmt.Errorf("sdk caller: %w", err)
+	}
+	return &sdkCaller{w: w}, nil
+}
+
+func (c *sdkCaller) session() session { return c }
+
+func (c *sdkCaller) call(ctx context.Context, fn string, payload []byte) error {
+	_, err := c.w.Trigger(ctx, iii.TriggerRequest{FunctionID: fn, Payload: json.RawMessage(payload)})
+	return err
+}
+
+// void sends a fire-and-forget call. The SDK keeps the payload until its
+// writer has sent the frame, so a stamped payload cannot be reused: the
+// caller allocates one per call (one allocation of the harness, counted in
+// the SDK's allocs/op).
+func (c *sdkCaller) void(ctx context.Context, fn string, payload []byte) error {
+	_, err := c.w.Trigger(ctx, iii.TriggerRequest{FunctionID: fn, Payload: json.RawMessage(payload), Action: iii.Void()})
+	return err
+}
+
+func (c *sdkCaller) reusesVoidPayload() bool { return false }
+
+func (c *sdkCaller) enqueue(ctx context.Context, queue, fn string, payload []byte) error {
+	_, err := c.w.Enqueue(ctx, queue, fn, json.RawMessage(payload))
+	return err
+}
+
+func (c *sdkCaller) close() { c.w.Shutdown() }
+
+// openSDKChannel creates a channel with the SDK and opens both ends.
+func openSDKChannel(ctx context.Context, url string) (io.WriteCloser, io.ReadCloser, error) {
+	return nil, nil, errors.New("the SDK has no data channels yet")
+}
