@@ -187,3 +187,35 @@ func TestParseSize(t *testing.T) {
 }
 
 func parseSize2(s string) int { n, _ := parseSize(s); return n }
+
+func TestRoundsMergeIntoOneResultPerShape(t *testing.T) {
+	mk := func(impl string, ops uint64, secs, cpu float64, lat time.Duration) result {
+		var h Hist
+		for range ops {
+			h.Record(lat)
+		}
+		r := result{Scenario: scRPC, Label: "c=64", Impl: impl, Ops: ops, Seconds: secs, OpsPerSec: float64(ops) / secs, CPUUsPerOp: cpu, AllocsPerOp: 2, PeakRSSBytes: ops}
+		r.setLatency(&h)
+		return r
+	}
+	in := []result{mk("raw", 100, 1, 10, time.Millisecond), mk("sdk", 50, 1, 20, 2*time.Millisecond),
+		mk("raw", 300, 1, 20, 3*time.Millisecond), {Scenario: scRPC, Label: "c=64", Impl: "sdk", Error: "boom"}}
+	out := mergeRounds(in)
+	if len(out) != 2 || out[0].Impl != "raw" || out[1].Impl != "sdk" {
+		t.Fatalf("merged into %+v", out)
+	}
+	raw := out[0]
+	if raw.Ops != 400 || raw.Seconds != 2 || raw.OpsPerSec != 200 || raw.Rounds != 2 || raw.PeakRSSBytes != 300 {
+		t.Errorf("raw: ops %d secs %v ops/s %v rounds %d rss %d", raw.Ops, raw.Seconds, raw.OpsPerSec, raw.Rounds, raw.PeakRSSBytes)
+	}
+	if raw.CPUUsPerOp != 17.5 { // (100·10 + 300·20) / 400
+		t.Errorf("raw CPU µs/op = %v, want the ops-weighted 17.5", raw.CPUUsPerOp)
+	}
+	if got := time.Duration(raw.Latency.P50); !within(got, 3*time.Millisecond) {
+		t.Errorf("raw p50 = %v, want 3ms from the merged latencies", got)
+	}
+	sdk := out[1]
+	if sdk.Error != "" || sdk.Ops != 50 || sdk.Rounds != 2 || len(sdk.Notes) != 1 {
+		t.Errorf("a failed round should leave the good one and a note: %+v", sdk)
+	}
+}

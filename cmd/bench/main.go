@@ -48,6 +48,7 @@ type options struct {
 	inflight    int
 	callers     int
 	impls       []string
+	count       int
 	json        bool
 	chart       string
 	cpuprofile  string
@@ -87,12 +88,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		payloads    = fs.String("payload", "10KiB,1MiB", "payload `sizes` for the payload scenario (100, 10KiB, 1MiB, ...)")
 		inflight    = fs.Int("inflight", 10000, "calls parked at the handler in the inflight scenario")
 		callers     = fs.Int("callers", 8, "calling workers in the fanin scenario")
+		count       = fs.Int("count", 1, "run each shape `n` times, raw and SDK alternately, and merge the rounds (steadier ratios on a busy machine)")
 		sdkOnly     = fs.Bool("sdk-only", false, "run only the SDK (no raw baseline)")
 		rawOnly     = fs.Bool("raw-only", false, "run only the raw baseline")
 		jsonOut     = fs.Bool("json", false, "write one JSON document on stdout instead of the tables")
 		chart       = fs.String("chart", "", "write an SVG chart of the rpc results (throughput and p99 against concurrency) to `file`")
 		cpuprofile  = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
-		memprofile  = fs.String("memprofile", "", "write an allocation profile of this process to `file`")
+		memprofile  = fs.String("memprofile", "", "write an allocation profile of this process to `file` (records every allocation, which slows the run)")
 		quiet       = fs.Bool("q", false, "no progress output on stderr")
 		ns          = fs.String("ns", "", "namespace of the bench functions (bench::<ns>sdk::echo, ...); for running several benchmarks on one engine")
 	)
@@ -114,7 +116,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	opt := options{engine: *engine, role: *role, double: *double, duration: *duration, warmup: *warmup,
-		inflight: *inflight, callers: *callers, json: *jsonOut, chart: *chart,
+		inflight: *inflight, callers: *callers, count: *count, json: *jsonOut, chart: *chart,
 		cpuprofile: *cpuprofile, memprofile: *memprofile, quiet: *quiet, ns: *ns}
 	if err := opt.parse(*scenarios, *concurrency, *payloads, *sdkOnly, *rawOnly); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
@@ -123,6 +125,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if opt.memprofile != "" {
+		// Every allocation, so that the profile's counts per site are exact
+		// (this slows the run: its figures are not the benchmark's).
+		runtime.MemProfileRate = 1
+	}
 	if opt.cpuprofile != "" {
 		f, err := os.Create(opt.cpuprofile)
 		if err != nil {
@@ -212,8 +219,8 @@ func (o *options) parse(scenarios, concurrency, payloads string, sdkOnly, rawOnl
 	if o.duration <= 0 || o.warmup < 0 {
 		return errors.New("-duration must be positive and -warmup not negative")
 	}
-	if o.inflight <= 0 || o.callers <= 0 {
-		return errors.New("-inflight and -callers must be positive")
+	if o.inflight <= 0 || o.callers <= 0 || o.count <= 0 {
+		return errors.New("-inflight, -callers and -count must be positive")
 	}
 	return nil
 }
@@ -228,8 +235,10 @@ func (e *env) plan() []planned {
 	var p []planned
 	o := e.opt
 	addLoad := func(l load) {
-		for _, impl := range o.impls {
-			p = append(p, planned{func(ctx context.Context) result { return e.runLoad(ctx, impl, l) }})
+		for range o.count {
+			for _, impl := range o.impls {
+				p = append(p, planned{func(ctx context.Context) result { return e.runLoad(ctx, impl, l) }})
+			}
 		}
 	}
 	for _, sc := range o.scenarios {
@@ -253,10 +262,13 @@ func (e *env) plan() []planned {
 			addLoad(load{scenario: sc, label: fmt.Sprintf("%d×%d", o.callers, fanInPerCaller), ns: o.ns, callers: o.callers,
 				conc: fanInPerCaller, payload: basePayload, kind: kindCall, op: opEcho})
 		case scChannel:
-			for _, impl := range o.impls {
-				p = append(p, planned{func(ctx context.Context) result { return e.runChannel(ctx, impl) }})
+			for range o.count {
+				for _, impl := range o.impls {
+					p = append(p, planned{func(ctx context.Context) result { return e.runChannel(ctx, impl) }})
+				}
 			}
 		case scInflight:
+			// Once: a second round would start from the first one's pools.
 			for _, impl := range o.impls {
 				p = append(p, planned{func(ctx context.Context) result { return e.runInflight(ctx, impl) }})
 			}
@@ -264,8 +276,10 @@ func (e *env) plan() []planned {
 			if o.role != "both" {
 				continue // the caller role measures each side already
 			}
-			for _, impl := range o.impls {
-				p = append(p, planned{func(ctx context.Context) result { return e.runSides(ctx, impl) }})
+			for range o.count {
+				for _, impl := range o.impls {
+					p = append(p, planned{func(ctx context.Context) result { return e.runSides(ctx, impl) }})
+				}
 			}
 		}
 	}
@@ -276,7 +290,7 @@ func (e *env) plan() []planned {
 func runBench(ctx context.Context, opt options, args []string, stdout, stderr io.Writer) error {
 	prog := newProgress(stderr, opt.quiet)
 	rep := &report{Tool: "iii-go cmd/bench", Command: commandLine(args), Started: time.Now().UTC().Truncate(time.Second),
-		Machine: describeMachine(), Role: opt.role, Duration: opt.duration.Seconds(), Warmup: opt.warmup.Seconds()}
+		Machine: describeMachine(), Role: opt.role, Duration: opt.duration.Seconds(), Warmup: opt.warmup.Seconds(), Count: opt.count}
 	e, err := setup(ctx, opt, prog)
 	if err != nil {
 		return err
@@ -292,6 +306,7 @@ func runBench(ctx context.Context, opt options, args []string, stdout, stderr io
 		rep.Results = append(rep.Results, r.run(ctx))
 	}
 	rep.Machine.LoadEnd = loadAvg()
+	rep.Results = mergeRounds(rep.Results)
 	compare(rep.Results)
 	rep.Targets = targets(rep.Results)
 	if opt.chart != "" {

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -106,17 +107,38 @@ func (c *rawConn) readLoop(onFrame func([]byte)) {
 	}
 }
 
+// writeLoop writes the queued frames and flushes when the queue is empty.
+// Before flushing it yields once, so that goroutines about to queue a
+// frame can join the same syscall (the SDK's writer does the same; without
+// it a busy client makes a syscall for almost every frame).
 func (c *rawConn) writeLoop() {
 	defer c.wg.Done()
 	defer close(c.writerDone)
+	write := func(fb *frameBuf) error {
+		err := c.ws.WriteMessage(websocket.TextMessage, fb.b)
+		if cap(fb.b) <= 1<<20 {
+			framePool.Put(fb)
+		}
+		return err
+	}
 	for {
 		select {
 		case fb := <-c.out:
-			err := c.ws.WriteMessage(websocket.TextMessage, fb.b)
-			if cap(fb.b) <= 1<<20 {
-				framePool.Put(fb)
+			err := write(fb)
+			for yielded := false; err == nil; {
+				select {
+				case fb = <-c.out:
+					err = write(fb)
+					continue
+				default:
+				}
+				if yielded {
+					break
+				}
+				yielded = true
+				runtime.Gosched()
 			}
-			if err == nil && len(c.out) == 0 {
+			if err == nil {
 				err = c.bc.Flush()
 			}
 			if err != nil {
@@ -143,10 +165,18 @@ func (c *rawConn) send(ctx context.Context, fb *frameBuf) error {
 	}
 }
 
-// encode returns a pooled buffer holding m's frame.
+// encode returns a pooled buffer holding m's frame. (Hot paths call
+// getFrame and the concrete AppendJSON: a message passed as an interface
+// escapes to the heap.)
 func encode(m wire.Message) *frameBuf {
+	fb := getFrame()
+	fb.b = m.AppendJSON(fb.b)
+	return fb
+}
+
+func getFrame() *frameBuf {
 	fb := framePool.Get().(*frameBuf)
-	fb.b = m.AppendJSON(fb.b[:0])
+	fb.b = fb.b[:0]
 	return fb
 }
 
@@ -298,7 +328,8 @@ func (rc *rawCaller) onFrame(b []byte) {
 func (rc *rawCaller) call(ctx context.Context, slot *rawCall, fn string, payload []byte, action wire.TriggerAction) error {
 	id := rc.newID()
 	m := wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: fn, Data: payload, Action: action}
-	fb := encode(&m)
+	fb := getFrame()
+	fb.b = m.AppendJSON(fb.b)
 	rc.mu.Lock()
 	rc.pending[id] = slot
 	rc.mu.Unlock()
@@ -340,7 +371,9 @@ func (rc *rawCaller) forget(id wire.UUID, slot *rawCall) bool {
 // void sends a fire-and-forget call.
 func (rc *rawCaller) void(ctx context.Context, fn string, payload []byte) error {
 	m := wire.InvokeFunction{FunctionID: fn, Data: payload, Action: wire.TriggerAction{Kind: wire.ActionVoid}}
-	return rc.c.send(ctx, encode(&m))
+	fb := getFrame()
+	fb.b = m.AppendJSON(fb.b)
+	return rc.c.send(ctx, fb)
 }
 
 // ctl calls a handler's control function.
@@ -422,7 +455,9 @@ func (h *rawHandler) onFrame(b []byte) {
 	default:
 		res.Error = &wire.ErrorBody{Code: "function_not_found", Message: "function " + inv.FunctionID + " is not served here"}
 	}
-	_ = h.c.send(context.Background(), encode(&res))
+	fb := getFrame()
+	fb.b = res.AppendJSON(fb.b)
+	_ = h.c.send(context.Background(), fb)
 }
 
 // intern returns the registered copy of a function id (inv's aliases the

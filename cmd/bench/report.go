@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -43,6 +44,10 @@ type result struct {
 	VsRaw    *ratios          `json:"vs_raw,omitempty"`
 	Notes    []string         `json:"notes,omitempty"`
 	Error    string           `json:"error,omitempty"`
+	// Rounds is how many runs of this shape were merged into it (-count).
+	Rounds int `json:"rounds,omitempty"`
+
+	hist *Hist // the latencies, for merging rounds
 }
 
 type latencyNs struct {
@@ -74,6 +79,7 @@ type ratios struct {
 }
 
 func (r *result) setLatency(h *Hist) {
+	r.hist = h
 	if h == nil || h.Count() == 0 {
 		return
 	}
@@ -126,6 +132,78 @@ func (r *result) summary() string {
 	}
 	s += fmt.Sprintf(", %.1f µs CPU and %.1f allocs per op", r.CPUUsPerOp, r.AllocsPerOp)
 	return s
+}
+
+// mergeRounds merges the results of the same shape and implementation
+// (the rounds of -count, run alternately so that a change in the machine's
+// load weighs on both implementations alike) into one: operations and time
+// add up, latencies merge, per-op figures are weighted by operations, and
+// peak RSS is the highest. Results keep the order of their first round.
+func mergeRounds(results []result) []result {
+	var out []result
+	idx := map[string]int{}
+	for _, r := range results {
+		k := r.Scenario + "\x00" + r.Label + "\x00" + r.Impl
+		i, ok := idx[k]
+		if !ok {
+			idx[k] = len(out)
+			r.Rounds = 1
+			out = append(out, r)
+			continue
+		}
+		m := &out[i]
+		m.Rounds++
+		if r.Error != "" {
+			m.Notes = append(m.Notes, fmt.Sprintf("round %d: %s", m.Rounds, r.Error))
+			continue
+		}
+		if m.Error != "" { // the first round failed: start over from this one
+			rounds, notes := m.Rounds, append(m.Notes, "round 1: "+m.Error)
+			*m = r
+			m.Rounds, m.Notes = rounds, notes
+			continue
+		}
+		m.merge(&r)
+	}
+	return out
+}
+
+func (m *result) merge(r *result) {
+	ops := float64(m.Ops + r.Ops)
+	if ops == 0 {
+		return
+	}
+	wavg := func(a, b float64) float64 { return (a*float64(m.Ops) + b*float64(r.Ops)) / ops }
+	wopt := func(a, b *float64) *float64 {
+		if a == nil || b == nil {
+			return nil
+		}
+		v := wavg(*a, *b)
+		return &v
+	}
+	m.CPUUsPerOp = wavg(m.CPUUsPerOp, r.CPUUsPerOp)
+	m.AllocsPerOp = wavg(m.AllocsPerOp, r.AllocsPerOp)
+	m.EngineCPUUsPerOp = wopt(m.EngineCPUUsPerOp, r.EngineCPUUsPerOp)
+	m.HandlerCPUUsPerOp = wopt(m.HandlerCPUUsPerOp, r.HandlerCPUUsPerOp)
+	m.HandlerAllocsPerOp = wopt(m.HandlerAllocsPerOp, r.HandlerAllocsPerOp)
+	m.DeliveredPerSec = (m.DeliveredPerSec*m.Seconds + r.DeliveredPerSec*r.Seconds) / (m.Seconds + r.Seconds)
+	m.Ops += r.Ops
+	m.Errors += r.Errors
+	m.Seconds += r.Seconds
+	m.OpsPerSec = float64(m.Ops) / m.Seconds
+	if m.MBPerSec > 0 {
+		m.MBPerSec = m.OpsPerSec * float64(m.PayloadBytes) / 1e6
+	}
+	m.PeakRSSBytes = max(m.PeakRSSBytes, r.PeakRSSBytes)
+	h := &Hist{}
+	h.Merge(m.hist)
+	h.Merge(r.hist)
+	m.setLatency(h)
+	for _, n := range r.Notes {
+		if !slices.Contains(m.Notes, n) {
+			m.Notes = append(m.Notes, n)
+		}
+	}
 }
 
 // compare fills VsRaw of every SDK result that has a raw twin.
@@ -189,8 +267,11 @@ func targets(results []result) []target {
 			target{Name: "rpc c=64 p99 latency, SDK / raw", Limit: "≤ 2.0", Value: sdk.VsRaw.P99, Unit: "×",
 				Met: sdk.VsRaw.P99 > 0 && sdk.VsRaw.P99 <= 2, Source: fmt.Sprintf("rpc c=64: %s vs %s", fmtDur(sdk.Latency.P99), fmtDur(raw.Latency.P99))})
 	}
-	if side := find(results, scSides, "sdk", ""); side != nil && side.HandlerAllocsPerOp != nil {
-		src := "sides: handler in a child process, each side's own MemStats.Mallocs / round trips"
+	side, src := find(results, scSides, "sdk", ""), "sides: handler in a child process, each side's own MemStats.Mallocs / round trips"
+	if side == nil || side.HandlerAllocsPerOp == nil {
+		side, src = sdk, "rpc c=64 with the handler in another process: each side's own MemStats.Mallocs / round trips"
+	}
+	if side != nil && side.HandlerAllocsPerOp != nil {
 		out = append(out,
 			target{Name: "allocations per round trip, SDK caller", Limit: "≤ 10", Value: side.AllocsPerOp,
 				Met: side.AllocsPerOp <= 10, Source: src},
@@ -227,6 +308,7 @@ type report struct {
 	Role     string    `json:"role"`
 	Duration float64   `json:"duration_seconds"`
 	Warmup   float64   `json:"warmup_seconds"`
+	Count    int       `json:"count"`
 	Results  []result  `json:"results"`
 	Targets  []target  `json:"targets"`
 }
@@ -241,7 +323,11 @@ func (rep *report) writeJSON(w io.Writer) error {
 func (rep *report) writeText(w io.Writer) {
 	fmt.Fprintf(w, "%s: %s\n", rep.Tool, rep.Command)
 	fmt.Fprintf(w, "%s\n", rep.Machine)
-	fmt.Fprintf(w, "%s; role %s; %gs measured per run after %gs of warm-up\n\n", rep.Engine, rep.Role, rep.Duration, rep.Warmup)
+	fmt.Fprintf(w, "%s; role %s; %gs measured per run after %gs of warm-up", rep.Engine, rep.Role, rep.Duration, rep.Warmup)
+	if rep.Count > 1 {
+		fmt.Fprintf(w, "; %d rounds per shape, raw and SDK alternately, merged", rep.Count)
+	}
+	fmt.Fprint(w, "\n\n")
 
 	var load, infl []result
 	for _, r := range rep.Results {
