@@ -53,6 +53,7 @@ type options struct {
 	chart       string
 	cpuprofile  string
 	memprofile  string
+	heapprofile string
 	quiet       bool
 	ns          string
 }
@@ -95,6 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		chart       = fs.String("chart", "", "write an SVG chart of the rpc results (throughput and p99 against concurrency) to `file`")
 		cpuprofile  = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
 		memprofile  = fs.String("memprofile", "", "write an allocation profile of this process to `file` (records every allocation, which slows the run)")
+		heapprofile = fs.String("heapprofile", "", "write profiles of the heap in use before and while the inflight scenario's calls are all parked to `file`-<impl>-base.prof and `file`-<impl>.prof (records every allocation, which slows the run)")
 		quiet       = fs.Bool("q", false, "no progress output on stderr")
 		ns          = fs.String("ns", "", "namespace of the bench functions (bench::<ns>sdk::echo, ...); for running several benchmarks on one engine")
 	)
@@ -117,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	opt := options{engine: *engine, role: *role, double: *double, duration: *duration, warmup: *warmup,
 		inflight: *inflight, callers: *callers, count: *count, json: *jsonOut, chart: *chart,
-		cpuprofile: *cpuprofile, memprofile: *memprofile, quiet: *quiet, ns: *ns}
+		cpuprofile: *cpuprofile, memprofile: *memprofile, heapprofile: *heapprofile, quiet: *quiet, ns: *ns}
 	if err := opt.parse(*scenarios, *concurrency, *payloads, *sdkOnly, *rawOnly); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
@@ -125,7 +127,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if opt.memprofile != "" {
+	if opt.memprofile != "" || opt.heapprofile != "" {
 		// Every allocation, so that the profile's counts per site are exact
 		// (this slows the run: its figures are not the benchmark's).
 		runtime.MemProfileRate = 1
@@ -354,6 +356,16 @@ func writeMemProfile(path string) error {
 	defer f.Close()
 	runtime.GC()
 	return pprof.Lookup("allocs").WriteTo(f, 0)
+}
+
+// writeHeapProfile writes the heap in use (as of the last GC).
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 func commandLine(args []string) string {

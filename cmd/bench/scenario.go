@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -563,6 +564,18 @@ func (e *env) runInflight(ctx context.Context, impl string) (res result) {
 		return res
 	}
 	base := settledHeap()
+	// -heapprofile file.prof: file-<impl>-base.prof before, file-<impl>.prof
+	// with all calls parked; compare with go tool pprof -diff_base.
+	heapProfile := func(suffix string) {
+		if e.opt.heapprofile == "" {
+			return
+		}
+		path := strings.TrimSuffix(e.opt.heapprofile, ".prof") + "-" + impl + suffix + ".prof"
+		if err := writeHeapProfile(path); err != nil {
+			e.prog.note("heap profile: %v", err)
+		}
+	}
+	heapProfile("-base")
 	fn := functionID(e.opt.ns, impl, opPark)
 	var (
 		wg       sync.WaitGroup
@@ -608,6 +621,7 @@ func (e *env) runInflight(ctx context.Context, impl string) (res result) {
 		return res
 	}
 	peak := settledHeap()
+	heapProfile("")
 	hPeak, err := e.ctlCall(ctx, e.opt.ns, impl, "gc")
 	t1 := time.Now()
 	release()
