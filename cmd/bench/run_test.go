@@ -62,9 +62,6 @@ func TestEveryScenarioKindHasThroughput(t *testing.T) {
 	seen := map[string]bool{}
 	for _, r := range rep.Results {
 		seen[r.Scenario+" "+r.Impl] = true
-		if r.Scenario == scChannel && r.Impl == "sdk" && strings.Contains(r.Error, "no data channels") {
-			continue // until the SDK has them
-		}
 		if r.Error != "" || r.OpsPerSec <= 0 || r.Ops == 0 {
 			t.Errorf("%s %s %s: ops %d, %.0f/s, error %q, notes %q", r.Scenario, r.Label, r.Impl, r.Ops, r.OpsPerSec, r.Error, r.Notes)
 		}

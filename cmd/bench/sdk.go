@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
@@ -104,7 +103,38 @@ func (c *sdkCaller) enqueue(ctx context.Context, queue, fn string, payload []byt
 
 func (c *sdkCaller) close() { c.w.Shutdown() }
 
-// openSDKChannel creates a channel with the SDK and opens both ends.
+// openSDKChannel connects a worker, creates a channel with it and opens
+// both ends; closing the reader shuts the worker down.
 func openSDKChannel(ctx context.Context, url string) (io.WriteCloser, io.ReadCloser, error) {
-	return nil, nil, errors.New("the SDK has no data channels yet")
+	w := iii.RegisterWorker(url, iii.InitOptions{})
+	fail := func(what string, err error) (io.WriteCloser, io.ReadCloser, error) {
+		w.Shutdown()
+		return nil, nil, fmt.Errorf("sdk channel: %s: %w", what, err)
+	}
+	if err := w.WaitConnected(ctx); err != nil {
+		return fail("connect", err)
+	}
+	ch, err := w.CreateChannel(ctx, channelBuffer)
+	if err != nil {
+		return fail("CreateChannel", err)
+	}
+	if err := ch.Writer.Open(ctx); err != nil {
+		return fail("writer", err)
+	}
+	if err := ch.Reader.Open(ctx); err != nil {
+		ch.Writer.Close()
+		return fail("reader", err)
+	}
+	return ch.Writer, &sdkChanReader{ChannelReader: ch.Reader, w: w}, nil
+}
+
+type sdkChanReader struct {
+	*iii.ChannelReader
+	w *iii.III
+}
+
+func (r *sdkChanReader) Close() error {
+	err := r.ChannelReader.Close()
+	r.w.Shutdown()
+	return err
 }
