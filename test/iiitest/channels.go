@@ -1,6 +1,7 @@
 package iiitest
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"sync"
@@ -143,11 +144,14 @@ func (e *Engine) serveChannel(w http.ResponseWriter, r *http.Request, id string)
 // channel is closed, and the reader gets EOF once it has drained it.
 func (e *Engine) channelWriter(s *sock, ch *channel) {
 	readerGone := false
+	var buf []byte // reused: ReadMessage would grow a new buffer from 512 bytes per frame
 	for {
-		typ, data, err := s.ws.ReadMessage()
+		typ, frame, err := s.readFrame(buf)
 		if err != nil {
 			break
 		}
+		buf = frame
+		data := bytes.Clone(frame)
 		if s.stalled.Load() {
 			continue
 		}
