@@ -264,6 +264,7 @@ func (c *flushConn) SetWriteDeadline(t time.Time) error {
 // correlates invocationresult frames by id.
 type rawCaller struct {
 	c       *rawConn
+	names   wire.Interner // used by the read goroutine only
 	mu      sync.Mutex
 	pending map[wire.UUID]*rawCall
 	prefix  [8]byte
@@ -300,7 +301,7 @@ func (rc *rawCaller) newID() wire.UUID {
 }
 
 func (rc *rawCaller) onFrame(b []byte) {
-	m, err := wire.Decode(b)
+	m, err := wire.DecodeInterned(b, &rc.names)
 	if err != nil {
 		return
 	}
@@ -397,6 +398,7 @@ func (e *remoteErr) Error() string { return e.body.Code + ": " + e.body.Message 
 // answers every invokefunction inline on its read goroutine.
 type rawHandler struct {
 	c      *rawConn
+	names  wire.Interner // used by the read goroutine only
 	hs     *handlerState
 	ids    map[string]string // function id → op
 	parked []wire.InvokeFunction
@@ -422,7 +424,7 @@ func startRawHandler(ctx context.Context, url, ns string, hs *handlerState) (*ra
 }
 
 func (h *rawHandler) onFrame(b []byte) {
-	m, err := wire.Decode(b)
+	m, err := wire.DecodeInterned(b, &h.names)
 	if err != nil {
 		return
 	}
@@ -443,7 +445,7 @@ func (h *rawHandler) onFrame(b []byte) {
 	case opPark:
 		h.hs.park.Add(1)
 		h.hs.parked.Add(1)
-		h.parked = append(h.parked, wire.InvokeFunction{InvocationID: inv.InvocationID, FunctionID: h.intern(inv.FunctionID)})
+		h.parked = append(h.parked, wire.InvokeFunction{InvocationID: inv.InvocationID, FunctionID: inv.FunctionID}) // interned: not the read buffer's
 		return
 	case opCtl:
 		var req ctlRequest
@@ -458,17 +460,6 @@ func (h *rawHandler) onFrame(b []byte) {
 	fb := getFrame()
 	fb.b = res.AppendJSON(fb.b)
 	_ = h.c.send(context.Background(), fb)
-}
-
-// intern returns the registered copy of a function id (inv's aliases the
-// read buffer).
-func (h *rawHandler) intern(id string) string {
-	for k := range h.ids {
-		if k == id {
-			return k
-		}
-	}
-	return id
 }
 
 func (h *rawHandler) releaseParked() {
