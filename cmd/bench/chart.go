@@ -41,10 +41,10 @@ func writeChart(path string, rep *report) error {
 	}
 
 	const (
-		W, H           = 960, 420
+		W, H           = 960, 440
 		panelW, panelH = 380, 270
 		left1, left2   = 90, 570
-		top            = 70
+		top            = 92
 	)
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="Helvetica, Arial, sans-serif" font-size="12">`+"\n", W, H, W, H)
@@ -103,7 +103,7 @@ func writeChart(path string, rep *report) error {
 				stroke = "#dcdcdc"
 			}
 			fmt.Fprintf(&b, `<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="%s"/>`+"\n", left2, y, left2+panelW, y, stroke)
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", left2-6, y, fmtDur(int64(v)))
+			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" dominant-baseline="middle">%s</text>`+"\n", left2-6, y, tickDur(v))
 		}
 	}
 	for _, impl := range []string{"raw", "sdk"} {
@@ -119,15 +119,23 @@ func writeChart(path string, rep *report) error {
 		col := colors[impl]
 		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"%s/>`+"\n", strings.Join(p1, " "), col, dashes[impl])
 		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"%s/>`+"\n", strings.Join(p2, " "), col, dashes[impl])
-		for _, p := range s {
+		for i, p := range s {
 			x1, y1 := xOf(left1, p.c), yThr(p.thr)
 			x2, y2 := xOf(left2, p.c), yP99(p.p99)
-			dy := -8.0
+			// SDK labels above their point, raw ones below; the first and
+			// last stay inside the panel.
+			dy := -9.0
 			if impl == "raw" {
-				dy = 16
+				dy = 17
 			}
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/><text x="%.1f" y="%.1f" text-anchor="middle" font-size="10" fill="%s">%s</text>`+"\n", x1, y1, col, x1, y1+dy, col, shortNum(p.thr))
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/><text x="%.1f" y="%.1f" text-anchor="middle" font-size="10" fill="%s">%s</text>`+"\n", x2, y2, col, x2, y2+dy, col, fmtDur(int64(p.p99)))
+			anchor := "middle"
+			if len(s) > 1 && i == 0 {
+				anchor = "start"
+			} else if len(s) > 1 && i == len(s)-1 {
+				anchor = "end"
+			}
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/><text x="%.1f" y="%.1f" text-anchor="%s" font-size="10" fill="%s">%s</text>`+"\n", x1, y1, col, x1, y1+dy, anchor, col, shortNum(p.thr))
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/><text x="%.1f" y="%.1f" text-anchor="%s" font-size="10" fill="%s">%s</text>`+"\n", x2, y2, col, x2, y2+dy, anchor, col, fmtDur(int64(p.p99)))
 		}
 	}
 	// Legend.
@@ -147,6 +155,19 @@ func axes(b *strings.Builder, left, top, w, h int, title string, levels []int, x
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#999"/><text x="%.1f" y="%d" text-anchor="middle">%d</text>`+"\n", x, top+h, x, top+h+5, x, top+h+18, c)
 	}
 	fmt.Fprintf(b, `<text x="%d" y="%d" text-anchor="middle" fill="#333">concurrent calls</text>`+"\n", left+w/2, top+h+36)
+}
+
+// tickDur formats a round duration (1, 2 or 5 times a power of ten ns).
+func tickDur(ns float64) string {
+	switch {
+	case ns >= 1e9:
+		return fmt.Sprintf("%gs", ns/1e9)
+	case ns >= 1e6:
+		return fmt.Sprintf("%gms", ns/1e6)
+	case ns >= 1e3:
+		return fmt.Sprintf("%gµs", ns/1e3)
+	}
+	return fmt.Sprintf("%gns", ns)
 }
 
 // niceStep rounds v up to 1, 2 or 5 times a power of ten.
