@@ -338,15 +338,18 @@ func (rep *report) writeText(w io.Writer) {
 		}
 	}
 	if len(load) > 0 {
-		remote := false
+		remote, ratios := false, false
 		for _, r := range load {
 			remote = remote || r.HandlerCPUUsPerOp != nil
+			ratios = ratios || r.VsRaw != nil
 		}
 		head := []string{"scenario", "impl", "ops/s", "MB/s", "p50", "p90", "p99", "p99.9", "CPU µs/op", "allocs/op", "peak RSS", "engine µs/op"}
 		if remote {
 			head = append(head, "hdl CPU µs/op", "hdl allocs/op")
 		}
-		head = append(head, "thr ×raw", "p99 ×raw", "CPU ×raw")
+		if ratios {
+			head = append(head, "thr ×raw", "p99 ×raw", "CPU ×raw")
+		}
 		t := &table{head: head}
 		for _, r := range load {
 			row := []string{r.Scenario + " " + r.Label, r.Impl}
@@ -374,7 +377,14 @@ func (rep *report) writeText(w io.Writer) {
 		fmt.Fprintln(w)
 	}
 	if len(infl) > 0 {
-		t := &table{head: []string{"inflight", "impl", "heap B/call", "stack B/call", "goroutines/call", "handler heap B/call", "park all", "release all", "peak RSS", "heap ×raw"}}
+		head := []string{"inflight", "impl", "heap B/call", "stack B/call", "goroutines/call", "handler heap B/call", "park all", "release all", "peak RSS"}
+		for _, r := range infl {
+			if r.VsRaw != nil {
+				head = append(head, "heap ×raw")
+				break
+			}
+		}
+		t := &table{head: head}
 		for _, r := range infl {
 			row := []string{r.Label, r.Impl}
 			if r.Error != "" || r.Inflight == nil {
