@@ -8,7 +8,7 @@
 // allocations per operation and peak RSS, each SDK figure as a ratio to
 // raw, and the performance targets with their measured values.
 //
-//	go run ./cmd/bench                                    # everything, ~1.5 min
+//	go run ./cmd/bench                                    # everything, about a minute
 //	go run ./cmd/bench -scenario rpc -concurrency 64      # one shape
 //	go run ./cmd/bench -json > bench.json                 # machine-readable
 //	go run ./cmd/bench -serve 127.0.0.1:49134             # only the engine double
@@ -81,10 +81,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		serve       = fs.String("serve", "", "run only the engine double, listening on `addr` (e.g. 127.0.0.1:49134), until SIGINT/SIGTERM")
 		engine      = fs.String("engine", "", "use the engine at `url` (ws://host:port: a real iii engine, or -serve in another process) instead of starting the double")
 		role        = fs.String("role", "both", "`side` run by this process: both, handler (serve the bench functions until SIGINT) or caller (run the scenarios against a handler in another process); handler and caller need -engine")
-		double      = fs.String("double", "child", "where the engine double runs without -engine: child (a child process, so that CPU and allocations are the workers' own) or inproc")
+		double      = fs.String("double", "child", "`where` the engine double runs without -engine: child (a child process, so that CPU and allocations are the workers' own) or inproc")
 		scenarios   = fs.String("scenario", "all", "comma-separated `list` of scenarios, or all: "+strings.Join(allScenarios, ","))
-		duration    = fs.Duration("duration", 2*time.Second, "measured `time` per run")
-		warmup      = fs.Duration("warmup", 500*time.Millisecond, "warm-up `time` before each measured window")
+		duration    = fs.Duration("duration", 1500*time.Millisecond, "measured `time` per run")
+		warmup      = fs.Duration("warmup", 400*time.Millisecond, "warm-up `time` before each measured window")
 		concurrency = fs.String("concurrency", "1,16,64,256", "calls in flight for the rpc scenario, comma-separated `list`")
 		payloads    = fs.String("payload", "10KiB,1MiB", "payload `sizes` for the payload scenario (100, 10KiB, 1MiB, ...)")
 		inflight    = fs.Int("inflight", 10000, "calls parked at the handler in the inflight scenario")
@@ -96,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		chart       = fs.String("chart", "", "write an SVG chart of the rpc results (throughput and p99 against concurrency) to `file`")
 		cpuprofile  = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
 		memprofile  = fs.String("memprofile", "", "write an allocation profile of this process to `file` (records every allocation, which slows the run)")
-		heapprofile = fs.String("heapprofile", "", "write profiles of the heap in use before and while the inflight scenario's calls are all parked to `file`-<impl>-base.prof and `file`-<impl>.prof (records every allocation, which slows the run)")
+		heapprofile = fs.String("heapprofile", "", "write heap profiles of the inflight scenario, named after `file`: <file>-<impl>-base.prof before the calls, <file>-<impl>.prof with all of them parked (compare with go tool pprof -diff_base); records every allocation, which slows the run")
 		quiet       = fs.Bool("q", false, "no progress output on stderr")
 		ns          = fs.String("ns", "", "namespace of the bench functions (bench::<ns>sdk::echo, ...); for running several benchmarks on one engine")
 	)
