@@ -461,22 +461,38 @@ func TestWriterWhoseEndWasTakenElsewhereFailsWithChannelTaken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rawEnd(t, eng, ch.WriterRef, "write") // another process took the writer
+	// Another process takes the writer; a message it sends reaching the
+	// reader proves that it holds the end.
+	raw := rawEnd(t, eng, ch.WriterRef, "write")
+	if err := raw.WriteMessage(websocket.TextMessage, []byte(`"taken"`)); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	ch.Reader.OnMessage(func(m json.RawMessage) { got <- string(m) })
+	readDone := make(chan error, 1)
+	go func() {
+		_, err := ch.Reader.ReadAll(ctx)
+		readDone <- err
+	}()
+	if m := <-got; m != `"taken"` {
+		t.Fatalf("message %s", m)
+	}
+
 	cw, err := w.OpenChannelWriter(ctx, ch.WriterRef)
 	if err != nil {
 		t.Fatalf("open: %v (the engine upgrades, then closes)", err)
 	}
 	// The engine closes the socket at once; a write or the Close reports it.
-	var werr error
-	for werr == nil {
-		_, werr = cw.Write(make([]byte, 1024))
-		if werr == nil {
-			werr = cw.Close()
-			break
-		}
+	_, werr := cw.Write(make([]byte, 1024))
+	if werr == nil {
+		werr = cw.Close()
 	}
 	if !errors.Is(werr, iii.ErrChannelTaken) {
 		t.Fatalf("writer on a taken end: %v, want ErrChannelTaken", werr)
+	}
+	raw.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+	if err := <-readDone; err != nil {
+		t.Fatalf("reader: %v", err)
 	}
 }
 
@@ -490,10 +506,20 @@ func TestReaderWhoseEndWasTakenElsewhereSeesAnEmptyStream(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rawEnd(t, eng, ch.ReaderRef, "read")
+	// Another process takes the reader; a message reaching it proves it.
+	raw := rawEnd(t, eng, ch.ReaderRef, "read")
+	if err := ch.Writer.SendMessage("first"); err != nil {
+		t.Fatal(err)
+	}
+	if _, m, err := raw.ReadMessage(); err != nil || string(m) != `"first"` {
+		t.Fatalf("raw reader: %s, %v", m, err)
+	}
 	data, err := ch.Reader.ReadAll(ctx)
 	if err != nil || len(data) != 0 {
 		t.Fatalf("ReadAll = %d bytes, %v; want an empty stream", len(data), err)
+	}
+	if err := ch.Writer.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

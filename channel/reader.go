@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -27,6 +28,8 @@ type Reader struct {
 	cur io.Reader  // the binary frame being read, or nil
 	eof bool       // the engine ended the stream
 	buf []byte     // reused for text frames
+
+	closing atomic.Bool // Close was called: a Close frame now is the engine's answer
 
 	hmu      sync.Mutex
 	handlers []func([]byte)
@@ -123,6 +126,9 @@ func (r *Reader) readErr(err error) error {
 	if derr := r.deadErr(); derr != nil { // closed or stopped by us
 		return r.wrap("read", derr)
 	}
+	if r.closing.Load() {
+		return r.wrap("read", ErrClosed)
+	}
 	var ce *websocket.CloseError
 	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
 		r.eof = true
@@ -159,6 +165,7 @@ func (r *Reader) Close() error {
 	if !r.markClosed() {
 		return nil
 	}
+	r.closing.Store(true)
 	if r.deadErr() == nil {
 		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "channel_close")
 		_ = r.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(closeGrace))

@@ -195,7 +195,10 @@ func (w *Writer) watch(ws *websocket.Conn) {
 		}
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
-			if !w.closing.Load() {
+			// The engine closes a writer socket only when the end was
+			// taken, with no status code; an answer to our own Close
+			// echoes its code (or never comes).
+			if !w.closing.Load() || ce.Code == websocket.CloseNoStatusReceived {
 				w.fail(ErrTaken)
 			}
 			return
