@@ -294,7 +294,7 @@ func (e *env) runLoad(ctx context.Context, impl string, l load) (res result) {
 	var (
 		phase     atomic.Int32 // 0 warm-up, 1 measured, 2 stopping
 		ops, errs atomic.Uint64
-		sent      atomic.Uint64 // void and enqueue: successful calls in any phase
+		sent      atomic.Uint64 // void and enqueue: successful calls in any phase, to drain
 		firstErr  atomic.Pointer[string]
 		hist      shardedHist
 		wg        sync.WaitGroup
@@ -338,7 +338,9 @@ func (e *env) runLoad(ctx context.Context, impl string, l load) (res result) {
 							fail(err)
 							continue
 						}
-						sent.Add(1)
+						if l.kind == kindEnqueue {
+							sent.Add(1)
+						}
 						if phase.Load() == 1 {
 							hist.Record(idx, d)
 							ops.Add(1)
