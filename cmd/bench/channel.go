@@ -34,11 +34,12 @@ func (e *env) runChannel(ctx context.Context, impl string) (res result) {
 	ctx, cancel := context.WithTimeout(ctx, e.opt.warmup+e.opt.duration+time.Minute)
 	defer cancel()
 	resetPeakRSS()
-	w, r, err := e.openChannel(ctx, impl)
+	w, r, closeAll, err := e.openChannel(ctx, impl)
 	if err != nil {
 		res.Error = err.Error()
 		return res
 	}
+	defer closeAll()
 	var (
 		phase   atomic.Int32
 		ops     atomic.Uint64
@@ -140,12 +141,14 @@ func (e *env) sampleNoHandler() sample {
 	return s
 }
 
-// openChannel creates a channel and opens both of its ends.
-func (e *env) openChannel(ctx context.Context, impl string) (io.WriteCloser, io.ReadCloser, error) {
+// openChannel creates a channel and opens both of its ends; closeAll
+// releases what they needed once both are closed.
+func (e *env) openChannel(ctx context.Context, impl string) (w io.WriteCloser, r io.ReadCloser, closeAll func(), err error) {
 	if impl == "sdk" {
 		return openSDKChannel(ctx, e.url)
 	}
-	return openRawChannel(ctx, e.ctl, e.url)
+	w, r, err = openRawChannel(ctx, e.ctl, e.url)
+	return w, r, func() {}, err
 }
 
 // channelRef is one end of a channel as engine::channels::create returns it.

@@ -426,11 +426,11 @@ func (rep *report) writeText(w io.Writer) {
 			if !tg.Met {
 				met = "NOT MET"
 			}
-			v := fmtNum(tg.Value)
-			if tg.Unit == "×" {
-				v = fmtRatio(tg.Value)
-			} else if tg.Unit != "" {
-				v += " " + tg.Unit
+			v := fmt.Sprintf("%.1f", tg.Value)
+			if tg.Unit == "B" {
+				v = fmtNum(tg.Value) + " B"
+			} else if tg.Unit == "×" {
+				v = fmt.Sprintf("%.3f×", tg.Value) // 0.799 must not read 0.80
 			}
 			t.rows = append(t.rows, []string{tg.Name, tg.Limit, v, met, tg.Source})
 		}

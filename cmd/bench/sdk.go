@@ -104,12 +104,12 @@ func (c *sdkCaller) enqueue(ctx context.Context, queue, fn string, payload []byt
 func (c *sdkCaller) close() { c.w.Shutdown() }
 
 // openSDKChannel connects a worker, creates a channel with it and opens
-// both ends; closing the reader shuts the worker down.
-func openSDKChannel(ctx context.Context, url string) (io.WriteCloser, io.ReadCloser, error) {
+// both ends; done shuts the worker down once both ends are closed.
+func openSDKChannel(ctx context.Context, url string) (io.WriteCloser, io.ReadCloser, func(), error) {
 	w := iii.RegisterWorker(url, iii.InitOptions{})
-	fail := func(what string, err error) (io.WriteCloser, io.ReadCloser, error) {
+	fail := func(what string, err error) (io.WriteCloser, io.ReadCloser, func(), error) {
 		w.Shutdown()
-		return nil, nil, fmt.Errorf("sdk channel: %s: %w", what, err)
+		return nil, nil, nil, fmt.Errorf("sdk channel: %s: %w", what, err)
 	}
 	if err := w.WaitConnected(ctx); err != nil {
 		return fail("connect", err)
@@ -125,16 +125,5 @@ func openSDKChannel(ctx context.Context, url string) (io.WriteCloser, io.ReadClo
 		ch.Writer.Close()
 		return fail("reader", err)
 	}
-	return ch.Writer, &sdkChanReader{ChannelReader: ch.Reader, w: w}, nil
-}
-
-type sdkChanReader struct {
-	*iii.ChannelReader
-	w *iii.III
-}
-
-func (r *sdkChanReader) Close() error {
-	err := r.ChannelReader.Close()
-	r.w.Shutdown()
-	return err
+	return ch.Writer, ch.Reader, w.Shutdown, nil
 }
