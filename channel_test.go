@@ -250,7 +250,9 @@ func heapInUse() int64 {
 func TestChannelSlowReaderBlocksTheWriterAndBoundsMemory(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	w := newWorker(t, eng, iii.InitOptions{})
-	ctx := testCtx(t)
+	// A hang guard only: this test moves a lot of data, slowly.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	ch, err := w.CreateChannel(ctx, 16)
 	if err != nil {
 		t.Fatal(err)
@@ -314,10 +316,10 @@ func TestChannelSlowReaderBlocksTheWriterAndBoundsMemory(t *testing.T) {
 	// Now a slow reader: small reads, each checking how far ahead the
 	// writer is, over a stream several times the bound.
 	var read int64
-	buf := make([]byte, 4096)
+	buf := make([]byte, 16<<10)
 	want := make([]byte, len(buf))
 	var maxAhead, maxHeap int64
-	for read < 4*bound {
+	for read < 2*bound {
 		n, err := ch.Reader.Read(buf)
 		if err != nil {
 			t.Fatalf("Read at %d: %v (writer: %v)", read, err, <-writeErr)
@@ -775,5 +777,52 @@ func TestOpenChannelRefsOpensTheEndEachRefNames(t *testing.T) {
 	bad := json.RawMessage(`{"a":{"channel_id":"nope","access_key":"k","direction":"read"}}`)
 	if _, err := worker.OpenChannelRefs(ctx, bad); !errors.Is(err, iii.ErrChannelNotFound) {
 		t.Fatalf("OpenChannelRefs with an unknown channel: %v", err)
+	}
+}
+
+func TestCloseContextDropsAWriterBlockedByAReaderThatDoesNotRead(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{})
+	ctx := testCtx(t)
+	ch, err := w.CreateChannel(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.Reader.Open(ctx); err != nil { // opened, never read
+		t.Fatal(err)
+	}
+	defer ch.Reader.Close()
+	if err := ch.Writer.Open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writeErr := make(chan error, 1)
+	big := make([]byte, 256<<20) // far more than every buffer on the way
+	go func() {
+		_, err := ch.Writer.Write(big)
+		writeErr <- err
+	}()
+	// Wait until the Write holds the writer: an empty write, which queues
+	// nothing, then cannot get its turn (a probe: timing decides when to
+	// look, not the verdict).
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		_, err := ch.Writer.WriteContext(pctx, nil)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Close waits for its turn behind the blocked Write, until its
+	// context ends; then it drops the socket, which ends the Write too.
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if err := ch.Writer.CloseContext(cctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("CloseContext: %v, want context.DeadlineExceeded", err)
+	}
+	if err := <-writeErr; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the blocked Write: %v, want the Close's context error", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,7 +105,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("iii: channel %s (%s end): %s: %v", e.ChannelID, e.Dir, e.Op, e.Err)
+	return fmt.Sprintf("iii: channel %s (%s end): %s: %s", e.ChannelID, e.Dir, e.Op, strings.TrimPrefix(fmt.Sprint(e.Err), "iii: "))
 }
 
 // Unwrap returns the cause.

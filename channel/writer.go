@@ -22,7 +22,7 @@ import (
 // serialised, each one's data kept contiguous.
 type Writer struct {
 	end
-	mu        sync.Mutex // serialises writers and Close
+	turn      chan struct{} // a token: serialises writers and Close, waitable with a context
 	q         chan item
 	closeSent atomic.Bool   // Close was called
 	closing   atomic.Bool   // the Close frame is being written
@@ -48,7 +48,7 @@ var chunks = sync.Pool{New: func() any { b := make([]byte, 0, ChunkSize); return
 
 // NewWriter returns the writing end described by cfg, not yet connected.
 func NewWriter(cfg Config) *Writer {
-	w := &Writer{end: newEnd(cfg, Write), watchDone: make(chan struct{}), done: make(chan error, 1)}
+	w := &Writer{end: newEnd(cfg, Write), turn: make(chan struct{}, 1), watchDone: make(chan struct{}), done: make(chan error, 1)}
 	w.q = make(chan item, w.cfg.QueueChunks)
 	w.goes = w.start
 	return w
@@ -65,8 +65,10 @@ func (w *Writer) Write(p []byte) (int, error) { return w.WriteContext(context.Ba
 // if the end fails or ctx ends first (the data not queued is not sent, and
 // the stream stays usable).
 func (w *Writer) WriteContext(ctx context.Context, p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	if err := w.lock(ctx); err != nil {
+		return 0, w.wrap("write", err)
+	}
+	defer w.unlock()
 	if err := w.ready(ctx, "write"); err != nil {
 		return 0, err
 	}
@@ -86,13 +88,34 @@ func (w *Writer) WriteContext(ctx context.Context, p []byte) (int, error) {
 
 // SendText sends text as one text frame.
 func (w *Writer) SendText(ctx context.Context, text []byte) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	if err := w.lock(ctx); err != nil {
+		return w.wrap("write", err)
+	}
+	defer w.unlock()
 	if err := w.ready(ctx, "write"); err != nil {
 		return err
 	}
 	return w.wrap("write", w.enqueue(ctx, item{kind: itemText, text: text}))
 }
+
+// lock takes the writer's turn, or fails when ctx ends or the socket dies.
+func (w *Writer) lock(ctx context.Context) error {
+	select {
+	case w.turn <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case w.turn <- struct{}{}:
+		return nil
+	case <-w.dead:
+		return w.deadErr()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (w *Writer) unlock() { <-w.turn }
 
 // ready opens the end if needed and checks that it can take data.
 func (w *Writer) ready(ctx context.Context, op string) error {
@@ -143,8 +166,16 @@ func (w *Writer) Close() error { return w.CloseContext(context.Background()) }
 // takes nothing from them; to send an empty stream, Open it first. Calls
 // after the first return nil.
 func (w *Writer) CloseContext(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	if err := w.lock(ctx); err != nil {
+		// A write holds the turn, blocked by a reader that does not read:
+		// drop the socket, which ends that write too.
+		if w.markClosed() {
+			w.fail(err)
+			_ = w.waitGone(context.Background())
+		}
+		return w.wrap("close", err)
+	}
+	defer w.unlock()
 	if w.closeSent.Load() {
 		return nil
 	}
