@@ -309,3 +309,51 @@ func actorWrite(as *actor.ActorSystem, ws *websocket.Conn, data []byte) {
 	<-a.done
 	_ = as.Root.StopFuture(pid).Wait()
 }
+
+// BenchmarkChunkHandoff isolates what the data path adds per 64 KiB chunk,
+// without network or engine: "chan" copies the chunk into a pooled buffer
+// and hands it to a goroutine through a bounded channel (the Writer's
+// path); "actor" hands the same copy to a protoactor actor on the pooled
+// dispatcher, one message per chunk.
+func BenchmarkChunkHandoff(b *testing.B) {
+	data := make([]byte, channel.ChunkSize)
+	b.Run("chan", func(b *testing.B) {
+		q := make(chan *[]byte, channel.DefaultQueueChunks)
+		done := make(chan struct{})
+		go func() {
+			for bp := range q {
+				pool.Put(bp)
+			}
+			close(done)
+		}()
+		b.SetBytes(channel.ChunkSize)
+		for range b.N {
+			bp := pool.Get().(*[]byte)
+			*bp = append((*bp)[:0], data...)
+			q <- bp
+		}
+		close(q)
+		<-done
+	})
+	b.Run("actor", func(b *testing.B) {
+		sys := actors.NewSystem(nil)
+		defer sys.Stop(5 * time.Second)
+		sem := make(chan struct{}, channel.DefaultQueueChunks)
+		pid, err := sys.Spawn("", actor.PropsFromFunc(func(c actor.Context) {
+			if m, ok := c.Message().(*chunkMsg); ok {
+				pool.Put(m.b)
+				<-sem
+			}
+		}, actor.WithDispatcher(sys.Dispatcher)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(channel.ChunkSize)
+		for range b.N {
+			bp := pool.Get().(*[]byte)
+			*bp = append((*bp)[:0], data...)
+			sem <- struct{}{}
+			sys.Send(pid, &chunkMsg{bp})
+		}
+	})
+}
