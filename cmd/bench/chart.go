@@ -119,14 +119,26 @@ func writeChart(path string, rep *report) error {
 		col := colors[impl]
 		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"%s/>`+"\n", strings.Join(p1, " "), col, dashes[impl])
 		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2.5"%s/>`+"\n", strings.Join(p2, " "), col, dashes[impl])
+		other := series["sdk"]
+		if impl == "sdk" {
+			other = series["raw"]
+		}
 		for i, p := range s {
 			x1, y1 := xOf(left1, p.c), yThr(p.thr)
 			x2, y2 := xOf(left2, p.c), yP99(p.p99)
-			// SDK labels above their point, raw ones below; the first and
-			// last stay inside the panel.
-			dy := -9.0
-			if impl == "raw" {
-				dy = 17
+			// Each label goes on the outer side of its point: above for the
+			// higher of the two series at this concurrency, below for the
+			// lower one; the first and last stay inside the panel.
+			dy1, dy2 := -9.0, -9.0
+			for _, o := range other {
+				if o.c == p.c {
+					if o.thr > p.thr {
+						dy1 = 17
+					}
+					if o.p99 > p.p99 {
+						dy2 = 17
+					}
+				}
 			}
 			anchor := "middle"
 			if len(s) > 1 && i == 0 {
@@ -134,8 +146,8 @@ func writeChart(path string, rep *report) error {
 			} else if len(s) > 1 && i == len(s)-1 {
 				anchor = "end"
 			}
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/><text x="%.1f" y="%.1f" text-anchor="%s" font-size="10" fill="%s">%s</text>`+"\n", x1, y1, col, x1, y1+dy, anchor, col, shortNum(p.thr))
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/><text x="%.1f" y="%.1f" text-anchor="%s" font-size="10" fill="%s">%s</text>`+"\n", x2, y2, col, x2, y2+dy, anchor, col, fmtDur(int64(p.p99)))
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/><text x="%.1f" y="%.1f" text-anchor="%s" font-size="10" fill="%s">%s</text>`+"\n", x1, y1, col, x1, y1+dy1, anchor, col, shortNum(p.thr))
+			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3.5" fill="%s"/><text x="%.1f" y="%.1f" text-anchor="%s" font-size="10" fill="%s">%s</text>`+"\n", x2, y2, col, x2, y2+dy2, anchor, col, fmtDur(int64(p.p99)))
 		}
 	}
 	// Legend.
