@@ -118,6 +118,9 @@ func RegisterWorker(address string, opts InitOptions) *III {
 func (w *III) fail(err error) {
 	w.initErr = err
 	w.pending.FailAll(err, true)
+	if w.tel != nil { // Shutdown does nothing for a failed worker
+		w.tel.close()
+	}
 	w.sys.Stop(time.Second)
 }
 

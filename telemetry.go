@@ -2,40 +2,698 @@ package iii
 
 import (
 	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/otelws"
 )
 
-// TelemetryOptions configures the worker's OpenTelemetry (traces, logs and
-// metrics sent to the engine). nil means the defaults.
+// Defaults of TelemetryOptions.
+const (
+	// DefaultServiceName is the service.name of a worker's telemetry unless
+	// TelemetryOptions.ServiceName or $OTEL_SERVICE_NAME says otherwise (the
+	// Node SDK's is "iii-node").
+	DefaultServiceName = "iii-go"
+	// DefaultSpanFlushInterval and DefaultLogFlushInterval bound how long a
+	// span or log record waits to be batched (the Node SDK's 100 ms).
+	DefaultSpanFlushInterval = otelws.DefaultFlushInterval
+	DefaultLogFlushInterval  = otelws.DefaultFlushInterval
+	// DefaultMetricsInterval is how often metrics are exported (the Node SDK's 60 s).
+	DefaultMetricsInterval = 60 * time.Second
+	// DefaultMaxQueuedSpans and DefaultMaxQueuedLogs bound the spans and log
+	// records waiting to be batched.
+	DefaultMaxQueuedSpans = otelws.DefaultMaxQueued
+	DefaultMaxQueuedLogs  = otelws.DefaultMaxQueued
+	// DefaultMaxPendingFrames and DefaultMaxPendingBytes bound the telemetry
+	// frames held while the engine's /otel endpoint is unreachable.
+	DefaultMaxPendingFrames = otelws.DefaultMaxPendingFrames
+	DefaultMaxPendingBytes  = otelws.DefaultMaxPendingBytes
+	// DefaultTelemetryShutdownTimeout bounds how long Shutdown waits for
+	// buffered telemetry to be written.
+	DefaultTelemetryShutdownTimeout = 2 * time.Second
+)
+
+// TelemetryOptions configures a worker's OpenTelemetry: a span per handled
+// invocation and per call, metrics, and the records of Logger, all sent to
+// the engine over a WebSocket of their own to <worker URL>/otel, as binary
+// OTLP/JSON frames (see the protocol specification §9). Telemetry is on by
+// default, as in the Node SDK; it never delays or fails an invocation: when
+// the engine cannot take it, it is dropped (and counted, see
+// III.TelemetryStats).
+//
+// Environment variables, for the fields left zero (the official SDKs honour
+// the same):
+//   - OTEL_ENABLED=false (or 0, no, off) turns telemetry off unless Enabled
+//     is set, as does OTEL_SDK_DISABLED=true;
+//   - OTEL_METRICS_ENABLED=false turns metrics off;
+//   - OTEL_SERVICE_NAME, SERVICE_VERSION, SERVICE_NAMESPACE and
+//     SERVICE_INSTANCE_ID describe the service; OTEL_RESOURCE_ATTRIBUTES
+//     adds resource attributes;
+//   - OTEL_SPANS_FLUSH_INTERVAL_MS, OTEL_LOGS_FLUSH_INTERVAL_MS and
+//     OTEL_METRIC_EXPORT_INTERVAL (ms) set the intervals;
+//   - OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG choose the sampler.
 type TelemetryOptions struct {
-	// Disabled turns telemetry off; so does OTEL_ENABLED=false.
-	Disabled bool
+	// Enabled turns telemetry on (new(true)) or off (new(false)) whatever
+	// the environment says. nil, the default, means on unless OTEL_ENABLED
+	// says otherwise. Off means no /otel connection, no goroutine and no
+	// span; Logger records then go to slog.Default().
+	Enabled *bool
+	// DisableMetrics turns metrics off, keeping traces and logs.
+	DisableMetrics bool
+	// ServiceName is the resource's service.name; default DefaultServiceName.
+	ServiceName string
+	// ServiceVersion is service.version; default the main module's version,
+	// or "unknown".
+	ServiceVersion string
+	// ServiceNamespace is service.namespace; default none.
+	ServiceNamespace string
+	// ServiceInstanceID is service.instance.id; default a random UUID.
+	ServiceInstanceID string
+	// Endpoint is the WebSocket URL telemetry is sent to; default the
+	// worker URL with /otel appended. The worker's Headers and TLSConfig
+	// apply to it.
+	Endpoint string
+	// Sampler decides which traces are recorded; default parent-based,
+	// always on (a call's sampling decision is its caller's).
+	Sampler sdktrace.Sampler
+	// SpanFlushInterval and LogFlushInterval bound how long a span or a log
+	// record waits for its batch; default 100 ms.
+	SpanFlushInterval time.Duration
+	LogFlushInterval  time.Duration
+	// MetricsInterval is how often metrics are exported; default 60 s.
+	MetricsInterval time.Duration
+	// MaxQueuedSpans and MaxQueuedLogs bound the spans and log records
+	// waiting to be batched; beyond them new ones are dropped. Default 2048.
+	MaxQueuedSpans int
+	MaxQueuedLogs  int
+	// MaxPendingFrames and MaxPendingBytes bound the frames waiting for the
+	// /otel connection; beyond them the oldest are dropped. Defaults 1000
+	// frames and 16 MiB.
+	MaxPendingFrames int
+	MaxPendingBytes  int
+	// ShutdownTimeout bounds how long Shutdown waits to write buffered
+	// telemetry (only while the /otel connection is up); default 2 s.
+	ShutdownTimeout time.Duration
 }
+
+// The instrumentation scope of the worker's own spans, metrics and logs.
+const scopeName = "github.com/iii-go/iii"
+
+// Attribute keys of the worker's spans and metrics.
+const (
+	attrFunctionID   = attribute.Key("iii.function.id")
+	attrInvocationID = attribute.Key("iii.invocation.id")
+	attrOutcome      = attribute.Key("iii.outcome") // "ok" or "error"
+	attrErrorType    = attribute.Key("error.type")  // the error code, or "timeout", "connection_lost", ...
+)
+
+// durationBuckets are the latency histograms' bounds in seconds, 100 µs to 30 s.
+var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // telemetry is the worker's OpenTelemetry pipeline; nil when it is off, so
 // that nothing extra runs on the hot path.
-type telemetry struct{}
+type telemetry struct {
+	w       *III
+	conn    *otelws.Conn
+	pipe    *otelws.Pipeline
+	tp      *sdktrace.TracerProvider
+	tracer  trace.Tracer
+	mp      *sdkmetric.MeterProvider // nil when metrics are off
+	m       instruments
+	prop    propagation.TextMapPropagator
+	timeout time.Duration
+
+	running   atomic.Int64 // handlers running
+	connected atomic.Bool  // the worker connected at least once
+	fns       sync.Map     // function id -> *fnTelemetry
+	closed    atomic.Bool
+	closeOnce sync.Once
+}
+
+// instruments are the worker's metrics; noop instruments when metrics are off.
+type instruments struct {
+	invocations        metric.Int64Counter
+	invocationErrors   metric.Int64Counter
+	invocationDuration metric.Float64Histogram
+	calls              metric.Int64Counter
+	callErrors         metric.Int64Counter
+	callDuration       metric.Float64Histogram
+	reconnects         metric.Int64Counter
+}
+
+// fnTelemetry is what the hot path needs per function id, built once.
+type fnTelemetry struct {
+	execName, callName string
+	fn                 attribute.KeyValue
+	ok, failed         metric.MeasurementOption
+}
 
 // newTelemetry returns nil when telemetry is off.
-func newTelemetry(w *III, o *TelemetryOptions) *telemetry { return nil }
+func newTelemetry(w *III, o *TelemetryOptions) *telemetry {
+	var opts TelemetryOptions
+	if o != nil {
+		opts = *o
+	}
+	if !telemetryEnabled(&opts) {
+		return nil
+	}
+	endpoint := opts.Endpoint
+	if endpoint == "" {
+		var err error
+		if endpoint, err = otelws.EndpointURL(w.address); err != nil {
+			w.log.Warn("iii: telemetry is off: no endpoint", "err", err)
+			return nil
+		}
+	}
+	t := &telemetry{w: w, timeout: opts.ShutdownTimeout,
+		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+	if t.timeout <= 0 {
+		t.timeout = DefaultTelemetryShutdownTimeout
+	}
+	res := telemetryResource(w, &opts)
+	wres := otelws.Resource(res)
+	backoff := w.opts.Reconnect.backoff()
+	backoff.MaxRetries = -1
+	t.conn = otelws.Dial(otelws.Config{URL: endpoint, Header: w.opts.Headers, TLSConfig: w.opts.TLSConfig,
+		DialTimeout: w.opts.DialTimeout, Backoff: backoff,
+		MaxPendingFrames: opts.MaxPendingFrames, MaxPendingBytes: opts.MaxPendingBytes, Log: w.log})
+	t.pipe = otelws.NewPipeline(otelws.PipelineConfig{Conn: t.conn, Resource: wres,
+		LogScope:          wire.Scope{Name: scopeName, Version: Version},
+		SpanFlushInterval: firstDuration(opts.SpanFlushInterval, envMillis("OTEL_SPANS_FLUSH_INTERVAL_MS")),
+		LogFlushInterval:  firstDuration(opts.LogFlushInterval, envMillis("OTEL_LOGS_FLUSH_INTERVAL_MS")),
+		MaxQueuedSpans:    opts.MaxQueuedSpans, MaxQueuedLogs: opts.MaxQueuedLogs,
+	})
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSpanProcessor(t.pipe),
+		sdktrace.WithIDGenerator(randomIDs{})}
+	if opts.Sampler != nil {
+		topts = append(topts, sdktrace.WithSampler(opts.Sampler))
+	}
+	t.tp = sdktrace.NewTracerProvider(topts...)
+	t.tracer = t.tp.Tracer(scopeName, trace.WithInstrumentationVersion(Version))
+
+	var meter metric.Meter = metricnoop.NewMeterProvider().Meter(scopeName)
+	if !opts.DisableMetrics && !envOff("OTEL_METRICS_ENABLED") {
+		interval := firstDuration(opts.MetricsInterval, envMillis("OTEL_METRIC_EXPORT_INTERVAL"), DefaultMetricsInterval)
+		t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
+			sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
+			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(&otelws.MetricExporter{Conn: t.conn}, sdkmetric.WithInterval(interval))))
+		meter = t.mp.Meter(scopeName, metric.WithInstrumentationVersion(Version))
+	}
+	t.instrument(meter)
+	live.add(t)
+	return t
+}
+
+// instrument creates the worker's instruments on meter.
+func (t *telemetry) instrument(meter metric.Meter) {
+	seconds := []metric.Float64HistogramOption{metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...)}
+	t.m.invocations, _ = meter.Int64Counter("iii.invocations", metric.WithUnit("{invocation}"),
+		metric.WithDescription("Invocations handled by this worker, by function and outcome"))
+	t.m.invocationErrors, _ = meter.Int64Counter("iii.invocation.errors", metric.WithUnit("{invocation}"),
+		metric.WithDescription("Invocations that ended in an error, by function and error code"))
+	t.m.invocationDuration, _ = meter.Float64Histogram("iii.invocation.duration",
+		append(seconds, metric.WithDescription("Handler duration of invocations, by function and outcome"))...)
+	t.m.calls, _ = meter.Int64Counter("iii.calls", metric.WithUnit("{call}"),
+		metric.WithDescription("Calls this worker made, by function and outcome"))
+	t.m.callErrors, _ = meter.Int64Counter("iii.call.errors", metric.WithUnit("{call}"),
+		metric.WithDescription("Calls that failed, by function and error type"))
+	t.m.callDuration, _ = meter.Float64Histogram("iii.call.duration",
+		append(seconds, metric.WithDescription("Duration of calls, from sending to the result, by function and outcome"))...)
+	t.m.reconnects, _ = meter.Int64Counter("iii.connection.reconnects", metric.WithUnit("{connection}"),
+		metric.WithDescription("Connections to the engine after the first"))
+	w := t.w
+	_, _ = meter.Int64ObservableGauge("iii.invocations.active", metric.WithUnit("{invocation}"),
+		metric.WithDescription("Handlers running"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(t.running.Load())
+			return nil
+		}))
+	_, _ = meter.Int64ObservableGauge("iii.invocations.queued", metric.WithUnit("{invocation}"),
+		metric.WithDescription("Invocations received and waiting for a free handler slot"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(max(int64(w.inbound.Active())-t.running.Load(), 0))
+			return nil
+		}))
+	_, _ = meter.Int64ObservableGauge("iii.calls.pending", metric.WithUnit("{call}"),
+		metric.WithDescription("Awaited calls waiting for their result"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(w.pending.Len()))
+			return nil
+		}))
+	signal := attribute.Key("iii.telemetry.signal")
+	spans, logs, frames := metric.WithAttributes(signal.String("spans")), metric.WithAttributes(signal.String("logs")), metric.WithAttributes(signal.String("frames"))
+	_, _ = meter.Int64ObservableCounter("iii.telemetry.dropped", metric.WithUnit("{item}"),
+		metric.WithDescription("Spans, log records and frames dropped because a telemetry queue was full or the engine unreachable"),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			s := t.stats()
+			o.Observe(int64(s.SpansDropped), spans)
+			o.Observe(int64(s.LogsDropped), logs)
+			o.Observe(int64(s.FramesDropped), frames)
+			return nil
+		}))
+}
+
+// fn returns the per-function data of id.
+func (t *telemetry) fn(id string) *fnTelemetry {
+	if f, ok := t.fns.Load(id); ok {
+		return f.(*fnTelemetry)
+	}
+	fa := attrFunctionID.String(id)
+	f := &fnTelemetry{execName: "execute " + id, callName: "trigger " + id, fn: fa,
+		ok:     metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("ok"))),
+		failed: metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("error")))}
+	v, _ := t.fns.LoadOrStore(id, f)
+	return v.(*fnTelemetry)
+}
+
+// traceCarrier carries the two trace fields of the protocol.
+type traceCarrier struct{ traceparent, baggage string }
+
+func (c *traceCarrier) Get(key string) string {
+	switch key {
+	case "traceparent":
+		return c.traceparent
+	case "baggage":
+		return c.baggage
+	}
+	return ""
+}
+
+func (c *traceCarrier) Set(key, value string) {
+	switch key {
+	case "traceparent":
+		c.traceparent = value
+	case "baggage":
+		c.baggage = value
+	}
+}
+
+func (c *traceCarrier) Keys() []string { return []string{"traceparent", "baggage"} }
 
 // startInvocation starts the span of an inbound invocation, continuing the
 // caller's trace; end finishes it with the reply about to be sent (and may
 // set the reply's trace fields).
 func (t *telemetry) startInvocation(ctx context.Context, m *wire.InvokeFunction) (_ context.Context, end func(*wire.InvocationResult)) {
-	return ctx, func(*wire.InvocationResult) {}
+	f := t.fn(m.FunctionID)
+	parent := ctx
+	if m.Traceparent != "" || m.Baggage != "" {
+		parent = t.prop.Extract(ctx, &traceCarrier{traceparent: m.Traceparent, baggage: m.Baggage})
+	}
+	attrs := trace.WithAttributes(f.fn)
+	if m.HasInvocationID {
+		attrs = trace.WithAttributes(f.fn, attrInvocationID.String(m.InvocationID.String()))
+	}
+	hctx, span := t.tracer.Start(parent, f.execName, trace.WithSpanKind(trace.SpanKindServer), attrs)
+	t.running.Add(1)
+	start := time.Now()
+	return hctx, func(res *wire.InvocationResult) {
+		d := time.Since(start).Seconds()
+		t.running.Add(-1)
+		bg := context.Background() // exemplars are off; a span here would only cost
+		if res.Error != nil {
+			recordFailure(span, res.Error)
+			span.End()
+			t.m.invocations.Add(bg, 1, f.failed)
+			t.m.invocationErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(res.Error.Code)))
+			t.m.invocationDuration.Record(bg, d, f.failed)
+			return
+		}
+		span.End()
+		t.m.invocations.Add(bg, 1, f.ok)
+		t.m.invocationDuration.Record(bg, d, f.ok)
+	}
+}
+
+// recordFailure marks a handler span failed, with an exception event (and
+// the stack of a panic).
+func recordFailure(span trace.Span, e *wire.ErrorBody) {
+	span.SetStatus(codes.Error, e.Message)
+	typ := e.Code
+	if strings.HasPrefix(e.Message, "panic: ") && e.Stacktrace != "" {
+		typ = "panic"
+	}
+	attrs := []attribute.KeyValue{attribute.String("exception.type", typ), attribute.String("exception.message", e.Message), attrErrorType.String(e.Code)}
+	if e.Stacktrace != "" {
+		attrs = append(attrs, attribute.String("exception.stacktrace", e.Stacktrace))
+	}
+	span.AddEvent("exception", trace.WithAttributes(attrs...))
+	span.SetAttributes(attrErrorType.String(e.Code))
 }
 
 // startCall starts the span of an outbound call and injects its trace
 // context into m; end finishes it with the call's outcome.
 func (t *telemetry) startCall(ctx context.Context, m *wire.InvokeFunction) (_ context.Context, end func(error)) {
-	return ctx, func(error) {}
+	f := t.fn(m.FunctionID)
+	parent := ctx
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		// Not under a span of ours: continue the invocation's trace, if any.
+		if inv := invocationFrom(ctx); inv != nil && (inv.Traceparent() != "" || inv.Baggage() != "") {
+			parent = t.prop.Extract(ctx, &traceCarrier{traceparent: inv.Traceparent(), baggage: inv.Baggage()})
+		}
+	}
+	cctx, span := t.tracer.Start(parent, f.callName, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(f.fn))
+	var c traceCarrier
+	t.prop.Inject(cctx, &c)
+	m.Traceparent, m.Baggage = c.traceparent, c.baggage
+	start := time.Now()
+	return cctx, func(err error) {
+		d := time.Since(start).Seconds()
+		bg := context.Background()
+		if err != nil {
+			typ := callErrorType(err)
+			span.SetStatus(codes.Error, err.Error())
+			span.SetAttributes(attrErrorType.String(typ))
+			attrs := []attribute.KeyValue{attribute.String("exception.type", typ), attribute.String("exception.message", err.Error())}
+			var re *RemoteError
+			if errors.As(err, &re) && re.Stacktrace != "" {
+				attrs = append(attrs, attribute.String("exception.stacktrace", re.Stacktrace))
+			}
+			span.AddEvent("exception", trace.WithAttributes(attrs...))
+			span.End()
+			t.m.calls.Add(bg, 1, f.failed)
+			t.m.callErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(typ)))
+			t.m.callDuration.Record(bg, d, f.failed)
+			return
+		}
+		span.End()
+		t.m.calls.Add(bg, 1, f.ok)
+		t.m.callDuration.Record(bg, d, f.ok)
+	}
+}
+
+// callErrorType classifies a call's error for the error.type attribute:
+// the protocol code when there is one.
+func callErrorType(err error) string {
+	if c := ErrorCode(err); c != "" {
+		return c
+	}
+	switch {
+	case errors.Is(err, ErrTimeout):
+		return "timeout"
+	case errors.Is(err, ErrConnectionLost):
+		return "connection_lost"
+	case errors.Is(err, ErrShutdown):
+		return "shutdown"
+	case errors.Is(err, ErrConnectionFailed):
+		return "connection_failed"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return "error"
 }
 
 // connectionState records a connection state change.
-func (t *telemetry) connectionState(s connection.State) {}
+func (t *telemetry) connectionState(s connection.State) {
+	if s == Connected && t.connected.Swap(true) {
+		t.m.reconnects.Add(context.Background(), 1)
+	}
+}
 
 // close flushes what is buffered and stops the pipeline.
-func (t *telemetry) close() {}
+func (t *telemetry) close() {
+	t.closeOnce.Do(func() {
+		live.remove(t)
+		t.closed.Store(true)
+		ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+		defer cancel()
+		_ = t.tp.Shutdown(ctx) // batches the ended spans
+		if t.mp != nil {
+			_ = t.mp.Shutdown(ctx) // a last collection
+		}
+		t.pipe.Close()
+		t.conn.Close(ctx)
+	})
+}
+
+// flush hands everything recorded so far to the connection and waits until
+// it is written.
+func (t *telemetry) flush(ctx context.Context) error {
+	if err := t.pipe.ForceFlush(ctx); err != nil {
+		return err
+	}
+	if t.mp != nil {
+		if err := t.mp.ForceFlush(ctx); err != nil {
+			return err
+		}
+	}
+	return t.conn.Flush(ctx, true)
+}
+
+func (t *telemetry) stats() TelemetryStats {
+	p, c := t.pipe.Stats(), t.conn.Stats()
+	return TelemetryStats{
+		SpansExported: p.SpansExported, SpansDropped: p.SpansDropped, SpansQueued: p.SpansQueued,
+		LogsExported: p.LogsExported, LogsDropped: p.LogsDropped, LogsQueued: p.LogsQueued,
+		FramesSent: c.Sent, FramesDropped: c.Dropped, FramesQueued: c.Queued, BytesQueued: c.QueuedSize,
+		Reconnects: c.Reconnects, Connected: c.Connected,
+	}
+}
+
+// TelemetryStats are the counters of a worker's telemetry pipeline. Spans
+// and log records are queued, then batched into frames; frames wait for the
+// /otel connection. What does not fit is dropped, never waited for.
+type TelemetryStats struct {
+	SpansExported uint64 // spans batched into frames
+	SpansDropped  uint64 // spans dropped: the span queue was full
+	SpansQueued   int    // spans waiting to be batched
+	LogsExported  uint64 // log records batched into frames
+	LogsDropped   uint64 // log records dropped: the log queue was full
+	LogsQueued    int    // log records waiting to be batched
+	FramesSent    uint64 // frames written to the /otel connection
+	FramesDropped uint64 // frames dropped: the frame queue was full, or their write failed
+	FramesQueued  int    // frames waiting for the connection
+	BytesQueued   int    // their size
+	Reconnects    uint64 // /otel connections opened after the first
+	Connected     bool   // the /otel connection is up
+}
+
+// TelemetryStats returns the counters of the worker's telemetry; all zero
+// when telemetry is off.
+func (w *III) TelemetryStats() TelemetryStats {
+	if w.tel == nil {
+		return TelemetryStats{}
+	}
+	return w.tel.stats()
+}
+
+// FlushTelemetry writes the telemetry recorded so far (ended spans, log
+// records, and a fresh collection of metrics) to the engine, waiting for
+// the /otel connection if it is down, until ctx ends. Shutdown flushes too,
+// but only for a short while and only if the connection is up; a
+// short-lived program that must not lose its telemetry calls FlushTelemetry
+// first. It returns nil at once when telemetry is off.
+func (w *III) FlushTelemetry(ctx context.Context) error {
+	if w.tel == nil {
+		return nil
+	}
+	return w.tel.flush(ctx)
+}
+
+// TracerProvider returns the worker's tracer provider, whose spans are
+// exported to the engine (a no-op provider when telemetry is off). Pass it
+// to instrumentation libraries, or install it with otel.SetTracerProvider.
+// Inside a handler, trace.SpanFromContext(ctx) is the invocation's span and
+// Tracer(ctx) starts children of it.
+func (w *III) TracerProvider() trace.TracerProvider {
+	if w.tel == nil {
+		return tracenoop.NewTracerProvider()
+	}
+	return w.tel.tp
+}
+
+// MeterProvider returns the worker's meter provider, whose metrics are
+// exported to the engine with the worker's own (a no-op provider when
+// telemetry or metrics are off).
+func (w *III) MeterProvider() metric.MeterProvider {
+	if w.tel == nil || w.tel.mp == nil {
+		return metricnoop.NewMeterProvider()
+	}
+	return w.tel.mp
+}
+
+// Tracer returns a tracer for spans of your own: that of the span in ctx
+// (inside a handler, the invocation's span, so that
+// Tracer(ctx).Start(ctx, "step") makes a child of it), else that of the
+// most recently registered worker with telemetry on, else a no-op tracer.
+func Tracer(ctx context.Context) trace.Tracer {
+	var tp trace.TracerProvider
+	if span := trace.SpanFromContext(ctx); span.SpanContext().IsValid() {
+		tp = span.TracerProvider()
+	} else if t := live.latest(); t != nil {
+		tp = t.tp
+	} else {
+		tp = tracenoop.NewTracerProvider()
+	}
+	return tp.Tracer(scopeName, trace.WithInstrumentationVersion(Version))
+}
+
+// live is the set of workers with telemetry on; the latest serves the
+// zero Logger and Tracer outside a span.
+var live liveSet
+
+type liveSet struct {
+	mu   sync.Mutex
+	list []*telemetry
+	last atomic.Pointer[telemetry]
+}
+
+func (s *liveSet) add(t *telemetry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.list = append(s.list, t)
+	s.last.Store(t)
+}
+
+func (s *liveSet) remove(t *telemetry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.list {
+		if x == t {
+			s.list = append(s.list[:i], s.list[i+1:]...)
+			break
+		}
+	}
+	if n := len(s.list); n > 0 {
+		s.last.Store(s.list[n-1])
+	} else {
+		s.last.Store(nil)
+	}
+}
+
+func (s *liveSet) latest() *telemetry { return s.last.Load() }
+
+// telemetryResource describes the process: options first, then the
+// environment, then defaults.
+func telemetryResource(w *III, o *TelemetryOptions) *resource.Resource {
+	name := firstString(o.ServiceName, os.Getenv("OTEL_SERVICE_NAME"), DefaultServiceName)
+	version := firstString(o.ServiceVersion, os.Getenv("SERVICE_VERSION"), mainVersion(), "unknown")
+	instance := firstString(o.ServiceInstanceID, os.Getenv("SERVICE_INSTANCE_ID"))
+	if instance == "" {
+		instance = uuid.NewString()
+	}
+	attrs := []attribute.KeyValue{
+		attribute.String("service.name", name),
+		attribute.String("service.version", version),
+		attribute.String("service.instance.id", instance),
+		attribute.String("iii.worker.name", w.meta.Name),
+	}
+	if ns := firstString(o.ServiceNamespace, os.Getenv("SERVICE_NAMESPACE")); ns != "" {
+		attrs = append(attrs, attribute.String("service.namespace", ns))
+	}
+	res, err := resource.New(context.Background(), resource.WithTelemetrySDK(), resource.WithFromEnv(), resource.WithAttributes(attrs...))
+	if res == nil || (err != nil && !errors.Is(err, resource.ErrPartialResource)) {
+		w.log.Warn("iii: telemetry resource", "err", err)
+		return resource.NewSchemaless(attrs...)
+	}
+	return res
+}
+
+func mainVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return ""
+}
+
+func firstString(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func firstDuration(d ...time.Duration) time.Duration {
+	for _, v := range d {
+		if v > 0 {
+			return v
+		}
+	}
+	return 0
+}
+
+// telemetryEnabled applies the option, then the environment: on unless
+// OTEL_ENABLED says false (the Node SDK's rule) or OTEL_SDK_DISABLED true.
+func telemetryEnabled(o *TelemetryOptions) bool {
+	if o.Enabled != nil {
+		return *o.Enabled
+	}
+	return !envOff("OTEL_ENABLED") && !envOn("OTEL_SDK_DISABLED")
+}
+
+// envOff reports whether the boolean variable is set to false, 0, no or
+// off (the Node SDK's parseBoolEnv).
+func envOff(key string) bool {
+	switch strings.ToLower(strings.TrimSpace(os.Getenv(key))) {
+	case "false", "0", "no", "off":
+		return true
+	}
+	return false
+}
+
+// envOn reports whether the boolean variable is set to true.
+func envOn(key string) bool {
+	v, err := strconv.ParseBool(strings.TrimSpace(os.Getenv(key)))
+	return err == nil && v
+}
+
+// envMillis reads a duration in milliseconds; 0 if unset or invalid.
+func envMillis(key string) time.Duration {
+	n, err := strconv.ParseInt(strings.TrimSpace(os.Getenv(key)), 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return time.Duration(n) * time.Millisecond
+}
+
+// randomIDs generates trace and span ids from the runtime's per-thread
+// random source, without the lock of the SDK's default generator.
+type randomIDs struct{}
+
+func (randomIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
+	var tid trace.TraceID
+	for !tid.IsValid() {
+		putUint64(tid[:8], rand.Uint64())
+		putUint64(tid[8:], rand.Uint64())
+	}
+	return tid, newSpanID()
+}
+
+func (randomIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return newSpanID() }
+
+func newSpanID() trace.SpanID {
+	var sid trace.SpanID
+	for !sid.IsValid() {
+		putUint64(sid[:], rand.Uint64())
+	}
+	return sid
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+}

@@ -1,0 +1,325 @@
+package otelws
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/iii-go/iii/connection/wire"
+)
+
+// Defaults of PipelineConfig.
+const (
+	DefaultFlushInterval = 100 * time.Millisecond // the Node SDK's span and log flush interval
+	DefaultMaxQueued     = 2048
+	DefaultMaxBatch      = 512
+)
+
+// PipelineConfig configures a Pipeline.
+type PipelineConfig struct {
+	// Conn carries the frames.
+	Conn *Conn
+	// Resource describes the process (service.name, ...).
+	Resource wire.Resource
+	// LogScope is the instrumentation scope of the log records.
+	LogScope wire.Scope
+	// SpanFlushInterval and LogFlushInterval bound how long an ended span
+	// or a log record waits for its batch to fill; default 100 ms.
+	SpanFlushInterval time.Duration
+	LogFlushInterval  time.Duration
+	// MaxQueuedSpans and MaxQueuedLogs bound the spans and log records
+	// waiting to be batched; beyond them new ones are dropped. Default 2048.
+	MaxQueuedSpans int
+	MaxQueuedLogs  int
+	// MaxBatch is the most spans or log records in one frame; default 512.
+	MaxBatch int
+}
+
+// Pipeline batches ended spans and log records into frames on a goroutine
+// of its own and hands them to a Conn. It is an sdktrace.SpanProcessor.
+// Putting a span or a record on its queue never blocks: when the queue is
+// full the newcomer is dropped and counted.
+type Pipeline struct {
+	cfg   PipelineConfig
+	spans chan sdktrace.ReadOnlySpan
+	logs  chan wire.LogRecord
+	flush chan chan struct{}
+	enc   *encoder // used by the batching goroutine only
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
+
+	closed       atomic.Bool
+	spansDropped atomic.Uint64
+	logsDropped  atomic.Uint64
+	spansOut     atomic.Uint64
+	logsOut      atomic.Uint64
+}
+
+// NewPipeline starts a Pipeline.
+func NewPipeline(cfg PipelineConfig) *Pipeline {
+	if cfg.SpanFlushInterval <= 0 {
+		cfg.SpanFlushInterval = DefaultFlushInterval
+	}
+	if cfg.LogFlushInterval <= 0 {
+		cfg.LogFlushInterval = DefaultFlushInterval
+	}
+	if cfg.MaxQueuedSpans <= 0 {
+		cfg.MaxQueuedSpans = DefaultMaxQueued
+	}
+	if cfg.MaxQueuedLogs <= 0 {
+		cfg.MaxQueuedLogs = DefaultMaxQueued
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	p := &Pipeline{cfg: cfg,
+		spans: make(chan sdktrace.ReadOnlySpan, cfg.MaxQueuedSpans),
+		logs:  make(chan wire.LogRecord, cfg.MaxQueuedLogs),
+		flush: make(chan chan struct{}),
+		enc:   newEncoder(cfg.Resource),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	go p.run()
+	return p
+}
+
+// PipelineStats are a Pipeline's counters.
+type PipelineStats struct {
+	SpansExported uint64 // spans put into frames
+	SpansDropped  uint64 // spans dropped because the queue was full (or after Close)
+	SpansQueued   int    // spans waiting to be batched
+	LogsExported  uint64
+	LogsDropped   uint64
+	LogsQueued    int
+}
+
+// Stats returns the Pipeline's counters.
+func (p *Pipeline) Stats() PipelineStats {
+	return PipelineStats{
+		SpansExported: p.spansOut.Load(), SpansDropped: p.spansDropped.Load(), SpansQueued: len(p.spans),
+		LogsExported: p.logsOut.Load(), LogsDropped: p.logsDropped.Load(), LogsQueued: len(p.logs),
+	}
+}
+
+// OnStart implements sdktrace.SpanProcessor; it does nothing.
+func (p *Pipeline) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+
+// OnEnd implements sdktrace.SpanProcessor: it queues a sampled span for
+// export, or drops it if the queue is full.
+func (p *Pipeline) OnEnd(s sdktrace.ReadOnlySpan) {
+	if !s.SpanContext().IsSampled() {
+		return
+	}
+	if p.closed.Load() {
+		p.spansDropped.Add(1)
+		return
+	}
+	select {
+	case p.spans <- s:
+	default:
+		p.spansDropped.Add(1)
+	}
+}
+
+// Shutdown implements sdktrace.SpanProcessor: it batches what is queued.
+// The Pipeline keeps running until Close.
+func (p *Pipeline) Shutdown(ctx context.Context) error { return p.ForceFlush(ctx) }
+
+// ForceFlush implements sdktrace.SpanProcessor: it returns once every span
+// and log record queued before the call is in a frame handed to the Conn
+// (not necessarily written yet; see Conn.Flush), or ctx ends.
+func (p *Pipeline) ForceFlush(ctx context.Context) error {
+	ack := make(chan struct{})
+	select {
+	case p.flush <- ack:
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ack:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// EmitLog queues a log record for export. It reports false if the
+// Pipeline is closed (the record is not counted); a record that does not
+// fit in the queue is dropped and counted, and EmitLog still reports true.
+func (p *Pipeline) EmitLog(r wire.LogRecord) bool {
+	if p.closed.Load() {
+		return false
+	}
+	select {
+	case p.logs <- r:
+	default:
+		p.logsDropped.Add(1)
+	}
+	return true
+}
+
+// Close batches what is queued and stops the Pipeline's goroutine. Spans
+// and records arriving later are dropped. It does not close the Conn.
+func (p *Pipeline) Close() {
+	p.once.Do(func() {
+		p.closed.Store(true)
+		close(p.stop)
+	})
+	<-p.done
+}
+
+func (p *Pipeline) run() {
+	defer close(p.done)
+	var (
+		spans   []sdktrace.ReadOnlySpan
+		logs    []wire.LogRecord
+		spanDue <-chan time.Time
+		logDue  <-chan time.Time
+	)
+	spanTimer := time.NewTimer(time.Hour)
+	spanTimer.Stop()
+	logTimer := time.NewTimer(time.Hour)
+	logTimer.Stop()
+	defer spanTimer.Stop()
+	defer logTimer.Stop()
+	emitSpans := func() {
+		if len(spans) > 0 {
+			p.emitSpans(spans)
+			clear(spans)
+			spans = spans[:0]
+		}
+		spanTimer.Stop()
+		spanDue = nil
+	}
+	emitLogs := func() {
+		if len(logs) > 0 {
+			p.emitLogs(logs)
+			logs = logs[:0] // the frame holds a copy
+		}
+		logTimer.Stop()
+		logDue = nil
+	}
+	addSpan := func(s sdktrace.ReadOnlySpan) {
+		spans = append(spans, s)
+		if len(spans) >= p.cfg.MaxBatch {
+			emitSpans()
+		} else if spanDue == nil {
+			spanTimer.Reset(p.cfg.SpanFlushInterval)
+			spanDue = spanTimer.C
+		}
+	}
+	addLog := func(r wire.LogRecord) {
+		logs = append(logs, r)
+		if len(logs) >= p.cfg.MaxBatch {
+			emitLogs()
+		} else if logDue == nil {
+			logTimer.Reset(p.cfg.LogFlushInterval)
+			logDue = logTimer.C
+		}
+	}
+	drain := func() {
+		for {
+			select {
+			case s := <-p.spans:
+				addSpan(s)
+				continue
+			case r := <-p.logs:
+				addLog(r)
+				continue
+			default:
+			}
+			break
+		}
+		emitSpans()
+		emitLogs()
+	}
+	for {
+		select {
+		case s := <-p.spans:
+			addSpan(s)
+		case r := <-p.logs:
+			addLog(r)
+		case <-spanDue:
+			spanDue = nil
+			emitSpans()
+		case <-logDue:
+			logDue = nil
+			emitLogs()
+		case ack := <-p.flush:
+			drain()
+			close(ack)
+		case <-p.stop:
+			drain()
+			return
+		}
+	}
+}
+
+func (p *Pipeline) emitSpans(spans []sdktrace.ReadOnlySpan) {
+	if p.cfg.Conn.Send(p.enc.traces(spans)) {
+		p.spansOut.Add(uint64(len(spans)))
+	} else {
+		p.spansDropped.Add(uint64(len(spans)))
+	}
+}
+
+func (p *Pipeline) emitLogs(logs []wire.LogRecord) {
+	if p.cfg.Conn.Send(p.enc.logs(p.cfg.LogScope, logs)) {
+		p.logsOut.Add(uint64(len(logs)))
+	} else {
+		p.logsDropped.Add(uint64(len(logs)))
+	}
+}
+
+func sendJSON(c *Conn, k wire.TelemetryKind, v any) bool {
+	payload, err := json.Marshal(v)
+	if err != nil {
+		return false
+	}
+	return c.Send(wire.AppendTelemetry(make([]byte, 0, 4+len(payload)), k, payload))
+}
+
+// MetricExporter is an sdkmetric.Exporter that sends each collection as one
+// MTRC frame on a Conn. Use it with sdkmetric.NewPeriodicReader.
+type MetricExporter struct {
+	Conn *Conn
+}
+
+var _ sdkmetric.Exporter = (*MetricExporter)(nil)
+
+// Temporality implements sdkmetric.Exporter: cumulative, as the Node SDK.
+func (e *MetricExporter) Temporality(k sdkmetric.InstrumentKind) metricdata.Temporality {
+	return sdkmetric.DefaultTemporalitySelector(k)
+}
+
+// Aggregation implements sdkmetric.Exporter: the SDK's defaults.
+func (e *MetricExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
+	return sdkmetric.DefaultAggregationSelector(k)
+}
+
+// Export implements sdkmetric.Exporter. It never waits on the network.
+func (e *MetricExporter) Export(_ context.Context, rm *metricdata.ResourceMetrics) error {
+	req := Metrics(rm)
+	if len(req.ResourceMetrics[0].ScopeMetrics) == 0 {
+		return nil
+	}
+	sendJSON(e.Conn, wire.TelemetryMetrics, req)
+	return nil
+}
+
+// ForceFlush implements sdkmetric.Exporter; frames are queued on the Conn
+// already.
+func (e *MetricExporter) ForceFlush(context.Context) error { return nil }
+
+// Shutdown implements sdkmetric.Exporter. The Conn is closed by its owner.
+func (e *MetricExporter) Shutdown(context.Context) error { return nil }
