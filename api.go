@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection"
@@ -258,10 +260,15 @@ func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Con
 	if handler == nil {
 		return nil, fmt.Errorf("%w: nil handler for function %q", ErrInvalidID, id)
 	}
+	// Raw JSON on either side is passed through: the payload was validated
+	// when the frame was decoded, a raw result is validated here; neither is
+	// boxed in an interface on the way.
+	rawReq := reflect.TypeFor[Req]() == reflect.TypeFor[json.RawMessage]()
+	rawResp := reflect.TypeFor[Resp]() == reflect.TypeFor[json.RawMessage]()
 	h := func(ctx context.Context, m *wire.InvokeFunction) (json.RawMessage, error) {
 		var req Req
-		if raw, ok := any(&req).(*json.RawMessage); ok {
-			*raw = m.Data // validated when the frame was decoded
+		if rawReq {
+			*(*json.RawMessage)(unsafe.Pointer(&req)) = m.Data
 		} else if len(m.Data) > 0 {
 			if err := json.Unmarshal(m.Data, &req); err != nil {
 				return nil, &InvocationError{Code: CodeInvalidRequest,
@@ -271,6 +278,9 @@ func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Con
 		resp, err := handler(ctx, req)
 		if err != nil {
 			return nil, err
+		}
+		if rawResp {
+			return rawResult(*(*json.RawMessage)(unsafe.Pointer(&resp)))
 		}
 		return encodeResult(resp)
 	}
@@ -544,6 +554,17 @@ func encodeJSON(v any) (json.RawMessage, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidPayload, err)
 	}
 	return b, nil
+}
+
+// rawResult checks a handler's raw JSON result; nil means no result.
+func rawResult(raw json.RawMessage) (json.RawMessage, error) {
+	if raw == nil {
+		return nil, nil
+	}
+	if !wire.Valid(raw) {
+		return nil, &InvocationError{Code: CodeInvocationFailed, Message: "the handler's result is not valid JSON", Err: ErrInvalidPayload}
+	}
+	return bytes.TrimSpace(raw), nil
 }
 
 // encodeResult encodes a handler's result; nil means no result.

@@ -376,3 +376,21 @@ func TestFrameOverTheReadLimitEndsOnlyThatSocket(t *testing.T) {
 		t.Fatalf("after the reconnect: %d %v", n, err)
 	}
 }
+
+func TestRawResultThatIsNotJSONBecomesAnErrorReply(t *testing.T) {
+	eng, handler, caller := twoWorkers(t)
+	mustRegister(t, eng, handler, "raw::bad", func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+		return json.RawMessage(`{"unterminated":`), nil
+	})
+	mustRegister(t, eng, handler, "raw::echo", func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+		return in, nil
+	})
+	_, err := caller.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "raw::bad"})
+	if iii.ErrorCode(err) != iii.CodeInvocationFailed || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Fatalf("got %v", err)
+	}
+	got, err := caller.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "raw::echo", Payload: json.RawMessage(` [1, {"a": "b"}] `)})
+	if err != nil || string(got) != `[1, {"a": "b"}]` {
+		t.Fatalf("echo: %s %v", got, err)
+	}
+}

@@ -47,9 +47,10 @@ type Executor func(t *Task)
 // beyond it, tasks wait in a bounded backlog, and beyond that Dispatch
 // blocks the read loop (back-pressure to the engine).
 type Inbound struct {
-	sys  *actors.System
-	exec Executor
-	sup  *actor.PID
+	sys   *actors.System
+	exec  Executor
+	sup   *actor.PID
+	props *actor.Props // of every invocation actor
 
 	mu         sync.Mutex
 	idle       []*actor.PID
@@ -70,6 +71,8 @@ type Inbound struct {
 func NewInbound(sys *actors.System, exec Executor, limit, maxBacklog int) (*Inbound, error) {
 	in := &Inbound{sys: sys, exec: exec, limit: max(limit, 1), maxBacklog: max(maxBacklog, 1),
 		space: make(chan struct{}, 1)}
+	in.props = actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in} },
+		actor.WithMailbox(func() actor.Mailbox { return newMailbox(&in.gone) }))
 	sup, err := sys.Spawn("invocations", actor.PropsFromProducer(func() actor.Actor { return &invocationSupervisor{in: in} },
 		actor.WithDispatcher(sys.Dispatcher)))
 	if err != nil {
@@ -229,17 +232,14 @@ type invocationSupervisor struct{ in *Inbound }
 
 func (s *invocationSupervisor) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(spawnInvocationActor); ok {
-		in := s.in
-		d := actors.NewOwnDispatcher(&in.gone)
-		ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in, d: d} },
-			actor.WithDispatcher(d)))
+		ctx.Spawn(s.in.props)
 	}
 }
 
-// invocationActor owns one task at a time from dispatch to reply.
+// invocationActor owns one task at a time from dispatch to reply. It runs
+// on a mailbox with a goroutine of its own (mailbox.go).
 type invocationActor struct {
 	in  *Inbound
-	d   *actors.OwnDispatcher
 	cur *Task
 }
 
@@ -256,8 +256,6 @@ func (a *invocationActor) Receive(ctx actor.Context) {
 			a.cur = nil
 			a.in.finished()
 		}
-	case *actor.Stopped:
-		a.d.Stop() // the dispatcher's goroutine exits after this run
 	}
 }
 
