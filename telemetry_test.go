@@ -480,10 +480,11 @@ func TestReconnectsAreCounted(t *testing.T) {
 	// until a collection has seen it.
 	ctx := testCtx(t)
 	for {
+		n := len(eng.Metrics())
 		if err := w.FlushTelemetry(ctx); err != nil {
 			t.Fatal(err)
 		}
-		ms, err := eng.WaitMetrics(ctx, len(eng.Metrics())+1)
+		ms, err := eng.WaitMetrics(ctx, n+1)
 		if err != nil {
 			t.Fatal(err)
 		}
