@@ -194,12 +194,29 @@ func (s *scanner) nextKey(first *bool) (key []byte, ok bool) {
 // rawString consumes a string (the scanner is at its opening quote) and
 // returns its contents without the quotes, still escaped, validating escapes,
 // control characters and UTF-8 on the way.
+// plain marks the bytes a string can hold without a closer look: printable
+// ASCII other than '"' and '\\'.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
 func (s *scanner) rawString() (raw []byte, escaped bool) {
 	s.i++ // opening quote
 	start := s.i
 	b := s.b
 	for s.i < len(b) {
-		c := b[s.i]
+		i := s.i
+		for i < len(b) && plain[b[i]] { // the common run of plain bytes
+			i++
+		}
+		s.i = i
+		if i == len(b) {
+			break
+		}
+		c := b[i]
 		switch {
 		case c == '"':
 			raw = b[start:s.i]
