@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -142,7 +143,6 @@ type telemetry struct {
 	tracer  trace.Tracer
 	mp      *sdkmetric.MeterProvider // nil when metrics are off
 	m       instruments
-	prop    propagation.TextMapPropagator
 	timeout time.Duration
 
 	running   atomic.Int64 // handlers running
@@ -167,8 +167,15 @@ type instruments struct {
 type fnTelemetry struct {
 	execName, callName string
 	fn                 attribute.KeyValue
+	fnOpt              trace.SpanStartEventOption // trace.WithAttributes(fn)
 	ok, failed         metric.MeasurementOption
 }
+
+// Span start options of every invocation and call.
+var (
+	serverKind = trace.WithSpanKind(trace.SpanKindServer)
+	clientKind = trace.WithSpanKind(trace.SpanKindClient)
+)
 
 // newTelemetry returns nil when telemetry is off.
 func newTelemetry(w *III, o *TelemetryOptions) *telemetry {
@@ -187,8 +194,7 @@ func newTelemetry(w *III, o *TelemetryOptions) *telemetry {
 			return nil
 		}
 	}
-	t := &telemetry{w: w, timeout: opts.ShutdownTimeout,
-		prop: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})}
+	t := &telemetry{w: w, timeout: opts.ShutdownTimeout}
 	if t.timeout <= 0 {
 		t.timeout = DefaultTelemetryShutdownTimeout
 	}
@@ -281,7 +287,7 @@ func (t *telemetry) fn(id string) *fnTelemetry {
 		return f.(*fnTelemetry)
 	}
 	fa := attrFunctionID.String(id)
-	f := &fnTelemetry{execName: "execute " + id, callName: "trigger " + id, fn: fa,
+	f := &fnTelemetry{execName: "execute " + id, callName: "trigger " + id, fn: fa, fnOpt: trace.WithAttributes(fa),
 		ok:     metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("ok"))),
 		failed: metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("error")))}
 	v, _ := t.fns.LoadOrStore(id, f)
@@ -312,20 +318,32 @@ func (c *traceCarrier) Set(key, value string) {
 
 func (c *traceCarrier) Keys() []string { return []string{"traceparent", "baggage"} }
 
+// extract returns ctx with the remote span context and the baggage of the
+// protocol's trace fields.
+func extract(ctx context.Context, traceparent, bag string) context.Context {
+	if traceparent != "" {
+		ctx = propagation.TraceContext{}.Extract(ctx, &traceCarrier{traceparent: traceparent})
+	}
+	if bag != "" {
+		ctx = propagation.Baggage{}.Extract(ctx, &traceCarrier{baggage: bag})
+	}
+	return ctx
+}
+
 // startInvocation starts the span of an inbound invocation, continuing the
 // caller's trace; end finishes it with the reply about to be sent (and may
 // set the reply's trace fields).
 func (t *telemetry) startInvocation(ctx context.Context, m *wire.InvokeFunction) (_ context.Context, end func(*wire.InvocationResult)) {
 	f := t.fn(m.FunctionID)
-	parent := ctx
-	if m.Traceparent != "" || m.Baggage != "" {
-		parent = t.prop.Extract(ctx, &traceCarrier{traceparent: m.Traceparent, baggage: m.Baggage})
-	}
-	attrs := trace.WithAttributes(f.fn)
+	parent := extract(ctx, m.Traceparent, m.Baggage)
+	var hctx context.Context
+	var span trace.Span
 	if m.HasInvocationID {
-		attrs = trace.WithAttributes(f.fn, attrInvocationID.String(m.InvocationID.String()))
+		hctx, span = t.tracer.Start(parent, f.execName, serverKind, f.fnOpt,
+			trace.WithAttributes(attrInvocationID.String(m.InvocationID.String())))
+	} else {
+		hctx, span = t.tracer.Start(parent, f.execName, serverKind, f.fnOpt)
 	}
-	hctx, span := t.tracer.Start(parent, f.execName, trace.WithSpanKind(trace.SpanKindServer), attrs)
 	t.running.Add(1)
 	start := time.Now()
 	return hctx, func(res *wire.InvocationResult) {
@@ -369,13 +387,16 @@ func (t *telemetry) startCall(ctx context.Context, m *wire.InvokeFunction) (_ co
 	parent := ctx
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		// Not under a span of ours: continue the invocation's trace, if any.
-		if inv := invocationFrom(ctx); inv != nil && (inv.Traceparent() != "" || inv.Baggage() != "") {
-			parent = t.prop.Extract(ctx, &traceCarrier{traceparent: inv.Traceparent(), baggage: inv.Baggage()})
+		if inv := invocationFrom(ctx); inv != nil {
+			parent = extract(ctx, inv.Traceparent(), inv.Baggage())
 		}
 	}
-	cctx, span := t.tracer.Start(parent, f.callName, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(f.fn))
+	cctx, span := t.tracer.Start(parent, f.callName, clientKind, f.fnOpt)
 	var c traceCarrier
-	t.prop.Inject(cctx, &c)
+	propagation.TraceContext{}.Inject(cctx, &c)
+	if baggage.FromContext(cctx).Len() > 0 {
+		propagation.Baggage{}.Inject(cctx, &c)
+	}
 	m.Traceparent, m.Baggage = c.traceparent, c.baggage
 	start := time.Now()
 	return cctx, func(err error) {
