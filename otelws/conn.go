@@ -57,8 +57,11 @@ var ErrUnavailable = errors.New("otelws: the telemetry endpoint is unavailable")
 type Config struct {
 	// URL is the telemetry endpoint, e.g. ws://127.0.0.1:49134/otel (see
 	// EndpointURL).
-	URL       string
-	Header    http.Header
+	URL string
+	// Header is sent with the handshake (the worker's, for the engine's
+	// auth function).
+	Header http.Header
+	// TLSConfig is used for wss:// URLs.
 	TLSConfig *tls.Config
 	// DialTimeout bounds each connection attempt; default 10 s.
 	DialTimeout time.Duration
@@ -163,7 +166,7 @@ type ConnStats struct {
 	Queued     int    // frames waiting now
 	QueuedSize int    // their size in bytes
 	Reconnects uint64 // connections opened after the first
-	Connected  bool
+	Connected  bool   // a socket is open
 }
 
 // Stats returns the Conn's counters.

@@ -131,7 +131,8 @@ func Span(s sdktrace.ReadOnlySpan) wire.Span {
 }
 
 // Traces builds the OTLP/JSON request of a batch of spans, grouped by
-// instrumentation scope.
+// instrumentation scope. (The Pipeline writes the same JSON by hand,
+// without the intermediate values.)
 func Traces(res wire.Resource, spans []sdktrace.ReadOnlySpan) wire.TracesRequest {
 	var scopes []wire.ScopeSpans
 	index := map[instrumentation.Scope]int{}

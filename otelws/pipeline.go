@@ -96,9 +96,9 @@ type PipelineStats struct {
 	SpansExported uint64 // spans put into frames
 	SpansDropped  uint64 // spans dropped because the queue was full (or after Close)
 	SpansQueued   int    // spans waiting to be batched
-	LogsExported  uint64
-	LogsDropped   uint64
-	LogsQueued    int
+	LogsExported  uint64 // log records put into frames
+	LogsDropped   uint64 // log records dropped because the queue was full
+	LogsQueued    int    // log records waiting to be batched
 }
 
 // Stats returns the Pipeline's counters.
