@@ -40,7 +40,8 @@ type Socket struct {
 	done      chan struct{}
 	closeMu   sync.Mutex
 	err       error
-	lastRead  atomic.Int64
+	dead      atomic.Bool // set before done is closed
+	active    atomic.Bool // a frame (or pong) arrived since the last ping tick
 	onFrame   func(*Socket, wire.Message)
 	onClose   func(*Socket, error)
 	log       *slog.Logger
@@ -76,11 +77,12 @@ func (s *Socket) Alive() bool {
 // Send queues m for writing. It blocks while the queue is full, until ctx
 // ends or the socket dies. A nil ctx never ends.
 func (s *Socket) Send(ctx context.Context, m wire.Message) error {
-	select {
-	case s.out <- m:
-		return nil
-	case <-s.done:
+	if s.dead.Load() {
 		return ErrSocketClosed
+	}
+	select {
+	case s.out <- m: // the common case: room in the queue
+		return nil
 	default:
 	}
 	var cdone <-chan struct{}
@@ -164,6 +166,7 @@ func (s *Socket) setErr(err error) bool {
 		err = ErrSocketClosed
 	}
 	s.err = err
+	s.dead.Store(true)
 	close(s.done)
 	return true
 }
@@ -190,10 +193,11 @@ func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
 		onFrame: cfg.onFrame, onClose: cfg.onClose, log: cfg.log,
 		ping: cfg.ping, idle: cfg.idle, readLimit: cfg.readLimit,
 	}
-	s.lastRead.Store(time.Now().UnixNano())
+	s.active.Store(true)
+	bc.setDeadline(cfg.idle + cfg.ping)
 	ws.SetReadLimit(cfg.readLimit)
 	ws.SetPingHandler(func(data string) error {
-		s.lastRead.Store(time.Now().UnixNano())
+		s.active.Store(true)
 		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 		if err == nil {
 			err = bc.Flush()
@@ -204,7 +208,7 @@ func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
 		return nil
 	})
 	ws.SetPongHandler(func(string) error {
-		s.lastRead.Store(time.Now().UnixNano())
+		s.active.Store(true)
 		return nil
 	})
 	s.wg.Add(2)
@@ -223,7 +227,7 @@ func (s *Socket) readLoop() {
 			s.Kill(err)
 			break
 		}
-		s.lastRead.Store(time.Now().UnixNano())
+		s.active.Store(true)
 		buf, err = readAll(r, buf[:0])
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
@@ -279,6 +283,7 @@ func (s *Socket) writeLoop() {
 	tick := time.NewTicker(s.ping)
 	defer tick.Stop()
 	var buf []byte
+	var silent time.Duration // since the last frame, in whole ticks
 	var closing *closeMarker
 	write := func(m wire.Message) error {
 		if c, ok := m.(*closeMarker); ok {
@@ -291,7 +296,6 @@ func (s *Socket) writeLoop() {
 	for {
 		select {
 		case m := <-s.out:
-			s.bc.setDeadline(s.idle)
 			err := write(m)
 			yielded := false
 			for n := 1; err == nil && closing == nil && n < maxBatch; n++ {
@@ -325,13 +329,18 @@ func (s *Socket) writeLoop() {
 				s.closeNow(closing.err)
 				return
 			}
-		case now := <-tick.C:
-			if now.Sub(time.Unix(0, s.lastRead.Load())) > s.idle {
+		case <-tick.C:
+			// Idleness is counted in ticks, so that the read loop only sets
+			// a flag per frame instead of reading the clock.
+			if s.active.Swap(false) {
+				silent = 0
+			} else if silent += s.ping; silent >= s.idle {
 				s.log.Warn("iii: no frame from the engine within the idle timeout; dropping the connection", "idle", s.idle)
 				s.Kill(ErrIdleTimeout)
 				return
 			}
-			s.bc.setDeadline(s.idle)
+			// Writes blocked this long (a peer that stopped reading) fail.
+			s.bc.setDeadline(s.idle + s.ping)
 			err := s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.idle))
 			if err == nil {
 				err = s.bc.Flush()

@@ -26,6 +26,9 @@ type Call struct {
 	FunctionID string
 	sock       atomic.Pointer[connection.Socket]
 	done       chan Outcome
+	p          *Pending    // the table the call is in (the timer's)
+	timer      *time.Timer // times the call out; kept across reuses
+	spoilt     bool        // the timer may still be running: never reuse
 }
 
 // Bind implements connection.Binder: the call now depends on s.
@@ -70,7 +73,7 @@ func (p *Pending) Add(functionID string) (*Call, error) {
 		return nil, *err
 	}
 	c := calls.Get().(*Call)
-	c.ID, c.FunctionID = wire.NewUUID(), functionID
+	c.ID, c.FunctionID, c.p = wire.NewUUID(), functionID, p
 	sh := &p.shards[p.shard(c.ID)]
 	sh.mu.Lock()
 	sh.m[c.ID] = c
@@ -160,14 +163,13 @@ func (p *Pending) failWhere(match func(*Call) bool, err error) int {
 // Release returns c to the pool. Call it once Wait returned and c is no
 // longer used; c must not have been completed without Wait taking the outcome.
 func (p *Pending) Release(c *Call) {
+	if c.spoilt {
+		return
+	}
 	c.sock.Store(nil)
-	c.FunctionID = ""
+	c.FunctionID, c.p = "", nil
 	calls.Put(c)
 }
-
-// timers recycles the timers of Wait; with Go ≥ 1.23 semantics a stopped
-// timer's channel holds no stale value.
-var timers = sync.Pool{New: func() any { return time.NewTimer(time.Hour) }}
 
 // ErrTimeout is the cause of a call whose timeout elapsed.
 var ErrTimeout = errors.New("iii: invocation timed out")
@@ -175,27 +177,31 @@ var ErrTimeout = errors.New("iii: invocation timed out")
 // Wait waits for c's outcome, for at most timeout (none if ≤ 0) and until
 // ctx ends. A call that gives up is removed, so a late result is ignored.
 func (p *Pending) Wait(ctx context.Context, c *Call, timeout time.Duration) Outcome {
-	var tc <-chan time.Time
 	if timeout > 0 {
-		t := timers.Get().(*time.Timer)
-		t.Reset(timeout)
+		if c.timer == nil {
+			c.timer = time.AfterFunc(timeout, c.timedOut)
+		} else {
+			c.timer.Reset(timeout)
+		}
 		defer func() {
-			t.Stop()
-			timers.Put(t)
+			if !c.timer.Stop() {
+				c.spoilt = true // fired: its function may still be running
+			}
 		}()
-		tc = t.C
+	}
+	done := ctx.Done()
+	if done == nil { // a context that never ends: one channel to wait on
+		return <-c.done
 	}
 	select {
 	case o := <-c.done:
 		return o
-	case <-tc:
-		if p.finish(c, Outcome{Err: ErrTimeout}) {
-			return <-c.done
-		}
-	case <-ctx.Done():
+	case <-done:
 		if p.finish(c, Outcome{Err: ctx.Err()}) {
 			return <-c.done
 		}
 	}
 	return <-c.done // completed concurrently: take what won
 }
+
+func (c *Call) timedOut() { c.p.finish(c, Outcome{Err: ErrTimeout}) }
