@@ -416,7 +416,8 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 	if err != nil {
 		return nil, fmt.Errorf("payload of call to %s: %w", req.FunctionID, err)
 	}
-	m := &wire.InvokeFunction{FunctionID: req.FunctionID, Data: data}
+	m := newInvokeFrame()
+	m.FunctionID, m.Data = req.FunctionID, data
 	if req.Metadata != nil {
 		if m.Metadata, err = encodeJSON(req.Metadata); err != nil {
 			return nil, fmt.Errorf("metadata of call to %s: %w", req.FunctionID, err)
@@ -426,7 +427,7 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 		return nil, fmt.Errorf("%w: call to %s carries %d bytes, the limit is %d", ErrPayloadTooLarge, req.FunctionID, n, w.maxMessage)
 	}
 	if instrument != nil {
-		ctx = instrument(ctx, m)
+		ctx = instrument(ctx, &m.InvokeFunction)
 	} else if inv := invocationFrom(ctx); inv != nil { // carry the caller's trace through
 		m.Traceparent, m.Baggage = inv.m.Traceparent, inv.m.Baggage
 	}
@@ -460,6 +461,7 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 		w.pending.Fail(call, &connectionLostError{functionID: req.FunctionID, cause: s.Err()})
 	}
 	o := w.pending.Wait(ctx, call, timeout)
+	// m may be back in its pool already: only call is used from here on.
 	var res json.RawMessage
 	switch {
 	case o.Err != nil:
@@ -475,6 +477,20 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 		w.pending.Release(call)
 	}
 	return res, err
+}
+
+// invokeFrame is a pooled invokefunction: the socket's writer releases it
+// once encoded.
+type invokeFrame struct{ wire.InvokeFunction }
+
+var invokeFrames = sync.Pool{New: func() any { return new(invokeFrame) }}
+
+func newInvokeFrame() *invokeFrame { return invokeFrames.Get().(*invokeFrame) }
+
+// Release implements connection.Releaser.
+func (f *invokeFrame) Release() {
+	f.InvokeFunction = wire.InvokeFunction{}
+	invokeFrames.Put(f)
 }
 
 // sendErr maps an error of queueing a frame.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime/debug"
+	"sync"
 
 	"github.com/invopop/jsonschema"
 
@@ -102,7 +103,9 @@ func MetadataFromContext(ctx context.Context) json.RawMessage {
 // once, on the socket it came from.
 func (w *III) execute(t *invocation.Task) {
 	m := t.Msg
-	res := &wire.InvocationResult{InvocationID: m.InvocationID, FunctionID: m.FunctionID,
+	rf := resultFrames.Get().(*resultFrame)
+	res := &rf.InvocationResult
+	*res = wire.InvocationResult{InvocationID: m.InvocationID, FunctionID: m.FunctionID,
 		Traceparent: m.Traceparent, Baggage: m.Baggage}
 	f := w.reg.Lookup(m.FunctionID)
 	switch {
@@ -137,13 +140,26 @@ func (w *III) execute(t *invocation.Task) {
 		}
 	}
 	if !m.HasInvocationID {
+		rf.Release()
 		return // the engine always sets one; without it nobody waits
 	}
 	// Never sent on a later socket: the engine stopped this invocation when
-	// its socket died.
-	if err := t.Sock.Send(nil, res); err != nil && !errors.Is(err, connection.ErrSocketClosed) {
+	// its socket died. (rf goes back to its pool once written.)
+	if err := t.Sock.Send(nil, rf); err != nil && !errors.Is(err, connection.ErrSocketClosed) {
 		w.log.Warn("iii: cannot send an invocation result", "function", m.FunctionID, "err", err)
 	}
+}
+
+// resultFrame is a pooled invocationresult: the socket's writer releases it
+// once encoded.
+type resultFrame struct{ wire.InvocationResult }
+
+var resultFrames = sync.Pool{New: func() any { return new(resultFrame) }}
+
+// Release implements connection.Releaser.
+func (f *resultFrame) Release() {
+	f.InvocationResult = wire.InvocationResult{}
+	resultFrames.Put(f)
 }
 
 // panicError is a recovered handler panic.

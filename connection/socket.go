@@ -114,6 +114,13 @@ func (s *Socket) TrySend(m wire.Message) bool {
 	}
 }
 
+// Releaser is a message from a pool: the writer calls Release once it has
+// encoded the message (a message that is never written is left to the
+// garbage collector). The sender must not touch it after Send.
+type Releaser interface {
+	Release()
+}
+
 // closeMarker, queued behind the frames waiting to be written, makes the
 // writer close the socket once they are out.
 type closeMarker struct{ err error }
@@ -291,6 +298,9 @@ func (s *Socket) writeLoop() {
 			return nil
 		}
 		buf = m.AppendJSON(buf[:0])
+		if r, ok := m.(Releaser); ok {
+			r.Release() // encoded: the sender's pooled message is free again
+		}
 		return s.ws.WriteMessage(websocket.TextMessage, buf)
 	}
 	for {
