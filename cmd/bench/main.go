@@ -48,6 +48,7 @@ type options struct {
 	inflight    int
 	callers     int
 	impls       []string
+	telemetry   bool // also run the rpc scenario with the SDK's telemetry on ("otel")
 	count       int
 	json        bool
 	chart       string
@@ -99,6 +100,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		heapprofile = fs.String("heapprofile", "", "write heap profiles of the inflight scenario, named after `file`: <file>-<impl>-base.prof before the calls, <file>-<impl>.prof with all of them parked (compare with go tool pprof -diff_base); records every allocation, which slows the run")
 		quiet       = fs.Bool("q", false, "no progress output on stderr")
 		ns          = fs.String("ns", "", "namespace of the bench functions (bench::<ns>sdk::echo, ...); for running several benchmarks on one engine")
+		telemetry   = fs.Bool("telemetry", false, "also run the rpc scenario with the SDK's telemetry on (impl otel: spans, metrics and logs exported to the engine's /otel); the sdk rows always run with it off")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -119,7 +121,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	opt := options{engine: *engine, role: *role, double: *double, duration: *duration, warmup: *warmup,
 		inflight: *inflight, callers: *callers, count: *count, json: *jsonOut, chart: *chart,
-		cpuprofile: *cpuprofile, memprofile: *memprofile, heapprofile: *heapprofile, quiet: *quiet, ns: *ns}
+		cpuprofile: *cpuprofile, memprofile: *memprofile, heapprofile: *heapprofile, quiet: *quiet, ns: *ns,
+		telemetry: *telemetry}
 	if err := opt.parse(*scenarios, *concurrency, *payloads, *sdkOnly, *rawOnly); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
@@ -247,7 +250,13 @@ func (e *env) plan() []planned {
 		switch sc {
 		case scRPC:
 			for _, c := range o.concurrency {
-				addLoad(load{scenario: sc, label: fmt.Sprintf("c=%d", c), ns: o.ns, callers: 1, conc: c, payload: basePayload, kind: kindCall, op: opEcho})
+				l := load{scenario: sc, label: fmt.Sprintf("c=%d", c), ns: o.ns, callers: 1, conc: c, payload: basePayload, kind: kindCall, op: opEcho}
+				addLoad(l)
+				if o.telemetry && slices.Contains(o.impls, "sdk") {
+					for range o.count {
+						p = append(p, planned{func(ctx context.Context) result { return e.runLoad(ctx, implOtel, l) }})
+					}
+				}
 			}
 		case scPayload:
 			for _, n := range o.payloads {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,11 +145,15 @@ func setup(ctx context.Context, opt options, prog *progress) (*env, error) {
 // startHandlers connects the handlers of the selected implementations.
 func (e *env) startHandlers(ctx context.Context, ns string) error {
 	limit := max(e.opt.inflight+64, 1024)
-	for _, impl := range e.opt.impls {
+	impls := e.opt.impls
+	if e.opt.telemetry && slices.Contains(impls, "sdk") {
+		impls = append(slices.Clip(impls), implOtel)
+	}
+	for _, impl := range impls {
 		hs := newHandlerState()
 		switch impl {
-		case "sdk":
-			w, err := startSDKHandler(ctx, e.url, ns, hs, limit)
+		case "sdk", implOtel:
+			w, err := startSDKHandler(ctx, e.url, ns, impl, hs, limit)
 			if err != nil {
 				return err
 			}
@@ -174,8 +179,8 @@ func (e *env) close() {
 }
 
 func (e *env) dial(ctx context.Context, impl string) (caller, error) {
-	if impl == "sdk" {
-		return dialSDKCaller(ctx, e.url)
+	if impl == "sdk" || impl == implOtel {
+		return dialSDKCaller(ctx, e.url, impl == implOtel)
 	}
 	return dialRawCaller(ctx, e.url)
 }

@@ -17,8 +17,8 @@ import (
 // startSDKHandler connects a worker that serves bench::<ns>sdk::*. limit
 // is its MaxConcurrentInvocations: the inflight scenario parks that many
 // calls in running handlers, and its control call must still find a slot.
-func startSDKHandler(ctx context.Context, url, ns string, hs *handlerState, limit int) (*iii.III, error) {
-	w := iii.RegisterWorker(url, iii.InitOptions{MaxConcurrentInvocations: limit})
+func startSDKHandler(ctx context.Context, url, ns, impl string, hs *handlerState, limit int) (*iii.III, error) {
+	w := iii.RegisterWorker(url, iii.InitOptions{MaxConcurrentInvocations: limit, Telemetry: telemetryOption(impl == implOtel)})
 	fns := map[string]func(context.Context, json.RawMessage) (json.RawMessage, error){
 		opEcho: func(_ context.Context, req json.RawMessage) (json.RawMessage, error) {
 			hs.echo.Add(1)
@@ -45,12 +45,12 @@ func startSDKHandler(ctx context.Context, url, ns string, hs *handlerState, limi
 		},
 	}
 	for op, fn := range fns {
-		if _, err := iii.RegisterFunction(w, functionID(ns, "sdk", op), fn); err != nil {
+		if _, err := iii.RegisterFunction(w, functionID(ns, impl, op), fn); err != nil {
 			w.Shutdown()
 			return nil, err
 		}
 	}
-	_, err := iii.RegisterFunction(w, functionID(ns, "sdk", opCtl), func(_ context.Context, req ctlRequest) (ctlReply, error) {
+	_, err := iii.RegisterFunction(w, functionID(ns, impl, opCtl), func(_ context.Context, req ctlRequest) (ctlReply, error) {
 		if req.Op == "release" {
 			hs.releaseParked()
 		}
@@ -69,8 +69,18 @@ func startSDKHandler(ctx context.Context, url, ns string, hs *handlerState, limi
 // sdkCaller is a calling worker.
 type sdkCaller struct{ w *iii.III }
 
-func dialSDKCaller(ctx context.Context, url string) (*sdkCaller, error) {
-	w := iii.RegisterWorker(url, iii.InitOptions{})
+// implOtel is the SDK with its telemetry on (-telemetry).
+const implOtel = "otel"
+
+// telemetryOption turns the SDK's telemetry on or off explicitly, whatever
+// OTEL_ENABLED says: the sdk rows measure the transport, the otel rows the
+// cost of telemetry on top of it.
+func telemetryOption(on bool) *iii.TelemetryOptions {
+	return &iii.TelemetryOptions{Enabled: &on}
+}
+
+func dialSDKCaller(ctx context.Context, url string, telemetry bool) (*sdkCaller, error) {
+	w := iii.RegisterWorker(url, iii.InitOptions{Telemetry: telemetryOption(telemetry)})
 	if err := w.WaitConnected(ctx); err != nil {
 		w.Shutdown()
 		return nil, fmt.Errorf("sdk caller: %w", err)
@@ -106,7 +116,7 @@ func (c *sdkCaller) close() { c.w.Shutdown() }
 // openSDKChannel connects a worker, creates a channel with it and opens
 // both ends; done shuts the worker down once both ends are closed.
 func openSDKChannel(ctx context.Context, url string) (io.WriteCloser, io.ReadCloser, func(), error) {
-	w := iii.RegisterWorker(url, iii.InitOptions{})
+	w := iii.RegisterWorker(url, iii.InitOptions{Telemetry: telemetryOption(false)})
 	fail := func(what string, err error) (io.WriteCloser, io.ReadCloser, func(), error) {
 		w.Shutdown()
 		return nil, nil, nil, fmt.Errorf("sdk channel: %s: %w", what, err)
