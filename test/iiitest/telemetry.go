@@ -1,6 +1,7 @@
 package iiitest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"sync"
@@ -9,15 +10,28 @@ import (
 )
 
 // telemetry keeps the spans, log records and metrics received in OTLP/JSON
-// frames (bounded: the oldest are dropped first).
+// frames (bounded: the oldest are dropped first). Frames are kept raw and
+// decoded only when a test looks, so that a worker exporting telemetry does
+// not make the double spend its CPU on JSON it may never need (it shares the
+// machine with the workers under test in cmd/bench).
 type telemetry struct {
-	mu      sync.Mutex
-	limit   int
-	spans   []wire.Span
-	logs    []wire.LogRecord
-	metrics []wire.Metric
-	frames  [4]int64
+	mu       sync.Mutex
+	limit    int
+	spans    []wire.Span
+	logs     []wire.LogRecord
+	metrics  []wire.Metric
+	frames   [4]int64
+	raw      []rawFrame // received, not decoded yet, oldest first
+	rawBytes int
 }
+
+type rawFrame struct {
+	k wire.TelemetryKind
+	b []byte
+}
+
+// maxRawTelemetry bounds the undecoded frames kept; the oldest go first.
+const maxRawTelemetry = 64 << 20
 
 func keepLast[T any](s []T, limit int) []T {
 	if limit > 0 && len(s) > limit {
@@ -28,66 +42,75 @@ func keepLast[T any](s []T, limit int) []T {
 	return s
 }
 
-// ingest decodes one telemetry frame's payload. Parse errors are only
-// logged, as in the engine.
+// ingest keeps one telemetry frame's payload (a copy: the caller reuses it).
 func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload []byte) {
 	t.mu.Lock()
 	t.frames[k]++
-	t.mu.Unlock()
-	defer func() {
-		e.mu.Lock()
-		e.notifyLocked()
-		e.mu.Unlock()
-	}()
-	switch k {
-	case wire.TelemetryTraces:
-		var req wire.TracesRequest
-		if err := json.Unmarshal(payload, &req); err != nil {
-			e.log.Debug("iiitest: bad OTLP traces frame", "err", err)
-			return
-		}
-		var spans []wire.Span
-		for _, rs := range req.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				spans = append(spans, ss.Spans...)
-			}
-		}
-		t.mu.Lock()
-		t.spans = keepLast(append(t.spans, spans...), t.limit)
-		t.mu.Unlock()
-	case wire.TelemetryLogs:
-		var req wire.LogsRequest
-		if err := json.Unmarshal(payload, &req); err != nil {
-			e.log.Debug("iiitest: bad OTLP logs frame", "err", err)
-			return
-		}
-		var recs []wire.LogRecord
-		for _, rl := range req.ResourceLogs {
-			for _, sl := range rl.ScopeLogs {
-				recs = append(recs, sl.LogRecords...)
-			}
-		}
-		t.addLogs(e, recs)
-	case wire.TelemetryMetrics:
-		var req wire.MetricsRequest
-		if err := json.Unmarshal(payload, &req); err != nil {
-			e.log.Debug("iiitest: bad OTLP metrics frame", "err", err)
-			return
-		}
-		var ms []wire.Metric
-		for _, rm := range req.ResourceMetrics {
-			for _, sm := range rm.ScopeMetrics {
-				ms = append(ms, sm.Metrics...)
-			}
-		}
-		t.mu.Lock()
-		t.metrics = keepLast(append(t.metrics, ms...), t.limit)
-		t.mu.Unlock()
+	t.raw = append(t.raw, rawFrame{k: k, b: bytes.Clone(payload)})
+	t.rawBytes += len(payload)
+	for t.rawBytes > maxRawTelemetry && len(t.raw) > 1 {
+		t.rawBytes -= len(t.raw[0].b)
+		t.raw[0] = rawFrame{}
+		t.raw = t.raw[1:]
 	}
+	t.mu.Unlock()
+	e.mu.Lock()
+	e.notifyLocked()
+	e.mu.Unlock()
 }
 
+// decodeLocked decodes the frames received since the last look. Parse
+// errors are only logged, as in the engine.
+func (t *telemetry) decodeLocked(e *Engine) {
+	for i, f := range t.raw {
+		t.raw[i] = rawFrame{}
+		switch f.k {
+		case wire.TelemetryTraces:
+			var req wire.TracesRequest
+			if err := json.Unmarshal(f.b, &req); err != nil {
+				e.log.Debug("iiitest: bad OTLP traces frame", "err", err)
+				continue
+			}
+			for _, rs := range req.ResourceSpans {
+				for _, ss := range rs.ScopeSpans {
+					t.spans = append(t.spans, ss.Spans...)
+				}
+			}
+			t.spans = keepLast(t.spans, t.limit)
+		case wire.TelemetryLogs:
+			var req wire.LogsRequest
+			if err := json.Unmarshal(f.b, &req); err != nil {
+				e.log.Debug("iiitest: bad OTLP logs frame", "err", err)
+				continue
+			}
+			for _, rl := range req.ResourceLogs {
+				for _, sl := range rl.ScopeLogs {
+					t.logs = append(t.logs, sl.LogRecords...)
+				}
+			}
+			t.logs = keepLast(t.logs, t.limit)
+		case wire.TelemetryMetrics:
+			var req wire.MetricsRequest
+			if err := json.Unmarshal(f.b, &req); err != nil {
+				e.log.Debug("iiitest: bad OTLP metrics frame", "err", err)
+				continue
+			}
+			for _, rm := range req.ResourceMetrics {
+				for _, sm := range rm.ScopeMetrics {
+					t.metrics = append(t.metrics, sm.Metrics...)
+				}
+			}
+			t.metrics = keepLast(t.metrics, t.limit)
+		}
+	}
+	t.raw, t.rawBytes = t.raw[:0], 0
+}
+
+// addLogs adds records logged through the engine::log::* builtins, after
+// those of the frames that arrived before them.
 func (t *telemetry) addLogs(e *Engine, recs []wire.LogRecord) {
 	t.mu.Lock()
+	t.decodeLocked(e)
 	t.logs = keepLast(append(t.logs, recs...), t.limit)
 	t.mu.Unlock()
 	e.mu.Lock()
@@ -100,6 +123,7 @@ func (t *telemetry) addLogs(e *Engine, recs []wire.LogRecord) {
 func (e *Engine) Spans() []wire.Span {
 	e.tel.mu.Lock()
 	defer e.tel.mu.Unlock()
+	e.tel.decodeLocked(e)
 	return append([]wire.Span(nil), e.tel.spans...)
 }
 
@@ -108,6 +132,7 @@ func (e *Engine) Spans() []wire.Span {
 func (e *Engine) Logs() []wire.LogRecord {
 	e.tel.mu.Lock()
 	defer e.tel.mu.Unlock()
+	e.tel.decodeLocked(e)
 	return append([]wire.LogRecord(nil), e.tel.logs...)
 }
 
@@ -115,6 +140,7 @@ func (e *Engine) Logs() []wire.LogRecord {
 func (e *Engine) Metrics() []wire.Metric {
 	e.tel.mu.Lock()
 	defer e.tel.mu.Unlock()
+	e.tel.decodeLocked(e)
 	return append([]wire.Metric(nil), e.tel.metrics...)
 }
 
@@ -160,6 +186,7 @@ func (e *Engine) waitTel(ctx context.Context, cond func(*telemetry) bool) error 
 	return e.waitFor(ctx, func() bool {
 		e.tel.mu.Lock()
 		defer e.tel.mu.Unlock()
+		e.tel.decodeLocked(e)
 		return cond(&e.tel)
 	})
 }
