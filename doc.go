@@ -19,6 +19,12 @@
 // in this package turns calls into messages to them and waits on replies
 // together with the caller's context.
 //
+// Beyond functions and calls: trigger types and bindings
+// (RegisterTriggerType, RegisterTrigger), introspection of the engine
+// (ListFunctions, ListWorkers, ...), data channels that stream bytes and
+// messages between workers (CreateChannel, ChannelReader, ChannelWriter),
+// and OpenTelemetry traces, logs (Logger) and metrics sent to the engine.
+//
 // Package test/iiitest provides an in-process engine double for tests, the
 // way net/http/httptest provides a server.
 package iii
