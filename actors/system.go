@@ -36,10 +36,11 @@ type System struct {
 	Dispatcher actor.Dispatcher // shared by the internal actors
 	Log        *slog.Logger
 
-	pool     *poolDispatcher
-	root     *actor.PID
-	stopOnce sync.Once
-	stopped  chan struct{}
+	pool        *poolDispatcher
+	root        *actor.PID
+	stopOnce    sync.Once
+	stopped     chan struct{} // closed when Stop begins
+	rootStopped chan struct{} // closed by the root supervisor once it (and so every actor) stopped
 }
 
 // NewSystem starts an actor system whose protoactor log records go to log
@@ -60,12 +61,12 @@ func NewSystem(log *slog.Logger) *System {
 	)
 	workers := 2 * runtime.GOMAXPROCS(0)
 	pool := newPoolDispatcher(workers, 4096)
-	s := &System{AS: as, Dispatcher: pool, Log: log, pool: pool, stopped: make(chan struct{})}
+	s := &System{AS: as, Dispatcher: pool, Log: log, pool: pool, stopped: make(chan struct{}), rootStopped: make(chan struct{})}
 	strategy := &loggingStrategy{
 		log:   log,
 		inner: actor.NewOneForOneStrategy(MaxRestarts, RestartWindow, actor.DefaultDecider),
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return &supervisor{} },
+	props := actor.PropsFromProducer(func() actor.Actor { return &supervisor{stopped: s.rootStopped} },
 		actor.WithDispatcher(pool), actor.WithSupervisor(strategy), actor.WithGuardian(strategy))
 	s.root = as.Root.SpawnPrefix(props, "worker")
 	return s
@@ -97,14 +98,14 @@ func (s *System) Send(pid *actor.PID, msg any) { s.AS.Root.Send(pid, msg) }
 func (s *System) Stop(timeout time.Duration) {
 	s.stopOnce.Do(func() {
 		close(s.stopped)
-		done := make(chan struct{})
-		go func() {
-			_ = s.AS.Root.StopFuture(s.root).Wait()
-			close(done)
-		}()
+		// Not protoactor's StopFuture: its future can miss the wake-up
+		// (an open race upstream) and leave the waiter behind for good.
+		s.AS.Root.Stop(s.root)
+		t := time.NewTimer(timeout)
+		defer t.Stop()
 		select {
-		case <-done:
-		case <-time.After(timeout):
+		case <-s.rootStopped:
+		case <-t.C:
 			s.Log.Warn("iii: actors did not stop in time", "timeout", timeout)
 		}
 		s.AS.Shutdown()
@@ -124,10 +125,15 @@ type spawnResult struct {
 }
 
 // supervisor is the root actor: it spawns children on request; failures of
-// children are handled by the strategy in its props.
-type supervisor struct{}
+// children are handled by the strategy in its props. It closes stopped once
+// it has stopped, which protoactor does only after all its children.
+type supervisor struct{ stopped chan struct{} }
 
-func (*supervisor) Receive(ctx actor.Context) {
+func (sv *supervisor) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Stopped); ok {
+		close(sv.stopped)
+		return
+	}
 	if m, ok := ctx.Message().(*spawnChild); ok {
 		var r spawnResult
 		if m.name == "" {
