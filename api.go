@@ -211,9 +211,33 @@ func (w *III) Shutdown() {
 		}
 		w.conn.Close()
 		w.sys.Stop(2 * time.Second)
-		w.inbound.Wait()
-		w.reg.Wait()
+		// Handlers and trigger providers that honour their context are done
+		// by now; one that ignores it keeps its goroutine until it returns.
+		if !waitTimeout(w.inbound.Wait, shutdownGrace) || !waitTimeout(w.reg.Wait, shutdownGrace) {
+			w.log.Warn("iii: shut down with handlers still running; they ignored their context", "running", w.inbound.Active())
+		}
 	})
+}
+
+// shutdownGrace is how long Shutdown waits for handlers to return after
+// their context was cancelled.
+const shutdownGrace = 2 * time.Second
+
+// waitTimeout runs wait, giving up after d; it reports whether wait returned.
+func waitTimeout(wait func(), d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // Drain stops the worker gracefully: it unregisters its functions (so the

@@ -422,3 +422,29 @@ func TestConnectionActorRestartedBySupervisorReconnectsAndReplays(t *testing.T) 
 		t.Fatalf("after the restart: %q %v", got, err)
 	}
 }
+
+func TestShutdownDoesNotWaitForAHandlerThatIgnoresItsContext(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	handler := iii.RegisterWorker(eng.URL, fastOptions())
+	caller := newWorker(t, eng, fastOptions())
+	release, started := make(chan struct{}), make(chan struct{}, 1)
+	mustRegister(t, eng, handler, "stuck::op", func(ctx context.Context, _ any) (any, error) {
+		started <- struct{}{}
+		<-release // ignores ctx
+		return nil, nil
+	})
+	go caller.Trigger(context.Background(), iii.TriggerRequest{FunctionID: "stuck::op", Action: iii.Void()})
+	<-started
+	done := make(chan struct{})
+	go func() {
+		handler.Shutdown()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-testCtx(t).Done():
+		t.Fatal("Shutdown waited for a handler that ignores its context")
+	}
+	close(release) // let its goroutine end before the leak check
+	waitFor(t, "the stuck handler to return", func() bool { return handler.Stats().Running == 0 })
+}
