@@ -179,17 +179,35 @@ func (p *provider[C]) Register(ctx context.Context, m *wire.RegisterTrigger) *wi
 				Message: fmt.Sprintf("config of trigger %s does not decode into %T: %v", m.ID, b.Config, err)}
 		}
 	}
-	if err := p.h.RegisterTrigger(ctx, b); err != nil {
+	// Live from the start: a provider may fire a binding from inside its
+	// RegisterTrigger (or from a goroutine it starts there).
+	p.mu.Lock()
+	p.live[m.ID] = b
+	p.mu.Unlock()
+	err := func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				p.forget(m.ID)
+				panic(v) // the type actor turns it into a refusal
+			}
+		}()
+		return p.h.RegisterTrigger(ctx, b)
+	}()
+	if err != nil {
+		p.forget(m.ID)
 		eb := errorBody(err)
 		if eb.Code == CodeInvocationFailed {
 			eb.Code = CodeTriggerRegistrationFailed
 		}
 		return eb
 	}
-	p.mu.Lock()
-	p.live[m.ID] = b
-	p.mu.Unlock()
 	return nil
+}
+
+func (p *provider[C]) forget(id string) {
+	p.mu.Lock()
+	delete(p.live, id)
+	p.mu.Unlock()
 }
 
 func (p *provider[C]) Unregister(ctx context.Context, m *wire.RegisterTrigger) {

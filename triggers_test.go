@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -377,5 +378,33 @@ func TestWorkersAvailableSubscriptionSeesAWorkerConnect(t *testing.T) {
 	}
 	if err := sub.Unregister(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestProviderCanFireABindingFromInsideItsRegisterCallback(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	p, b := newWorker(t, eng, fastOptions()), newWorker(t, eng, fastOptions())
+	got := make(chan int, 1)
+	mustRegister(t, eng, b, "app::on-tick", func(ctx context.Context, tk tick) (any, error) { got <- tk.N; return nil, nil })
+	var ref atomic.Pointer[iii.TriggerTypeRef[tickerConfig, tick]]
+	fired := make(chan error, 1)
+	r, err := iii.RegisterTriggerType[tickerConfig, tick](p, "test::at-once", "fires as soon as it is bound",
+		iii.TriggerHandlerFuncs[tickerConfig]{Register: func(ctx context.Context, bd iii.TriggerBinding[tickerConfig]) error {
+			_, err := ref.Load().Fire(ctx, bd.ID, tick{N: 5})
+			fired <- err
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref.Store(r)
+	if _, err := b.RegisterTrigger(iii.TriggerInput{Type: "test::at-once", FunctionID: "app::on-tick", Config: tickerConfig{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-fired; err != nil {
+		t.Fatalf("firing from inside RegisterTrigger: %v", err)
+	}
+	if n := <-got; n != 5 {
+		t.Fatalf("got %d", n)
 	}
 }
