@@ -3,9 +3,7 @@ package iii_test
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/test/iiitest"
@@ -65,40 +63,10 @@ func BenchmarkRoundTripTelemetryOnOff(b *testing.B) {
 				}
 				return in, nil
 			})
-			ctx := context.Background()
-			if err := eng.WaitFunction(ctx, "bench::echo"); err != nil {
+			if err := eng.WaitFunction(context.Background(), "bench::echo"); err != nil {
 				b.Fatal(err)
 			}
-			payload := json.RawMessage(`{"id":12345,"name":"benchmark payload","tags":["alpha","beta","gamma"],"nested":{"x":1.5,"y":true}}`)
-			req := iii.TriggerRequest{FunctionID: "bench::echo", Payload: payload}
-			if _, err := caller.Trigger(ctx, req); err != nil {
-				b.Fatal(err)
-			}
-			const inFlight = 64
-			work := make(chan struct{}, inFlight)
-			var wg sync.WaitGroup
-			b.ReportAllocs()
-			b.ResetTimer()
-			start, cpu := time.Now(), processCPU()
-			for range inFlight {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for range work {
-						if _, err := caller.Trigger(ctx, req); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			for range b.N {
-				work <- struct{}{}
-			}
-			close(work)
-			wg.Wait()
-			elapsed, cpuUsed := time.Since(start), processCPU()-cpu
-			b.StopTimer()
+			elapsed, cpuUsed := driveRoundTrips(b, caller, "bench::echo")
 			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "calls/s")
 			b.ReportMetric(float64(cpuUsed.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			nsPerOp[c.name] = float64(elapsed.Nanoseconds()) / float64(b.N)
