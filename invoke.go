@@ -145,7 +145,7 @@ func (w *III) execute(t *invocation.Task) {
 	}
 	// Never sent on a later socket: the engine stopped this invocation when
 	// its socket died. (rf goes back to its pool once written.)
-	if err := t.Sock.Send(nil, rf); err != nil && !errors.Is(err, connection.ErrSocketClosed) {
+	if err := t.Sock.Send(context.Background(), rf); err != nil && !errors.Is(err, connection.ErrSocketClosed) {
 		w.log.Warn("iii: cannot send an invocation result", "function", m.FunctionID, "err", err)
 	}
 }

@@ -58,21 +58,6 @@ func telemetryOptions(o iii.TelemetryOptions) iii.InitOptions {
 // telemetryOn are fastOptions with telemetry on.
 func telemetryOn() iii.InitOptions { return telemetryOptions(iii.TelemetryOptions{}) }
 
-// spanNamed returns the span called name, failing unless there is exactly one.
-func spanNamed(t *testing.T, spans []wire.Span, name string) wire.Span {
-	t.Helper()
-	var found []wire.Span
-	for _, s := range spans {
-		if s.Name == name {
-			found = append(found, s)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d spans named %q in %s", len(found), name, spanNames(spans))
-	}
-	return found[0]
-}
-
 func spanNames(spans []wire.Span) string {
 	names := make([]string, len(spans))
 	for i, s := range spans {

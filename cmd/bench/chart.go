@@ -14,10 +14,10 @@ import (
 // spaced), throughput on a linear y axis, p99 on a logarithmic one.
 func writeChart(path string, rep *report) error {
 	type point struct {
-		c         int
-		thr       float64
-		p99       float64 // ns
-		impl, lbl string
+		c    int
+		thr  float64
+		p99  float64 // ns
+		impl string
 	}
 	series := map[string][]point{}
 	levelSet := map[int]bool{}

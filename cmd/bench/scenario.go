@@ -86,17 +86,15 @@ func (s *rawSession) enqueue(ctx context.Context, queue, fn string, payload []by
 // env is one benchmark process's setup: the engine, the local handlers,
 // the control connection.
 type env struct {
-	opt      options
-	url      string
-	desc     string          // what the engine is, for the report
-	double   *child          // the engine double in a child process, or nil
-	inproc   *iiitest.Engine // the engine double in this process, or nil
-	ctl      *rawCaller      // calls the handlers' control functions
-	local    map[string]*handlerState
-	closers  []func()
-	prog     *progress
-	nextStep int
-	steps    int
+	opt     options
+	url     string
+	desc    string          // what the engine is, for the report
+	double  *child          // the engine double in a child process, or nil
+	inproc  *iiitest.Engine // the engine double in this process, or nil
+	ctl     *rawCaller      // calls the handlers' control functions
+	local   map[string]*handlerState
+	closers []func()
+	prog    *progress
 }
 
 // setup starts what the role needs: an engine double unless -engine is

@@ -75,13 +75,6 @@ func (c *bufConn) Flush() error {
 	return c.flushLocked()
 }
 
-// buffered reports whether bytes are waiting for a Flush.
-func (c *bufConn) buffered() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.buf) > 0
-}
-
 func (c *bufConn) flushLocked() error {
 	if c.err != nil {
 		return c.err
