@@ -39,20 +39,38 @@ func (d *poolDispatcher) run() {
 // Schedule implements actor.Dispatcher.
 func (d *poolDispatcher) Schedule(fn func()) {
 	select {
+	case <-d.quit: // closed: no worker drains the queue any more
+		go fn()
+		return
+	default:
+	}
+	select {
 	case d.q <- fn:
 	default:
 		go fn()
+		return
+	}
+	select {
+	case <-d.quit: // closed meanwhile: close's drain may have missed fn
+		select {
+		case f := <-d.q:
+			go f()
+		default:
+		}
+	default:
 	}
 }
 
 // Throughput implements actor.Dispatcher: messages per mailbox run before yielding.
 func (d *poolDispatcher) Throughput() int { return 300 }
 
-// close stops the workers; mailboxes scheduled afterwards run on their own goroutines.
+// close stops the workers; mailboxes scheduled afterwards run on goroutines of their own.
 func (d *poolDispatcher) close() {
 	d.once.Do(func() {
 		close(d.quit)
 		d.wg.Wait()
+		// A Schedule that queues after this drain takes one run back out
+		// itself (it sees quit closed), so no run is left on the queue.
 		for {
 			select {
 			case fn := <-d.q:

@@ -4,6 +4,14 @@
 // for one when they fail, the pooled dispatcher those internal actors share,
 // and the Future the facade waits on together with a context.
 //
+// Supervision policy of every child of the root: a failure (a panic in
+// Receive) restarts the child, which reconciles its state on restart; once
+// a child fails more than MaxRestarts times within RestartWindow, it is
+// stopped and the system fails as a whole: the handler set with OnFailure is
+// told, with a *Failure naming the actor and the cause. A child spawned
+// with SpawnCritical that stops for any other reason than Stop fails the
+// system too. Every directive is logged at Warn (restart) or Error (stop).
+//
 // Internal actors never block and never run user code: user handlers run on
 // invocation actors with dispatchers of their own (package invocation).
 package actors
@@ -15,6 +23,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -30,6 +39,30 @@ const (
 // ErrStopped is returned by Spawn once the system has stopped.
 var ErrStopped = errors.New("actors: system stopped")
 
+// ErrFailed matches every *Failure.
+var ErrFailed = errors.New("iii: internal actor failed")
+
+// Failure is the error of a system that failed: an internal actor spent its
+// restart budget, or a critical one stopped unexpectedly.
+type Failure struct {
+	Actor    string // the actor's id, e.g. "worker/connection"
+	Cause    error  // the last panic (as an error), or why it stopped
+	Failures int    // failures within RestartWindow; 0 for an unexpected stop
+}
+
+func (f *Failure) Error() string {
+	if f.Failures > 0 {
+		return fmt.Sprintf("iii: internal actor %s failed %d times within %v and was stopped: %v", f.Actor, f.Failures, RestartWindow, f.Cause)
+	}
+	return fmt.Sprintf("iii: internal actor %s stopped: %v", f.Actor, f.Cause)
+}
+
+// Unwrap returns the cause.
+func (f *Failure) Unwrap() error { return f.Cause }
+
+// Is makes a *Failure match ErrFailed.
+func (f *Failure) Is(target error) bool { return target == ErrFailed }
+
 // System is the actor system of one worker.
 type System struct {
 	AS         *actor.ActorSystem
@@ -41,6 +74,11 @@ type System struct {
 	stopOnce    sync.Once
 	stopped     chan struct{} // closed when Stop begins
 	rootStopped chan struct{} // closed by the root supervisor once it (and so every actor) stopped
+
+	failOnce  sync.Once
+	failed    chan struct{} // closed when the system failed
+	failure   *Failure
+	onFailure atomic.Pointer[func(*Failure)]
 }
 
 // NewSystem starts an actor system whose protoactor log records go to log
@@ -61,12 +99,10 @@ func NewSystem(log *slog.Logger) *System {
 	)
 	workers := 2 * runtime.GOMAXPROCS(0)
 	pool := newPoolDispatcher(workers, 4096)
-	s := &System{AS: as, Dispatcher: pool, Log: log, pool: pool, stopped: make(chan struct{}), rootStopped: make(chan struct{})}
-	strategy := &loggingStrategy{
-		log:   log,
-		inner: actor.NewOneForOneStrategy(MaxRestarts, RestartWindow, actor.DefaultDecider),
-	}
-	props := actor.PropsFromProducer(func() actor.Actor { return &supervisor{stopped: s.rootStopped} },
+	s := &System{AS: as, Dispatcher: pool, Log: log, pool: pool, stopped: make(chan struct{}), rootStopped: make(chan struct{}),
+		failed: make(chan struct{})}
+	strategy := &rootStrategy{s: s}
+	props := actor.PropsFromProducer(func() actor.Actor { return &supervisor{s: s, critical: map[string]bool{}} },
 		actor.WithDispatcher(pool), actor.WithSupervisor(strategy), actor.WithGuardian(strategy))
 	s.root = as.Root.SpawnPrefix(props, "worker")
 	return s
@@ -75,7 +111,58 @@ func NewSystem(log *slog.Logger) *System {
 // Spawn starts props as a supervised child of the root supervisor. The
 // child runs on the shared internal dispatcher unless props name another.
 func (s *System) Spawn(name string, props *actor.Props) (*actor.PID, error) {
-	req := &spawnChild{props: props, name: name, reply: make(chan spawnResult, 1)}
+	return s.spawn(name, props, false)
+}
+
+// SpawnCritical is Spawn for a child the worker cannot do without: if it
+// stops before Stop was called (for whatever reason), the system fails.
+func (s *System) SpawnCritical(name string, props *actor.Props) (*actor.PID, error) {
+	return s.spawn(name, props, true)
+}
+
+// OnFailure sets the function told, once, when the system fails. It runs on
+// a goroutine of its own, so it may block and may call Stop.
+func (s *System) OnFailure(fn func(*Failure)) { s.onFailure.Store(&fn) }
+
+// Failed is closed once the system failed; Err then returns the *Failure.
+func (s *System) Failed() <-chan struct{} { return s.failed }
+
+// Err returns the *Failure of a failed system, ErrStopped once Stop was
+// called, or nil.
+func (s *System) Err() error {
+	select {
+	case <-s.failed:
+		return s.failure
+	default:
+	}
+	select {
+	case <-s.stopped:
+		return ErrStopped
+	default:
+	}
+	return nil
+}
+
+// fail records the system's failure (the first one counts) and tells the
+// OnFailure handler; it never blocks.
+func (s *System) fail(f *Failure) {
+	select {
+	case <-s.stopped:
+		return // stopping anyway: nothing fails
+	default:
+	}
+	s.failOnce.Do(func() {
+		s.failure = f
+		close(s.failed)
+		s.Log.Error("iii: the worker failed: an internal actor cannot run", "actor", f.Actor, "err", f.Cause)
+		if fn := s.onFailure.Load(); fn != nil {
+			go (*fn)(f)
+		}
+	})
+}
+
+func (s *System) spawn(name string, props *actor.Props, critical bool) (*actor.PID, error) {
+	req := &spawnChild{props: props, name: name, critical: critical, reply: make(chan spawnResult, 1)}
 	select {
 	case <-s.stopped:
 		return nil, ErrStopped
@@ -114,9 +201,10 @@ func (s *System) Stop(timeout time.Duration) {
 }
 
 type spawnChild struct {
-	props *actor.Props
-	name  string
-	reply chan spawnResult
+	props    *actor.Props
+	name     string
+	critical bool
+	reply    chan spawnResult
 }
 
 type spawnResult struct {
@@ -125,37 +213,65 @@ type spawnResult struct {
 }
 
 // supervisor is the root actor: it spawns children on request; failures of
-// children are handled by the strategy in its props. It closes stopped once
-// it has stopped, which protoactor does only after all its children.
-type supervisor struct{ stopped chan struct{} }
+// children are handled by the strategy in its props. It watches its
+// children: a critical one that stops while the system is not stopping
+// fails the system. It closes stopped once it has stopped, which protoactor
+// does only after all its children.
+type supervisor struct {
+	s        *System
+	stopping bool
+	critical map[string]bool // ids of critical children
+}
 
 func (sv *supervisor) Receive(ctx actor.Context) {
-	if _, ok := ctx.Message().(*actor.Stopped); ok {
-		close(sv.stopped)
-		return
-	}
-	if m, ok := ctx.Message().(*spawnChild); ok {
+	switch m := ctx.Message().(type) {
+	case *actor.Stopping:
+		sv.stopping = true
+	case *actor.Stopped:
+		close(sv.s.rootStopped)
+	case *actor.Terminated:
+		if sv.critical[m.Who.Id] {
+			delete(sv.critical, m.Who.Id)
+			if !sv.stopping {
+				sv.s.fail(&Failure{Actor: m.Who.Id, Cause: errors.New("stopped unexpectedly")})
+			}
+		}
+	case *spawnChild:
 		var r spawnResult
 		if m.name == "" {
 			r.pid = ctx.Spawn(m.props)
 		} else {
 			r.pid, r.err = ctx.SpawnNamed(m.props, m.name)
 		}
+		if r.err == nil && m.critical {
+			sv.critical[r.pid.Id] = true
+		}
 		m.reply <- r
 	}
 }
 
-// loggingStrategy logs each failure of a child with its reason before
-// applying the wrapped strategy.
-type loggingStrategy struct {
-	log   *slog.Logger
-	inner actor.SupervisorStrategy
-}
+// rootStrategy is the policy of every child of the root: restart it one for
+// one, up to MaxRestarts failures within RestartWindow; past that, stop it
+// and fail the system. It logs each failure with the directive it applies.
+type rootStrategy struct{ s *System }
 
-func (l *loggingStrategy) HandleFailure(as *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
-	l.log.Error("iii: internal actor failed; restarting it", "actor", child.Id, "reason", fmt.Sprint(reason),
-		"message", fmt.Sprintf("%T", message), "failures", rs.FailureCount()+1)
-	l.inner.HandleFailure(as, sup, child, rs, reason, message)
+func (st *rootStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
+	rs.Fail()
+	n := rs.NumberOfFailures(RestartWindow)
+	cause, ok := reason.(error)
+	if !ok {
+		cause = fmt.Errorf("panic: %v", reason)
+	}
+	if n > MaxRestarts {
+		st.s.Log.Error("iii: internal actor failed; restart budget spent, stopping it", "actor", child.Id,
+			"directive", "stop", "reason", cause, "message", fmt.Sprintf("%T", message), "failures", n)
+		sup.StopChildren(child)
+		st.s.fail(&Failure{Actor: child.Id, Cause: cause, Failures: n})
+		return
+	}
+	st.s.Log.Warn("iii: internal actor failed; restarting it", "actor", child.Id,
+		"directive", "restart", "reason", cause, "message", fmt.Sprintf("%T", message), "failures", n)
+	sup.RestartChildren(child)
 }
 
 // Future is a one-shot result that a waiter can wait for together with a
@@ -194,10 +310,31 @@ func (f *Future[T]) Wait(ctx context.Context) (T, error) {
 	}
 }
 
-// Request sends msg (which carries f) to pid and waits for f.
+// Request sends msg (which carries f) to pid and waits for f. It gives up
+// with ctx's error when ctx ends, and with s.Err() once the system stops or
+// fails (an actor that is gone never answers).
 func Request[T any](ctx context.Context, s *System, pid *actor.PID, f *Future[T], msg any) (T, error) {
+	if err := s.Err(); err != nil {
+		var zero T
+		return zero, err
+	}
 	s.Send(pid, msg)
-	return f.Wait(ctx)
+	select {
+	case r := <-f.ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	case <-s.stopped:
+	case <-s.failed:
+	}
+	select { // an answer that came meanwhile wins
+	case r := <-f.ch:
+		return r.v, r.err
+	default:
+		var zero T
+		return zero, s.Err()
+	}
 }
 
 // minLevel drops records below min.

@@ -1,0 +1,123 @@
+package actors
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitFailure(t *testing.T, got <-chan *Failure) *Failure {
+	t.Helper()
+	select {
+	case f := <-got:
+		return f
+	case <-time.After(10 * time.Second):
+		t.Fatal("the system did not fail")
+		return nil
+	}
+}
+
+func TestSpentRestartBudgetFailsTheSystem(t *testing.T) {
+	var logs syncBuffer
+	sys := NewSystem(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	defer sys.Stop(time.Second)
+	got := make(chan *Failure, 1)
+	sys.OnFailure(func(f *Failure) { got <- f })
+	var starts atomic.Int32
+	a, err := sys.Spawn("a", actor.PropsFromProducer(func() actor.Actor { return &counter{started: &starts} }, actor.WithDispatcher(sys.Dispatcher)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range MaxRestarts + 1 {
+		sys.Send(a, boom{})
+	}
+	f := waitFailure(t, got)
+	if !errors.Is(f, ErrFailed) || f.Actor != a.Id || f.Failures != MaxRestarts+1 || !strings.Contains(f.Error(), "boom") {
+		t.Fatalf("failure = %#v (%v)", f, f)
+	}
+	if !errors.Is(sys.Err(), ErrFailed) {
+		t.Fatalf("Err() = %v", sys.Err())
+	}
+	// A request to the stopped actor ends with the failure instead of waiting for good.
+	fut := NewFuture[int]()
+	if _, err := Request(context.Background(), sys, a, fut, &get{reply: fut}); !errors.Is(err, ErrFailed) {
+		t.Fatalf("request after the failure: %v", err)
+	}
+	l := logs.String()
+	if strings.Count(l, "level=WARN") != MaxRestarts || strings.Count(l, "directive=restart") != MaxRestarts ||
+		strings.Count(l, "directive=stop") != 1 {
+		t.Fatalf("the directives applied are not logged as they are:\n%s", l)
+	}
+}
+
+func TestCriticalChildStoppingFailsTheSystem(t *testing.T) {
+	sys := NewSystem(nil)
+	defer sys.Stop(time.Second)
+	got := make(chan *Failure, 1)
+	sys.OnFailure(func(f *Failure) { got <- f })
+	plain, _ := sys.Spawn("plain", actor.PropsFromFunc(func(actor.Context) {}))
+	sys.AS.Root.Stop(plain) // not critical: stopping it is fine
+	crit, err := sys.SpawnCritical("crit", actor.PropsFromFunc(func(actor.Context) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.AS.Root.Stop(crit)
+	f := waitFailure(t, got)
+	if f.Actor != crit.Id || !strings.Contains(f.Error(), "stopped unexpectedly") {
+		t.Fatalf("failure = %v", f)
+	}
+}
+
+func TestStopIsNotAFailure(t *testing.T) {
+	sys := NewSystem(nil)
+	var failed atomic.Bool
+	sys.OnFailure(func(*Failure) { failed.Store(true) })
+	if _, err := sys.SpawnCritical("crit", actor.PropsFromFunc(func(actor.Context) {})); err != nil {
+		t.Fatal(err)
+	}
+	sys.Stop(time.Second)
+	if failed.Load() || !errors.Is(sys.Err(), ErrStopped) {
+		t.Fatalf("Stop counted as a failure (err %v)", sys.Err())
+	}
+}
+
+func TestRequestEndsWhenTheSystemStops(t *testing.T) {
+	sys := NewSystem(nil)
+	pid, _ := sys.Spawn("mute", actor.PropsFromFunc(func(actor.Context) {})) // never answers
+	errc := make(chan error, 1)
+	go func() {
+		f := NewFuture[int]()
+		_, err := Request(context.Background(), sys, pid, f, "hello")
+		errc <- err
+	}()
+	sys.Stop(time.Second)
+	if err := <-errc; !errors.Is(err, ErrStopped) {
+		t.Fatalf("got %v", err)
+	}
+}
