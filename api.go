@@ -43,7 +43,10 @@ type III struct {
 	cancel   context.CancelCauseFunc
 	initErr  error
 	draining atomic.Bool
-	once     sync.Once
+	shut     atomic.Bool
+	// shutdownTimeout bounds Shutdown (ShutdownTimeout; tests shorten it).
+	shutdownTimeout time.Duration
+	internal        func() error // the *InternalError of a failed actor system
 }
 
 // RegisterWorker creates a worker and connects it to the engine at address
@@ -62,7 +65,7 @@ func RegisterWorker(address string, opts InitOptions) *III {
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &III{address: address, opts: opts, log: log, timeout: opts.InvocationTimeout, meta: metadataWithDefaults(opts.Metadata),
-		maxMessage: opts.MaxMessageSize}
+		maxMessage: opts.MaxMessageSize, shutdownTimeout: ShutdownTimeout}
 	if w.timeout <= 0 {
 		w.timeout = DefaultInvocationTimeout
 	}
@@ -72,6 +75,11 @@ func RegisterWorker(address string, opts InitOptions) *III {
 	w.ctx, w.cancel = context.WithCancelCause(context.Background())
 	w.pending = invocation.NewPending()
 	w.sys = actors.NewSystem(log)
+	w.internal = sync.OnceValue(func() error {
+		var f *actors.Failure
+		errors.As(w.sys.Err(), &f)
+		return &InternalError{Actor: f.Actor, Cause: f.Cause, Failures: f.Failures}
+	})
 	if err := validateURL(address); err != nil {
 		w.fail(err)
 		return w
@@ -112,8 +120,52 @@ func RegisterWorker(address string, opts InitOptions) *III {
 	}
 	if err != nil {
 		w.fail(err)
+		return w
 	}
+	w.sys.OnFailure(func(*actors.Failure) { w.failInternal() })
 	return w
+}
+
+// failInternal fails the worker as a whole after its actor system failed:
+// handler contexts end, every pending and later call fails with the
+// *InternalError, and the connection ends in state Failed (OnStateChange is
+// told). Shutdown still releases what is left, at once.
+func (w *III) failInternal() {
+	err := w.internal()
+	w.log.Error("iii: the worker failed; shut it down and start a new one", "err", err)
+	w.cancel(err)
+	w.pending.FailAll(err, true)
+	w.inbound.Close()
+	w.conn.Fail(err)
+}
+
+// err returns why the worker cannot take calls: it could not start, it was
+// shut down (ErrShutdown), or it failed (an *InternalError); nil if it can.
+func (w *III) err() error {
+	if w.initErr != nil {
+		return w.initErr
+	}
+	if w.shut.Load() {
+		return ErrShutdown
+	}
+	select {
+	case <-w.sys.Failed():
+		return w.internal()
+	default:
+	}
+	return nil
+}
+
+// reqErr maps the error of a request to an internal actor: one that ended
+// because the worker shut down or failed gets that reason instead.
+func (w *III) reqErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if e := w.err(); e != nil && (errors.Is(err, context.Canceled) || errors.Is(err, actors.ErrStopped) || errors.Is(err, actors.ErrFailed)) {
+		return e
+	}
+	return err
 }
 
 // fail leaves the worker unusable: every call returns err.
@@ -151,8 +203,8 @@ func (w *III) metadataFrame() wire.Message {
 // WaitConnected blocks until the worker is connected to the engine, the
 // connection failed for good, or ctx ends.
 func (w *III) WaitConnected(ctx context.Context) error {
-	if w.initErr != nil {
-		return w.initErr
+	if err := w.err(); err != nil {
+		return err
 	}
 	err := w.conn.WaitConnected(ctx)
 	if errors.Is(err, connection.ErrClosed) {
@@ -195,47 +247,69 @@ func (w *III) Stats() Stats {
 	return st
 }
 
+// ShutdownTimeout bounds Shutdown: it returns within this time whatever
+// handlers, trigger providers and OnStateChange callbacks do, also when
+// called from one of them. What has not stopped by then is abandoned: a
+// handler that ignores its context keeps its goroutine until it returns.
+// With telemetry on, the last telemetry flush runs alongside, bounded by
+// TelemetryOptions.ShutdownTimeout.
+const ShutdownTimeout = 2 * time.Second
+
 // Shutdown stops the worker at once: handler contexts are cancelled, calls
-// in flight fail with ErrShutdown, and the connection is closed. It does
-// not wait for handlers that ignore their context.
-func (w *III) Shutdown() {
-	w.once.Do(func() {
-		w.cancel(ErrShutdown)
-		if w.initErr != nil {
-			return
-		}
-		w.inbound.Close()
-		w.pending.FailAll(ErrShutdown, true)
-		if w.tel != nil {
+// in flight fail with ErrShutdown, and the connection is closed. It waits
+// for handlers, trigger providers and the OnStateChange callback to return
+// at most ShutdownTimeout in total. Every call made afterwards returns an
+// error matching ErrShutdown. It may be called from any callback; a second
+// call returns at once.
+func (w *III) Shutdown() { w.shutdown(time.Now().Add(w.shutdownTimeout)) }
+
+// shutdown stops the worker, waiting for what stops until deadline.
+func (w *III) shutdown(deadline time.Time) {
+	if !w.shut.CompareAndSwap(false, true) {
+		return
+	}
+	w.cancel(ErrShutdown)
+	if w.initErr != nil {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var telDone chan struct{}
+	if w.tel != nil {
+		telDone = make(chan struct{})
+		go func() {
+			defer close(telDone)
 			w.tel.close()
-		}
-		w.conn.Close()
-		w.sys.Stop(2 * time.Second)
-		// Handlers and trigger providers that honour their context are done
-		// by now; one that ignores it keeps its goroutine until it returns.
-		if !waitTimeout(w.inbound.Wait, shutdownGrace) || !waitTimeout(w.reg.Wait, shutdownGrace) {
-			w.log.Warn("iii: shut down with handlers still running; they ignored their context", "running", w.inbound.Active())
-		}
-	})
+		}()
+	}
+	w.inbound.Close()
+	w.pending.FailAll(ErrShutdown, true)
+	clean := w.conn.Close(ctx)
+	w.sys.Stop(time.Until(deadline))
+	// Handlers and trigger providers that honour their context are done
+	// by now; one that ignores it keeps its goroutine until it returns.
+	clean = waitCtx(ctx, w.inbound.Wait) && clean
+	clean = waitCtx(ctx, w.reg.Wait) && clean
+	if !clean {
+		w.log.Warn("iii: shut down with work still running; abandoned it (a handler, trigger provider or state callback ignored its context)",
+			"running", w.inbound.Active())
+	}
+	if telDone != nil {
+		<-telDone
+	}
 }
 
-// shutdownGrace is how long Shutdown waits for handlers to return after
-// their context was cancelled.
-const shutdownGrace = 2 * time.Second
-
-// waitTimeout runs wait, giving up after d; it reports whether wait returned.
-func waitTimeout(wait func(), d time.Duration) bool {
+// waitCtx runs wait, giving up when ctx ends; it reports whether wait returned.
+func waitCtx(ctx context.Context, wait func()) bool {
 	done := make(chan struct{})
 	go func() {
 		wait()
 		close(done)
 	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-done:
 		return true
-	case <-t.C:
+	case <-ctx.Done():
 		return false
 	}
 }
@@ -243,19 +317,48 @@ func waitTimeout(wait func(), d time.Duration) bool {
 // Drain stops the worker gracefully: it unregisters its functions (so the
 // engine routes no new invocations here), lets running and queued
 // invocations finish, and then shuts down. If ctx ends first, it shuts down
-// anyway and returns ctx's error.
+// anyway and returns ctx's error; it returns by ctx's deadline, if any, and
+// at most ShutdownTimeout after the invocations finished. Called from a
+// handler with that handler's context, it does not wait for the handler
+// itself. On a worker shut down already it returns ErrShutdown at once.
 func (w *III) Drain(ctx context.Context) error {
-	if w.initErr != nil {
+	if err := w.err(); err != nil {
 		w.Shutdown()
-		return nil
+		return err
 	}
 	w.draining.Store(true)
 	for _, id := range w.reg.Functions(ctx) {
 		_ = w.reg.RemoveFunction(ctx, id)
 	}
-	err := w.inbound.Idle(ctx)
-	w.Shutdown()
+	self := 0
+	if invocationFrom(ctx) != nil {
+		self = 1
+	}
+	err := w.idle(ctx, self)
+	deadline := time.Now().Add(w.shutdownTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	w.shutdown(deadline)
 	return err
+}
+
+// idle waits until at most self invocations are running or queued (the
+// caller's own), or ctx ends.
+func (w *III) idle(ctx context.Context, self int) error {
+	if self == 0 {
+		return w.inbound.Idle(ctx)
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for w.inbound.Active() > self {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
 }
 
 // FunctionRef is a registered function.
@@ -269,10 +372,10 @@ func (f *FunctionRef) ID() string { return f.id }
 
 // Unregister withdraws the function from the engine and from this worker.
 func (f *FunctionRef) Unregister() error {
-	if f.w.initErr != nil {
-		return f.w.initErr
+	if err := f.w.err(); err != nil {
+		return err
 	}
-	return f.w.reg.RemoveFunction(f.w.ctx, f.id)
+	return f.w.reqErr(f.w.reg.RemoveFunction(f.w.ctx, f.id))
 }
 
 // RegisterFunction registers a typed function. The payload of each
@@ -329,8 +432,8 @@ func (w *III) RegisterFunctionRaw(id string, handler func(context.Context, json.
 }
 
 func (w *III) register(id string, h registry.Handler, reqSchema, respSchema json.RawMessage, opts []FunctionOption) (*FunctionRef, error) {
-	if w.initErr != nil {
-		return nil, w.initErr
+	if err := w.err(); err != nil {
+		return nil, err
 	}
 	if id == "" {
 		return nil, fmt.Errorf("%w: empty function id", ErrInvalidID)
@@ -362,10 +465,7 @@ func (w *III) register(id string, h registry.Handler, reqSchema, respSchema json
 		frame.Metadata = md
 	}
 	if err := w.reg.AddFunction(w.ctx, &registry.Function{Frame: frame, Handler: h}); err != nil {
-		if errors.Is(err, context.Canceled) {
-			return nil, ErrShutdown
-		}
-		return nil, err
+		return nil, w.reqErr(err)
 	}
 	return &FunctionRef{w: w, id: id}, nil
 }
@@ -430,8 +530,8 @@ func (w *III) Trigger(ctx context.Context, req TriggerRequest) (json.RawMessage,
 // trigger makes the call; instrument, if set, starts its span once the
 // frame is built.
 func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(context.Context, *wire.InvokeFunction) context.Context) (json.RawMessage, error) {
-	if w.initErr != nil {
-		return nil, w.initErr
+	if err := w.err(); err != nil {
+		return nil, err
 	}
 	if req.FunctionID == "" {
 		return nil, fmt.Errorf("%w: empty function id", ErrInvalidID)

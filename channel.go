@@ -112,8 +112,8 @@ func (w *III) CreateChannel(ctx context.Context, bufferSize int) (*Channel, erro
 // (the engine is the worker's). The end is a per-channel actor under the
 // worker's supervisor: Shutdown closes it.
 func (w *III) OpenChannelReader(ctx context.Context, ref StreamChannelRef) (*ChannelReader, error) {
-	if w.initErr != nil {
-		return nil, w.initErr
+	if err := w.err(); err != nil {
+		return nil, err
 	}
 	if err := checkRef(ref, ChannelRead); err != nil {
 		return nil, err
@@ -129,8 +129,8 @@ func (w *III) OpenChannelReader(ctx context.Context, ref StreamChannelRef) (*Cha
 // (the engine is the worker's). The end is a per-channel actor under the
 // worker's supervisor: Shutdown closes it.
 func (w *III) OpenChannelWriter(ctx context.Context, ref StreamChannelRef) (*ChannelWriter, error) {
-	if w.initErr != nil {
-		return nil, w.initErr
+	if err := w.err(); err != nil {
+		return nil, err
 	}
 	if err := checkRef(ref, ChannelWrite); err != nil {
 		return nil, err

@@ -41,7 +41,31 @@ var (
 	ErrPayloadTooLarge = errors.New("iii: payload too large")
 	// ErrDraining: the worker is draining and takes no new work.
 	ErrDraining = errors.New("iii: worker is draining")
+	// ErrInternal: the worker failed as a whole because one of the SDK's
+	// internal actors cannot run (it failed more often than its restart
+	// budget allows, or it stopped). Every pending and later call fails
+	// with an *InternalError, which matches it; the state is Failed. Shut
+	// the worker down and start a new one.
+	ErrInternal = errors.New("iii: worker failed: an internal actor cannot run")
 )
+
+// InternalError is the failure of a worker whose internal actor cannot run;
+// it matches ErrInternal and unwraps to its cause.
+type InternalError struct {
+	Actor    string // the actor, e.g. "worker/connection"
+	Cause    error  // its last panic (as an error), or why it stopped
+	Failures int    // failures within the restart window; 0 if it stopped without failing
+}
+
+func (e *InternalError) Error() string {
+	if e.Failures > 0 {
+		return fmt.Sprintf("iii: worker failed: internal actor %s failed %d times in a row and was stopped: %v", e.Actor, e.Failures, e.Cause)
+	}
+	return fmt.Sprintf("iii: worker failed: internal actor %s stopped: %v", e.Actor, e.Cause)
+}
+
+// Unwrap returns ErrInternal and the cause.
+func (e *InternalError) Unwrap() []error { return []error{ErrInternal, e.Cause} }
 
 // Error codes that travel in ErrorBody.Code. The engine's own codes are
 // passed through unchanged; see the protocol specification for all of them.

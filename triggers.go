@@ -71,8 +71,8 @@ type TriggerTypeRef[C, R any] struct {
 // formats. A binding whose config does not decode into C is refused with
 // trigger_registration_failed, as is one whose registration panics.
 func RegisterTriggerType[C, R any](w *III, id, description string, handler TriggerHandler[C]) (*TriggerTypeRef[C, R], error) {
-	if w.initErr != nil {
-		return nil, w.initErr
+	if err := w.err(); err != nil {
+		return nil, err
 	}
 	if id == "" {
 		return nil, fmt.Errorf("%w: empty trigger type id", ErrInvalidID)
@@ -87,7 +87,7 @@ func RegisterTriggerType[C, R any](w *III, id, description string, handler Trigg
 		Provider: p,
 	}
 	if err := w.reg.AddTriggerType(w.ctx, t); err != nil {
-		return nil, err
+		return nil, w.reqErr(err)
 	}
 	return &TriggerTypeRef[C, R]{w: w, t: t, p: p}, nil
 }
@@ -154,10 +154,10 @@ func (r *TriggerTypeRef[C, R]) Unregister() error { return r.w.UnregisterTrigger
 // message to withdraw a trigger type, so the engine keeps listing it, and
 // keeps its bindings parked for it, until this worker disconnects.
 func (w *III) UnregisterTriggerType(id string) error {
-	if w.initErr != nil {
-		return w.initErr
+	if err := w.err(); err != nil {
+		return err
 	}
-	return w.reg.RemoveTriggerType(w.ctx, id)
+	return w.reqErr(w.reg.RemoveTriggerType(w.ctx, id))
 }
 
 // provider adapts a TriggerHandler to the registry's Provider.
@@ -324,10 +324,10 @@ func (t *Trigger) result(m *wire.TriggerRegistrationResult) {
 
 // Unregister removes the binding from the engine and from this worker.
 func (t *Trigger) Unregister() error {
-	if t.w.initErr != nil {
-		return t.w.initErr
+	if err := t.w.err(); err != nil {
+		return err
 	}
-	return t.w.reg.RemoveTrigger(t.w.ctx, t.id)
+	return t.w.reqErr(t.w.reg.RemoveTrigger(t.w.ctx, t.id))
 }
 
 // RegisterTrigger binds a function to a trigger type. The engine accepts
@@ -335,8 +335,8 @@ func (t *Trigger) Unregister() error {
 // registers) or the function does not exist yet (it is resolved at fire
 // time). Refusals arrive later, on the returned Trigger.
 func (w *III) RegisterTrigger(in TriggerInput) (*Trigger, error) {
-	if w.initErr != nil {
-		return nil, w.initErr
+	if err := w.err(); err != nil {
+		return nil, err
 	}
 	if in.Type == "" || in.FunctionID == "" {
 		return nil, fmt.Errorf("%w: a trigger needs a type and a function id", ErrInvalidID)
@@ -357,7 +357,7 @@ func (w *III) RegisterTrigger(in TriggerInput) (*Trigger, error) {
 	}
 	t := &Trigger{w: w, id: id, typ: in.Type, fn: in.FunctionID, onError: in.OnError, refused: make(chan struct{})}
 	if err := w.reg.AddTrigger(w.ctx, &registry.Trigger{Frame: frame, OnResult: t.result}); err != nil {
-		return nil, err
+		return nil, w.reqErr(err)
 	}
 	return t, nil
 }

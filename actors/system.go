@@ -75,10 +75,11 @@ type System struct {
 	stopped     chan struct{} // closed when Stop begins
 	rootStopped chan struct{} // closed by the root supervisor once it (and so every actor) stopped
 
-	failOnce  sync.Once
-	failed    chan struct{} // closed when the system failed
-	failure   *Failure
-	onFailure atomic.Pointer[func(*Failure)]
+	failOnce   sync.Once
+	failed     chan struct{} // closed when the system failed
+	failure    *Failure
+	onFailure  atomic.Pointer[func(*Failure)]
+	notifyOnce sync.Once
 }
 
 // NewSystem starts an actor system whose protoactor log records go to log
@@ -120,9 +121,24 @@ func (s *System) SpawnCritical(name string, props *actor.Props) (*actor.PID, err
 	return s.spawn(name, props, true)
 }
 
-// OnFailure sets the function told, once, when the system fails. It runs on
-// a goroutine of its own, so it may block and may call Stop.
-func (s *System) OnFailure(fn func(*Failure)) { s.onFailure.Store(&fn) }
+// OnFailure sets the function told, once, when the system fails (at once
+// if it has failed already). It runs on a goroutine of its own, so it may
+// block and may call Stop. Set it once.
+func (s *System) OnFailure(fn func(*Failure)) {
+	s.onFailure.Store(&fn)
+	select {
+	case <-s.failed:
+		s.notify()
+	default:
+	}
+}
+
+// notify hands the failure to the OnFailure function, once.
+func (s *System) notify() {
+	if fn := s.onFailure.Load(); fn != nil {
+		s.notifyOnce.Do(func() { go (*fn)(s.failure) })
+	}
+}
 
 // Failed is closed once the system failed; Err then returns the *Failure.
 func (s *System) Failed() <-chan struct{} { return s.failed }
@@ -155,9 +171,7 @@ func (s *System) fail(f *Failure) {
 		s.failure = f
 		close(s.failed)
 		s.Log.Error("iii: the worker failed: an internal actor cannot run", "actor", f.Actor, "err", f.Cause)
-		if fn := s.onFailure.Load(); fn != nil {
-			go (*fn)(f)
-		}
+		s.notify()
 	})
 }
 

@@ -6,6 +6,7 @@
 package connection
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,7 +165,13 @@ type Conn struct {
 
 	notify stateNotifier
 
-	// Owned by the actor (survive its restarts).
+	gone     chan struct{}        // closed once the actor has stopped for good
+	failErr  error                // under mu: set by Fail
+	dialSock map[*Socket]struct{} // under mu: dialed sockets the actor has not taken yet
+
+	// Owned by the actor (survive its restarts, which reconcile them; see
+	// connActor).
+	ended      bool // finish ran
 	self       *actor.PID // the actor's own PID, as the actor sees it
 	sock       *Socket    // the socket being opened or open
 	dialing    bool
@@ -214,17 +222,18 @@ func New(sys *actors.System, cfg Config) (*Conn, error) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	c := &Conn{cfg: cfg, sys: sys, log: cfg.Log, ctx: ctx, stop: stop,
-		space: make(chan struct{}, cfg.MaxParked), changed: make(chan struct{})}
+		space: make(chan struct{}, cfg.MaxParked), changed: make(chan struct{}),
+		gone: make(chan struct{}), dialSock: map[*Socket]struct{}{}}
 	for range cfg.MaxParked {
 		c.space <- struct{}{}
 	}
 	c.notify.start(cfg.OnState)
 	props := actor.PropsFromProducer(func() actor.Actor { return &connActor{c: c} },
 		actor.WithDispatcher(sys.Dispatcher))
-	pid, err := sys.Spawn("connection", props)
+	pid, err := sys.SpawnCritical("connection", props)
 	if err != nil {
 		stop()
-		c.notify.close()
+		c.notify.close(context.Background())
 		return nil, err
 	}
 	c.pid = pid
@@ -326,18 +335,63 @@ func (c *Conn) Send(ctx context.Context, m wire.Message, b Binder, deadline time
 
 // Close shuts the connection down: the socket is closed with a Close frame,
 // parked frames are dropped, and the actor stops reconnecting. It waits for
-// the socket goroutines to exit.
-func (c *Conn) Close() {
+// the actor to confirm, for the socket goroutines to exit and for the
+// OnState callback to return, until ctx ends; it reports whether all of
+// that happened. It does not wait for the OnState callback when called
+// from it, nor for an actor that is gone.
+func (c *Conn) Close(ctx context.Context) bool {
 	done := make(chan struct{})
 	c.sys.Send(c.pid, &closeConn{done: done})
+	ok := true
 	select {
 	case <-done:
-	case <-time.After(5 * time.Second):
+	case <-c.gone:
+	case <-ctx.Done():
+		ok = false
 		c.log.Warn("iii: connection actor did not confirm shutdown")
 	}
 	c.stop()
-	c.sockets.Wait()
-	c.notify.close()
+	if !waitCtx(ctx, c.sockets.Wait) {
+		ok = false
+		c.log.Warn("iii: socket goroutines did not exit in time; abandoning them")
+	}
+	if !c.notify.close(ctx) {
+		ok = false
+		c.log.Warn("iii: OnStateChange did not return in time; abandoning it")
+	}
+	return ok
+}
+
+// Fail ends the connection for good with err, whether or not its actor
+// still runs: the socket is dropped, parked frames and pending calls fail
+// (Router.Failed), and the state becomes Failed with err as LastError.
+func (c *Conn) Fail(err error) {
+	c.mu.Lock()
+	if c.failErr == nil {
+		c.failErr = err
+	}
+	c.mu.Unlock()
+	select {
+	case <-c.gone: // its last act was finish; make the state say why
+		c.setState(Failed, err)
+	default: // if it stops before it reads this, Stopped applies failErr
+		c.sys.Send(c.pid, &failConn{})
+	}
+}
+
+// waitCtx runs wait, giving up when ctx ends; it reports whether wait returned.
+func waitCtx(ctx context.Context, wait func()) bool {
+	done := make(chan struct{})
+	go func() {
+		wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Crash makes the connection actor panic, to exercise its supervision (for tests).
@@ -365,6 +419,7 @@ func (c *Conn) setState(st State, err error) {
 // meanwhile wait on the lock and then go straight to s.
 func (c *Conn) open(s *Socket) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	now := time.Now()
 	for _, p := range c.parked {
 		c.space <- struct{}{}
@@ -384,7 +439,6 @@ func (c *Conn) open(s *Socket) {
 		_ = s.Send(c.ctx, c.cfg.Metadata())
 	}
 	c.cur.Store(s)
-	c.mu.Unlock()
 }
 
 // dropParked discards parked frames (their callers are failed by the router).
@@ -403,6 +457,7 @@ type (
 	dialed struct {
 		s   *Socket
 		err error
+		gen uint64
 	}
 	replayed     struct{ s *Socket }
 	socketClosed struct {
@@ -419,11 +474,20 @@ type (
 		err error
 	}
 	closeConn struct{ done chan struct{} }
+	failConn  struct{}
 	crash     struct{}
 )
 
 // connActor is the connection state machine. Its state lives in Conn, so a
-// restart after a failure keeps the reattach credentials and the backoff.
+// restart after a failure keeps the reattach credentials and the worker id.
+//
+// Supervision policy: restart. A restart means a bug of ours panicked,
+// perhaps half way through a multi-step update, so it reconciles: the
+// socket is dropped (every call tied to it fails now), a dial in flight is
+// disowned (its result is stale by generation), a scheduled retry is
+// cancelled, and the new instance dials afresh. When the restart budget is
+// spent the actor stops; Stopped then closes everything and the worker
+// fails (see actors.System).
 type connActor struct{ c *Conn }
 
 func (a *connActor) Receive(ctx actor.Context) {
@@ -431,16 +495,37 @@ func (a *connActor) Receive(ctx actor.Context) {
 	c.self = ctx.Self()
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		if !c.closed && c.sock == nil && !c.dialing {
+		if !c.closed && c.sock == nil && !c.dialing && c.State() != Failed {
 			c.dial()
 		}
 	case *actor.Restarting:
-		// A bug of ours got here; drop the socket so that every call tied
-		// to it fails now, and reconnect from a clean slate.
-		if c.sock != nil {
-			c.sock.Kill(errors.New("iii: connection actor restarted"))
+		c.reconcile()
+	case *actor.Stopped:
+		c.mu.Lock()
+		err := c.failErr
+		c.mu.Unlock()
+		if err == nil {
+			err = errors.New("iii: connection actor stopped")
 		}
+		c.finish(err)
+		close(c.gone)
+	case *failConn:
+		c.mu.Lock()
+		err := c.failErr
+		c.mu.Unlock()
+		c.finish(err)
 	case *dialed:
+		if m.s != nil {
+			c.mu.Lock()
+			delete(c.dialSock, m.s)
+			c.mu.Unlock()
+		}
+		if m.gen != c.gen { // disowned by a restart
+			if m.s != nil {
+				m.s.Kill(errors.New("iii: stale dial"))
+			}
+			return
+		}
 		c.dialing = false
 		if m.err != nil {
 			c.setState(c.retryState(), m.err)
@@ -499,26 +584,71 @@ func (a *connActor) Receive(ctx actor.Context) {
 			c.dial()
 		}
 	case *closeConn:
-		c.mu.Lock()
-		c.closed = true
-		c.mu.Unlock()
-		if c.retry != nil {
-			c.retry.Stop()
-		}
-		c.stop()
-		if s := c.sock; s != nil {
-			c.sock = nil
-			c.cur.CompareAndSwap(s, nil)
-			s.Close(ErrClosed)
-			c.cfg.Router.Closed(s, ErrClosed)
-		}
-		c.dropParked()
-		c.cfg.Router.Failed(ErrClosed)
-		c.setState(Disconnected, nil)
+		c.finish(nil)
 		close(m.done)
 	case *crash:
 		panic("iii: connection actor crash requested")
 	}
+}
+
+// reconcile makes the actor's state consistent again after a panic.
+func (c *Conn) reconcile() {
+	c.gen++
+	c.dialing = false
+	if c.retry != nil {
+		c.retry.Stop()
+		c.retry = nil
+	}
+	if s := c.sock; s != nil {
+		c.sock = nil
+		c.cur.CompareAndSwap(s, nil)
+		err := errors.New("iii: connection actor restarted")
+		s.Kill(err)
+		c.cfg.Router.Closed(s, err)
+	}
+	if !c.closed && c.State() != Failed {
+		c.setState(c.retryState(), nil)
+	}
+}
+
+// finish ends the connection for good: closed by Close (err nil) or failed
+// with err. It runs once, on the actor.
+func (c *Conn) finish(err error) {
+	if c.ended {
+		return
+	}
+	c.ended = true
+	c.mu.Lock()
+	c.closed = true
+	dialed := c.dialSock
+	c.dialSock = map[*Socket]struct{}{}
+	c.mu.Unlock()
+	if c.retry != nil {
+		c.retry.Stop()
+	}
+	c.stop()
+	for s := range dialed {
+		s.Kill(ErrClosed)
+	}
+	if s := c.sock; s != nil {
+		c.sock = nil
+		c.cur.CompareAndSwap(s, nil)
+		if err == nil {
+			s.Close(ErrClosed)
+			c.cfg.Router.Closed(s, ErrClosed)
+		} else {
+			s.Kill(err)
+			c.cfg.Router.Closed(s, err)
+		}
+	}
+	c.dropParked()
+	if err == nil {
+		c.cfg.Router.Failed(ErrClosed)
+		c.setState(Disconnected, nil)
+		return
+	}
+	c.setState(Failed, err)
+	c.cfg.Router.Failed(errors.Join(ErrFailed, err))
 }
 
 // connectedIfRegistered enters Connected once the current socket is open
@@ -577,13 +707,23 @@ func (c *Conn) dial() {
 	c.sockets.Add(1)
 	go func() {
 		defer c.sockets.Done()
-		s, err := c.connect(gen, reattach)
-		sys.Send(pid, &dialed{s: s, err: err})
+		s, err := c.connect(pid, gen, reattach)
+		if s != nil {
+			c.mu.Lock()
+			if c.closed { // the actor may be gone: nobody else would close s
+				c.mu.Unlock()
+				s.Kill(ErrClosed)
+				return
+			}
+			c.dialSock[s] = struct{}{}
+			c.mu.Unlock()
+		}
+		sys.Send(pid, &dialed{s: s, err: err, gen: gen})
 	}()
 }
 
 // connect dials; reattach, if any, is queued before anything else can be.
-func (c *Conn) connect(gen uint64, reattach *wire.Reattach) (*Socket, error) {
+func (c *Conn) connect(pid *actor.PID, gen uint64, reattach *wire.Reattach) (*Socket, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
 	defer cancel()
 	var bc *bufConn
@@ -612,7 +752,7 @@ func (c *Conn) connect(gen uint64, reattach *wire.Reattach) (*Socket, error) {
 		return nil, fmt.Errorf("dial %s: %w", c.cfg.URL, err)
 	}
 	bc.buffering.Store(true)
-	sys, pid := c.sys, c.self
+	sys := c.sys
 	c.sockets.Add(1)
 	s := newSocket(ws, bc, socketConfig{
 		gen: gen, queue: c.cfg.QueueSize, ping: c.cfg.PingInterval, idle: c.cfg.IdleTimeout, log: c.log, readLimit: c.cfg.ReadLimit,
@@ -674,6 +814,7 @@ type stateNotifier struct {
 	done   chan struct{}
 	closed bool
 	fn     func(State)
+	g      atomic.Uint64 // id of the notifier's goroutine
 }
 
 func (n *stateNotifier) start(fn func(State)) {
@@ -685,6 +826,7 @@ func (n *stateNotifier) start(fn func(State)) {
 	n.done = make(chan struct{})
 	go func() {
 		defer close(n.done)
+		n.g.Store(goid())
 		for range n.wake {
 			for {
 				n.mu.Lock()
@@ -717,18 +859,44 @@ func (n *stateNotifier) push(st State) {
 	}
 }
 
-// close delivers what is queued and stops the goroutine.
-func (n *stateNotifier) close() {
+// close delivers what is queued and stops the goroutine. It waits for that
+// until ctx ends, except when called from the callback itself (which would
+// wait for itself): then the goroutine ends after the callback returns. It
+// reports false if it gave up waiting.
+func (n *stateNotifier) close(ctx context.Context) bool {
 	if n.fn == nil {
-		return
+		return true
 	}
 	n.mu.Lock()
-	if n.closed {
-		n.mu.Unlock()
-		return
+	if !n.closed {
+		n.closed = true
+		close(n.wake)
 	}
-	n.closed = true
-	close(n.wake)
 	n.mu.Unlock()
-	<-n.done
+	if n.g.Load() == goid() {
+		return true
+	}
+	select {
+	case <-n.done:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// goid returns the id of the calling goroutine, from the header of its
+// stack trace ("goroutine 42 [running]:"). Only close uses it, to tell the
+// callback's own goroutine from others.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	var id uint64
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			break
+		}
+		id = id*10 + uint64(ch-'0')
+	}
+	return id
 }

@@ -81,7 +81,7 @@ func New(ctx context.Context, sys *actors.System, log *slog.Logger) (*Registry, 
 		funcs: map[string]entry[*Function]{}, types: map[string]entry[*TriggerType]{}, triggers: map[string]entry[*Trigger]{}}}
 	empty := map[string]*Function{}
 	r.funcs.Store(&empty)
-	pid, err := sys.Spawn("registry", actor.PropsFromProducer(func() actor.Actor { return &registryActor{r: r} },
+	pid, err := sys.SpawnCritical("registry", actor.PropsFromProducer(func() actor.Actor { return &registryActor{r: r} },
 		actor.WithDispatcher(sys.Dispatcher)))
 	if err != nil {
 		return nil, err
@@ -163,6 +163,16 @@ func (r *Registry) Replay(s *connection.Socket, done func()) {
 	r.sys.Send(r.pid, &replay{s: s, done: done})
 }
 
+// Crash makes the registry actor panic, to exercise its supervision (for tests).
+func (r *Registry) Crash() { r.sys.Send(r.pid, &crash{}) }
+
+// CrashTriggerType makes the actor of trigger type id panic (for tests).
+func (r *Registry) CrashTriggerType(ctx context.Context, id string) {
+	if t := r.TriggerType(ctx, id); t != nil {
+		r.sys.Send(t.pid, &crashType{})
+	}
+}
+
 // SocketClosed tells the registry s is gone; registrations wait for the next replay.
 func (r *Registry) SocketClosed(s *connection.Socket) { r.sys.Send(r.pid, &socketClosed{s: s}) }
 
@@ -210,17 +220,29 @@ type (
 		done func()
 	}
 	socketClosed struct{ s *connection.Socket }
+	crash        struct{}
 	engineFrame  struct {
 		s *connection.Socket
 		m wire.Message
 	}
 )
 
+// registryActor owns the registrations.
+//
+// Supervision policy: restart, keeping the registrations (they live in
+// state, outside the instance). A restart republishes the function
+// snapshot, which a panic may have left behind the map; the socket for
+// registrations is kept, and the next replay resends everything anyway.
+// The registry is critical: if it stops, the worker fails.
 type registryActor struct{ r *Registry }
 
 func (a *registryActor) Receive(ctx actor.Context) {
 	r, st := a.r, a.r.st
 	switch m := ctx.Message().(type) {
+	case *actor.Restarting:
+		r.publish()
+	case *crash:
+		panic("iii: registry actor crash requested")
 	case *addFunction:
 		id := m.f.Frame.ID
 		if _, ok := st.funcs[id]; ok {

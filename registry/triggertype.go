@@ -57,15 +57,29 @@ type (
 	sweepBindings struct{ gen uint64 }
 	// retireType unbinds everything; the type is no longer provided.
 	retireType struct{ reply *actors.Future[struct{}] }
+	crashType  struct{}
 )
 
 // typeActor owns the live bindings of one trigger type and runs the
 // provider's callbacks on a goroutine of its own.
+//
+// Supervision policy: restart, keeping the bindings. The provider's
+// callbacks never panic into the actor (register and unregister recover),
+// so a failure is a bug of ours; the bindings the provider is firing
+// survive it (they live in bindings, outside the instance), and the
+// restart reconciles their order and snapshot. The engine still counts on
+// them, so forgetting them would leave the provider firing bindings the
+// SDK no longer knows.
 type typeActor struct {
-	t     *TriggerType
-	ctx   context.Context
-	log   *slog.Logger
-	d     *actors.OwnDispatcher
+	t   *TriggerType
+	ctx context.Context
+	log *slog.Logger
+	d   *actors.OwnDispatcher
+	*bindings
+}
+
+// bindings are the live bindings of a trigger type.
+type bindings struct {
 	live  map[string]*binding
 	order []string
 }
@@ -77,8 +91,9 @@ type binding struct {
 
 func spawnTypeActor(ctx context.Context, sys *actors.System, log *slog.Logger, t *TriggerType, wg *sync.WaitGroup) error {
 	d := actors.NewOwnDispatcher(wg)
+	bs := &bindings{live: map[string]*binding{}}
 	pid, err := sys.Spawn("", actor.PropsFromProducer(func() actor.Actor {
-		return &typeActor{t: t, ctx: ctx, log: log, d: d, live: map[string]*binding{}}
+		return &typeActor{t: t, ctx: ctx, log: log, d: d, bindings: bs}
 	}, actor.WithDispatcher(d)))
 	if err != nil {
 		d.Stop()
@@ -115,11 +130,33 @@ func (a *typeActor) Receive(ctx actor.Context) {
 		m.reply.Complete(struct{}{}, nil)
 		ctx.Stop(ctx.Self())
 	case *actor.Restarting:
-		a.live, a.order = map[string]*binding{}, nil
-		a.publish()
+		a.reconcile()
 	case *actor.Stopped:
 		a.d.Stop()
+	case *crashType:
+		panic("iii: trigger type actor crash requested")
 	}
+}
+
+// reconcile makes order list exactly the live bindings again (a panic may
+// have come between the two updates) and republishes the snapshot.
+func (a *typeActor) reconcile() {
+	seen := make(map[string]bool, len(a.live))
+	order := a.order[:0:0]
+	for _, id := range a.order {
+		if a.live[id] != nil && !seen[id] {
+			seen[id] = true
+			order = append(order, id)
+		}
+	}
+	for id := range a.live {
+		if !seen[id] {
+			order = append(order, id)
+		}
+	}
+	a.order = order
+	a.publish()
+	a.log.Warn("iii: trigger type actor restarted; its bindings are kept", "type", a.t.Frame.ID, "bindings", len(order))
 }
 
 // bind registers a binding the engine delivered, once: a re-delivery of the
