@@ -171,7 +171,7 @@ type Conn struct {
 
 	// Owned by the actor (survive its restarts, which reconcile them; see
 	// connActor).
-	ended      bool // finish ran
+	ended      bool       // finish ran
 	self       *actor.PID // the actor's own PID, as the actor sees it
 	sock       *Socket    // the socket being opened or open
 	dialing    bool
