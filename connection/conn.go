@@ -420,6 +420,9 @@ func (c *Conn) setState(st State, err error) {
 func (c *Conn) open(s *Socket) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if openHook != nil {
+		openHook()
+	}
 	now := time.Now()
 	for _, p := range c.parked {
 		c.space <- struct{}{}
@@ -440,6 +443,9 @@ func (c *Conn) open(s *Socket) {
 	}
 	c.cur.Store(s)
 }
+
+// openHook, if set (by tests), runs inside open with c.mu held.
+var openHook func()
 
 // dropParked discards parked frames (their callers are failed by the router).
 func (c *Conn) dropParked() {

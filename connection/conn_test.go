@@ -2,6 +2,8 @@ package connection
 
 import (
 	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,5 +96,84 @@ func TestBackoffResetsAfterASuccessfulConnection(t *testing.T) {
 	}
 	if d := next(); d != 10*time.Millisecond {
 		t.Fatalf("after a successful connection the next outage waited %v, want the initial 10ms", d)
+	}
+}
+
+// watch fails the test if f has not returned within 20 s.
+func watch(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not return", what)
+	}
+}
+
+// A panic half way through an update (here: inside open, with the lock
+// held) is reconciled by the restart: the connection comes back.
+func TestRestartAfterAPanicMidUpdateReconnects(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	sys := actors.NewSystem(nil)
+	defer sys.Stop(time.Second)
+	var panicked atomic.Bool
+	openHook = func() {
+		if panicked.CompareAndSwap(false, true) {
+			panic("half way through open")
+		}
+	}
+	defer func() { openHook = nil }()
+	c, err := New(sys, Config{URL: eng.URL, Router: nopRouter{},
+		Backoff: Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2, MaxRetries: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	watch(t, "WaitConnected", func() {
+		if err := c.WaitConnected(context.Background()); err != nil {
+			t.Errorf("WaitConnected: %v", err)
+		}
+	})
+	if !panicked.Load() {
+		t.Fatal("the hook never ran")
+	}
+}
+
+// When the restart budget is spent the actor stops: the socket is closed,
+// the state is Failed, and Close returns at once.
+func TestStoppedActorClosesItsSocketAndFails(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	sys := actors.NewSystem(nil)
+	defer sys.Stop(time.Second)
+	c, err := New(sys, Config{URL: eng.URL, Router: nopRouter{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range actors.MaxRestarts + 1 {
+		c.Crash()
+	}
+	for c.State() != Failed {
+		if ctx.Err() != nil {
+			t.Fatalf("state %v after the actor stopped", c.State())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := c.WaitConnected(ctx); !errors.Is(err, ErrFailed) {
+		t.Fatalf("WaitConnected after the actor stopped: %v", err)
+	}
+	if ok := c.Close(ctx); !ok {
+		t.Fatal("Close did not finish")
+	}
+	if c.Current() != nil {
+		t.Fatal("a socket is still open")
 	}
 }
