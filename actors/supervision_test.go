@@ -121,3 +121,30 @@ func TestRequestEndsWhenTheSystemStops(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestNestedSupervisorsFailuresAreLoggedAtWarn(t *testing.T) {
+	var logs syncBuffer
+	sys := NewSystem(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	defer sys.Stop(time.Second)
+	var starts atomic.Int32
+	child := make(chan *actor.PID, 1)
+	// A nested supervisor with protoactor's default strategy, like the
+	// invocation supervisor.
+	_, err := sys.Spawn("nested", actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*actor.Started); ok {
+			child <- ctx.Spawn(actor.PropsFromProducer(func() actor.Actor { return &counter{started: &starts} }))
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := <-child
+	sys.Send(c, boom{})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "directive=restart") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the nested supervisor's restart was not logged at Warn:\n%s", logs.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

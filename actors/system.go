@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +99,15 @@ func NewSystem(log *slog.Logger) *System {
 		actor.WithDeadLetterThrottleCount(1),
 		actor.WithDeadLetterThrottleInterval(50*time.Millisecond),
 	)
+	// protoactor's own strategies (e.g. the default one of a nested
+	// supervisor) report what they did only as a SupervisorEvent, which it
+	// logs at Debug: surface those at Warn, with the directive applied.
+	as.EventStream.Subscribe(func(evt any) {
+		if e, ok := evt.(*actor.SupervisorEvent); ok {
+			log.Warn("iii: internal actor failed", "actor", e.Child.Id, "directive", strings.ToLower(e.Directive.String()),
+				"reason", fmt.Sprint(e.Reason))
+		}
+	})
 	workers := 2 * runtime.GOMAXPROCS(0)
 	pool := newPoolDispatcher(workers, 4096)
 	s := &System{AS: as, Dispatcher: pool, Log: log, pool: pool, stopped: make(chan struct{}), rootStopped: make(chan struct{}),
