@@ -109,13 +109,19 @@ func TestStopIsNotAFailure(t *testing.T) {
 
 func TestRequestEndsWhenTheSystemStops(t *testing.T) {
 	sys := NewSystem(nil)
-	pid, _ := sys.Spawn("mute", actor.PropsFromFunc(func(actor.Context) {})) // never answers
+	got := make(chan struct{})
+	pid, _ := sys.Spawn("mute", actor.PropsFromFunc(func(ctx actor.Context) { // never answers
+		if ctx.Message() == "hello" {
+			close(got)
+		}
+	}))
 	errc := make(chan error, 1)
 	go func() {
 		f := NewFuture[int]()
 		_, err := Request(context.Background(), sys, pid, f, "hello")
 		errc <- err
 	}()
+	<-got // the request is in flight
 	sys.Stop(time.Second)
 	if err := <-errc; !errors.Is(err, ErrStopped) {
 		t.Fatalf("got %v", err)
