@@ -131,6 +131,9 @@ func RegisterWorker(address string, opts InitOptions) *III {
 // *InternalError, and the connection ends in state Failed (OnStateChange is
 // told). Shutdown still releases what is left, at once.
 func (w *III) failInternal() {
+	if w.shut.Load() {
+		return // shutting down anyway
+	}
 	err := w.internal()
 	w.log.Error("iii: the worker failed; shut it down and start a new one", "err", err)
 	w.cancel(err)
