@@ -154,3 +154,15 @@ func TestNestedSupervisorsFailuresAreLoggedAtWarn(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestPoolDispatcherRunsWhatIsScheduledAfterClose(t *testing.T) {
+	d := newPoolDispatcher(1, 4)
+	d.close()
+	ran := make(chan struct{})
+	d.Schedule(func() { close(ran) })
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a mailbox scheduled after close never ran")
+	}
+}
