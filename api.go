@@ -308,7 +308,7 @@ func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Con
 		}
 		return encodeResult(resp)
 	}
-	return w.register(id, h, schemaOf[Req](), schemaOf[Resp](), opts)
+	return w.register(id, h, schemaOf[Req], schemaOf[Resp], opts)
 }
 
 // RegisterFunctionRaw registers a function that takes its payload as raw
@@ -328,7 +328,9 @@ func (w *III) RegisterFunctionRaw(id string, handler func(context.Context, json.
 	return w.register(id, h, nil, nil, opts)
 }
 
-func (w *III) register(id string, h registry.Handler, reqSchema, respSchema json.RawMessage, opts []FunctionOption) (*FunctionRef, error) {
+// register registers h; reqSchema and respSchema (nil: none) derive the
+// schemas, and run only if the options neither replace nor omit them.
+func (w *III) register(id string, h registry.Handler, reqSchema, respSchema func() json.RawMessage, opts []FunctionOption) (*FunctionRef, error) {
 	if w.initErr != nil {
 		return nil, w.initErr
 	}
@@ -341,12 +343,12 @@ func (w *III) register(id string, h registry.Handler, reqSchema, respSchema json
 	}
 	frame := &wire.RegisterFunction{ID: id, Description: cfg.description}
 	if !cfg.noSchemas {
-		frame.RequestFormat, frame.ResponseFormat = reqSchema, respSchema
-		if cfg.requestSchema != nil {
-			frame.RequestFormat = cfg.requestSchema
+		frame.RequestFormat, frame.ResponseFormat = cfg.requestSchema, cfg.responseSchema
+		if frame.RequestFormat == nil && reqSchema != nil {
+			frame.RequestFormat = reqSchema()
 		}
-		if cfg.responseSchema != nil {
-			frame.ResponseFormat = cfg.responseSchema
+		if frame.ResponseFormat == nil && respSchema != nil {
+			frame.ResponseFormat = respSchema()
 		}
 	}
 	for _, s := range []json.RawMessage{frame.RequestFormat, frame.ResponseFormat} {

@@ -243,11 +243,41 @@ func schemaOf[T any]() json.RawMessage {
 	if t.Kind() == reflect.Interface || t == reflect.TypeFor[json.RawMessage]() {
 		return nil
 	}
+	// Inline definitions read best, but a recursive type cannot be inlined
+	// (the reflector would recurse until the stack overflows): it gets
+	// $defs and $refs, with the root type itself a $ref.
 	r := jsonschema.Reflector{DoNotReference: true, ExpandedStruct: true}
+	if recursive(t, nil) {
+		r = jsonschema.Reflector{}
+	}
 	s := r.ReflectFromType(t)
 	b, err := json.Marshal(s)
 	if err != nil {
 		return nil
 	}
 	return b
+}
+
+// recursive reports whether t contains itself (through fields, pointers,
+// slices, arrays or maps), path being the types being walked.
+func recursive(t reflect.Type, path []reflect.Type) bool {
+	for _, p := range path {
+		if p == t {
+			return true
+		}
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return recursive(t.Elem(), append(path, t))
+	case reflect.Map:
+		return recursive(t.Key(), append(path, t)) || recursive(t.Elem(), append(path, t))
+	case reflect.Struct:
+		path = append(path, t)
+		for i := range t.NumField() {
+			if f := t.Field(i); (f.IsExported() || f.Anonymous) && recursive(f.Type, path) {
+				return true
+			}
+		}
+	}
+	return false
 }
