@@ -78,14 +78,18 @@ func RegisterWorker(address string, opts InitOptions) *III {
 	}
 	var err error
 	if w.reg, err = registry.New(w.ctx, w.sys, log); err == nil {
-		limit, queued := opts.MaxConcurrentInvocations, opts.MaxQueuedInvocations
-		if limit <= 0 {
-			limit = DefaultMaxConcurrentInvocations
+		cfg := invocation.Config{Exec: w.execute, Refuse: w.refuse, Fail: w.failed, Log: log,
+			Limit: opts.MaxConcurrentInvocations, MaxBacklog: opts.MaxQueuedInvocations, MaxBacklogBytes: opts.MaxQueuedInvocationBytes}
+		if cfg.Limit <= 0 {
+			cfg.Limit = DefaultMaxConcurrentInvocations
 		}
-		if queued <= 0 {
-			queued = DefaultMaxQueuedInvocations
+		if cfg.MaxBacklog <= 0 {
+			cfg.MaxBacklog = DefaultMaxQueuedInvocations
 		}
-		w.inbound, err = invocation.NewInbound(w.sys, w.execute, limit, queued)
+		if cfg.MaxBacklogBytes <= 0 {
+			cfg.MaxBacklogBytes = DefaultMaxQueuedInvocationBytes
+		}
+		w.inbound, err = invocation.NewInbound(w.sys, cfg)
 	}
 	if err == nil {
 		w.tel = newTelemetry(w, opts.Telemetry)
@@ -183,14 +187,19 @@ type Stats struct {
 	State        ConnectionState
 	Running      int // handlers running
 	Queued       int // invocations waiting for a free handler slot
+	QueuedBytes  int // their payload and metadata bytes
 	PendingCalls int // outbound calls waiting for their result
+	// Refused counts the invocations refused with CodeWorkerOverloaded
+	// since the worker started (see InitOptions.MaxQueuedInvocations).
+	Refused uint64
 }
 
 // Stats returns a snapshot of the worker's load.
 func (w *III) Stats() Stats {
 	st := Stats{State: w.State(), PendingCalls: w.pending.Len()}
 	if w.inbound != nil {
-		st.Running, st.Queued = w.inbound.Counts()
+		st.Running, st.Queued, st.QueuedBytes = w.inbound.Counts()
+		st.Refused = w.inbound.Refused()
 	}
 	return st
 }

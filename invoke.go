@@ -150,6 +150,43 @@ func (w *III) execute(t *invocation.Task) {
 	}
 }
 
+// refuse replies at once that the worker is overloaded. It runs on the
+// socket's read loop, so it never waits for room in the socket's queue:
+// if there is none, the reply is dropped and the caller sees its timeout.
+func (w *III) refuse(t *invocation.Task) {
+	if !t.Msg.HasInvocationID || t.Sock == nil {
+		return
+	}
+	rf := errorFrame(t.Msg, CodeWorkerOverloaded, fmt.Sprintf("function %s: the worker is overloaded (all handler slots busy, backlog full)", t.Msg.FunctionID))
+	if !t.Sock.TrySend(rf) {
+		rf.Release()
+	}
+}
+
+// failed replies invocation_failed to an invocation whose executor did not
+// return: it panicked outside the handler (say, in the Error method of the
+// handler's error) or the handler called runtime.Goexit.
+func (w *III) failed(t *invocation.Task, reason any) {
+	if !t.Msg.HasInvocationID || t.Sock == nil {
+		return
+	}
+	msg := fmt.Sprintf("function %s failed outside its handler: %v", t.Msg.FunctionID, reason)
+	if reason == invocation.ErrGoexit {
+		msg = fmt.Sprintf("function %s: the handler called runtime.Goexit instead of returning", t.Msg.FunctionID)
+	}
+	if err := t.Sock.Send(context.Background(), errorFrame(t.Msg, CodeInvocationFailed, msg)); err != nil && !errors.Is(err, connection.ErrSocketClosed) {
+		w.log.Warn("iii: cannot send an invocation result", "function", t.Msg.FunctionID, "err", err)
+	}
+}
+
+// errorFrame returns a pooled error reply to m.
+func errorFrame(m *wire.InvokeFunction, code, msg string) *resultFrame {
+	rf := resultFrames.Get().(*resultFrame)
+	rf.InvocationResult = wire.InvocationResult{InvocationID: m.InvocationID, FunctionID: m.FunctionID,
+		Traceparent: m.Traceparent, Baggage: m.Baggage, Error: &wire.ErrorBody{Code: code, Message: msg}}
+	return rf
+}
+
 // resultFrame is a pooled invocationresult: the socket's writer releases it
 // once encoded.
 type resultFrame struct{ wire.InvocationResult }
