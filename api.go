@@ -112,6 +112,8 @@ func RegisterWorker(address string, opts InitOptions) *III {
 			OnState:   onState,
 			Log:       log,
 			Router:    router{w},
+			// Handler contexts derive from their socket's context.
+			BaseContext: w.ctx,
 		})
 	}
 	if err != nil {

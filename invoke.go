@@ -60,8 +60,9 @@ func (i *Invocation) CallerWorkerID() string {
 	return p.ID
 }
 
-// invocationContext is a handler's context: the worker's context (cancelled
-// by Shutdown) plus the invocation, in one allocation.
+// invocationContext is a handler's context: the context of the socket the
+// invocation came on (cancelled when that socket dies, and by Shutdown),
+// plus the invocation, in one allocation.
 type invocationContext struct {
 	context.Context
 	inv Invocation
@@ -118,7 +119,11 @@ func (w *III) execute(t *invocation.Task) {
 	case f.Handler == nil:
 		res.Error = &wire.ErrorBody{Code: CodeFunctionNotInvokable, Message: fmt.Sprintf("function %s is invoked over HTTP by the engine", m.FunctionID)}
 	default:
-		ctx := &invocationContext{Context: w.ctx, inv: Invocation{m: m}}
+		base := w.ctx
+		if t.Sock != nil {
+			base = t.Sock.Context() // the engine stops the invocation when its socket dies
+		}
+		ctx := &invocationContext{Context: base, inv: Invocation{m: m}}
 		var hctx context.Context = ctx
 		var end func(*wire.InvocationResult)
 		if w.tel != nil {

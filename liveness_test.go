@@ -2,6 +2,7 @@ package iii_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -207,4 +208,39 @@ func TestHandlerCallingGoexitGetsAFailureReplyAndFreesItsSlot(t *testing.T) {
 	if err := w.Drain(ctx); err != nil {
 		t.Fatalf("Drain: %v", err)
 	}
+}
+
+// The engine stops an invocation when the socket it came on dies; the
+// handler's context is cancelled then, so that it stops and frees its slot.
+func TestHandlerContextIsCancelledWhenItsSocketDies(t *testing.T) {
+	eng, handler, caller := twoWorkers(t)
+	started := make(chan struct{})
+	cause := make(chan error, 1)
+	mustRegister(t, eng, handler, "sock::wait", func(ctx context.Context, _ int) (int, error) {
+		close(started)
+		<-ctx.Done()
+		cause <- context.Cause(ctx)
+		return 0, ctx.Err()
+	})
+	callErr := make(chan error, 1)
+	go func() {
+		_, err := iii.Call[int](testCtx(t), caller, "sock::wait", 1)
+		callErr <- err
+	}()
+	<-started
+	if !eng.DropWorker(handler.WorkerID()) {
+		t.Fatal("the handler's worker is not connected")
+	}
+	select {
+	case err := <-cause:
+		if err == nil || errors.Is(err, iii.ErrShutdown) {
+			t.Fatalf("cancelled with cause %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's context was not cancelled when its socket died")
+	}
+	if err := <-callErr; iii.ErrorCode(err) != iii.CodeInvocationStopped {
+		t.Fatalf("call: %v", err)
+	}
+	waitFor(t, "the slot", func() bool { return handler.Stats().Running == 0 })
 }

@@ -127,6 +127,9 @@ type Config struct {
 	OnRetry func(attempt int, delay time.Duration)
 	Log     *slog.Logger
 	Router  Router
+	// BaseContext is the parent of every socket's Context; nil means
+	// context.Background().
+	BaseContext context.Context
 }
 
 // Defaults of Config.
@@ -615,7 +618,7 @@ func (c *Conn) connect(gen uint64, reattach *wire.Reattach) (*Socket, error) {
 	sys, pid := c.sys, c.self
 	c.sockets.Add(1)
 	s := newSocket(ws, bc, socketConfig{
-		gen: gen, queue: c.cfg.QueueSize, ping: c.cfg.PingInterval, idle: c.cfg.IdleTimeout, log: c.log, readLimit: c.cfg.ReadLimit,
+		gen: gen, base: c.cfg.BaseContext, queue: c.cfg.QueueSize, ping: c.cfg.PingInterval, idle: c.cfg.IdleTimeout, log: c.log, readLimit: c.cfg.ReadLimit,
 		onFrame: func(s *Socket, m wire.Message) { c.frame(pid, s, m) },
 		onClose: func(s *Socket, err error) {
 			sys.Send(pid, &socketClosed{s: s, err: err})
