@@ -86,14 +86,18 @@ func RegisterWorker(address string, opts InitOptions) *III {
 	}
 	var err error
 	if w.reg, err = registry.New(w.ctx, w.sys, log); err == nil {
-		limit, queued := opts.MaxConcurrentInvocations, opts.MaxQueuedInvocations
-		if limit <= 0 {
-			limit = DefaultMaxConcurrentInvocations
+		cfg := invocation.Config{Exec: w.execute, Refuse: w.refuse, Fail: w.failed, Log: log,
+			Limit: opts.MaxConcurrentInvocations, MaxBacklog: opts.MaxQueuedInvocations, MaxBacklogBytes: opts.MaxQueuedInvocationBytes}
+		if cfg.Limit <= 0 {
+			cfg.Limit = DefaultMaxConcurrentInvocations
 		}
-		if queued <= 0 {
-			queued = DefaultMaxQueuedInvocations
+		if cfg.MaxBacklog <= 0 {
+			cfg.MaxBacklog = DefaultMaxQueuedInvocations
 		}
-		w.inbound, err = invocation.NewInbound(w.sys, w.execute, limit, queued)
+		if cfg.MaxBacklogBytes <= 0 {
+			cfg.MaxBacklogBytes = DefaultMaxQueuedInvocationBytes
+		}
+		w.inbound, err = invocation.NewInbound(w.sys, cfg)
 	}
 	if err == nil {
 		w.tel = newTelemetry(w, opts.Telemetry)
@@ -116,6 +120,8 @@ func RegisterWorker(address string, opts InitOptions) *III {
 			OnState:   onState,
 			Log:       log,
 			Router:    router{w},
+			// Handler contexts derive from their socket's context.
+			BaseContext: w.ctx,
 		})
 	}
 	if err != nil {
@@ -238,14 +244,19 @@ type Stats struct {
 	State        ConnectionState
 	Running      int // handlers running
 	Queued       int // invocations waiting for a free handler slot
+	QueuedBytes  int // their payload and metadata bytes
 	PendingCalls int // outbound calls waiting for their result
+	// Refused counts the invocations refused with CodeWorkerOverloaded
+	// since the worker started (see InitOptions.MaxQueuedInvocations).
+	Refused uint64
 }
 
 // Stats returns a snapshot of the worker's load.
 func (w *III) Stats() Stats {
 	st := Stats{State: w.State(), PendingCalls: w.pending.Len()}
 	if w.inbound != nil {
-		st.Running, st.Queued = w.inbound.Counts()
+		st.Running, st.Queued, st.QueuedBytes = w.inbound.Counts()
+		st.Refused = w.inbound.Refused()
 	}
 	return st
 }
@@ -414,7 +425,7 @@ func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Con
 		}
 		return encodeResult(resp)
 	}
-	return w.register(id, h, schemaOf[Req](), schemaOf[Resp](), opts)
+	return w.register(id, h, schemaOf[Req], schemaOf[Resp], opts)
 }
 
 // RegisterFunctionRaw registers a function that takes its payload as raw
@@ -434,7 +445,9 @@ func (w *III) RegisterFunctionRaw(id string, handler func(context.Context, json.
 	return w.register(id, h, nil, nil, opts)
 }
 
-func (w *III) register(id string, h registry.Handler, reqSchema, respSchema json.RawMessage, opts []FunctionOption) (*FunctionRef, error) {
+// register registers h; reqSchema and respSchema (nil: none) derive the
+// schemas, and run only if the options neither replace nor omit them.
+func (w *III) register(id string, h registry.Handler, reqSchema, respSchema func() json.RawMessage, opts []FunctionOption) (*FunctionRef, error) {
 	if err := w.err(); err != nil {
 		return nil, err
 	}
@@ -447,12 +460,12 @@ func (w *III) register(id string, h registry.Handler, reqSchema, respSchema json
 	}
 	frame := &wire.RegisterFunction{ID: id, Description: cfg.description}
 	if !cfg.noSchemas {
-		frame.RequestFormat, frame.ResponseFormat = reqSchema, respSchema
-		if cfg.requestSchema != nil {
-			frame.RequestFormat = cfg.requestSchema
+		frame.RequestFormat, frame.ResponseFormat = cfg.requestSchema, cfg.responseSchema
+		if frame.RequestFormat == nil && reqSchema != nil {
+			frame.RequestFormat = reqSchema()
 		}
-		if cfg.responseSchema != nil {
-			frame.ResponseFormat = cfg.responseSchema
+		if frame.ResponseFormat == nil && respSchema != nil {
+			frame.ResponseFormat = respSchema()
 		}
 	}
 	for _, s := range []json.RawMessage{frame.RequestFormat, frame.ResponseFormat} {

@@ -72,7 +72,7 @@ func (e *InternalError) Unwrap() []error { return []error{ErrInternal, e.Cause} 
 const (
 	CodeFunctionNotFound          = "function_not_found"          // no such function (engine or worker)
 	CodeFunctionNotInvokable      = "function_not_invokable"      // HTTP-invoked function dispatched to a worker
-	CodeInvocationFailed          = "invocation_failed"           // the handler returned an error or panicked
+	CodeInvocationFailed          = "invocation_failed"           // the handler returned an error, panicked or exited
 	CodeInvocationStopped         = "invocation_stopped"          // the handler's connection closed before it replied
 	CodeInvalidRequest            = "invalid_request"             // the payload does not decode into the handler's type
 	CodeTriggerTypeNotFound       = "trigger_type_not_found"      // a binding for a type this worker does not provide
@@ -83,6 +83,13 @@ const (
 	CodeDeserializationError      = "deserialization_error"       // a builtin's input did not match its schema
 	CodeNotFound                  = "NOT_FOUND"                   // introspection: no such item
 	CodeInvalidArguments          = "INVALID_ARGUMENTS"           // introspection: bad arguments
+
+	// CodeWorkerOverloaded is this SDK's refusal of an invocation that
+	// arrived while every handler slot was busy and the backlog was full
+	// (InitOptions.MaxConcurrentInvocations, MaxQueuedInvocations,
+	// MaxQueuedInvocationBytes). Nothing ran; the call may be retried.
+	// Neither the engine nor the official SDKs define a code for this.
+	CodeWorkerOverloaded = "worker_overloaded"
 )
 
 // ErrorBody is the error object of the protocol.

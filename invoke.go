@@ -60,8 +60,9 @@ func (i *Invocation) CallerWorkerID() string {
 	return p.ID
 }
 
-// invocationContext is a handler's context: the worker's context (cancelled
-// by Shutdown) plus the invocation, in one allocation.
+// invocationContext is a handler's context: the context of the socket the
+// invocation came on (cancelled when that socket dies, and by Shutdown),
+// plus the invocation, in one allocation.
 type invocationContext struct {
 	context.Context
 	inv Invocation
@@ -118,7 +119,11 @@ func (w *III) execute(t *invocation.Task) {
 	case f.Handler == nil:
 		res.Error = &wire.ErrorBody{Code: CodeFunctionNotInvokable, Message: fmt.Sprintf("function %s is invoked over HTTP by the engine", m.FunctionID)}
 	default:
-		ctx := &invocationContext{Context: w.ctx, inv: Invocation{m: m}}
+		base := w.ctx
+		if t.Sock != nil {
+			base = t.Sock.Context() // the engine stops the invocation when its socket dies
+		}
+		ctx := &invocationContext{Context: base, inv: Invocation{m: m}}
 		var hctx context.Context = ctx
 		var end func(*wire.InvocationResult)
 		if w.tel != nil {
@@ -148,6 +153,43 @@ func (w *III) execute(t *invocation.Task) {
 	if err := t.Sock.Send(context.Background(), rf); err != nil && !errors.Is(err, connection.ErrSocketClosed) {
 		w.log.Warn("iii: cannot send an invocation result", "function", m.FunctionID, "err", err)
 	}
+}
+
+// refuse replies at once that the worker is overloaded. It runs on the
+// socket's read loop, so it never waits for room in the socket's queue:
+// if there is none, the reply is dropped and the caller sees its timeout.
+func (w *III) refuse(t *invocation.Task) {
+	if !t.Msg.HasInvocationID || t.Sock == nil {
+		return
+	}
+	rf := errorFrame(t.Msg, CodeWorkerOverloaded, fmt.Sprintf("function %s: the worker is overloaded (all handler slots busy, backlog full)", t.Msg.FunctionID))
+	if !t.Sock.TrySend(rf) {
+		rf.Release()
+	}
+}
+
+// failed replies invocation_failed to an invocation whose executor did not
+// return: it panicked outside the handler (say, in the Error method of the
+// handler's error) or the handler called runtime.Goexit.
+func (w *III) failed(t *invocation.Task, reason any) {
+	if !t.Msg.HasInvocationID || t.Sock == nil {
+		return
+	}
+	msg := fmt.Sprintf("function %s failed outside its handler: %v", t.Msg.FunctionID, reason)
+	if reason == invocation.ErrGoexit {
+		msg = fmt.Sprintf("function %s: the handler called runtime.Goexit instead of returning", t.Msg.FunctionID)
+	}
+	if err := t.Sock.Send(context.Background(), errorFrame(t.Msg, CodeInvocationFailed, msg)); err != nil && !errors.Is(err, connection.ErrSocketClosed) {
+		w.log.Warn("iii: cannot send an invocation result", "function", t.Msg.FunctionID, "err", err)
+	}
+}
+
+// errorFrame returns a pooled error reply to m.
+func errorFrame(m *wire.InvokeFunction, code, msg string) *resultFrame {
+	rf := resultFrames.Get().(*resultFrame)
+	rf.InvocationResult = wire.InvocationResult{InvocationID: m.InvocationID, FunctionID: m.FunctionID,
+		Traceparent: m.Traceparent, Baggage: m.Baggage, Error: &wire.ErrorBody{Code: code, Message: msg}}
+	return rf
 }
 
 // resultFrame is a pooled invocationresult: the socket's writer releases it
@@ -243,11 +285,41 @@ func schemaOf[T any]() json.RawMessage {
 	if t.Kind() == reflect.Interface || t == reflect.TypeFor[json.RawMessage]() {
 		return nil
 	}
+	// Inline definitions read best, but a recursive type cannot be inlined
+	// (the reflector would recurse until the stack overflows): it gets
+	// $defs and $refs, with the root type itself a $ref.
 	r := jsonschema.Reflector{DoNotReference: true, ExpandedStruct: true}
+	if recursive(t, nil) {
+		r = jsonschema.Reflector{}
+	}
 	s := r.ReflectFromType(t)
 	b, err := json.Marshal(s)
 	if err != nil {
 		return nil
 	}
 	return b
+}
+
+// recursive reports whether t contains itself (through fields, pointers,
+// slices, arrays or maps), path being the types being walked.
+func recursive(t reflect.Type, path []reflect.Type) bool {
+	for _, p := range path {
+		if p == t {
+			return true
+		}
+	}
+	switch t.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return recursive(t.Elem(), append(path, t))
+	case reflect.Map:
+		return recursive(t.Key(), append(path, t)) || recursive(t.Elem(), append(path, t))
+	case reflect.Struct:
+		path = append(path, t)
+		for i := range t.NumField() {
+			if f := t.Field(i); (f.IsExported() || f.Anonymous) && recursive(f.Type, path) {
+				return true
+			}
+		}
+	}
+	return false
 }

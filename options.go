@@ -26,6 +26,9 @@ const (
 	DefaultInvocationTimeout        = 30 * time.Second
 	DefaultMaxConcurrentInvocations = 1024
 	DefaultMaxQueuedInvocations     = 65536
+	// DefaultMaxQueuedInvocationBytes bounds the payload and metadata
+	// bytes of the invocations waiting for a handler slot (64 MiB).
+	DefaultMaxQueuedInvocationBytes = 64 << 20
 	DefaultDialTimeout              = connection.DefaultDialTimeout
 	DefaultPingInterval             = connection.DefaultPingInterval
 	DefaultIdleTimeout              = connection.DefaultIdleTimeout
@@ -73,9 +76,17 @@ type InitOptions struct {
 	// MaxConcurrentInvocations bounds the handlers running at once; default 1024.
 	MaxConcurrentInvocations int
 	// MaxQueuedInvocations bounds the invocations waiting for a free handler
-	// slot; beyond it the worker stops reading from the engine until one
-	// frees up. Default 65536.
+	// slot. An invocation that arrives while every slot is busy and the
+	// backlog is full is refused at once with a CodeWorkerOverloaded error
+	// reply (counted in Stats.Refused); the worker never stops reading from
+	// the engine, so results of the handlers' own calls and pongs still get
+	// through. Default 65536.
 	MaxQueuedInvocations int
+	// MaxQueuedInvocationBytes bounds the payload plus metadata bytes of
+	// the invocations waiting for a free handler slot, as
+	// MaxQueuedInvocations bounds their number (an invocation always fits
+	// in an empty backlog). Default 64 MiB.
+	MaxQueuedInvocationBytes int
 	// MaxMessageSize bounds the payload plus metadata of a call, and a
 	// handler's result, so that no frame exceeds the engine's limit (which
 	// would make it drop the connection). Default 64 MiB.

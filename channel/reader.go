@@ -59,8 +59,10 @@ func (r *Reader) OnText(fn func(text []byte)) {
 
 // Read implements io.Reader over the binary data. It returns io.EOF once
 // the writer has closed the stream and everything has been read, and an
-// error matching ErrLost if the socket dropped without the engine's end of
-// stream (it then also matches io.ErrUnexpectedEOF).
+// error matching ErrLost if the socket dropped, or the engine closed it
+// with a code other than 1000 or none, before the end of the stream (it
+// then also matches io.ErrUnexpectedEOF, and errors.As finds the
+// *websocket.CloseError of an abnormal Close).
 func (r *Reader) Read(p []byte) (int, error) {
 	r.rmu.Lock()
 	defer r.rmu.Unlock()
@@ -120,8 +122,9 @@ func (r *Reader) dispatch(text []byte) {
 	}
 }
 
-// readErr maps an error of the socket: a Close frame from the engine is
-// the end of the stream; anything else ends the reader with an error.
+// readErr maps an error of the socket: a normal Close frame from the
+// engine is the end of the stream; anything else ends the reader with an
+// error.
 func (r *Reader) readErr(err error) error {
 	if derr := r.deadErr(); derr != nil { // closed or stopped by us
 		return r.wrap("read", derr)
@@ -129,8 +132,7 @@ func (r *Reader) readErr(err error) error {
 	if r.closing.Load() {
 		return r.wrap("read", ErrClosed)
 	}
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) && ce.Code != websocket.CloseAbnormalClosure {
+	if cleanEnd(err) {
 		r.eof = true
 		r.fail(ErrClosed) // gorilla answered the Close; release the end
 		return io.EOF
@@ -138,6 +140,17 @@ func (r *Reader) readErr(err error) error {
 	lerr := &lostError{cause: err, extra: io.ErrUnexpectedEOF}
 	r.fail(lerr)
 	return r.wrap("read", lerr)
+}
+
+// cleanEnd reports whether err is a Close frame that ends a stream
+// normally: the engine's end of stream has no status code (1005 as gorilla
+// reports it), and a peer that sends 1000 means the same. Any other code
+// (1001 going away, 1009 too big, 1011 internal error, ...) arrives in the
+// middle of a stream that did not end: the reader fails with ErrLost, the
+// *websocket.CloseError as its cause.
+func cleanEnd(err error) bool {
+	var ce *websocket.CloseError
+	return errors.As(err, &ce) && (ce.Code == websocket.CloseNoStatusReceived || ce.Code == websocket.CloseNormalClosure)
 }
 
 // ReadAll reads the stream to its end and returns the binary data. If ctx

@@ -129,6 +129,9 @@ type Config struct {
 	OnRetry func(attempt int, delay time.Duration)
 	Log     *slog.Logger
 	Router  Router
+	// BaseContext is the parent of every socket's Context; nil means
+	// context.Background().
+	BaseContext context.Context
 }
 
 // Defaults of Config.
@@ -761,7 +764,7 @@ func (c *Conn) connect(pid *actor.PID, gen uint64, reattach *wire.Reattach) (*So
 	sys := c.sys
 	c.sockets.Add(1)
 	s := newSocket(ws, bc, socketConfig{
-		gen: gen, queue: c.cfg.QueueSize, ping: c.cfg.PingInterval, idle: c.cfg.IdleTimeout, log: c.log, readLimit: c.cfg.ReadLimit,
+		gen: gen, base: c.cfg.BaseContext, queue: c.cfg.QueueSize, ping: c.cfg.PingInterval, idle: c.cfg.IdleTimeout, log: c.log, readLimit: c.cfg.ReadLimit,
 		onFrame: func(s *Socket, m wire.Message) { c.frame(pid, s, m) },
 		onClose: func(s *Socket, err error) {
 			sys.Send(pid, &socketClosed{s: s, err: err})

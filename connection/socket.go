@@ -38,6 +38,8 @@ type Socket struct {
 	bc        *bufConn
 	out       chan wire.Message
 	done      chan struct{}
+	ctx       context.Context // cancelled, with the cause of death, when the socket dies
+	cancel    context.CancelCauseFunc
 	closeMu   sync.Mutex
 	err       error
 	dead      atomic.Bool // set before done is closed
@@ -56,6 +58,10 @@ func (s *Socket) Gen() uint64 { return s.gen }
 
 // Done is closed once the socket is dead.
 func (s *Socket) Done() <-chan struct{} { return s.done }
+
+// Context returns a context that is cancelled when the socket dies (its
+// cause is why) or its parent, Config.BaseContext, ends.
+func (s *Socket) Context() context.Context { return s.ctx }
 
 // Err returns why the socket died, or nil while it lives.
 func (s *Socket) Err() error {
@@ -175,6 +181,7 @@ func (s *Socket) setErr(err error) bool {
 	s.err = err
 	s.dead.Store(true)
 	close(s.done)
+	s.cancel(err)
 	return true
 }
 
@@ -183,6 +190,7 @@ func (s *Socket) Wait() { s.wg.Wait() }
 
 type socketConfig struct {
 	gen       uint64
+	base      context.Context // parent of the socket's context; nil: Background
 	readLimit int64
 	queue     int
 	ping      time.Duration
@@ -200,6 +208,10 @@ func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
 		onFrame: cfg.onFrame, onClose: cfg.onClose, log: cfg.log,
 		ping: cfg.ping, idle: cfg.idle, readLimit: cfg.readLimit,
 	}
+	if cfg.base == nil {
+		cfg.base = context.Background()
+	}
+	s.ctx, s.cancel = context.WithCancelCause(cfg.base)
 	s.active.Store(true)
 	bc.setDeadline(cfg.idle + cfg.ping)
 	ws.SetReadLimit(cfg.readLimit)

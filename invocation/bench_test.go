@@ -58,7 +58,7 @@ func BenchmarkInvocationPooledActors(b *testing.B) {
 	var in *Inbound
 	runLoad(b, func(done func(*Task)) func(*Task) {
 		var err error
-		if in, err = NewInbound(sys, done, 1024, 65536); err != nil {
+		if in, err = NewInbound(sys, Config{Exec: done, Limit: 1024, MaxBacklog: 65536, MaxBacklogBytes: 64 << 20}); err != nil {
 			b.Fatal(err)
 		}
 		return in.Dispatch

@@ -2,7 +2,12 @@ package invocation
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -34,9 +39,39 @@ func releaseTask(t *Task) {
 	tasks.Put(t)
 }
 
-// Executor runs a task's handler and sends its reply. It must not panic: it
-// recovers the handler's panics itself.
+// size is what a waiting task holds in memory: its payload and metadata
+// (the frame's other fields are small).
+func (t *Task) size() int { return len(t.Msg.Data) + len(t.Msg.Metadata) }
+
+// Executor runs a task's handler and sends its reply. It should not panic
+// (it recovers the handler's panics itself); if it does, or the handler
+// calls runtime.Goexit, Config.Fail replies instead.
 type Executor func(t *Task)
+
+// Config configures an Inbound.
+type Config struct {
+	Exec Executor
+	// Refuse replies at once to a task refused because the worker is
+	// overloaded. It runs on the socket's read loop: it must not block.
+	Refuse func(t *Task)
+	// Fail replies to a task whose executor did not return: it panicked
+	// (reason is the value) or its goroutine exited (reason is
+	// ErrGoexit). It must not block for long; it runs on the task's actor.
+	Fail func(t *Task, reason any)
+	// Limit bounds the handlers running at once.
+	Limit int
+	// MaxBacklog bounds the tasks waiting for a handler slot, and
+	// MaxBacklogBytes their payload and metadata bytes (a task always fits
+	// in an empty backlog, whatever its size).
+	MaxBacklog      int
+	MaxBacklogBytes int
+	Log             *slog.Logger
+}
+
+// ErrGoexit is the reason given to Config.Fail when a handler ended its
+// goroutine with runtime.Goexit (as testing.T.FailNow does) instead of
+// returning.
+var ErrGoexit = errors.New("iii: the handler called runtime.Goexit instead of returning")
 
 // Inbound dispatches inbound invocations to invocation actors. Each task is
 // owned, from dispatch to reply, by one invocation actor: a supervised
@@ -44,37 +79,53 @@ type Executor func(t *Task)
 // dispatcher internal actors share). Actors are reused: an actor that
 // finishes a task takes the next one from the backlog or waits, idle, for
 // the next dispatch. The pool grows on demand up to the concurrency limit;
-// beyond it, tasks wait in a bounded backlog, and beyond that Dispatch
-// blocks the read loop (back-pressure to the engine).
+// beyond it, tasks wait in a backlog bounded in count and in bytes, and
+// beyond that Dispatch refuses them at once (Config.Refuse). Dispatch never
+// blocks: it runs on the socket's read loop, which must keep reading the
+// results of the handlers' own calls and the engine's pongs.
 type Inbound struct {
-	sys   *actors.System
-	exec  Executor
-	sup   *actor.PID
-	props *actor.Props // of every invocation actor
+	sys      *actors.System
+	exec     Executor
+	refuse   func(t *Task)
+	fail     func(t *Task, reason any)
+	log      *slog.Logger
+	sup      *actor.PID
+	mailbox  actor.MailboxProducer // of every invocation actor
+	refused  atomic.Uint64
+	lastWarn atomic.Int64 // unix nanoseconds of the last overload warning
 
-	mu         sync.Mutex
-	idle       []*actor.PID
-	backlog    []*Task
-	head       int
-	actorsN    int // spawned or being spawned
-	limit      int
-	maxBacklog int
-	active     int           // dispatched and not finished
-	space      chan struct{} // signalled when the backlog shrinks
-	quiet      chan struct{} // closed when active drops to 0 (while someone waits)
-	closed     bool
-	gone       sync.WaitGroup // invocation actors' goroutines
+	mu           sync.Mutex
+	idle         []*actor.PID
+	backlog      []*Task
+	head         int
+	backlogBytes int
+	actorsN      int // spawned or being spawned
+	spawning     int // spawned and not started: each will take a task of the backlog
+	limit        int
+	maxBacklog   int
+	maxBytes     int
+	active       int           // dispatched and not finished
+	quiet        chan struct{} // closed when active drops to 0 (while someone waits)
+	closed       bool
+	gone         sync.WaitGroup // invocation actors' goroutines
 }
 
-// NewInbound starts the invocation supervisor under sys. limit bounds the
-// handlers running at once, maxBacklog the tasks waiting for one.
-func NewInbound(sys *actors.System, exec Executor, limit, maxBacklog int) (*Inbound, error) {
-	in := &Inbound{sys: sys, exec: exec, limit: max(limit, 1), maxBacklog: max(maxBacklog, 1),
-		space: make(chan struct{}, 1)}
-	in.props = actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in} },
-		actor.WithMailbox(func() actor.Mailbox { return newMailbox(&in.gone) }))
-	sup, err := sys.Spawn("invocations", actor.PropsFromProducer(func() actor.Actor { return &invocationSupervisor{in: in} },
-		actor.WithDispatcher(sys.Dispatcher)))
+// NewInbound starts the invocation supervisor under sys.
+func NewInbound(sys *actors.System, cfg Config) (*Inbound, error) {
+	in := &Inbound{sys: sys, exec: cfg.Exec, refuse: cfg.Refuse, fail: cfg.Fail, log: cfg.Log,
+		limit: max(cfg.Limit, 1), maxBacklog: max(cfg.MaxBacklog, 1), maxBytes: max(cfg.MaxBacklogBytes, 1)}
+	if in.log == nil {
+		in.log = slog.New(slog.DiscardHandler)
+	}
+	if in.refuse == nil {
+		in.refuse = func(*Task) {}
+	}
+	if in.fail == nil {
+		in.fail = func(*Task, any) {}
+	}
+	in.mailbox = func() actor.Mailbox { return newMailbox(&in.gone) }
+	sup, err := sys.SpawnCritical("invocations", actor.PropsFromProducer(func() actor.Actor { return &invocationSupervisor{in: in} },
+		actor.WithDispatcher(sys.Dispatcher), actor.WithSupervisor(restartAlways{in})))
 	if err != nil {
 		return nil, err
 	}
@@ -82,67 +133,74 @@ func NewInbound(sys *actors.System, exec Executor, limit, maxBacklog int) (*Inbo
 	return in, nil
 }
 
-// Dispatch hands t to an invocation actor. It blocks only while the
-// backlog is full, and gives up (dropping t) if t's socket dies meanwhile:
-// the engine has then stopped the invocation already.
+// Dispatch hands t to an invocation actor, or queues it, or (when the
+// handlers are all busy and the backlog is full) refuses it. It never
+// blocks.
 func (in *Inbound) Dispatch(t *Task) {
-	for {
-		in.mu.Lock()
-		if in.closed {
-			in.mu.Unlock()
-			releaseTask(t)
-			return
-		}
-		if n := len(in.idle); n > 0 {
-			pid := in.idle[n-1]
-			in.idle = in.idle[:n-1]
-			in.active++
-			in.mu.Unlock()
-			in.sys.Send(pid, t)
-			return
-		}
-		if len(in.backlog)-in.head < in.maxBacklog {
-			in.backlog = append(in.backlog, t)
-			in.active++
-			grow := in.actorsN < in.limit
-			if grow {
-				in.actorsN++
-			}
-			in.mu.Unlock()
-			if grow {
-				in.sys.Send(in.sup, spawnInvocationActor{})
-			}
-			return
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		releaseTask(t)
+		return
+	}
+	if n := len(in.idle); n > 0 {
+		pid := in.idle[n-1]
+		in.idle = in.idle[:n-1]
+		in.active++
+		in.mu.Unlock()
+		in.sys.Send(pid, t)
+		return
+	}
+	size := t.size()
+	queued := in.waitingLocked()
+	grow := in.actorsN < in.limit
+	if grow || queued == 0 || queued < in.maxBacklog && in.backlogBytes+size <= in.maxBytes {
+		in.backlog = append(in.backlog, t)
+		in.backlogBytes += size
+		in.active++
+		if grow {
+			in.actorsN++
+			in.spawning++
 		}
 		in.mu.Unlock()
-		var dead <-chan struct{}
-		if t.Sock != nil {
-			dead = t.Sock.Done()
+		if grow {
+			in.sys.Send(in.sup, spawnInvocationActor{})
 		}
-		select {
-		case <-in.space:
-		case <-dead:
-			releaseTask(t)
-			return
-		}
+		return
+	}
+	running, queuedBytes := in.active-queued, in.backlogBytes
+	in.mu.Unlock()
+	in.refused.Add(1)
+	in.refuse(t)
+	releaseTask(t)
+	if now := time.Now().UnixNano(); now-in.lastWarn.Load() > int64(time.Second) {
+		in.lastWarn.Store(now)
+		in.log.Warn("iii: overloaded: refusing invocations", "running", running, "queued", queued,
+			"queued_bytes", queuedBytes, "refused_total", in.refused.Load())
 	}
 }
 
+// waitingLocked returns the tasks of the backlog that wait for a busy
+// handler slot: not those that actors being spawned will take.
+func (in *Inbound) waitingLocked() int {
+	return max(len(in.backlog)-in.head-in.spawning, 0)
+}
+
 // next gives an actor its next task from the backlog, or parks the actor as
-// idle and returns nil.
-func (in *Inbound) next(self *actor.PID) *Task {
+// idle and returns nil. fresh says the actor has just been spawned.
+func (in *Inbound) next(self *actor.PID, fresh bool) *Task {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if fresh {
+		in.spawning--
+	}
 	for in.head < len(in.backlog) {
 		t := in.backlog[in.head]
 		in.backlog[in.head] = nil
 		in.head++
+		in.backlogBytes -= t.size()
 		if in.head == len(in.backlog) {
 			in.backlog, in.head = in.backlog[:0], 0
-		}
-		select {
-		case in.space <- struct{}{}:
-		default:
 		}
 		if t.Sock == nil || t.Sock.Alive() {
 			return t
@@ -171,13 +229,18 @@ func (in *Inbound) doneLocked() {
 	}
 }
 
-// Counts returns the tasks running and the tasks waiting in the backlog.
-func (in *Inbound) Counts() (running, queued int) {
+// Counts returns the tasks running, the tasks waiting in the backlog and
+// their bytes.
+func (in *Inbound) Counts() (running, queued, queuedBytes int) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	queued = len(in.backlog) - in.head
-	return in.active - queued, queued
+	queued = in.waitingLocked()
+	return in.active - queued, queued, in.backlogBytes
 }
+
+// Refused returns the number of tasks refused so far because the worker
+// was overloaded.
+func (in *Inbound) Refused() uint64 { return in.refused.Load() }
 
 // Active returns the number of tasks dispatched and not finished.
 func (in *Inbound) Active() int {
@@ -216,7 +279,7 @@ func (in *Inbound) Close() {
 		in.backlog[i] = nil
 		in.doneLocked()
 	}
-	in.backlog, in.head, in.idle = nil, 0, nil
+	in.backlog, in.head, in.idle, in.backlogBytes = nil, 0, nil, 0
 	in.mu.Unlock()
 }
 
@@ -226,47 +289,109 @@ func (in *Inbound) Wait() { in.gone.Wait() }
 
 type spawnInvocationActor struct{}
 
-// invocationSupervisor is the parent of the invocation actors. Its
-// (default) strategy restarts a failed invocation actor one for one.
+// invocationSupervisor is the parent of the invocation actors.
 type invocationSupervisor struct{ in *Inbound }
 
 func (s *invocationSupervisor) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(spawnInvocationActor); ok {
-		ctx.Spawn(s.in.props)
+		var spawned atomic.Bool // the producer runs again on each restart
+		ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
+			return &invocationActor{in: s.in, fresh: !spawned.Swap(true)}
+		}, actor.WithMailbox(s.in.mailbox)))
 	}
+}
+
+// restartAlways is the invocation supervisor's strategy: a failed
+// invocation actor is restarted, every time, with no budget, and the
+// failure is logged at Warn. Its task (if any) gets a failure reply and
+// its slot back (see Restarting), and the restarted actor takes the next
+// task, so the pool keeps its size. Failures get here only from the
+// actor's own code: the executor's panics and Goexits are handled where
+// they happen (invocationActor.run).
+type restartAlways struct{ in *Inbound }
+
+// HandleFailure implements actor.SupervisorStrategy.
+func (r restartAlways) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, _ *actor.RestartStatistics, reason, _ any) {
+	r.in.log.Warn("iii: an invocation actor failed; restarting it", "actor", child.Id, "reason", fmt.Sprint(reason))
+	sup.RestartChildren(child)
 }
 
 // invocationActor owns one task at a time from dispatch to reply. It runs
 // on a mailbox with a goroutine of its own (mailbox.go).
 type invocationActor struct {
-	in  *Inbound
-	cur *Task
+	in    *Inbound
+	cur   *Task
+	fresh bool // spawned, not restarted
 }
 
 func (a *invocationActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		a.runFrom(ctx, a.in.next(ctx.Self()))
+		a.runFrom(ctx.Self(), a.in.next(ctx.Self(), a.fresh))
 	case *Task:
-		a.runFrom(ctx, m)
+		a.runFrom(ctx.Self(), m)
 	case *actor.Restarting:
-		// A failure outside the handler (handlers' panics are recovered by
-		// the executor): the task is lost; account for it so Drain ends.
-		if a.cur != nil {
+		// The actor failed while it held a task: it still gets its reply
+		// and its slot back.
+		if t := a.cur; t != nil {
 			a.cur = nil
+			a.in.failed(t, "the invocation actor failed")
+			releaseTask(t)
 			a.in.finished()
 		}
 	}
 }
 
 // runFrom runs t, then every task the backlog has for it.
-func (a *invocationActor) runFrom(ctx actor.Context, t *Task) {
+func (a *invocationActor) runFrom(self *actor.PID, t *Task) {
 	for t != nil {
-		a.cur = t
-		a.in.exec(t)
+		a.run(self, t)
+		t = a.in.next(self, false)
+	}
+}
+
+// run runs one task. If the executor panics, the task gets a failure reply
+// and run returns as usual. If the goroutine exits (runtime.Goexit in the
+// handler), the task gets its reply too, and the next task of the backlog
+// is sent to the actor, whose mailbox goes on on a new goroutine.
+func (a *invocationActor) run(self *actor.PID, t *Task) {
+	a.cur = t
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		v := recover()
+		goexit := v == nil
+		if goexit {
+			v = ErrGoexit
+		}
 		a.cur = nil
+		a.in.failed(t, v)
 		releaseTask(t)
 		a.in.finished()
-		t = a.in.next(ctx.Self())
-	}
+		if !goexit {
+			return // recovered: runFrom goes on
+		}
+		if next := a.in.next(self, false); next != nil {
+			a.in.sys.Send(self, next)
+		}
+	}()
+	a.in.exec(t)
+	returned = true
+	a.cur = nil
+	releaseTask(t)
+	a.in.finished()
+}
+
+// failed replies to t after its executor failed, and logs why.
+func (in *Inbound) failed(t *Task, reason any) {
+	in.log.Warn("iii: an invocation failed outside its handler; replying invocation_failed",
+		"function", t.Msg.FunctionID, "reason", fmt.Sprint(reason))
+	defer func() {
+		if v := recover(); v != nil {
+			in.log.Warn("iii: cannot reply to a failed invocation", "function", t.Msg.FunctionID, "reason", fmt.Sprint(v))
+		}
+	}()
+	in.fail(t, reason)
 }

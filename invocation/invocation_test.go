@@ -3,6 +3,8 @@ package invocation
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,7 +99,7 @@ func TestInboundRunsAtMostLimitHandlersAndQueuesTheRest(t *testing.T) {
 	sys := actors.NewSystem(nil)
 	release := make(chan struct{})
 	var running, peak, done atomic.Int32
-	in, err := NewInbound(sys, func(t *Task) {
+	in, err := NewInbound(sys, Config{Exec: func(t *Task) {
 		n := running.Add(1)
 		for {
 			p := peak.Load()
@@ -108,62 +110,215 @@ func TestInboundRunsAtMostLimitHandlersAndQueuesTheRest(t *testing.T) {
 		<-release
 		running.Add(-1)
 		done.Add(1)
-	}, 4, 100)
+	}, Limit: 4, MaxBacklog: 100, MaxBacklogBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 20 {
 		in.Dispatch(NewTask(nil, &wire.InvokeFunction{}))
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r, q := in.Counts()
-		if r == 4 && q == 16 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("running %d, queued %d; want 4 and 16", r, q)
-		}
+	waitCounts(t, in, 4, 16)
+	for running.Load() != 4 {
 		time.Sleep(time.Millisecond)
 	}
 	close(release)
 	if err := in.Idle(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if done.Load() != 20 || peak.Load() != 4 {
-		t.Fatalf("%d done, peak concurrency %d", done.Load(), peak.Load())
+	if done.Load() != 20 || peak.Load() != 4 || in.Refused() != 0 {
+		t.Fatalf("%d done, peak concurrency %d, %d refused", done.Load(), peak.Load(), in.Refused())
 	}
+	stopInbound(in, sys)
+}
+
+// waitCounts waits until in has running tasks running and queued queued.
+func waitCounts(t *testing.T, in *Inbound, running, queued int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, q, _ := in.Counts()
+		if r == running && q == queued {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("running %d, queued %d; want %d and %d", r, q, running, queued)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func stopInbound(in *Inbound, sys *actors.System) {
 	in.Close()
 	sys.Stop(5 * time.Second)
 	in.Wait()
 }
 
-func TestInboundBlocksTheDispatcherWhenTheBacklogIsFull(t *testing.T) {
+// refusals records the tasks an Inbound refuses.
+type refusals struct {
+	mu  sync.Mutex
+	fns []string
+}
+
+func (r *refusals) refuse(t *Task) {
+	r.mu.Lock()
+	r.fns = append(r.fns, t.Msg.FunctionID)
+	r.mu.Unlock()
+}
+
+func (r *refusals) list() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.fns...)
+}
+
+// The read loop must never wait for a handler: it also reads the results
+// of the handlers' own calls.
+func TestInboundRefusesAtOnceWhenEverySlotIsBusyAndTheBacklogIsFull(t *testing.T) {
 	sys := actors.NewSystem(nil)
 	release := make(chan struct{})
-	in, err := NewInbound(sys, func(*Task) { <-release }, 1, 2)
+	var ref refusals
+	in, err := NewInbound(sys, Config{Exec: func(*Task) { <-release }, Refuse: ref.refuse,
+		Limit: 1, MaxBacklog: 2, MaxBacklogBytes: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 3 { // one running, two queued
-		in.Dispatch(NewTask(nil, &wire.InvokeFunction{}))
+	// No wait for the first to start: a task waiting for an actor being
+	// spawned takes no room in the backlog.
+	for _, id := range []string{"f::0", "f::1", "f::2", "f::3", "f::4"} { // one runs, two queue, two are refused
+		in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: id}))
 	}
-	blocked := make(chan struct{})
-	go func() {
-		in.Dispatch(NewTask(nil, &wire.InvokeFunction{}))
-		close(blocked)
-	}()
-	select {
-	case <-blocked:
-		t.Fatal("Dispatch returned with the backlog full")
-	case <-time.After(50 * time.Millisecond):
+	if got := ref.list(); len(got) != 2 || got[0] != "f::3" || got[1] != "f::4" || in.Refused() != 2 {
+		t.Fatalf("refused %v (count %d)", got, in.Refused())
 	}
+	waitCounts(t, in, 1, 2)
 	close(release)
-	<-blocked
 	if err := in.Idle(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	in.Close()
-	sys.Stop(5 * time.Second)
-	in.Wait()
+	stopInbound(in, sys)
+}
+
+func TestInboundBoundsTheBacklogInBytes(t *testing.T) {
+	sys := actors.NewSystem(nil)
+	release := make(chan struct{})
+	var ref refusals
+	var ran atomic.Int32
+	started := make(chan struct{}, 1)
+	in, err := NewInbound(sys, Config{Exec: func(*Task) { started <- struct{}{}; <-release; ran.Add(1) }, Refuse: ref.refuse,
+		Limit: 1, MaxBacklog: 100, MaxBacklogBytes: 3000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kib := func(id string, n int) *Task {
+		return NewTask(nil, &wire.InvokeFunction{FunctionID: id, Data: make([]byte, n)})
+	}
+	in.Dispatch(kib("running", 1000))
+	<-started
+	for i := range 5 {
+		in.Dispatch(kib(fmt.Sprint("q", i), 1000)) // three fit in 3000 bytes
+	}
+	if _, q, b := in.Counts(); q != 3 || b != 3000 || in.Refused() != 2 {
+		t.Fatalf("queued %d (%d bytes), refused %v", q, b, ref.list())
+	}
+	close(release)
+	for range 3 {
+		<-started
+	}
+	if err := in.Idle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// A task bigger than the bound still fits in an empty backlog.
+	release = make(chan struct{})
+	in.Dispatch(kib("running", 1))
+	<-started
+	in.Dispatch(kib("big", 10000))
+	if _, q, b := in.Counts(); q != 1 || b != 10000 || in.Refused() != 2 {
+		t.Fatalf("queued %d (%d bytes), refused %v", q, b, ref.list())
+	}
+	close(release)
+	<-started
+	if err := in.Idle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ran.Load() != 6 {
+		t.Fatalf("%d ran", ran.Load())
+	}
+	stopInbound(in, sys)
+}
+
+// failures records the tasks an Inbound reports as failed.
+type failures struct {
+	mu      sync.Mutex
+	reasons map[string]any
+}
+
+func (f *failures) fail(t *Task, reason any) {
+	f.mu.Lock()
+	if f.reasons == nil {
+		f.reasons = map[string]any{}
+	}
+	f.reasons[t.Msg.FunctionID] = reason
+	f.mu.Unlock()
+}
+
+func (f *failures) get(id string) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reasons[id]
+}
+
+// A task whose executor panics or ends its goroutine still gets a reply
+// and gives its slot back: the pool keeps its size however often it
+// happens (well past protoactor's default restart budget of 10 in 10 s).
+func TestInboundRepliesToTasksWhoseExecutorFailsAndKeepsThePool(t *testing.T) {
+	sys := actors.NewSystem(nil)
+	var fl failures
+	var ok atomic.Int32
+	var both sync.WaitGroup
+	in, err := NewInbound(sys, Config{Exec: func(t *Task) {
+		switch t.Msg.FunctionID[:2] {
+		case "p:":
+			panic("boom " + t.Msg.FunctionID)
+		case "g:":
+			runtime.Goexit()
+		case "b:":
+			both.Done()
+			both.Wait()
+		}
+		ok.Add(1)
+	}, Fail: fl.fail, Limit: 2, MaxBacklog: 100, MaxBacklogBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 15
+	for i := range rounds {
+		for _, kind := range []string{"p:", "g:", "ok"} {
+			in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: fmt.Sprint(kind, i)}))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Idle(ctx); err != nil {
+		r, q, _ := in.Counts()
+		t.Fatalf("never idle (running %d, queued %d): the failed tasks kept their slots", r, q)
+	}
+	for i := range rounds {
+		if got := fl.get(fmt.Sprint("p:", i)); got != fmt.Sprint("boom p:", i) {
+			t.Fatalf("panicking task %d: reason %v", i, got)
+		}
+		if got := fl.get(fmt.Sprint("g:", i)); got != ErrGoexit {
+			t.Fatalf("Goexit task %d: reason %v", i, got)
+		}
+	}
+	if ok.Load() != rounds {
+		t.Fatalf("%d good tasks ran", ok.Load())
+	}
+	// Both slots still work: two tasks that wait for each other finish.
+	both.Add(2)
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "b:1"}))
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "b:2"}))
+	if err := in.Idle(ctx); err != nil {
+		t.Fatal("two tasks never ran at once: the pool shrank")
+	}
+	stopInbound(in, sys)
 }

@@ -53,8 +53,24 @@ func (mb *mailbox) Start() {
 // UserMessageCount implements actor.Mailbox.
 func (mb *mailbox) UserMessageCount() int { return len(mb.ch) + len(mb.held) }
 
+// run drains the mailbox until the actor stops. If user code ends the
+// goroutine with runtime.Goexit (which no recover stops), the actor has
+// already dealt with its task (invocationActor.run), and the mailbox goes
+// on on a new goroutine.
 func (mb *mailbox) run() {
-	defer mb.wg.Done()
+	returned := false
+	defer func() {
+		if !returned {
+			go mb.run()
+			return
+		}
+		mb.wg.Done()
+	}()
+	mb.loop()
+	returned = true
+}
+
+func (mb *mailbox) loop() {
 	for m := range mb.ch {
 		if s, ok := m.(system); ok {
 			if mb.handleSystem(s.m) {
@@ -79,13 +95,9 @@ func (mb *mailbox) handleSystem(m any) (stopped bool) {
 		return false
 	case *actor.ResumeMailbox:
 		mb.suspended = false
-		held := mb.held
-		mb.held = nil
-		for _, h := range held {
-			if mb.suspended { // failed again
-				mb.held = append(mb.held, h)
-				continue
-			}
+		for len(mb.held) > 0 && !mb.suspended { // until done, or it failed again
+			h := mb.held[0]
+			mb.held = mb.held[1:]
 			mb.invokeUser(h)
 		}
 		return false
