@@ -1,6 +1,7 @@
 package interop_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -353,7 +354,7 @@ func TestPythonWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) 
 	// as made. (The script registers once register_worker has returned,
 	// which happens as soon as the socket opens, so the metadata call the
 	// SDK sends on open may come before or after them.)
-	firstJournal := describe(eng.Journal(first))
+	firstJournal := compactConfigs(describe(eng.Journal(first)))
 	if !slices.Contains(firstJournal, "invokefunction engine::workers::register") || !isSubsequence(registrations, firstJournal) {
 		t.Fatalf("first connection's journal:\n%s", strings.Join(firstJournal, "\n"))
 	}
@@ -373,10 +374,10 @@ func TestPythonWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) 
 	requireOrder(t, p, ev("state", "state", "reconnecting"), ev("worker_id", "n", 2))
 	// On the new connection: reattach, the replay, then the metadata call.
 	poll(t, "the second connection's engine::workers::register", func() bool {
-		return slices.Contains(describe(eng.Journal(second)), "invokefunction engine::workers::register")
+		return slices.Contains(compactConfigs(describe(eng.Journal(second))), "invokefunction engine::workers::register")
 	})
 	journal := eng.Journal(second)
-	got := describe(journal)
+	got := compactConfigs(describe(journal))
 	want := append(append([]string{"reattach"}, registrations...), "invokefunction engine::workers::register")
 	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
 		t.Fatalf("second connection's journal:\n%s\nwant first:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -409,6 +410,37 @@ func TestPythonWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) 
 	if code := p.stop(); code != 0 {
 		t.Fatalf("reconnect.py exited with %d", code)
 	}
+}
+
+// requireLater fails unless an event that then selects comes after the
+// first event that first selects.
+func requireLater(t testing.TB, p *proc, first, then match) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.IndexFunc(p.events, first.matches)
+	if i < 0 || !slices.ContainsFunc(p.events[i+1:], then.matches) {
+		t.Fatalf("%s: want %v (at %d) followed by %v", p.name, first, i, then)
+	}
+}
+
+// compactConfigs rewrites the JSON config at the end of describe's
+// registertrigger lines compactly (Python's json.dumps puts spaces after
+// ':' and ',').
+func compactConfigs(lines []string) []string {
+	out := slices.Clone(lines)
+	for i, l := range out {
+		if !strings.HasPrefix(l, "registertrigger ") {
+			continue
+		}
+		if k := strings.Index(l, "{"); k >= 0 {
+			var b bytes.Buffer
+			if json.Compact(&b, []byte(l[k:])) == nil {
+				out[i] = l[:k] + b.String()
+			}
+		}
+	}
+	return out
 }
 
 // isSubsequence reports whether want appears in got in order, not
