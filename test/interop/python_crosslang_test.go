@@ -599,3 +599,45 @@ func TestNodeWorkerCallsPythonWorker(t *testing.T) {
 	requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
 	caller.waitExit()
 }
+
+// The Python SDK connects with the websockets library's default max_size
+// of 1 MiB for an incoming message (the engine accepts 64 MiB, the Node SDK
+// 100 MiB): a larger frame makes the library close the connection (1009),
+// so the call fails with invocation_stopped and the worker reconnects.
+// Frames the Python SDK sends are not limited. See python/NOTES.md.
+func TestGoCallsPythonWithFramesUpToTheSDKsOneMiBLimit(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo")
+	first := readyID(t, worker)
+	w := goWorker(t, eng, "interop-go-caller")
+	ctx := testCtx(t)
+	type echoed struct {
+		Input struct {
+			Big string `json:"big"`
+		} `json:"input"`
+	}
+
+	// Just under 1 MiB in, about as much back out: fine.
+	under := strings.Repeat("u", 1<<20-4096)
+	got, err := iii.Call[echoed](ctx, w, "interop::echo", map[string]any{"big": under})
+	if err != nil || got.Input.Big != under {
+		t.Fatalf("echo of %d bytes: %d bytes back, %v", len(under), len(got.Input.Big), err)
+	}
+
+	// Over 1 MiB: the Python side drops the connection under the call.
+	_, err = iii.Call[echoed](ctx, w, "interop::echo", map[string]any{"big": strings.Repeat("o", 1<<20+1)})
+	var re *iii.RemoteError
+	if !errors.As(err, &re) || re.Code != iii.CodeInvocationStopped {
+		t.Fatalf("echo of just over 1 MiB: %v; want invocation_stopped", err)
+	}
+	// It reconnects under a new worker id and serves calls again.
+	poll(t, "interop::echo on a new connection", func() bool {
+		owner := eng.Functions()["interop::echo"]
+		return owner != "" && owner != first
+	})
+	got, err = iii.Call[echoed](ctx, w, "interop::echo", map[string]any{"big": "small"})
+	if err != nil || got.Input.Big != "small" {
+		t.Fatalf("echo after the reconnect: %+v, %v", got, err)
+	}
+}

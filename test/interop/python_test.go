@@ -454,3 +454,40 @@ func isSubsequence(want, got []string) bool {
 	}
 	return i == len(want)
 }
+
+// The Python SDK serialises its frames with pydantic's exclude_none, so a
+// None payload or trigger config leaves out "data" or "config", which the
+// engine requires: it drops such a frame as undecodable (engine/mod.rs,
+// "json decode error"), and so must the double. See python/NOTES.md.
+func TestPythonCallWithNonePayloadIsDroppedAsUndecodable(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	// No worker has interop::nobody: a decodable call would get
+	// function_not_found at once; the dropped one times out in the SDK.
+	caller := startPy(t, eng.URL, "caller.py", "PAYLOAD=null", "ECHO_FN=interop::nobody", "WAIT_MS=0",
+		"VOID_FN=-", "FAIL_FN=-", "MISSING_FN=-", "CALL_TIMEOUT_MS=1000")
+	r := result(t, caller, "echo")
+	if r.OK || r.Error == nil || r.Error.Code != "TIMEOUT" {
+		t.Fatalf("call with payload None: %+v; want the SDK's TIMEOUT", r)
+	}
+	if n := eng.FrameCount(wire.KindInvalid); n != 1 {
+		t.Fatalf("%d undecodable frames, want 1", n)
+	}
+	caller.waitExit()
+}
+
+func TestPythonTriggerWithNoneConfigIsDroppedAsUndecodable(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	binder := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked", "CONFIG=null")
+	id := readyID(t, binder) // after a round trip that followed the registertrigger
+	if n := eng.FrameCount(wire.KindInvalid); n != 1 {
+		t.Fatalf("%d undecodable frames, want 1", n)
+	}
+	got := describe(eng.Journal(id))
+	if !slices.Contains(got, "registerfunction interop::ticked") || slices.ContainsFunc(got, func(s string) bool {
+		return strings.HasPrefix(s, "registertrigger ")
+	}) {
+		t.Fatalf("binder's journal:\n%s\nwant its function and no binding", strings.Join(got, "\n"))
+	}
+}
