@@ -641,3 +641,52 @@ func TestGoCallsPythonWithFramesUpToTheSDKsOneMiBLimit(t *testing.T) {
 		t.Fatalf("echo after the reconnect: %+v, %v", got, err)
 	}
 }
+
+// An engine restart (connections closed without Close frames, all state
+// wiped) brings both a Python and a Go worker back: each reconnects,
+// replays its registrations, and they call each other again (Go calls a
+// Python function that calls a Go function).
+func TestPythonAndGoWorkersCallEachOtherAgainAfterAnEngineRestart(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	py := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::relay", "RELAY_FN=gointerop::hello")
+	first := readyID(t, py)
+	w := goWorker(t, eng, "interop-go-restart")
+	if _, err := iii.RegisterFunction(w, "gointerop::hello", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
+		inv, _ := iii.InvocationFromContext(ctx)
+		return map[string]any{"hello": "from go", "input": in, "caller": inv.CallerWorkerID()}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	if err := eng.WaitFunction(ctx, "gointerop::hello"); err != nil {
+		t.Fatal(err)
+	}
+	relay := func(n int, pyID string) {
+		t.Helper()
+		raw, err := w.Trigger(ctx, iii.TriggerRequest{FunctionID: "interop::relay", Payload: map[string]any{"n": n}})
+		if err != nil {
+			t.Fatalf("relay %d: %v", n, err)
+		}
+		// The Python handler passed on its input, in which the engine
+		// replaced _caller_worker_id (Go's id) with the Python worker's.
+		requireJSON(t, fmt.Sprintf("relay %d", n), raw, json.RawMessage(fmt.Sprintf(
+			`{"relayed":{"hello":"from go","input":{"n":%d,"_caller_worker_id":"%s"},"caller":"%s"}}`, n, pyID, pyID)))
+	}
+	relay(1, first)
+
+	if err := eng.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	// Both replay onto the empty engine.
+	for _, fn := range []string{"interop::relay", "gointerop::hello"} {
+		if err := eng.WaitFunction(ctx, fn); err != nil {
+			t.Fatalf("WaitFunction(%s) after the restart: %v", fn, err)
+		}
+	}
+	second := eng.Functions()["interop::relay"]
+	if second == first {
+		t.Fatal("the Python worker kept its worker id across the restart")
+	}
+	relay(2, second)
+}

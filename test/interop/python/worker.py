@@ -9,9 +9,12 @@ each does is chosen by the last "::" segment of its id:
   void      prints {"event":"void",...} and returns {"recorded": true}
   none      returns None (the SDK then sends a result without "result")
   sleep     waits SLEEP_MS, then returns {"slept": SLEEP_MS}
+  relay     calls RELAY_FN from inside the handler (trigger_async, same payload and
+            metadata) and returns {"relayed": <its result>}; its error propagates
 
 env: III_URL, FUNCTIONS (default "interop::echo,interop::fail,interop::void"),
-     FAIL_CODE (E_INTEROP), FAIL_MESSAGE (boom), SLEEP_MS (60000), TIMEOUT_MS (60000)
+     FAIL_CODE (E_INTEROP), FAIL_MESSAGE (boom), SLEEP_MS (60000), RELAY_FN (interop::echo),
+     TIMEOUT_MS (60000)
 out: {"event":"ready","worker_id","functions"}
      {"event":"invoked","function_id","kind","input","metadata"}   (every kind but void)
      {"event":"void","function_id","kind","input","metadata"}
@@ -29,9 +32,10 @@ from interop_lib import connect, deadline, emit, env, env_int, env_list, ready, 
 FAIL_CODE = env("FAIL_CODE", "E_INTEROP")
 FAIL_MESSAGE = env("FAIL_MESSAGE", "boom")
 SLEEP_MS = env_int("SLEEP_MS", 60000)
+RELAY_FN = env("RELAY_FN", "interop::echo")
 
 
-def make_handler(function_id: str, kind: str) -> Any:
+def make_handler(iii: Any, function_id: str, kind: str) -> Any:
     def record(data: Any, metadata: Any) -> None:
         event = "void" if kind == "void" else "invoked"
         emit({"event": event, "function_id": function_id, "kind": kind, "input": data, "metadata": metadata})
@@ -56,6 +60,8 @@ def make_handler(function_id: str, kind: str) -> Any:
             return {"recorded": True}
         if kind == "none":
             return None
+        if kind == "relay":
+            return {"relayed": await iii.trigger_async({"function_id": RELAY_FN, "payload": data, "metadata": metadata})}
         if kind == "sleep":
             await asyncio.sleep(SLEEP_MS / 1000.0)
             return {"slept": SLEEP_MS}
@@ -64,7 +70,7 @@ def make_handler(function_id: str, kind: str) -> Any:
     return handler
 
 
-KINDS = {"echo", "syncecho", "fail", "coded", "void", "none", "sleep"}
+KINDS = {"echo", "syncecho", "fail", "coded", "void", "none", "sleep", "relay"}
 
 
 def main() -> None:
@@ -75,7 +81,7 @@ def main() -> None:
         kind = fid.split("::")[-1]
         if kind not in KINDS:
             raise ValueError(f"function {fid}: unknown kind {kind} (want {'|'.join(sorted(KINDS))})")
-        iii.register_function(fid, make_handler(fid, kind))
+        iii.register_function(fid, make_handler(iii, fid, kind))
     emit({"event": "ready", "worker_id": ready(iii), "functions": ids})
     emit({"event": "stopping", "reason": until_stopped()})
     shutdown_and_exit(iii)
