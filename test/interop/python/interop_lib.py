@@ -125,6 +125,9 @@ def ready(iii: III) -> str:
     frame before it. Any answer counts, an error included.
     """
     while not iii.worker_id:
+        if stopped():  # e.g. never registered: stop instead of waiting for the deadline
+            emit({"event": "stopping", "reason": until_stopped()})
+            shutdown_and_exit(iii)
         time.sleep(0.01)
     try:
         iii.trigger({"function_id": "engine::functions::list", "payload": {}})
