@@ -245,7 +245,7 @@ func TestGoTriggerProviderServesAPythonBinder(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t)
 	w := goWorker(t, eng, "interop-go-provider")
-	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 4), unregistered: make(chan iii.TriggerBinding[tickConfig], 4)}
+	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 8), unregistered: make(chan iii.TriggerBinding[tickConfig], 8)}
 	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Python binders", prov)
 	if err != nil {
 		t.Fatal(err)
