@@ -109,20 +109,20 @@ func TestGoWorkerCallsPythonWorker(t *testing.T) {
 	}
 }
 
-// goHandlers registers the Go functions the Python and Node callers call:
+// goFunctionsForPython registers the Go functions the Python and Node callers call:
 // gointerop::echo (returns input, metadata and caller), gointerop::void,
 // gointerop::fail (an InvocationError with code E_GO) and gointerop::panic.
 // Each call of echo and void is sent on the returned channel.
-func goHandlers(t *testing.T, eng *iiitest.Engine, w *iii.III) <-chan goCall {
+func goFunctionsForPython(t *testing.T, eng *iiitest.Engine, w *iii.III) <-chan pyGoCall {
 	t.Helper()
-	calls := make(chan goCall, 8)
+	calls := make(chan pyGoCall, 8)
 	record := func(ctx context.Context, in json.RawMessage) {
 		inv, ok := iii.InvocationFromContext(ctx)
 		if !ok {
 			t.Errorf("handler context without an invocation")
 			return
 		}
-		calls <- goCall{input: in, metadata: iii.MetadataFromContext(ctx), caller: inv.CallerWorkerID()}
+		calls <- pyGoCall{input: in, metadata: iii.MetadataFromContext(ctx), caller: inv.CallerWorkerID()}
 	}
 	must := func(_ *iii.FunctionRef, err error) {
 		t.Helper()
@@ -130,10 +130,10 @@ func goHandlers(t *testing.T, eng *iiitest.Engine, w *iii.III) <-chan goCall {
 			t.Fatal(err)
 		}
 	}
-	must(iii.RegisterFunction(w, "gointerop::echo", func(ctx context.Context, in json.RawMessage) (goReply, error) {
+	must(iii.RegisterFunction(w, "gointerop::echo", func(ctx context.Context, in json.RawMessage) (pyGoReply, error) {
 		record(ctx, in)
 		inv, _ := iii.InvocationFromContext(ctx)
-		return goReply{Input: in, Metadata: iii.MetadataFromContext(ctx), Caller: inv.CallerWorkerID(), Runtime: "go"}, nil
+		return pyGoReply{Input: in, Metadata: iii.MetadataFromContext(ctx), Caller: inv.CallerWorkerID(), Runtime: "go"}, nil
 	}))
 	must(iii.RegisterFunction(w, "gointerop::void", func(ctx context.Context, in json.RawMessage) (any, error) {
 		record(ctx, in)
@@ -153,15 +153,15 @@ func goHandlers(t *testing.T, eng *iiitest.Engine, w *iii.III) <-chan goCall {
 	return calls
 }
 
-// goCall is one call a Go handler of goHandlers saw.
-type goCall struct {
+// pyGoCall is one call a Go handler of goFunctionsForPython saw.
+type pyGoCall struct {
 	input    json.RawMessage
 	metadata json.RawMessage
 	caller   string
 }
 
-// goReply is what gointerop::echo returns.
-type goReply struct {
+// pyGoReply is what gointerop::echo returns.
+type pyGoReply struct {
 	Input    json.RawMessage `json:"input"`
 	Metadata json.RawMessage `json:"metadata"`
 	Caller   string          `json:"caller"`
@@ -172,7 +172,7 @@ func TestPythonWorkerCallsGoWorker(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t)
 	w := goWorker(t, eng, "interop-go-handler")
-	calls := goHandlers(t, eng, w)
+	calls := goFunctionsForPython(t, eng, w)
 
 	payload := `{"order":"A-1","qty":2,"note":"ünï ✓","gift":null}`
 	metadata := `{"origin":"python-caller","tenant":"t1"}`
@@ -190,7 +190,7 @@ func TestPythonWorkerCallsGoWorker(t *testing.T) {
 	if !echo.OK {
 		t.Fatalf("gointerop::echo: %+v", echo.Error)
 	}
-	var r goReply
+	var r pyGoReply
 	if err := json.Unmarshal(echo.Result, &r); err != nil {
 		t.Fatalf("echo result %s: %v", echo.Result, err)
 	}
@@ -386,7 +386,7 @@ func TestPythonTriggerProviderServesAGoBinder(t *testing.T) {
 	}
 	provider.wait(ev("unregistertrigger", "id", tr.ID()))
 	provider.waitN(ev("registertrigger", "id", tr.ID()), 2)
-	requireLater(t, provider, ev("unregistertrigger", "id", tr.ID()), ev("registertrigger", "id", tr.ID()))
+	requireLaterEvent(t, provider, ev("unregistertrigger", "id", tr.ID()), ev("registertrigger", "id", tr.ID()))
 	f = recv(t, "fire after the Go worker reconnected", fires)
 	requireJSON(t, "fire after reconnect", f.input, json.RawMessage(
 		`{"tick":1,"trigger_id":"`+tr.ID()+`","config":{"interval_ms":50},"_caller_worker_id":"`+providerID+`"}`))

@@ -56,15 +56,15 @@ func requirePython(t testing.TB) {
 		}
 	})
 	if err := pythonEnv.err; err != nil {
-		if pythonEnv.missing && !inCI() {
+		if pythonEnv.missing && !pythonStrictCI() {
 			t.Skipf("the Python interop tests need python3 >= 3.10 with venv and pip (set CI=true to make this a failure): %v", err)
 		}
 		t.Fatalf("Python SDK unavailable: %v", err)
 	}
 }
 
-// inCI reports whether the CI environment variable asks for strict runs.
-func inCI() bool {
+// pythonStrictCI reports whether the CI environment variable asks for strict runs.
+func pythonStrictCI() bool {
 	v := strings.ToLower(os.Getenv("CI"))
 	return v != "" && v != "0" && v != "false"
 }
@@ -93,7 +93,7 @@ print(sys.executable, sys.version.replace("\n", " "))`)
 	id, err := probe.Output()
 	if err != nil {
 		pythonEnv.missing = true
-		return fmt.Errorf("%s cannot make a virtual environment with pip: %v\n%s", python3, err, lastLines(probeErr.String(), 3))
+		return fmt.Errorf("%s cannot make a virtual environment with pip: %v\n%s", python3, err, pyTailLines(probeErr.String(), 3))
 	}
 
 	reqs, err := os.ReadFile(filepath.Join(dir, "requirements.txt"))
@@ -137,8 +137,8 @@ assert v == "` + pythonSDKVersion + `", "iii-sdk " + v + " installed, want ` + p
 	return os.WriteFile(stampFile, []byte(stamp), 0o644)
 }
 
-// lastLines returns the last n lines of s.
-func lastLines(s string, n int) string {
+// pyTailLines returns the last n lines of s.
+func pyTailLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -354,8 +354,8 @@ func TestPythonWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) 
 	// as made. (The script registers once register_worker has returned,
 	// which happens as soon as the socket opens, so the metadata call the
 	// SDK sends on open may come before or after them.)
-	firstJournal := compactConfigs(describe(eng.Journal(first)))
-	if !slices.Contains(firstJournal, "invokefunction engine::workers::register") || !isSubsequence(registrations, firstJournal) {
+	firstJournal := compactTriggerConfigs(describe(eng.Journal(first)))
+	if !slices.Contains(firstJournal, "invokefunction engine::workers::register") || !isSubsequenceOf(registrations, firstJournal) {
 		t.Fatalf("first connection's journal:\n%s", strings.Join(firstJournal, "\n"))
 	}
 
@@ -374,10 +374,10 @@ func TestPythonWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) 
 	requireOrder(t, p, ev("state", "state", "reconnecting"), ev("worker_id", "n", 2))
 	// On the new connection: reattach, the replay, then the metadata call.
 	poll(t, "the second connection's engine::workers::register", func() bool {
-		return slices.Contains(compactConfigs(describe(eng.Journal(second))), "invokefunction engine::workers::register")
+		return slices.Contains(compactTriggerConfigs(describe(eng.Journal(second))), "invokefunction engine::workers::register")
 	})
 	journal := eng.Journal(second)
-	got := compactConfigs(describe(journal))
+	got := compactTriggerConfigs(describe(journal))
 	want := append(append([]string{"reattach"}, registrations...), "invokefunction engine::workers::register")
 	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
 		t.Fatalf("second connection's journal:\n%s\nwant first:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -412,9 +412,9 @@ func TestPythonWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) 
 	}
 }
 
-// requireLater fails unless an event that then selects comes after the
+// requireLaterEvent fails unless an event that then selects comes after the
 // first event that first selects.
-func requireLater(t testing.TB, p *proc, first, then match) {
+func requireLaterEvent(t testing.TB, p *proc, first, then match) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -424,10 +424,10 @@ func requireLater(t testing.TB, p *proc, first, then match) {
 	}
 }
 
-// compactConfigs rewrites the JSON config at the end of describe's
+// compactTriggerConfigs rewrites the JSON config at the end of describe's
 // registertrigger lines compactly (Python's json.dumps puts spaces after
 // ':' and ',').
-func compactConfigs(lines []string) []string {
+func compactTriggerConfigs(lines []string) []string {
 	out := slices.Clone(lines)
 	for i, l := range out {
 		if !strings.HasPrefix(l, "registertrigger ") {
@@ -443,9 +443,9 @@ func compactConfigs(lines []string) []string {
 	return out
 }
 
-// isSubsequence reports whether want appears in got in order, not
+// isSubsequenceOf reports whether want appears in got in order, not
 // necessarily contiguously.
-func isSubsequence(want, got []string) bool {
+func isSubsequenceOf(want, got []string) bool {
 	i := 0
 	for _, g := range got {
 		if i < len(want) && g == want[i] {
