@@ -1,0 +1,692 @@
+package interop_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/test/iiitest"
+)
+
+func TestGoWorkerCallsPythonWorker(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	// OTel on, as the Python SDK runs by default: a second socket to /otel
+	// (the SDK finds it through III_URL, not through the worker's address).
+	worker := startPy(t, eng.URL, "worker.py",
+		"FUNCTIONS=interop::echo,interop::syncecho,interop::fail,interop::coded,interop::void,interop::none",
+		"FAIL_MESSAGE=python says no", "FAIL_CODE=E_PY", "OTEL_ENABLED=true")
+	readyID(t, worker)
+	w := goWorker(t, eng, "interop-go-caller")
+	ctx := testCtx(t)
+
+	type order struct {
+		SKU  string   `json:"sku"`
+		Qty  int      `json:"qty"`
+		Tags []string `json:"tags"`
+		Note *string  `json:"note"`
+	}
+	type echoed struct {
+		Input struct {
+			order
+			Caller string `json:"_caller_worker_id"`
+		} `json:"input"`
+		Metadata map[string]any `json:"metadata"`
+	}
+	// Awaited calls with metadata to the async and the plain (threaded)
+	// handler: both see payload, _caller_worker_id and metadata.
+	for _, fn := range []string{"interop::echo", "interop::syncecho"} {
+		raw, err := w.Trigger(ctx, iii.TriggerRequest{
+			FunctionID: fn,
+			Payload:    order{SKU: "A-1", Qty: 2, Tags: []string{"x", "ü"}},
+			Metadata:   map[string]any{"origin": "go", "attempt": 1},
+		})
+		if err != nil {
+			t.Fatalf("Trigger %s: %v", fn, err)
+		}
+		var got echoed
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatalf("%s result %s: %v", fn, raw, err)
+		}
+		if got.Input.SKU != "A-1" || got.Input.Qty != 2 || strings.Join(got.Input.Tags, ",") != "x,ü" || got.Input.Note != nil ||
+			got.Input.Caller != w.WorkerID() {
+			t.Fatalf("%s: Python handler input as echoed: %s", fn, raw)
+		}
+		requireJSON(t, fn+": metadata seen by the Python handler", got.Metadata, map[string]any{"origin": "go", "attempt": 1})
+		var seen invoked
+		worker.wait(ev("invoked", "function_id", fn)).decode(t, &seen)
+		requireJSON(t, fn+": Python handler input", seen.Input, json.RawMessage(
+			`{"sku":"A-1","qty":2,"tags":["x","ü"],"note":null,"_caller_worker_id":"`+w.WorkerID()+`"}`))
+	}
+
+	// iii.Call without metadata: the Python handler gets None.
+	typed, err := iii.Call[echoed](ctx, w, "interop::echo", order{SKU: "B-2", Qty: 5})
+	if err != nil || typed.Input.SKU != "B-2" || typed.Input.Qty != 5 || typed.Metadata != nil {
+		t.Fatalf("Call[echoed]: %+v, %v", typed, err)
+	}
+
+	// A handler returning None: the SDK leaves "result" out; Go sees no result.
+	if res, err := w.Trigger(ctx, iii.TriggerRequest{FunctionID: "interop::none", Payload: map[string]any{}}); err != nil || res != nil {
+		t.Fatalf("interop::none: %s, %v; want no result", res, err)
+	}
+
+	// Void: returns at once and still runs the Python handler.
+	if res, err := w.Trigger(ctx, iii.TriggerRequest{FunctionID: "interop::void", Payload: map[string]any{"fire": "and forget"},
+		Action: iii.Void(), Metadata: map[string]any{"void": true}}); err != nil || res != nil {
+		t.Fatalf("void Trigger: %s, %v", res, err)
+	}
+	var seen invoked
+	worker.wait(ev("void", "function_id", "interop::void")).decode(t, &seen)
+	requireJSON(t, "void input", seen.Input, json.RawMessage(`{"fire":"and forget","_caller_worker_id":"`+w.WorkerID()+`"}`))
+	requireJSON(t, "void metadata", seen.Metadata, json.RawMessage(`{"void":true}`))
+
+	// A raised exception is a *RemoteError invocation_failed with str(exc)
+	// and the Python traceback.
+	_, err = iii.Call[json.RawMessage](ctx, w, "interop::fail", map[string]any{"please": "fail"})
+	var re *iii.RemoteError
+	if !errors.As(err, &re) || re.Code != iii.CodeInvocationFailed || re.Message != "python says no" || re.FunctionID != "interop::fail" {
+		t.Fatalf("interop::fail: %v", err)
+	}
+	requirePyStack(t, "interop::fail", &re.Stacktrace, "worker.py", "RuntimeError: python says no")
+	// A raised iii.InvocationError loses its code on the way out of Python.
+	_, err = iii.Call[json.RawMessage](ctx, w, "interop::coded", nil)
+	if !errors.As(err, &re) || re.Code != iii.CodeInvocationFailed || re.Message != "E_PY: python says no" {
+		t.Fatalf("interop::coded: %v", err)
+	}
+
+	_, err = iii.Call[json.RawMessage](ctx, w, "interop::missing", nil)
+	if !errors.As(err, &re) || re.Code != iii.CodeFunctionNotFound || re.Message != "Function interop::missing not found" {
+		t.Fatalf("interop::missing: %v", err)
+	}
+
+	// The Python SDK traced each execution and sent the spans over /otel.
+	for _, name := range []string{"execute interop::echo", "execute interop::syncecho", "execute interop::fail", "execute interop::void"} {
+		waitSpan(t, eng, name)
+	}
+}
+
+// goFunctionsForPython registers the Go functions the Python and Node callers call:
+// gointerop::echo (returns input, metadata and caller), gointerop::void,
+// gointerop::fail (an InvocationError with code E_GO) and gointerop::panic.
+// Each call of echo and void is sent on the returned channel.
+func goFunctionsForPython(t *testing.T, eng *iiitest.Engine, w *iii.III) <-chan pyGoCall {
+	t.Helper()
+	calls := make(chan pyGoCall, 8)
+	record := func(ctx context.Context, in json.RawMessage) {
+		inv, ok := iii.InvocationFromContext(ctx)
+		if !ok {
+			t.Errorf("handler context without an invocation")
+			return
+		}
+		calls <- pyGoCall{input: in, metadata: iii.MetadataFromContext(ctx), caller: inv.CallerWorkerID()}
+	}
+	must := func(_ *iii.FunctionRef, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(iii.RegisterFunction(w, "gointerop::echo", func(ctx context.Context, in json.RawMessage) (pyGoReply, error) {
+		record(ctx, in)
+		inv, _ := iii.InvocationFromContext(ctx)
+		return pyGoReply{Input: in, Metadata: iii.MetadataFromContext(ctx), Caller: inv.CallerWorkerID(), Runtime: "go"}, nil
+	}))
+	must(iii.RegisterFunction(w, "gointerop::void", func(ctx context.Context, in json.RawMessage) (any, error) {
+		record(ctx, in)
+		return nil, nil
+	}))
+	must(iii.RegisterFunction(w, "gointerop::fail", func(ctx context.Context, in json.RawMessage) (any, error) {
+		return nil, iii.NewInvocationError("E_GO", "go handler refused the order")
+	}))
+	must(iii.RegisterFunction(w, "gointerop::panic", func(ctx context.Context, in json.RawMessage) (any, error) {
+		panic("go handler exploded")
+	}))
+	for _, id := range []string{"gointerop::echo", "gointerop::void", "gointerop::fail", "gointerop::panic"} {
+		if err := eng.WaitFunction(testCtx(t), id); err != nil {
+			t.Fatalf("WaitFunction(%s): %v", id, err)
+		}
+	}
+	return calls
+}
+
+// pyGoCall is one call a Go handler of goFunctionsForPython saw.
+type pyGoCall struct {
+	input    json.RawMessage
+	metadata json.RawMessage
+	caller   string
+}
+
+// pyGoReply is what gointerop::echo returns.
+type pyGoReply struct {
+	Input    json.RawMessage `json:"input"`
+	Metadata json.RawMessage `json:"metadata"`
+	Caller   string          `json:"caller"`
+	Runtime  string          `json:"runtime"`
+}
+
+func TestPythonWorkerCallsGoWorker(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	w := goWorker(t, eng, "interop-go-handler")
+	calls := goFunctionsForPython(t, eng, w)
+
+	payload := `{"order":"A-1","qty":2,"note":"ünï ✓","gift":null}`
+	metadata := `{"origin":"python-caller","tenant":"t1"}`
+	caller := startPy(t, eng.URL, "caller.py", "PAYLOAD="+payload, "METADATA="+metadata,
+		"ECHO_FN=gointerop::echo", "VOID_FN=gointerop::void", "FAIL_FN=gointerop::panic", "CODED_FN=gointerop::fail",
+		"ENQUEUE_QUEUE=interop-q")
+	callerID := readyID(t, caller)
+	withCaller := func(extra string) json.RawMessage {
+		return json.RawMessage(strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`)
+	}
+
+	// The Go handler got the payload, the metadata and the caller's id; its
+	// typed result reached Python unchanged.
+	echo := result(t, caller, "echo")
+	if !echo.OK {
+		t.Fatalf("gointerop::echo: %+v", echo.Error)
+	}
+	var r pyGoReply
+	if err := json.Unmarshal(echo.Result, &r); err != nil {
+		t.Fatalf("echo result %s: %v", echo.Result, err)
+	}
+	requireJSON(t, "Go handler input", r.Input, withCaller(""))
+	requireJSON(t, "Go handler metadata", r.Metadata, json.RawMessage(metadata))
+	if r.Caller != callerID || r.Runtime != "go" {
+		t.Fatalf("echo result %s; want caller %s", echo.Result, callerID)
+	}
+	recv(t, "the echo call", calls)
+
+	// Void: Python gets None at once; the Go handler still runs, with metadata.
+	void := result(t, caller, "void")
+	if !void.OK || string(void.Result) != "null" {
+		t.Fatalf("void: %+v", void)
+	}
+	c := recv(t, "the void call", calls)
+	requireJSON(t, "void input", c.input, withCaller(`,"void":true`))
+	requireJSON(t, "void metadata", c.metadata, json.RawMessage(metadata))
+	if c.caller != callerID {
+		t.Fatalf("void caller %q, want %q", c.caller, callerID)
+	}
+
+	// A panic is invocation_failed with the panic value and the Go stack.
+	panicked := requireError(t, result(t, caller, "fail"), "invocation_failed", "panic: go handler exploded")
+	if panicked.Stacktrace == nil || !strings.Contains(*panicked.Stacktrace, "goroutine ") {
+		t.Fatalf("panic stacktrace %v; want the Go stack of the handler", panicked.Stacktrace)
+	}
+	// An InvocationError's code reaches Python's InvocationError unchanged.
+	coded := requireError(t, result(t, caller, "coded"), "E_GO", "go handler refused the order")
+	if coded.Stacktrace != nil {
+		t.Fatalf("E_GO carries a stack %q", *coded.Stacktrace)
+	}
+	requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
+
+	// Enqueued from Python to Go: the receipt, then the Go handler runs.
+	enq := result(t, caller, "enqueue")
+	var receipt iii.EnqueueResult
+	if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil || receipt.MessageReceiptID == "" {
+		t.Fatalf("enqueue: %+v", enq)
+	}
+	c = recv(t, "the queued call", calls)
+	var input map[string]any
+	if err := json.Unmarshal(c.input, &input); err != nil {
+		t.Fatal(err)
+	}
+	delete(input, "_caller_worker_id")
+	requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
+	caller.waitExit()
+}
+
+func TestGoTriggerProviderServesAPythonBinder(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	w := goWorker(t, eng, "interop-go-provider")
+	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 8), unregistered: make(chan iii.TriggerBinding[tickConfig], 8)}
+	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Python binders", prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	binder := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked",
+		`CONFIG={"interval_ms":250}`, `METADATA={"binder":"python"}`)
+	var bound struct {
+		ID string `json:"id"`
+	}
+	binder.wait(ev("bound")).decode(t, &bound)
+
+	b := recv(t, "binding", prov.registered)
+	if b.ID != bound.ID || b.FunctionID != "interop::ticked" || b.Config.IntervalMs != 250 || !jsonEqual(b.Metadata, json.RawMessage(`{"binder":"python"}`)) {
+		t.Fatalf("Go provider got binding %+v (metadata %s); want id %s", b, b.Metadata, bound.ID)
+	}
+
+	// Fired from Go, it runs the Python function with the binding's metadata.
+	res, err := ref.Fire(testCtx(t), b.ID, tick{Tick: 7})
+	if err != nil {
+		t.Fatalf("Fire: %v", err)
+	}
+	requireJSON(t, "fire result", res, json.RawMessage(`{"ok":true,"tick":7}`))
+	var in invoked
+	binder.wait(ev("invoked")).decode(t, &in)
+	requireJSON(t, "Python function input", in.Input, json.RawMessage(`{"tick":7,"_caller_worker_id":"`+w.WorkerID()+`"}`))
+	requireJSON(t, "Python function metadata", in.Metadata, json.RawMessage(`{"binder":"python"}`))
+
+	// A config that does not decode into the provider's type is refused, and
+	// the Python binder hears of it.
+	bad := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-bad",
+		`CONFIG={"interval_ms":"often"}`)
+	var refused struct {
+		ID          string `json:"id"`
+		TriggerType string `json:"trigger_type"`
+		Message     string `json:"message"`
+	}
+	bad.wait(ev("trigger_registration_failed")).decode(t, &refused)
+	var badBound struct {
+		ID string `json:"id"`
+	}
+	bad.wait(ev("bound")).decode(t, &badBound)
+	if refused.ID != badBound.ID || refused.TriggerType != "gointerop::ticker" || !strings.Contains(refused.Message, "interval_ms") {
+		t.Fatalf("refusal reported to Python as %+v; want binding %s and a message about interval_ms", refused, badBound.ID)
+	}
+
+	// Unbinding from Python reaches the Go provider.
+	unbinder := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-once",
+		"UNREGISTER_AFTER_MS=0")
+	var once struct {
+		ID string `json:"id"`
+	}
+	unbinder.wait(ev("unbound")).decode(t, &once)
+	for {
+		u := recv(t, "explicit unregistration", prov.unregistered)
+		if u.ID == once.ID {
+			break
+		}
+		if u.ID != badBound.ID { // the refused binding may be unbound too
+			t.Fatalf("Go provider unregistered %+v, want %s", u, once.ID)
+		}
+	}
+
+	// When the Python binder leaves, the Go provider is told to stop.
+	if code := binder.stop(); code != 0 {
+		t.Fatalf("binder exited with %d", code)
+	}
+	for {
+		u := recv(t, "unregistration", prov.unregistered)
+		if u.ID == bound.ID {
+			break
+		}
+		if u.ID != badBound.ID {
+			t.Fatalf("Go provider unregistered %+v, want %s", u, bound.ID)
+		}
+	}
+}
+
+func TestPythonTriggerProviderServesAGoBinder(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	provider := startPy(t, eng.URL, "trigger_provider.py", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=1")
+	providerID := readyID(t, provider)
+	w := goWorker(t, eng, "interop-go-binder")
+	type fire struct {
+		input    json.RawMessage
+		metadata json.RawMessage
+	}
+	fires := make(chan fire, 4)
+	if _, err := iii.RegisterFunction(w, "gointerop::ticked", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
+		fires <- fire{input: in, metadata: iii.MetadataFromContext(ctx)}
+		return map[string]any{"go": true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	tr, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
+		Config: map[string]any{"interval_ms": 50}, Metadata: map[string]any{"binder": "go"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg binding
+	provider.wait(ev("registertrigger", "id", tr.ID())).decode(t, &reg)
+	requireJSON(t, "binding as the Python provider sees it", reg,
+		json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"gointerop::ticked","config":{"interval_ms":50},"metadata":{"binder":"go"}}`))
+	f := recv(t, "fire", fires)
+	requireJSON(t, "Go function input", f.input, json.RawMessage(
+		`{"tick":1,"trigger_id":"`+tr.ID()+`","config":{"interval_ms":50},"_caller_worker_id":"`+providerID+`"}`))
+	requireJSON(t, "Go function metadata", f.metadata, json.RawMessage(`{"binder":"go"}`))
+	var fired struct {
+		OK     bool            `json:"ok"`
+		Result json.RawMessage `json:"result"`
+	}
+	provider.wait(ev("fired", "id", tr.ID())).decode(t, &fired)
+	if !fired.OK {
+		t.Fatalf("fire seen by the provider: %+v", fired)
+	}
+	requireJSON(t, "fire result", fired.Result, json.RawMessage(`{"go":true}`))
+
+	// The Python provider's refusal reaches the Go binding as a TriggerError.
+	rejected, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
+		Config: map[string]any{"reject": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rejected.WaitError(testCtx(t))
+	var te *iii.TriggerError
+	if !errors.As(err, &te) || te.TriggerID != rejected.ID() || te.TriggerType != "interop::ticker" ||
+		te.Code != iii.CodeTriggerRegistrationFailed || te.Message != "binding "+rejected.ID()+" rejected by interop provider" {
+		t.Fatalf("refusal: %v (%+v)", err, te)
+	}
+
+	// The Go worker's connection drops: the engine unbinds at the provider,
+	// and the Go SDK's replay binds the same id again, which fires again.
+	oldID := w.WorkerID()
+	if !eng.DropWorker(oldID) {
+		t.Fatalf("DropWorker(%s): not connected", oldID)
+	}
+	provider.wait(ev("unregistertrigger", "id", tr.ID()))
+	provider.waitN(ev("registertrigger", "id", tr.ID()), 2)
+	requireLaterEvent(t, provider, ev("unregistertrigger", "id", tr.ID()), ev("registertrigger", "id", tr.ID()))
+	f = recv(t, "fire after the Go worker reconnected", fires)
+	requireJSON(t, "fire after reconnect", f.input, json.RawMessage(
+		`{"tick":1,"trigger_id":"`+tr.ID()+`","config":{"interval_ms":50},"_caller_worker_id":"`+providerID+`"}`))
+	if w.WorkerID() == oldID {
+		t.Fatalf("the Go worker kept its worker id %s after reconnecting", oldID)
+	}
+
+	// Unregistering from Go tells the Python provider.
+	if err := tr.Unregister(); err != nil {
+		t.Fatal(err)
+	}
+	var unreg binding
+	provider.waitN(ev("unregistertrigger", "id", tr.ID()), 2)[1].decode(t, &unreg)
+	requireJSON(t, "unbinding", unreg, json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"","config":null,"metadata":null}`))
+}
+
+func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startPy(t, eng.URL, "reconnect.py", "FUNCTION_ID=interop::reconnect-fn")
+	var ready struct {
+		WorkerID string `json:"worker_id"`
+	}
+	worker.wait(ev("ready")).decode(t, &ready)
+	w := goWorker(t, eng, "interop-go-caller")
+	ctx := testCtx(t)
+	type reply struct {
+		PID      int    `json:"pid"`
+		WorkerID string `json:"worker_id"`
+	}
+	before, err := iii.Call[reply](ctx, w, "interop::reconnect-fn", map[string]any{"n": 1})
+	if err != nil || before.WorkerID != ready.WorkerID {
+		t.Fatalf("call before the drop: %+v, %v", before, err)
+	}
+	if !eng.DropWorker(ready.WorkerID) {
+		t.Fatalf("DropWorker(%s): not connected", ready.WorkerID)
+	}
+	var next struct {
+		WorkerID string `json:"worker_id"`
+	}
+	worker.wait(ev("worker_id", "n", 2)).decode(t, &next)
+	// Once the replay has reached the engine, Go's next call gets there.
+	if err := eng.WaitFunction(ctx, "interop::reconnect-fn"); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "interop::reconnect-fn on the new connection", func() bool {
+		return eng.Functions()["interop::reconnect-fn"] == next.WorkerID
+	})
+	after, err := iii.Call[reply](ctx, w, "interop::reconnect-fn", map[string]any{"n": 2})
+	if err != nil || after.WorkerID != next.WorkerID || after.PID != worker.cmd.Process.Pid {
+		t.Fatalf("call after the reconnect: %+v, %v; want worker %s", after, err, next.WorkerID)
+	}
+}
+
+func TestGoWriterStreams8MiBAndMessagesToAPythonReader(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	w := goWorker(t, eng, "interop-go-channel-writer")
+	ch, err := w.CreateChannel(testCtx(t), 4) // the Go writer runs ahead and has to wait
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total, count = 8 << 20, 7
+	ref, err := json.Marshal(ch.ReaderRef)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := startPy(t, eng.URL, "channel.py", "MODE=read", "READER_REF="+string(ref))
+	writeLayout(t, ch.Writer, total, count)
+	var got channelSummary
+	reader.wait(ev("read")).decode(t, &got)
+	requireJSON(t, "read by Python", got, expectedChannel(total, count))
+	reader.waitExit()
+}
+
+func TestPythonWriterStreams8MiBAndMessagesToAGoReader(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	const total, count = 8 << 20, 7
+	writer := startPy(t, eng.URL, "channel.py", "MODE=create-and-write", "BUFFER_SIZE=4",
+		fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
+	var refs struct {
+		Reader iii.StreamChannelRef `json:"reader"`
+		Writer iii.StreamChannelRef `json:"writer"`
+	}
+	writer.wait(ev("channel")).decode(t, &refs)
+	if !refs.Reader.Valid() || refs.Reader.Direction != iii.ChannelRead || refs.Writer.Direction != iii.ChannelWrite ||
+		refs.Reader.ChannelID != refs.Writer.ChannelID {
+		t.Fatalf("refs from Python: %+v / %+v", refs.Reader, refs.Writer)
+	}
+	got := readSummary(t, iii.NewChannelReader(eng.URL, refs.Reader))
+	want := expectedChannel(total, count)
+	requireJSON(t, "read by Go", got, want)
+	var written channelSummary
+	writer.wait(ev("written")).decode(t, &written)
+	requireJSON(t, "written by Python", written, want)
+	writer.waitExit()
+}
+
+func TestGoPassesChannelRefsToPythonFunctionsInPayloads(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	py := startPy(t, eng.URL, "channel.py", "MODE=serve")
+	readyID(t, py)
+	w := goWorker(t, eng, "interop-go-channel-caller")
+	ctx := testCtx(t)
+	const total, count = 300_000, 3
+	want := expectedChannel(total, count)
+
+	type summaryOrErr struct {
+		s   channelSummary
+		err error
+	}
+	// Go writes; the Python function reads the reader ref it was given.
+	up, err := w.CreateChannel(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan summaryOrErr, 1)
+	go func() {
+		s, err := iii.Call[channelSummary](ctx, w, "interop::channel-read", map[string]any{"reader": up.ReaderRef})
+		res <- summaryOrErr{s, err}
+	}()
+	writeLayout(t, up.Writer, total, count)
+	r := <-res
+	if r.err != nil {
+		t.Fatalf("interop::channel-read: %v", r.err)
+	}
+	requireJSON(t, "read by the Python function", r.s, want)
+
+	// The Python function writes into the writer ref it was given; Go reads.
+	down, err := w.CreateChannel(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s, err := iii.Call[channelSummary](ctx, w, "interop::channel-write",
+			map[string]any{"writer": down.WriterRef, "bytes": total, "messages": count})
+		res <- summaryOrErr{s, err}
+	}()
+	requireJSON(t, "read by Go", readSummary(t, down.Reader), want)
+	r = <-res
+	if r.err != nil {
+		t.Fatalf("interop::channel-write: %v", r.err)
+	}
+	requireJSON(t, "written by the Python function", r.s, want)
+	py.stop()
+}
+
+func TestPythonWorkerCallsNodeWorker(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=node says no")
+	readyID(t, worker)
+	payload := `{"hello":"node","list":[1,null,"ü"]}`
+	metadata := `{"origin":"python"}`
+	caller := startPy(t, eng.URL, "caller.py", "PAYLOAD="+payload, "METADATA="+metadata)
+	callerID := readyID(t, caller)
+	withCaller := func(extra string) string {
+		return strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`
+	}
+
+	echo := result(t, caller, "echo")
+	if !echo.OK {
+		t.Fatalf("echo: %+v", echo.Error)
+	}
+	requireJSON(t, "Node echo as Python sees it", echo.Result, json.RawMessage(`{"input":`+withCaller("")+`,"metadata":`+metadata+`}`))
+	if void := result(t, caller, "void"); !void.OK || string(void.Result) != "null" {
+		t.Fatalf("void: %+v", void)
+	}
+	var seen invoked
+	worker.wait(ev("void", "function_id", "interop::void")).decode(t, &seen)
+	requireJSON(t, "Node void input", seen.Input, json.RawMessage(withCaller(`,"void":true`)))
+	requireJSON(t, "Node void metadata", seen.Metadata, json.RawMessage(metadata))
+	fail := requireError(t, result(t, caller, "fail"), "invocation_failed", "node says no")
+	if fail.Stacktrace == nil || !strings.HasPrefix(*fail.Stacktrace, "Error: node says no\n") {
+		t.Fatalf("Node stack as Python sees it: %v", fail.Stacktrace)
+	}
+	requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
+	caller.waitExit()
+}
+
+func TestNodeWorkerCallsPythonWorker(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=python says no")
+	readyID(t, worker)
+	payload := `{"hello":"python","list":[1,null,"ü"]}`
+	metadata := `{"origin":"node"}`
+	caller := startScript(t, eng.URL, "caller.mjs", "PAYLOAD="+payload, "METADATA="+metadata)
+	callerID := readyID(t, caller)
+	withCaller := func(extra string) string {
+		return strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`
+	}
+
+	echo := result(t, caller, "echo")
+	if !echo.OK {
+		t.Fatalf("echo: %+v", echo.Error)
+	}
+	requireJSON(t, "Python echo as Node sees it", echo.Result, json.RawMessage(`{"input":`+withCaller("")+`,"metadata":`+metadata+`}`))
+	if void := result(t, caller, "void"); !void.OK || string(void.Result) != "null" {
+		t.Fatalf("void: %+v", void)
+	}
+	var seen invoked
+	worker.wait(ev("void", "function_id", "interop::void")).decode(t, &seen)
+	requireJSON(t, "Python void input", seen.Input, json.RawMessage(withCaller(`,"void":true`)))
+	requireJSON(t, "Python void metadata", seen.Metadata, json.RawMessage(metadata))
+	fail := requireError(t, result(t, caller, "fail"), "invocation_failed", "python says no")
+	requirePyStack(t, "Python traceback as Node sees it", fail.Stacktrace, "worker.py", "RuntimeError: python says no")
+	requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
+	caller.waitExit()
+}
+
+// The Python SDK connects with the websockets library's default max_size
+// of 1 MiB for an incoming message (the engine accepts 64 MiB, the Node SDK
+// 100 MiB): a larger frame makes the library close the connection (1009),
+// so the call fails with invocation_stopped and the worker reconnects.
+// Frames the Python SDK sends are not limited. See python/NOTES.md.
+func TestGoCallsPythonWithFramesUpToTheSDKsOneMiBLimit(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo")
+	first := readyID(t, worker)
+	w := goWorker(t, eng, "interop-go-caller")
+	ctx := testCtx(t)
+	type echoed struct {
+		Input struct {
+			Big string `json:"big"`
+		} `json:"input"`
+	}
+
+	// Just under 1 MiB in, about as much back out: fine.
+	under := strings.Repeat("u", 1<<20-4096)
+	got, err := iii.Call[echoed](ctx, w, "interop::echo", map[string]any{"big": under})
+	if err != nil || got.Input.Big != under {
+		t.Fatalf("echo of %d bytes: %d bytes back, %v", len(under), len(got.Input.Big), err)
+	}
+
+	// Over 1 MiB: the Python side drops the connection under the call.
+	_, err = iii.Call[echoed](ctx, w, "interop::echo", map[string]any{"big": strings.Repeat("o", 1<<20+1)})
+	var re *iii.RemoteError
+	if !errors.As(err, &re) || re.Code != iii.CodeInvocationStopped {
+		t.Fatalf("echo of just over 1 MiB: %v; want invocation_stopped", err)
+	}
+	// It reconnects under a new worker id and serves calls again.
+	poll(t, "interop::echo on a new connection", func() bool {
+		owner := eng.Functions()["interop::echo"]
+		return owner != "" && owner != first
+	})
+	got, err = iii.Call[echoed](ctx, w, "interop::echo", map[string]any{"big": "small"})
+	if err != nil || got.Input.Big != "small" {
+		t.Fatalf("echo after the reconnect: %+v, %v", got, err)
+	}
+}
+
+// An engine restart (connections closed without Close frames, all state
+// wiped) brings both a Python and a Go worker back: each reconnects,
+// replays its registrations, and they call each other again (Go calls a
+// Python function that calls a Go function).
+func TestPythonAndGoWorkersCallEachOtherAgainAfterAnEngineRestart(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	py := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::relay", "RELAY_FN=gointerop::hello")
+	first := readyID(t, py)
+	w := goWorker(t, eng, "interop-go-restart")
+	if _, err := iii.RegisterFunction(w, "gointerop::hello", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
+		inv, _ := iii.InvocationFromContext(ctx)
+		return map[string]any{"hello": "from go", "input": in, "caller": inv.CallerWorkerID()}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	if err := eng.WaitFunction(ctx, "gointerop::hello"); err != nil {
+		t.Fatal(err)
+	}
+	relay := func(n int, pyID string) {
+		t.Helper()
+		raw, err := w.Trigger(ctx, iii.TriggerRequest{FunctionID: "interop::relay", Payload: map[string]any{"n": n}})
+		if err != nil {
+			t.Fatalf("relay %d: %v", n, err)
+		}
+		// The Python handler passed on its input, in which the engine
+		// replaced _caller_worker_id (Go's id) with the Python worker's.
+		requireJSON(t, fmt.Sprintf("relay %d", n), raw, json.RawMessage(fmt.Sprintf(
+			`{"relayed":{"hello":"from go","input":{"n":%d,"_caller_worker_id":"%s"},"caller":"%s"}}`, n, pyID, pyID)))
+	}
+	relay(1, first)
+
+	if err := eng.Restart(); err != nil {
+		t.Fatalf("Restart: %v", err)
+	}
+	// Both replay onto the empty engine.
+	for _, fn := range []string{"interop::relay", "gointerop::hello"} {
+		if err := eng.WaitFunction(ctx, fn); err != nil {
+			t.Fatalf("WaitFunction(%s) after the restart: %v", fn, err)
+		}
+	}
+	second := eng.Functions()["interop::relay"]
+	if second == first {
+		t.Fatal("the Python worker kept its worker id across the restart")
+	}
+	relay(2, second)
+}

@@ -1,0 +1,493 @@
+package interop_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/test/iiitest"
+)
+
+// requirePyStack fails unless a Python handler's stacktrace is the traceback
+// of the exception raised in file, ending in "<exception>: <message>".
+func requirePyStack(t testing.TB, what string, stack *string, file, exception string) {
+	t.Helper()
+	if stack == nil || !strings.HasPrefix(*stack, "Traceback (most recent call last):\n") ||
+		!strings.Contains(*stack, file) || !strings.Contains(*stack, "\n"+exception+"\n") {
+		t.Fatalf("%s: stacktrace %v; want the Python traceback of %s in %s", what, stack, exception, file)
+	}
+}
+
+func TestPythonWorkerCallsPythonWorkerThroughTheDouble(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail,interop::void,interop::coded",
+		"FAIL_MESSAGE=boom from python", "FAIL_CODE=E_PY")
+	readyID(t, worker)
+	payload := `{"hello":"world","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`
+	metadata := `{"origin":"python-caller","attempt":1}`
+	caller := startPy(t, eng.URL, "caller.py", "PAYLOAD="+payload, "METADATA="+metadata, "CODED_FN=interop::coded",
+		"ENQUEUE_QUEUE=interop-q")
+	callerID := readyID(t, caller)
+	withCaller := func(extra string) string { // payload as the handler sees it
+		return strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`
+	}
+
+	// Awaited call: payload plus _caller_worker_id, metadata beside it, the
+	// result back unchanged (nulls and non-ASCII text included).
+	echo := result(t, caller, "echo")
+	if !echo.OK || echo.FunctionID != "interop::echo" {
+		t.Fatalf("echo: %+v", echo)
+	}
+	requireJSON(t, "echo result", echo.Result, json.RawMessage(`{"input":`+withCaller("")+`,"metadata":`+metadata+`}`))
+	var seen invoked
+	worker.wait(ev("invoked", "function_id", "interop::echo")).decode(t, &seen)
+	requireJSON(t, "echo handler input", seen.Input, json.RawMessage(withCaller("")))
+	requireJSON(t, "echo handler metadata", seen.Metadata, json.RawMessage(metadata))
+
+	// Void: None at once; the handler still runs with payload and metadata.
+	void := result(t, caller, "void")
+	if !void.OK || string(void.Result) != "null" {
+		t.Fatalf("void: %+v", void)
+	}
+	worker.wait(ev("void", "function_id", "interop::void")).decode(t, &seen)
+	requireJSON(t, "void handler input", seen.Input, json.RawMessage(withCaller(`,"void":true`)))
+	requireJSON(t, "void handler metadata", seen.Metadata, json.RawMessage(metadata))
+
+	// A raised exception is invocation_failed with str(exc) and the traceback.
+	fail := requireError(t, result(t, caller, "fail"), "invocation_failed", "boom from python")
+	requirePyStack(t, "fail", fail.Stacktrace, "worker.py", "RuntimeError: boom from python")
+	// A raised InvocationError keeps no code of its own either: the SDK sends
+	// invocation_failed with str(err), "<code>: <message>".
+	coded := requireError(t, result(t, caller, "coded"), "invocation_failed", "E_PY: boom from python")
+	requirePyStack(t, "coded", coded.Stacktrace, "worker.py", "iii.errors.InvocationError: E_PY: boom from python")
+
+	missing := requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
+	if missing.Stacktrace != nil {
+		t.Fatalf("missing: stacktrace %q", *missing.Stacktrace)
+	}
+
+	// Enqueued: the receipt at once, the job later.
+	enq := result(t, caller, "enqueue")
+	var receipt struct {
+		MessageReceiptID string `json:"messageReceiptId"`
+	}
+	if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil {
+		t.Fatalf("enqueue: %+v", enq)
+	}
+	if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
+		t.Fatalf("enqueue receipt %s: %v", enq.Result, err)
+	}
+	job := worker.waitN(ev("invoked", "function_id", "interop::echo"), 2)[1]
+	var input map[string]any
+	job.decode(t, &seen)
+	if err := json.Unmarshal(seen.Input, &input); err != nil {
+		t.Fatal(err)
+	}
+	delete(input, "_caller_worker_id")
+	requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
+
+	caller.wait(ev("done"))
+	caller.waitExit()
+	var order []string
+	for _, e := range caller.all(ev("result")) {
+		var r callResult
+		e.decode(t, &r)
+		order = append(order, r.Call)
+	}
+	if !slices.Equal(order, []string{"echo", "void", "fail", "coded", "missing", "enqueue"}) {
+		t.Fatalf("results in order %v", order)
+	}
+	worker.wait(ev("invoked", "function_id", "interop::coded"))
+	if n := len(worker.all(ev("invoked"))) + len(worker.all(ev("void"))); n != 5 {
+		t.Fatalf("worker saw %d invocations, want 5", n)
+	}
+	if code := worker.stop(); code != 0 {
+		t.Fatalf("worker exited with %d", code)
+	}
+}
+
+func TestPythonTriggerProviderGetsBindingsOfAnotherPythonWorkerAndFiresThem(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	provider := startPy(t, eng.URL, "trigger_provider.py", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=2")
+	providerID := readyID(t, provider)
+
+	// A keeps its binding, B unbinds at once, C's is refused by the provider.
+	configA := `{"interval_ms":100,"binder":"a"}`
+	metaA := `{"binder":"python-a"}`
+	a := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-a",
+		"CONFIG="+configA, "METADATA="+metaA)
+	b := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-b",
+		"UNREGISTER_AFTER_MS=0")
+	c := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-c",
+		`CONFIG={"reject":true}`)
+	boundID := func(p *proc) string {
+		var bound struct {
+			ID string `json:"id"`
+		}
+		p.wait(ev("bound")).decode(t, &bound)
+		return bound.ID
+	}
+	idA, idB, idC := boundID(a), boundID(b), boundID(c)
+
+	var reg binding
+	provider.wait(ev("registertrigger", "id", idA)).decode(t, &reg)
+	requireJSON(t, "binding as the provider sees it", reg,
+		json.RawMessage(`{"id":"`+idA+`","function_id":"interop::ticked-a","config":`+configA+`,"metadata":`+metaA+`}`))
+	for k, e := range provider.waitN(ev("fired", "id", idA), 2) {
+		var f struct {
+			Tick   int             `json:"tick"`
+			OK     bool            `json:"ok"`
+			Result json.RawMessage `json:"result"`
+		}
+		e.decode(t, &f)
+		if f.Tick != k+1 || !f.OK {
+			t.Fatalf("fire %d: %s", k+1, e.Raw)
+		}
+		requireJSON(t, "fire result", f.Result, json.RawMessage(fmt.Sprintf(`{"ok":true,"tick":%d}`, k+1)))
+	}
+	for k, e := range a.waitN(ev("invoked"), 2) {
+		var in invoked
+		e.decode(t, &in)
+		requireJSON(t, fmt.Sprintf("fire %d input", k+1), in.Input, json.RawMessage(fmt.Sprintf(
+			`{"tick":%d,"trigger_id":"%s","config":%s,"_caller_worker_id":"%s"}`, k+1, idA, configA, providerID)))
+		requireJSON(t, fmt.Sprintf("fire %d metadata", k+1), in.Metadata, json.RawMessage(metaA))
+	}
+
+	// B unbinds: the provider gets only the id (function_id "", no config).
+	b.wait(ev("unbound", "id", idB))
+	var unreg binding
+	provider.wait(ev("unregistertrigger", "id", idB)).decode(t, &unreg)
+	requireJSON(t, "explicit unbinding", unreg, json.RawMessage(`{"id":"`+idB+`","function_id":"","config":null,"metadata":null}`))
+	requireOrder(t, provider, ev("registertrigger", "id", idB), ev("unregistertrigger", "id", idB))
+
+	// C's refusal travels from the provider through the engine to C.
+	var failed struct {
+		TriggerType string `json:"trigger_type"`
+		Message     string `json:"message"`
+	}
+	provider.wait(ev("registertrigger", "id", idC, "config", map[string]any{"reject": true}))
+	c.wait(ev("trigger_registration_failed", "id", idC)).decode(t, &failed)
+	if failed.TriggerType != "interop::ticker" || failed.Message != "binding "+idC+" rejected by interop provider" {
+		t.Fatalf("refused binding reported as %+v", failed)
+	}
+
+	// A disconnects: the engine unbinds its binding at the provider.
+	if code := a.stop(); code != 0 {
+		t.Fatalf("binder A exited with %d", code)
+	}
+	provider.wait(ev("unregistertrigger", "id", idA))
+	requireOrder(t, provider, ev("registertrigger", "id", idA), ev("unregistertrigger", "id", idA))
+}
+
+func TestPythonChannelInOneProcessCarriesBytesAndInterleavedMessagesInOrder(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	const total, count = 200_000, 3
+	p := startPy(t, eng.URL, "channel.py", "MODE=self", fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
+	want := expectedChannel(total, count)
+	for _, side := range []string{"written", "read"} {
+		var got channelSummary
+		p.wait(ev(side)).decode(t, &got)
+		requireJSON(t, side, got, want)
+	}
+	p.wait(ev("self", "match", true))
+	p.waitExit()
+}
+
+func TestPythonListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail", "III_WORKER_NAME=interop-worker")
+	workerID := readyID(t, worker)
+	lister := startPy(t, eng.URL, "list.py", "REGISTER=interop::listed", "III_WORKER_NAME=interop-lister")
+	listerID := readyID(t, lister)
+	lister.waitExit()
+
+	var fns callResult
+	lister.wait(ev("result", "function_id", "engine::functions::list")).decode(t, &fns)
+	if !fns.OK {
+		t.Fatalf("engine::functions::list: %+v", fns.Error)
+	}
+	requireJSON(t, "engine::functions::list", fns.Result, json.RawMessage(`{"functions":[
+		{"function_id":"interop::echo","worker_name":"interop-worker"},
+		{"function_id":"interop::fail","worker_name":"interop-worker"},
+		{"function_id":"interop::listed","worker_name":"interop-lister","description":"interop interop::listed"}]}`))
+
+	var wks callResult
+	lister.wait(ev("result", "function_id", "engine::workers::list")).decode(t, &wks)
+	if !wks.OK {
+		t.Fatalf("engine::workers::list: %+v", wks.Error)
+	}
+	type summary struct {
+		ID            string  `json:"id"`
+		Name          string  `json:"name"`
+		Runtime       string  `json:"runtime"`
+		Version       string  `json:"version"`
+		Status        string  `json:"status"`
+		FunctionCount int     `json:"function_count"`
+		OS            string  `json:"os"`
+		IPAddress     *string `json:"ip_address"`
+		ConnectedAtMs int64   `json:"connected_at_ms"`
+	}
+	var list struct {
+		Workers []summary `json:"workers"`
+	}
+	if err := json.Unmarshal(wks.Result, &list); err != nil {
+		t.Fatalf("engine::workers::list result %s: %v", wks.Result, err)
+	}
+	var names []string
+	for _, w := range list.Workers {
+		names = append(names, w.Name)
+	}
+	if !slices.Equal(names, []string{"iii-engine-functions", "interop-lister", "interop-worker"}) {
+		t.Fatalf("engine::workers::list names %v in %s", names, wks.Result)
+	}
+	for _, w := range []struct {
+		got       summary
+		id        string
+		functions int
+	}{{list.Workers[1], listerID, 1}, {list.Workers[2], workerID, 2}} {
+		g := w.got
+		if g.ID != w.id || g.Runtime != "python" || g.Version != pythonSDKVersion || g.Status != "connected" ||
+			g.FunctionCount != w.functions || g.OS == "" || g.IPAddress == nil || *g.IPAddress != "127.0.0.1" || g.ConnectedAtMs <= 0 {
+			t.Fatalf("worker %s listed as %+v", w.id, g)
+		}
+	}
+
+	// The double's own view agrees, with the process id the SDK reported.
+	var info *iiitest.WorkerInfo
+	for _, wi := range eng.Workers() {
+		if wi.ID == workerID {
+			info = &wi
+		}
+	}
+	if info == nil || info.Runtime != "python" || info.Name != "interop-worker" || info.PID != worker.cmd.Process.Pid ||
+		!slices.Equal(info.Functions, []string{"interop::echo", "interop::fail"}) {
+		t.Fatalf("double's worker info %+v", info)
+	}
+}
+
+func TestPythonLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	const mark = "interop-pylog-5c1e"
+	p := startPy(t, eng.URL, "logger.py", "LOG_MARK="+mark) // the script turns OTel on
+	p.wait(ev("flushed"))
+
+	// The SDK may log records of its own; pick ours by their mark.
+	ctx := testCtx(t)
+	var ours []wire.LogRecord
+	for n := 4; len(ours) < 4; n++ {
+		recs, err := eng.WaitLogs(ctx, n)
+		if err != nil {
+			t.Fatalf("waiting for %d log records (have %d of ours): %v", n, len(ours), err)
+		}
+		ours = ours[:0]
+		for _, r := range recs {
+			if strings.HasPrefix(r.Body.String(), mark+" ") {
+				ours = append(ours, r)
+			}
+		}
+	}
+	if code := p.stop(); code != 0 {
+		t.Fatalf("logger.py exited with %d", code)
+	}
+	levels := []struct {
+		name     string
+		severity int
+	}{{"info", 9}, {"warn", 13}, {"error", 17}, {"debug", 5}}
+	if len(ours) != len(levels) {
+		t.Fatalf("got %d records with the mark, want %d", len(ours), len(levels))
+	}
+	for seq, lv := range levels {
+		r := ours[seq]
+		if body := fmt.Sprintf("%s %s #%d", mark, lv.name, seq); r.Body.String() != body || r.SeverityNumber != lv.severity {
+			t.Fatalf("record %d: body %q severity %d; want %q %d", seq, r.Body.String(), r.SeverityNumber, body, lv.severity)
+		}
+		attrs := map[string]wire.AnyValue{}
+		for _, kv := range r.Attributes {
+			attrs[kv.Key] = kv.Value
+		}
+		if s := attrs["service.name"]; s.String() != "interop-logger" {
+			t.Fatalf("record %d: service.name %q", seq, s.String())
+		}
+		data := attrs["log.data"].KvlistValue
+		if data == nil {
+			t.Fatalf("record %d: no log.data kvlist in %+v", seq, r.Attributes)
+		}
+		got := map[string]string{}
+		for _, kv := range data.Values {
+			got[kv.Key] = kv.Value.String()
+		}
+		if want := map[string]string{"seq": fmt.Sprint(seq), "level": lv.name, "mark": mark}; !jsonEqual(got, want) {
+			t.Fatalf("record %d: log.data %v, want %v", seq, got, want)
+		}
+	}
+	// One record per frame (the SDK's default batch size is 1), all on /otel.
+	if n := eng.TelemetryFrames(wire.TelemetryLogs); n < 4 {
+		t.Fatalf("%d LOGS frames, want at least 4", n)
+	}
+}
+
+func TestPythonWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	p := startPy(t, eng.URL, "reconnect.py", "TRIGGER_TYPE=interop::reconnect-type", "FUNCTION_ID=interop::reconnect-fn")
+	var ready struct {
+		WorkerID  string `json:"worker_id"`
+		TriggerID string `json:"trigger_id"`
+	}
+	p.wait(ev("ready")).decode(t, &ready)
+	first, triggerID := ready.WorkerID, ready.TriggerID
+	registrations := []string{
+		"registertriggertype interop::reconnect-type",
+		"registerfunction interop::reconnect-fn",
+		"registertrigger " + triggerID + " interop::reconnect-type interop::reconnect-fn {\"reconnect\":true}",
+	}
+	// The first connection carries the metadata call and the registrations
+	// as made. (The script registers once register_worker has returned,
+	// which happens as soon as the socket opens, so the metadata call the
+	// SDK sends on open may come before or after them.)
+	firstJournal := compactTriggerConfigs(describe(eng.Journal(first)))
+	if !slices.Contains(firstJournal, "invokefunction engine::workers::register") || !isSubsequenceOf(registrations, firstJournal) {
+		t.Fatalf("first connection's journal:\n%s", strings.Join(firstJournal, "\n"))
+	}
+
+	if !eng.DropWorker(first) {
+		t.Fatalf("DropWorker(%s): not connected", first)
+	}
+	var next struct {
+		WorkerID string `json:"worker_id"`
+	}
+	p.wait(ev("worker_id", "n", 2)).decode(t, &next)
+	second := next.WorkerID
+	if second == first {
+		t.Fatal("the new connection kept the old worker id")
+	}
+	p.wait(ev("state", "state", "reconnecting"))
+	requireOrder(t, p, ev("state", "state", "reconnecting"), ev("worker_id", "n", 2))
+	// On the new connection: reattach, the replay, then the metadata call.
+	poll(t, "the second connection's engine::workers::register", func() bool {
+		return slices.Contains(compactTriggerConfigs(describe(eng.Journal(second))), "invokefunction engine::workers::register")
+	})
+	journal := eng.Journal(second)
+	got := compactTriggerConfigs(describe(journal))
+	want := append(append([]string{"reattach"}, registrations...), "invokefunction engine::workers::register")
+	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+		t.Fatalf("second connection's journal:\n%s\nwant first:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if ra := journal[0].(*wire.Reattach); ra.PreviousWorkerID != first || ra.ReattachToken == "" {
+		t.Fatalf("reattach names %q with token %q; want %q and a token", ra.PreviousWorkerID, ra.ReattachToken, first)
+	}
+	var meta struct {
+		Runtime string `json:"runtime"`
+		Version string `json:"version"`
+		Name    string `json:"name"`
+		PID     int    `json:"pid"`
+	}
+	if err := json.Unmarshal(journal[4].(*wire.InvokeFunction).Data, &meta); err != nil || meta.Runtime != "python" ||
+		meta.Version != pythonSDKVersion || meta.Name != "interop-py-reconnect" || meta.PID != p.cmd.Process.Pid {
+		t.Fatalf("metadata after reconnect: %s (%v)", journal[4].(*wire.InvokeFunction).Data, err)
+	}
+
+	// The function routes to the new connection, and the provider (the same
+	// worker) got its own binding again.
+	if owner := eng.Functions()["interop::reconnect-fn"]; owner != second {
+		t.Fatalf("interop::reconnect-fn owned by %q, want %q", owner, second)
+	}
+	res, errb, err := eng.Invoke(testCtx(t), "interop::reconnect-fn", json.RawMessage(`{"after":"reconnect"}`))
+	if err != nil || errb != nil {
+		t.Fatalf("invoke after reconnect: %v %+v", err, errb)
+	}
+	requireJSON(t, "result after reconnect", res, json.RawMessage(fmt.Sprintf(`{"pid":%d,"worker_id":"%s"}`, p.cmd.Process.Pid, second)))
+	p.waitN(ev("registertrigger", "id", triggerID), 2)
+	if code := p.stop(); code != 0 {
+		t.Fatalf("reconnect.py exited with %d", code)
+	}
+}
+
+// requireLaterEvent fails unless an event that then selects comes after the
+// first event that first selects.
+func requireLaterEvent(t testing.TB, p *proc, first, then match) {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := slices.IndexFunc(p.events, first.matches)
+	if i < 0 || !slices.ContainsFunc(p.events[i+1:], then.matches) {
+		t.Fatalf("%s: want %v (at %d) followed by %v", p.name, first, i, then)
+	}
+}
+
+// compactTriggerConfigs rewrites the JSON config at the end of describe's
+// registertrigger lines compactly (Python's json.dumps puts spaces after
+// ':' and ',').
+func compactTriggerConfigs(lines []string) []string {
+	out := slices.Clone(lines)
+	for i, l := range out {
+		if !strings.HasPrefix(l, "registertrigger ") {
+			continue
+		}
+		if k := strings.Index(l, "{"); k >= 0 {
+			var b bytes.Buffer
+			if json.Compact(&b, []byte(l[k:])) == nil {
+				out[i] = l[:k] + b.String()
+			}
+		}
+	}
+	return out
+}
+
+// isSubsequenceOf reports whether want appears in got in order, not
+// necessarily contiguously.
+func isSubsequenceOf(want, got []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+// The Python SDK serialises its frames with pydantic's exclude_none, so a
+// None payload or trigger config leaves out "data" or "config", which the
+// engine requires: it drops such a frame as undecodable (engine/mod.rs,
+// "json decode error"), and so must the double. See python/NOTES.md.
+func TestPythonCallWithNonePayloadIsDroppedAsUndecodable(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	// No worker has interop::nobody: a decodable call would get
+	// function_not_found at once; the dropped one times out in the SDK.
+	caller := startPy(t, eng.URL, "caller.py", "PAYLOAD=null", "ECHO_FN=interop::nobody", "WAIT_MS=0",
+		"VOID_FN=-", "FAIL_FN=-", "MISSING_FN=-", "CALL_TIMEOUT_MS=1000")
+	r := result(t, caller, "echo")
+	if r.OK || r.Error == nil || r.Error.Code != "TIMEOUT" {
+		t.Fatalf("call with payload None: %+v; want the SDK's TIMEOUT", r)
+	}
+	if n := eng.FrameCount(wire.KindInvalid); n != 1 {
+		t.Fatalf("%d undecodable frames, want 1", n)
+	}
+	caller.waitExit()
+}
+
+func TestPythonTriggerWithNoneConfigIsDroppedAsUndecodable(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	binder := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked", "CONFIG=null")
+	id := readyID(t, binder) // after a round trip that followed the registertrigger
+	if n := eng.FrameCount(wire.KindInvalid); n != 1 {
+		t.Fatalf("%d undecodable frames, want 1", n)
+	}
+	got := describe(eng.Journal(id))
+	if !slices.Contains(got, "registerfunction interop::ticked") || slices.ContainsFunc(got, func(s string) bool {
+		return strings.HasPrefix(s, "registertrigger ")
+	}) {
+		t.Fatalf("binder's journal:\n%s\nwant its function and no binding", strings.Join(got, "\n"))
+	}
+}
