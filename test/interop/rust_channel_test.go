@@ -118,8 +118,9 @@ func TestRustWriterStreamsToANodeReaderAndBack(t *testing.T) {
 		Reader json.RawMessage `json:"reader"`
 	}
 
-	// Rust → Node.
-	rw := startRust(t, eng.URL, "channel", "MODE=create-and-write", "BUFFER_SIZE=4", bytesEnv, messagesEnv)
+	// Rust → Node. Without a buffer size the Rust SDK asks
+	// engine::channels::create for {"buffer_size":null}.
+	rw := startRust(t, eng.URL, "channel", "MODE=create-and-write", bytesEnv, messagesEnv)
 	rw.wait(ev("channel")).decode(t, &refs)
 	nr := startScript(t, eng.URL, "channel.mjs", "MODE=read", "READER_REF="+string(refs.Reader))
 	var got channelSummary

@@ -332,6 +332,21 @@ func TestGoTriggerProviderServesARustBinder(t *testing.T) {
 		t.Fatalf("refusal reported to Rust as %+v; want binding %s and a message about interval_ms", refused, badID)
 	}
 
+	// A Rust binder that unbinds explicitly: its unregistertrigger (with
+	// the trigger type) reaches the Go provider.
+	quitter := startRust(t, eng.URL, "trigger-binder", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-once",
+		`CONFIG={"interval_ms":1}`, "UNREGISTER_AFTER_MS=0")
+	quitID := rustBindingID(t, eng, rustWorkerID(t, eng, quitter), "interop::ticked-once")
+	quitter.wait(ev("unbound"))
+	for _, want := range []struct {
+		ch   chan iii.TriggerBinding[tickConfig]
+		what string
+	}{{prov.registered, "registration"}, {prov.unregistered, "unregistration"}} {
+		if b := recv(t, "the quitter's "+want.what, want.ch); b.ID != quitID {
+			t.Fatalf("Go provider got %s %+v, want binding %s", want.what, b, quitID)
+		}
+	}
+
 	// When the Rust binder leaves, the Go provider is told to stop.
 	if code := binder.stop(); code != 0 {
 		t.Fatalf("binder exited with %d", code)

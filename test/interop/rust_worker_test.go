@@ -140,6 +140,25 @@ func TestRustListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 		}
 	}
 
+	// The Rust SDK's own FunctionInfo decodes the functions list; its
+	// WorkerInfo cannot decode the workers list: it requires a "functions"
+	// array that the engine's WorkerSummary (engine_fn/mod.rs) does not
+	// have, and the double, like the engine, does not send (see
+	// rust/NOTES.md).
+	var decoded struct {
+		OK    bool   `json:"ok"`
+		Count int    `json:"count"`
+		Error string `json:"error"`
+	}
+	lister.wait(ev("decoded", "function_id", "engine::functions::list")).decode(t, &decoded)
+	if !decoded.OK || decoded.Count != 3 {
+		t.Fatalf("functions list as iii_sdk FunctionInfo: %+v", decoded)
+	}
+	lister.wait(ev("decoded", "function_id", "engine::workers::list")).decode(t, &decoded)
+	if decoded.OK || !strings.HasPrefix(decoded.Error, "missing field `functions`") {
+		t.Fatalf("workers list as iii_sdk WorkerInfo: %+v; want the SDK's missing field `functions` error", decoded)
+	}
+
 	// The metadata the Rust SDK registered, as the double stored it.
 	for _, wi := range eng.Workers() {
 		if wi.ID != workerID {

@@ -19,7 +19,7 @@ use std::time::Duration;
 use iii_helpers::observability::{Logger, OtelConfig};
 use iii_sdk::channel::{ChannelReader, ChannelWriter, StreamChannelRef};
 use iii_sdk::protocol::{RegisterTriggerInput, TriggerRequest};
-use iii_sdk::runtime::IIIConnectionState;
+use iii_sdk::runtime::{FunctionInfo, IIIConnectionState, WorkerInfo};
 use iii_sdk::trigger::{TriggerConfig, TriggerHandler};
 use iii_sdk::{Error, IIIClient, InitOptions, RegisterFunction, RegisterTriggerType, TriggerAction};
 use serde_json::{Value, json};
@@ -652,7 +652,9 @@ async fn logger() {
 /// Calls the engine's introspection builtins.
 /// env: REGISTER (interop::listed; "-" for none; each with description "interop <id>"),
 ///      LIST (engine::functions::list,engine::workers::list), LIST_PAYLOAD ({})
-/// out: ready{registered}, result{function_id,ok,result|error}, shutdown
+/// out: ready{registered}, result{function_id,ok,result|error},
+///      decoded{function_id,ok,count|error} (the answers of the two list builtins
+///      decoded into the SDK's FunctionInfo / WorkerInfo), shutdown
 async fn list() {
     deadline(30000);
     let register = if env("REGISTER", "") == "-" { vec![] } else { env_list("REGISTER", &["interop::listed"]) };
@@ -670,8 +672,25 @@ async fn list() {
     for f in &builtins {
         let r = iii.trigger(req(f, payload.clone(), None)).await;
         emit(merge(json!({"event": "result", "function_id": f}), outcome(&r)));
+        // Whether the SDK's own types for these answers decode them.
+        let decoded = match (f.as_str(), &r) {
+            ("engine::functions::list", Ok(v)) => Some(decode::<FunctionInfo>(v.get("functions"))),
+            ("engine::workers::list", Ok(v)) => Some(decode::<WorkerInfo>(v.get("workers"))),
+            _ => None,
+        };
+        if let Some(d) = decoded {
+            emit(merge(json!({"event": "decoded", "function_id": f}), d));
+        }
     }
     shutdown_and_exit(iii, 0).await
+}
+
+/// Decodes a list into Vec<T>: {"ok":true,"count"} or {"ok":false,"error"}.
+fn decode<T: serde::de::DeserializeOwned>(v: Option<&Value>) -> Value {
+    match serde_json::from_value::<Vec<T>>(v.cloned().unwrap_or(Value::Null)) {
+        Ok(list) => json!({"ok": true, "count": list.len()}),
+        Err(e) => json!({"ok": false, "error": e.to_string()}),
+    }
 }
 
 /// One of each registration kind, for the reconnect test: the worker is its
