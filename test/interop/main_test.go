@@ -27,8 +27,8 @@ import (
 // nodeDir is the absolute path of the Node scripts' directory.
 var nodeDir string
 
-// TestMain installs the Node SDK if needed, then runs the tests and fails the
-// run if any test leaves a goroutine behind.
+// TestMain installs the Node SDK if needed and builds the Rust program, then
+// runs the tests and fails the run if any test leaves a goroutine behind.
 func TestMain(m *testing.M) {
 	for _, prepare := range []func() error{prepareNode, prepareRust} {
 		if err := prepare(); err != nil {

@@ -14,10 +14,12 @@ import (
 var rustBin, rustDir, rustSkip string
 
 // prepareRust builds the Rust interop program (./rust, the official Rust SDK
-// iii-sdk 0.22.1 from the lock file) with cargo, once per test binary run;
-// cargo itself decides what is stale, so a warm build takes a second. The
-// target directory is ./rust/target. Without cargo on PATH the Rust tests
-// fail in CI (CI=true) and are skipped elsewhere.
+// iii-sdk 0.22.1 from the lock file) with `cargo build --locked`, once per
+// test binary run; cargo itself decides what is stale, so a warm build takes
+// a second or two. It is a debug build: a cold one needs well under half the
+// CPU time of a release build (see rust/NOTES.md), and the program is fast
+// enough unoptimised. The target directory is ./rust/target. Without cargo on
+// PATH the Rust tests fail in CI (CI=true) and are skipped elsewhere.
 func prepareRust() error {
 	dir, err := filepath.Abs("rust")
 	if err != nil {
