@@ -68,15 +68,24 @@ func startScript(t testing.TB, url, file string, env ...string) *proc {
 	t.Helper()
 	cmd := exec.Command("node", file)
 	cmd.Dir = nodeDir
+	return startInterop(t, file, cmd, url, "interop-"+strings.TrimSuffix(file, ".mjs"), env...)
+}
+
+// startInterop runs cmd, a program of the interop convention (JSON lines on
+// stdout, stops on stdin EOF), with III_URL=url, the common defaults (OTel
+// off, 5 s call timeout, III_WORKER_NAME=workerName) and env ("KEY=value",
+// overriding them), and a stdin pipe that stays open until stop.
+func startInterop(t testing.TB, name string, cmd *exec.Cmd, url, workerName string, env ...string) *proc {
+	t.Helper()
 	cmd.Env = append(os.Environ(),
 		"III_URL="+url,
 		"OTEL_ENABLED=false",
 		"CALL_TIMEOUT_MS=5000",
-		"III_WORKER_NAME=interop-"+strings.TrimSuffix(file, ".mjs"),
+		"III_WORKER_NAME="+workerName,
 		"EXIT_ON_STDIN_EOF=1",
 	)
 	cmd.Env = append(cmd.Env, env...)
-	p := &proc{t: t, name: file, cmd: cmd}
+	p := &proc{t: t, name: name, cmd: cmd}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

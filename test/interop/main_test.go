@@ -1,11 +1,15 @@
 // Package interop_test runs the official Node SDK (iii-sdk 0.22.1, the
-// scripts in ./node) against the engine double, and against workers of this
-// Go SDK: the double must be faithful enough that the Node SDK works on it
-// unchanged, and Go and Node workers must understand each other through it.
+// scripts in ./node) and the official Rust SDK (iii-sdk 0.22.1, the program
+// in ./rust) against the engine double, and against workers of this Go SDK:
+// the double must be faithful enough that the foreign SDKs work on it
+// unchanged, and Go, Node and Rust workers must understand each other
+// through it.
 //
 // The suite needs node and npm. TestMain installs the Node dependencies from
 // node/package-lock.json when node/node_modules is missing or older than the
-// lock file, and fails (never skips) when node or npm is missing.
+// lock file, and fails (never skips) when node or npm is missing. It builds
+// ./rust with cargo (see prepareRust); without cargo the Rust tests fail in
+// CI and are skipped elsewhere.
 package interop_test
 
 import (
@@ -23,12 +27,14 @@ import (
 // nodeDir is the absolute path of the Node scripts' directory.
 var nodeDir string
 
-// TestMain installs the Node SDK if needed, then runs the tests and fails the
-// run if any test leaves a goroutine behind.
+// TestMain installs the Node SDK if needed and builds the Rust program, then
+// runs the tests and fails the run if any test leaves a goroutine behind.
 func TestMain(m *testing.M) {
-	if err := prepareNode(); err != nil {
-		fmt.Fprintf(os.Stderr, "FAIL: interop: %v\n", err)
-		os.Exit(1)
+	for _, prepare := range []func() error{prepareNode, prepareRust} {
+		if err := prepare(); err != nil {
+			fmt.Fprintf(os.Stderr, "FAIL: interop: %v\n", err)
+			os.Exit(1)
+		}
 	}
 	goleak.VerifyTestMain(m)
 }

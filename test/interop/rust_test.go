@@ -1,0 +1,425 @@
+package interop_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/test/iiitest"
+)
+
+// rustError is how the Rust program prints an error from trigger(): the
+// iii_sdk::Error variant, the wire code, message and stack of a remote
+// error, and the Display text.
+type rustError struct {
+	Kind       string  `json:"kind"`
+	Code       *string `json:"code"`
+	Message    *string `json:"message"`
+	Stacktrace *string `json:"stacktrace"`
+	Display    string  `json:"display"`
+}
+
+// rustResult is a caller / list "result" event of the Rust program.
+type rustResult struct {
+	Call       string          `json:"call"`
+	FunctionID string          `json:"function_id"`
+	OK         bool            `json:"ok"`
+	Result     json.RawMessage `json:"result"`
+	Error      *rustError      `json:"error"`
+}
+
+func rustCallResult(t testing.TB, p *proc, label string) rustResult {
+	t.Helper()
+	var r rustResult
+	p.wait(ev("result", "call", label)).decode(t, &r)
+	return r
+}
+
+// requireRustError fails unless r is a remote error with code and message,
+// and returns its stack (nil when the wire error had none).
+func requireRustError(t testing.TB, r rustResult, code, message string) *string {
+	t.Helper()
+	if r.OK || r.Error == nil {
+		t.Fatalf("call %s of %s: ok, result %s; want error %s", r.Call, r.FunctionID, r.Result, code)
+	}
+	e := r.Error
+	if e.Kind != "remote" || e.Code == nil || *e.Code != code || e.Message == nil || *e.Message != message ||
+		e.Display != fmt.Sprintf("remote error (%s): %s", code, message) {
+		t.Fatalf("call %s of %s: error %s; want remote %s %q", r.Call, r.FunctionID, jsonText(e), code, message)
+	}
+	return e.Stacktrace
+}
+
+// rustWorkerID waits for the Rust program's "ready" and returns the id the
+// double gave its connection. The Rust SDK keeps its worker id private, so
+// the connection is found by the process id the SDK reported in
+// engine::workers::register (the last frame it sends on connect).
+func rustWorkerID(t testing.TB, eng *iiitest.Engine, p *proc, not ...string) string {
+	t.Helper()
+	p.wait(ev("ready"))
+	var id string
+	poll(t, p.name+"'s engine::workers::register", func() bool {
+		for _, w := range eng.Workers() {
+			if w.PID == p.cmd.Process.Pid && !slices.Contains(not, w.ID) {
+				id = w.ID
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}
+
+func TestGoWorkerCallsRustWorker(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startRust(t, eng.URL, "worker",
+		"FUNCTIONS=interop::echo,interop::fail,interop::error,interop::panic,interop::void",
+		"FAIL_CODE=E_RUST", "FAIL_MESSAGE=rust says no")
+	rustWorkerID(t, eng, worker)
+	w := goWorker(t, eng, "interop-go-caller")
+	ctx := testCtx(t)
+
+	// Awaited call with metadata: the Rust handler saw the payload plus the
+	// engine's _caller_worker_id, and the metadata beside it.
+	type order struct {
+		SKU  string   `json:"sku"`
+		Qty  int      `json:"qty"`
+		Tags []string `json:"tags"`
+	}
+	raw, err := w.Trigger(ctx, iii.TriggerRequest{FunctionID: "interop::echo",
+		Payload: order{SKU: "A-1", Qty: 2, Tags: []string{"x", "ü"}}, Metadata: map[string]any{"origin": "go", "attempt": 1}})
+	if err != nil {
+		t.Fatalf("Trigger interop::echo: %v", err)
+	}
+	input := `{"sku":"A-1","qty":2,"tags":["x","ü"],"_caller_worker_id":"` + w.WorkerID() + `"}`
+	requireJSON(t, "echo result", raw, json.RawMessage(`{"input":`+input+`,"metadata":{"origin":"go","attempt":1}}`))
+	var seen invoked
+	worker.wait(ev("invoked", "function_id", "interop::echo")).decode(t, &seen)
+	requireJSON(t, "Rust handler input", seen.Input, json.RawMessage(input))
+
+	// iii.Call decodes into a Go type; no metadata reaches Rust as None.
+	type echoed struct {
+		Input    order           `json:"input"`
+		Metadata json.RawMessage `json:"metadata"`
+	}
+	typed, err := iii.Call[echoed](ctx, w, "interop::echo", order{SKU: "B-2", Qty: 5})
+	if err != nil || typed.Input.SKU != "B-2" || typed.Input.Qty != 5 || string(typed.Metadata) != "null" {
+		t.Fatalf("Call[echoed]: %+v, %v", typed, err)
+	}
+
+	// Void: returns at once, and the Rust handler still runs with payload and metadata.
+	if res, err := w.Trigger(ctx, iii.TriggerRequest{FunctionID: "interop::void", Payload: map[string]any{"fire": "and forget"},
+		Action: iii.Void(), Metadata: map[string]any{"void": true}}); err != nil || res != nil {
+		t.Fatalf("void Trigger: %s, %v", res, err)
+	}
+	worker.wait(ev("void", "function_id", "interop::void")).decode(t, &seen)
+	requireJSON(t, "void input", seen.Input, json.RawMessage(`{"fire":"and forget","_caller_worker_id":"`+w.WorkerID()+`"}`))
+	requireJSON(t, "void metadata", seen.Metadata, json.RawMessage(`{"void":true}`))
+
+	// Enqueued: the receipt at once, and the job runs the Rust handler.
+	raw, err = w.Trigger(ctx, iii.TriggerRequest{FunctionID: "interop::echo", Payload: map[string]any{"queued": 1}, Action: iii.Enqueue("interop-q")})
+	var receipt struct {
+		MessageReceiptID string `json:"messageReceiptId"`
+	}
+	if err != nil || json.Unmarshal(raw, &receipt) != nil {
+		t.Fatalf("enqueue: %s, %v", raw, err)
+	}
+	if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
+		t.Fatalf("enqueue receipt %s: %v", raw, err)
+	}
+	worker.wait(ev("invoked", "function_id", "interop::echo", "input", map[string]any{"queued": 1}))
+
+	// An Error::Remote from the handler keeps its code, with no stack.
+	_, err = iii.Call[json.RawMessage](ctx, w, "interop::fail", nil)
+	var re *iii.RemoteError
+	if !errors.As(err, &re) || re.Code != "E_RUST" || re.Message != "rust says no" || re.FunctionID != "interop::fail" || re.Stacktrace != "" {
+		t.Fatalf("interop::fail: %v (%+v)", err, re)
+	}
+	// Any other error is invocation_failed with the error's Display text and
+	// a backtrace the SDK captured.
+	_, err = iii.Call[json.RawMessage](ctx, w, "interop::error", nil)
+	if !errors.As(err, &re) || re.Code != iii.CodeInvocationFailed || re.Message != "handler error: rust says no" || re.Stacktrace == "" {
+		t.Fatalf("interop::error: %v (%+v)", err, re)
+	}
+
+	// A panicking handler: the Rust SDK 0.22.1 runs it in a task whose panic
+	// it never turns into a result (see rust/NOTES.md), so the call gets no
+	// answer at all; the caller's own deadline ends it. The worker survives.
+	short, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = iii.Call[json.RawMessage](short, w, "interop::panic", nil)
+	cancel()
+	if !errors.Is(err, iii.ErrTimeout) {
+		t.Fatalf("interop::panic: %v; want the caller's timeout (the Rust SDK sends no result for a panic)", err)
+	}
+	worker.wait(ev("invoked", "function_id", "interop::panic"))
+	if _, err := iii.Call[json.RawMessage](ctx, w, "interop::echo", "after the panic"); err != nil {
+		t.Fatalf("interop::echo after the panic: %v", err)
+	}
+
+	// A function nobody registered: function_not_found from the engine.
+	_, err = iii.Call[json.RawMessage](ctx, w, "interop::missing", nil)
+	if !errors.As(err, &re) || re.Code != iii.CodeFunctionNotFound || re.Message != "Function interop::missing not found" {
+		t.Fatalf("interop::missing: %v", err)
+	}
+	if code := worker.stop(); code != 0 {
+		t.Fatalf("Rust worker exited with %d", code)
+	}
+}
+
+func TestRustWorkerCallsGoWorker(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	w := goWorker(t, eng, "interop-go-handler")
+	type call struct {
+		input, metadata json.RawMessage
+		caller          string
+	}
+	calls := make(chan call, 8)
+	record := func(ctx context.Context, in json.RawMessage) {
+		inv, _ := iii.InvocationFromContext(ctx)
+		calls <- call{input: in, metadata: iii.MetadataFromContext(ctx), caller: inv.CallerWorkerID()}
+	}
+	must := func(_ *iii.FunctionRef, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(iii.RegisterFunction(w, "gointerop::echo", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
+		record(ctx, in)
+		return map[string]any{"input": in, "metadata": iii.MetadataFromContext(ctx), "runtime": "go"}, nil
+	}))
+	must(iii.RegisterFunction(w, "gointerop::void", func(ctx context.Context, in json.RawMessage) (any, error) {
+		record(ctx, in)
+		return nil, nil
+	}))
+	must(iii.RegisterFunction(w, "gointerop::fail", func(ctx context.Context, in json.RawMessage) (any, error) {
+		return nil, iii.NewInvocationError("E_GO", "go handler refused the order")
+	}))
+	must(iii.RegisterFunction(w, "gointerop::panic", func(ctx context.Context, in json.RawMessage) (any, error) {
+		panic("go handler exploded")
+	}))
+
+	payload := `{"order":"A-1","qty":2,"note":"ünï ✓"}`
+	metadata := `{"origin":"rust-caller","tenant":"t1"}`
+	caller := startRust(t, eng.URL, "caller", "PAYLOAD="+payload, "METADATA="+metadata, "ENQUEUE_QUEUE=interop-q",
+		"ECHO_FN=gointerop::echo", "VOID_FN=gointerop::void", "FAIL_FN=gointerop::fail", "PANIC_FN=gointerop::panic")
+	callerID := rustWorkerID(t, eng, caller)
+	withCaller := func(extra string) json.RawMessage {
+		return json.RawMessage(strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`)
+	}
+
+	echo := rustCallResult(t, caller, "echo")
+	if !echo.OK {
+		t.Fatalf("gointerop::echo: %s", jsonText(echo.Error))
+	}
+	requireJSON(t, "echo result", echo.Result, json.RawMessage(`{"input":`+string(withCaller(""))+`,"metadata":`+metadata+`,"runtime":"go"}`))
+	c := recv(t, "the echo call", calls)
+	if c.caller != callerID {
+		t.Fatalf("echo caller %q, want %q", c.caller, callerID)
+	}
+
+	void := rustCallResult(t, caller, "void")
+	if !void.OK || string(void.Result) != "null" {
+		t.Fatalf("void: %+v", void)
+	}
+	c = recv(t, "the void call", calls)
+	requireJSON(t, "void input", c.input, withCaller(`,"void":true`))
+	requireJSON(t, "void metadata", c.metadata, json.RawMessage(metadata))
+
+	// The Go InvocationError's code reaches Rust as Error::Remote unchanged.
+	if st := requireRustError(t, rustCallResult(t, caller, "fail"), "E_GO", "go handler refused the order"); st != nil {
+		t.Fatalf("E_GO carries a stack %q", *st)
+	}
+	// A Go panic: invocation_failed with the panic value and the Go stack.
+	st := requireRustError(t, rustCallResult(t, caller, "panic"), "invocation_failed", "panic: go handler exploded")
+	if st == nil || !strings.Contains(*st, "goroutine ") || !strings.Contains(*st, "rust_test.go") {
+		t.Fatalf("panic stacktrace %v; want the Go stack of the handler", st)
+	}
+	if st := requireRustError(t, rustCallResult(t, caller, "missing"), "function_not_found", "Function interop::missing not found"); st != nil {
+		t.Fatalf("function_not_found carries a stack %q", *st)
+	}
+
+	// Enqueued from Rust: the receipt, then the Go handler runs the job.
+	enq := rustCallResult(t, caller, "enqueue")
+	var receipt struct {
+		MessageReceiptID string `json:"messageReceiptId"`
+	}
+	if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil {
+		t.Fatalf("enqueue: %+v", enq)
+	}
+	if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
+		t.Fatalf("enqueue receipt %s: %v", enq.Result, err)
+	}
+	c = recv(t, "the queued job", calls)
+	var in map[string]any
+	if err := json.Unmarshal(c.input, &in); err != nil {
+		t.Fatal(err)
+	}
+	delete(in, "_caller_worker_id")
+	requireJSON(t, "queued job's payload", in, json.RawMessage(payload))
+	caller.wait(ev("done"))
+	caller.waitExit()
+}
+
+// rustBindingID returns the id of the binding that worker bound, as the
+// double received it (the Rust SDK does not expose it).
+func rustBindingID(t testing.TB, eng *iiitest.Engine, workerID, functionID string) string {
+	t.Helper()
+	var id string
+	poll(t, "the binding of "+functionID, func() bool {
+		for _, m := range eng.Received(workerID) {
+			if rt, ok := m.(*wire.RegisterTrigger); ok && rt.FunctionID == functionID {
+				id = rt.ID
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}
+
+func TestGoTriggerProviderServesARustBinder(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	w := goWorker(t, eng, "interop-go-provider")
+	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 4), unregistered: make(chan iii.TriggerBinding[tickConfig], 4)}
+	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Rust binders", prov)
+	if err != nil {
+		t.Fatal(err)
+	}
+	binder := startRust(t, eng.URL, "trigger-binder", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked",
+		`CONFIG={"interval_ms":250}`, `METADATA={"binder":"rust"}`)
+	binderID := rustWorkerID(t, eng, binder)
+	id := rustBindingID(t, eng, binderID, "interop::ticked")
+
+	b := recv(t, "binding", prov.registered)
+	if b.ID != id || b.FunctionID != "interop::ticked" || b.Config.IntervalMs != 250 || !jsonEqual(b.Metadata, json.RawMessage(`{"binder":"rust"}`)) {
+		t.Fatalf("Go provider got binding %+v (metadata %s); want id %s", b, b.Metadata, id)
+	}
+	res, err := ref.Fire(testCtx(t), b.ID, tick{Tick: 7})
+	if err != nil {
+		t.Fatalf("Fire: %v", err)
+	}
+	requireJSON(t, "fire result", res, json.RawMessage(`{"ok":true,"tick":7}`))
+	var in invoked
+	binder.wait(ev("invoked")).decode(t, &in)
+	requireJSON(t, "Rust function input", in.Input, json.RawMessage(`{"tick":7,"_caller_worker_id":"`+w.WorkerID()+`"}`))
+	requireJSON(t, "Rust function metadata", in.Metadata, json.RawMessage(`{"binder":"rust"}`))
+
+	// A config the Go provider cannot decode is refused; the Rust SDK only
+	// logs the refusal (the program turns that log record into an event).
+	bad := startRust(t, eng.URL, "trigger-binder", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-bad",
+		`CONFIG={"interval_ms":"often"}`)
+	badID := rustBindingID(t, eng, rustWorkerID(t, eng, bad), "interop::ticked-bad")
+	var refused struct {
+		ID          string `json:"id"`
+		TriggerType string `json:"trigger_type"`
+		Code        string `json:"code"`
+		Message     string `json:"message"`
+	}
+	bad.wait(ev("trigger_registration_failed")).decode(t, &refused)
+	if refused.ID != badID || refused.TriggerType != "gointerop::ticker" || refused.Code != iii.CodeTriggerRegistrationFailed ||
+		!strings.Contains(refused.Message, "interval_ms") {
+		t.Fatalf("refusal reported to Rust as %+v; want binding %s and a message about interval_ms", refused, badID)
+	}
+
+	// A Rust binder that unbinds explicitly: its unregistertrigger (with
+	// the trigger type) reaches the Go provider.
+	quitter := startRust(t, eng.URL, "trigger-binder", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-once",
+		`CONFIG={"interval_ms":1}`, "UNREGISTER_AFTER_MS=0")
+	quitID := rustBindingID(t, eng, rustWorkerID(t, eng, quitter), "interop::ticked-once")
+	quitter.wait(ev("unbound"))
+	for _, want := range []struct {
+		ch   chan iii.TriggerBinding[tickConfig]
+		what string
+	}{{prov.registered, "registration"}, {prov.unregistered, "unregistration"}} {
+		if b := recv(t, "the quitter's "+want.what, want.ch); b.ID != quitID {
+			t.Fatalf("Go provider got %s %+v, want binding %s", want.what, b, quitID)
+		}
+	}
+
+	// When the Rust binder leaves, the Go provider is told to stop.
+	if code := binder.stop(); code != 0 {
+		t.Fatalf("binder exited with %d", code)
+	}
+	if u := recv(t, "unregistration", prov.unregistered); u.ID != id {
+		t.Fatalf("Go provider unregistered %+v, want %s", u, id)
+	}
+}
+
+func TestRustTriggerProviderServesAGoBinder(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	provider := startRust(t, eng.URL, "trigger-provider", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=2")
+	providerID := rustWorkerID(t, eng, provider)
+	w := goWorker(t, eng, "interop-go-binder")
+	type fire struct{ input, metadata json.RawMessage }
+	fires := make(chan fire, 4)
+	if _, err := iii.RegisterFunction(w, "gointerop::ticked", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
+		fires <- fire{input: in, metadata: iii.MetadataFromContext(ctx)}
+		return map[string]any{"go": true}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
+		Config: map[string]any{"interval_ms": 50}, Metadata: map[string]any{"binder": "go"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reg binding
+	provider.wait(ev("registertrigger", "id", tr.ID())).decode(t, &reg)
+	requireJSON(t, "binding as the Rust provider sees it", reg,
+		json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"gointerop::ticked","config":{"interval_ms":50},"metadata":{"binder":"go"}}`))
+	for k := 1; k <= 2; k++ {
+		f := recv(t, "fire", fires)
+		requireJSON(t, "Go function input", f.input, json.RawMessage(fmt.Sprintf(
+			`{"tick":%d,"trigger_id":"%s","config":{"interval_ms":50},"_caller_worker_id":"%s"}`, k, tr.ID(), providerID)))
+		requireJSON(t, "Go function metadata", f.metadata, json.RawMessage(`{"binder":"go"}`))
+	}
+	for _, e := range provider.waitN(ev("fired", "id", tr.ID()), 2) {
+		var fired struct {
+			OK     bool            `json:"ok"`
+			Result json.RawMessage `json:"result"`
+		}
+		e.decode(t, &fired)
+		if !fired.OK {
+			t.Fatalf("fire seen by the provider: %s", e.Raw)
+		}
+		requireJSON(t, "fire result", fired.Result, json.RawMessage(`{"go":true}`))
+	}
+
+	// The Rust provider's refusal reaches the Go binding as a TriggerError;
+	// the message is the Rust error's Display text.
+	rejected, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
+		Config: map[string]any{"reject": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = rejected.WaitError(testCtx(t))
+	var te *iii.TriggerError
+	if !errors.As(err, &te) || te.TriggerID != rejected.ID() || te.TriggerType != "interop::ticker" ||
+		te.Code != iii.CodeTriggerRegistrationFailed || te.Message != "handler error: binding "+rejected.ID()+" rejected by interop provider" {
+		t.Fatalf("refusal: %v (%+v)", err, te)
+	}
+
+	// Unregistering from Go tells the Rust provider (only the id: the SDK
+	// fills function_id with "" and config with null).
+	if err := tr.Unregister(); err != nil {
+		t.Fatal(err)
+	}
+	var unreg binding
+	provider.wait(ev("unregistertrigger", "id", tr.ID())).decode(t, &unreg)
+	requireJSON(t, "unbinding", unreg, json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"","config":null,"metadata":null}`))
+	if code := provider.stop(); code != 0 {
+		t.Fatalf("Rust provider exited with %d", code)
+	}
+}

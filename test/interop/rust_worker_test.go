@@ -1,0 +1,288 @@
+package interop_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/test/iiitest"
+)
+
+func TestRustLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	const mark = "interop-rust-log-5c1e"
+	p := startRust(t, eng.URL, "logger", "LOG_MARK="+mark) // the program turns OTel on
+	p.wait(ev("logged"))
+
+	// The SDK may log records of its own; pick ours by their mark.
+	ctx := testCtx(t)
+	var ours []wire.LogRecord
+	for n := 4; len(ours) < 4; n++ {
+		recs, err := eng.WaitLogs(ctx, n)
+		if err != nil {
+			t.Fatalf("waiting for %d log records (have %d of ours): %v", n, len(ours), err)
+		}
+		ours = ours[:0]
+		for _, r := range recs {
+			if strings.HasPrefix(r.Body.String(), mark+" ") {
+				ours = append(ours, r)
+			}
+		}
+	}
+	levels := []struct {
+		name     string
+		severity int
+	}{{"info", 9}, {"warn", 13}, {"error", 17}, {"debug", 5}}
+	if len(ours) != len(levels) {
+		t.Fatalf("got %d records with the mark, want %d", len(ours), len(levels))
+	}
+	for seq, lv := range levels {
+		r := ours[seq]
+		if body := fmt.Sprintf("%s %s #%d", mark, lv.name, seq); r.Body.String() != body || r.SeverityNumber != lv.severity {
+			t.Fatalf("record %d: body %q severity %d; want %q %d", seq, r.Body.String(), r.SeverityNumber, body, lv.severity)
+		}
+		attrs := map[string]wire.AnyValue{}
+		for _, kv := range r.Attributes {
+			attrs[kv.Key] = kv.Value
+		}
+		data := attrs["log.data"].KvlistValue
+		if data == nil {
+			t.Fatalf("record %d: no log.data kvlist in %+v", seq, r.Attributes)
+		}
+		got := map[string]string{}
+		for _, kv := range data.Values {
+			got[kv.Key] = kv.Value.String()
+		}
+		if want := map[string]string{"seq": fmt.Sprint(seq), "level": lv.name, "mark": mark}; !jsonEqual(got, want) {
+			t.Fatalf("record %d: log.data %v, want %v", seq, got, want)
+		}
+	}
+	if n := eng.TelemetryFrames(wire.TelemetryLogs); n < 1 {
+		t.Fatalf("%d LOGS frames", n)
+	}
+	if code := p.stop(); code != 0 {
+		t.Fatalf("Rust logger exited with %d", code)
+	}
+}
+
+func TestRustListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	worker := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo,interop::fail", "III_WORKER_NAME=interop-rust-worker")
+	workerID := rustWorkerID(t, eng, worker)
+	lister := startRust(t, eng.URL, "list", "REGISTER=interop::listed", "III_WORKER_NAME=interop-rust-lister")
+	listerID := rustWorkerID(t, eng, lister)
+	lister.waitExit()
+
+	var fns rustResult
+	lister.wait(ev("result", "function_id", "engine::functions::list")).decode(t, &fns)
+	if !fns.OK {
+		t.Fatalf("engine::functions::list: %s", jsonText(fns.Error))
+	}
+	// Sorted by id, slim (as the engine's FunctionSummary: no formats), the
+	// description only where one was given.
+	requireJSON(t, "engine::functions::list", fns.Result, json.RawMessage(`{"functions":[
+		{"function_id":"interop::echo","worker_name":"interop-rust-worker"},
+		{"function_id":"interop::fail","worker_name":"interop-rust-worker"},
+		{"function_id":"interop::listed","worker_name":"interop-rust-lister","description":"interop interop::listed"}]}`))
+	// The Rust SDK registers every function with JSON schemas of the
+	// handler's input and output types (schemars; here serde_json::Value).
+	for _, m := range eng.Received(workerID) {
+		if rf, ok := m.(*wire.RegisterFunction); ok && (len(rf.RequestFormat) == 0 || len(rf.ResponseFormat) == 0) {
+			t.Fatalf("registerfunction %s without the Rust SDK's schemas: %+v", rf.ID, rf)
+		}
+	}
+
+	var wks rustResult
+	lister.wait(ev("result", "function_id", "engine::workers::list")).decode(t, &wks)
+	if !wks.OK {
+		t.Fatalf("engine::workers::list: %s", jsonText(wks.Error))
+	}
+	type summary struct {
+		ID            string  `json:"id"`
+		Name          string  `json:"name"`
+		Runtime       string  `json:"runtime"`
+		Version       string  `json:"version"`
+		Status        string  `json:"status"`
+		FunctionCount int     `json:"function_count"`
+		OS            string  `json:"os"`
+		IPAddress     *string `json:"ip_address"`
+		ConnectedAtMs int64   `json:"connected_at_ms"`
+	}
+	var workers struct {
+		Workers []summary `json:"workers"`
+	}
+	if err := json.Unmarshal(wks.Result, &workers); err != nil {
+		t.Fatalf("engine::workers::list result %s: %v", wks.Result, err)
+	}
+	var names []string
+	for _, w := range workers.Workers {
+		names = append(names, w.Name)
+	}
+	if !slices.Equal(names, []string{"iii-engine-functions", "interop-rust-lister", "interop-rust-worker"}) {
+		t.Fatalf("engine::workers::list names %v in %s", names, wks.Result)
+	}
+	for _, w := range []struct {
+		got       summary
+		id        string
+		functions int
+	}{{workers.Workers[1], listerID, 1}, {workers.Workers[2], workerID, 2}} {
+		g := w.got
+		if g.ID != w.id || g.Runtime != "rust" || g.Version != "0.22.1" || g.Status != "connected" || g.FunctionCount != w.functions ||
+			g.OS == "" || g.IPAddress == nil || *g.IPAddress != "127.0.0.1" || g.ConnectedAtMs <= 0 {
+			t.Fatalf("worker %s listed as %+v", w.id, g)
+		}
+	}
+
+	// The Rust SDK's own FunctionInfo decodes the functions list; its
+	// WorkerInfo cannot decode the workers list: it requires a "functions"
+	// array that the engine's WorkerSummary (engine_fn/mod.rs) does not
+	// have, and the double, like the engine, does not send (see
+	// rust/NOTES.md).
+	var decoded struct {
+		OK    bool   `json:"ok"`
+		Count int    `json:"count"`
+		Error string `json:"error"`
+	}
+	lister.wait(ev("decoded", "function_id", "engine::functions::list")).decode(t, &decoded)
+	if !decoded.OK || decoded.Count != 3 {
+		t.Fatalf("functions list as iii_sdk FunctionInfo: %+v", decoded)
+	}
+	lister.wait(ev("decoded", "function_id", "engine::workers::list")).decode(t, &decoded)
+	if decoded.OK || !strings.HasPrefix(decoded.Error, "missing field `functions`") {
+		t.Fatalf("workers list as iii_sdk WorkerInfo: %+v; want the SDK's missing field `functions` error", decoded)
+	}
+
+	// The metadata the Rust SDK registered, as the double stored it.
+	for _, wi := range eng.Workers() {
+		if wi.ID != workerID {
+			continue
+		}
+		var meta struct {
+			Runtime   string `json:"runtime"`
+			Version   string `json:"version"`
+			Name      string `json:"name"`
+			PID       int    `json:"pid"`
+			Telemetry struct {
+				ProjectName string `json:"project_name"`
+				Framework   string `json:"framework"`
+			} `json:"telemetry"`
+		}
+		if err := json.Unmarshal(wi.Metadata, &meta); err != nil || meta.Runtime != "rust" || meta.Name != "interop-rust-worker" ||
+			meta.PID != worker.cmd.Process.Pid || meta.Telemetry.ProjectName != "iii-interop-rust" || meta.Telemetry.Framework != "iii-rust" ||
+			!slices.Equal(wi.Functions, []string{"interop::echo", "interop::fail"}) {
+			t.Fatalf("double's worker info %+v, metadata %s (%v)", wi, wi.Metadata, err)
+		}
+	}
+}
+
+func TestRustWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	p := startRust(t, eng.URL, "reconnect", "TRIGGER_TYPE=interop::reconnect-type", "FUNCTION_ID=interop::reconnect-fn")
+	first := rustWorkerID(t, eng, p)
+	triggerID := rustBindingID(t, eng, first, "interop::reconnect-fn")
+	// The registrations, kind by kind (types, functions, bindings; the SDK
+	// keeps each kind in a hash map, so a kind's own order is arbitrary),
+	// then, last, the metadata. (The program's ready round trip may come
+	// anywhere after the registrations.)
+	replay := []string{
+		"registertriggertype interop::reconnect-type",
+		"registerfunction interop::reconnect-fn",
+		"registertrigger " + triggerID + " interop::reconnect-type interop::reconnect-fn {\"reconnect\":true}",
+	}
+	withoutReady := func(ms []wire.Message) []string {
+		return slices.DeleteFunc(describe(ms), func(s string) bool { return s == "invokefunction engine::functions::list" })
+	}
+	// (What follows, the provider's answer to its own binding, may come
+	// before or after the metadata.)
+	if got := withoutReady(eng.Journal(first)); !slices.Equal(got[:min(len(got), len(replay)+1)], append(slices.Clone(replay), "invokefunction engine::workers::register")) {
+		t.Fatalf("first connection's journal:\n%s", strings.Join(got, "\n"))
+	}
+
+	if !eng.DropWorker(first) {
+		t.Fatalf("DropWorker(%s): not connected", first)
+	}
+	// (The SDK's connection state stays "connected" through its 2 s retry
+	// delay and is "reconnecting" only while it dials, so the program's
+	// state events are not a reliable signal; the double's view is.)
+	second := rustWorkerID(t, eng, p, first)
+	journal := eng.Journal(second)
+	got := withoutReady(journal)
+	want := append(append([]string{"reattach"}, replay...), "invokefunction engine::workers::register")
+	if !slices.Equal(got[:min(len(got), len(want))], want) {
+		t.Fatalf("second connection's journal:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if ra := journal[0].(*wire.Reattach); ra.PreviousWorkerID != first || ra.ReattachToken == "" {
+		t.Fatalf("reattach names %q with token %q; want %q and a token", ra.PreviousWorkerID, ra.ReattachToken, first)
+	}
+
+	// The function routes to the new connection, the provider (the same
+	// worker) got its own binding again, and a Go worker's call reaches it.
+	if owner := eng.Functions()["interop::reconnect-fn"]; owner != second {
+		t.Fatalf("interop::reconnect-fn owned by %q, want %q", owner, second)
+	}
+	p.waitN(ev("registertrigger", "id", triggerID), 2)
+	w := goWorker(t, eng, "interop-go-caller")
+	res, err := w.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "interop::reconnect-fn", Payload: map[string]any{"after": "reconnect"}})
+	if err != nil {
+		t.Fatalf("call after reconnect: %v", err)
+	}
+	requireJSON(t, "result after reconnect", res, json.RawMessage(fmt.Sprintf(`{"pid":%d,"n":1}`, p.cmd.Process.Pid)))
+	if code := p.stop(); code != 0 {
+		t.Fatalf("Rust reconnect worker exited with %d", code)
+	}
+}
+
+func TestGoAndRustWorkersCallEachOtherAfterTheDoubleRestarts(t *testing.T) {
+	t.Parallel()
+	eng := iiitest.NewEngine(t)
+	rust := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo")
+	rustFirst := rustWorkerID(t, eng, rust)
+	w := goWorker(t, eng, "interop-go-restart")
+	if _, err := iii.RegisterFunction(w, "gointerop::echo", func(_ context.Context, in json.RawMessage) (json.RawMessage, error) {
+		return in, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t)
+	if err := eng.WaitFunction(ctx, "gointerop::echo"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Both sides lose the engine and come back to a fresh one on the same
+	// address: each replays its registrations, so calls work both ways.
+	if err := eng.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	rustSecond := rustWorkerID(t, eng, rust, rustFirst)
+	if err := eng.WaitFunction(ctx, "gointerop::echo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.Trigger(ctx, iii.TriggerRequest{FunctionID: "interop::echo", Payload: map[string]any{"after": "restart"}})
+	if err != nil {
+		t.Fatalf("Go → Rust after the restart: %v", err)
+	}
+	requireJSON(t, "Go → Rust after the restart", res, json.RawMessage(
+		`{"input":{"after":"restart","_caller_worker_id":"`+w.WorkerID()+`"},"metadata":null}`))
+	caller := startRust(t, eng.URL, "caller", "ECHO_FN=gointerop::echo", "VOID_FN=-", "FAIL_FN=-", "MISSING_FN=-", `PAYLOAD={"from":"rust"}`)
+	callerID := rustWorkerID(t, eng, caller)
+	echo := rustCallResult(t, caller, "echo")
+	if !echo.OK {
+		t.Fatalf("Rust → Go after the restart: %s", jsonText(echo.Error))
+	}
+	requireJSON(t, "Rust → Go after the restart", echo.Result, json.RawMessage(`{"from":"rust","_caller_worker_id":"`+callerID+`"}`))
+	caller.waitExit()
+	if rustSecond == rustFirst {
+		t.Fatal("the Rust worker kept its worker id across the restart")
+	}
+}
