@@ -21,8 +21,12 @@ import (
 
 // Defaults of the engine double, as in engine v0.22.1.
 const (
-	// DefaultMaxFrameSize is the largest incoming message (axum's default).
-	DefaultMaxFrameSize = 64 << 20
+	// DefaultMaxFrameSize is the largest incoming WebSocket frame (axum's
+	// default).
+	DefaultMaxFrameSize = 16 << 20
+	// DefaultMaxMessageSize is the largest incoming message, its fragments
+	// put together (axum's default).
+	DefaultMaxMessageSize = 64 << 20
 	// DefaultHandshakeTimeout bounds the arrival of the HTTP upgrade request.
 	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultFunctionsPollInterval is how often engine::functions-available
@@ -49,6 +53,7 @@ type Option func(*config)
 
 type config struct {
 	maxFrameSize     int64
+	maxMessageSize   int64
 	logger           *slog.Logger
 	handshakeTimeout time.Duration
 	auth             func(*http.Request) error
@@ -62,11 +67,18 @@ type config struct {
 	outWait          time.Duration
 }
 
-// WithMaxFrameSize sets the largest incoming WebSocket message, in bytes
-// (default 64 MiB, like the engine). A bigger message is a protocol error:
-// that connection is closed, as the engine does, and nothing else is
-// affected.
+// WithMaxFrameSize sets the largest incoming WebSocket frame, in bytes
+// (default 16 MiB, like the engine). A client announcing a bigger frame
+// loses its connection at once, without a Close frame (the engine's
+// WebSocket library fails the read and the engine drops the socket), and
+// nothing else is affected. The same happens to a text message that is
+// not valid UTF-8.
 func WithMaxFrameSize(n int64) Option { return func(c *config) { c.maxFrameSize = n } }
+
+// WithMaxMessageSize sets the largest incoming WebSocket message, its
+// fragments put together, in bytes (default 64 MiB, like the engine). A
+// bigger message drops the connection like an oversized frame.
+func WithMaxMessageSize(n int64) Option { return func(c *config) { c.maxMessageSize = n } }
 
 // WithLogger sets the logger for the double's diagnostics (default: discard).
 // Dropped frames are logged at Debug, slow consumers at Warn.
@@ -179,6 +191,7 @@ func NewEngine(t testing.TB, opts ...Option) *Engine {
 func Start(addr string, opts ...Option) (*Engine, error) {
 	cfg := config{
 		maxFrameSize:     DefaultMaxFrameSize,
+		maxMessageSize:   DefaultMaxMessageSize,
 		handshakeTimeout: DefaultHandshakeTimeout,
 		fnPoll:           DefaultFunctionsPollInterval,
 		channelTTL:       DefaultChannelTTL,
