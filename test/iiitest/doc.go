@@ -16,8 +16,9 @@
 // function_not_found and invocation_stopped; trigger types and bindings
 // with provider replacement, replay, parking and error forwarding; the
 // engine::* builtins (workers, functions, triggers, registered triggers,
-// register_trigger/unregister_trigger, channels::create, log, and an
-// in-memory engine::queue::enqueue provider); the engine::workers-available
+// register_trigger/unregister_trigger, channels::create, log, and, only
+// WithQueue, an in-memory engine::queue::enqueue provider with retries and
+// dead letters); the engine::workers-available
 // and engine::functions-available trigger types; data channels on
 // /ws/channels/{id}; telemetry frames (OTLP/LOGS/MTRC) on "/" and "/otel";
 // an optional authentication gate.

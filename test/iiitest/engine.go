@@ -65,6 +65,7 @@ type config struct {
 	outFrames        int
 	outBytes         int64
 	outWait          time.Duration
+	queue            *QueueConfig
 }
 
 // WithMaxFrameSize sets the largest incoming WebSocket frame, in bytes

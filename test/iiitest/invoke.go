@@ -9,10 +9,6 @@ import (
 	"github.com/iii-go/iii/connection/wire"
 )
 
-// maxQueuedJobs bounds the enqueued jobs waiting for their function to be
-// registered.
-const maxQueuedJobs = 100_000
-
 const enqueueProvider = "engine::queue::enqueue"
 
 func notFound(id string) *wire.ErrorBody {
@@ -290,46 +286,6 @@ func withFunctionIDBaggage(baggage, fnID string) string {
 		parts = append(parts, "iii.function.id="+fnID)
 	}
 	return strings.Join(parts, ",")
-}
-
-// queuedJob is a job of the in-memory queue whose function is not
-// registered yet.
-type queuedJob struct {
-	data                 json.RawMessage
-	traceparent, baggage string
-}
-
-// queueJob runs a job of the in-memory queue provider: it invokes the
-// target like an engine-originated call (the result is discarded; there is
-// no retry or dead-letter queue), or keeps the job until the function is
-// registered.
-func (e *Engine) queueJob(fnID string, job queuedJob) {
-	ob := outbox{}
-	e.mu.Lock()
-	st := e.st
-	if st.functions[fnID] != nil {
-		e.callLocked(&ob, st, fnID, job.data, nil, job.traceparent, job.baggage, nil)
-	} else if st.nQueued < maxQueuedJobs {
-		st.queued[fnID] = append(st.queued[fnID], job)
-		st.nQueued++
-	} else {
-		e.log.Warn("iiitest: in-memory queue full, job dropped", "function", fnID)
-	}
-	e.mu.Unlock()
-	e.flush(&ob)
-}
-
-// releaseQueuedLocked dispatches the jobs that waited for function fnID.
-func (e *Engine) releaseQueuedLocked(ob *outbox, st *state, fnID string) {
-	jobs := st.queued[fnID]
-	if len(jobs) == 0 {
-		return
-	}
-	delete(st.queued, fnID)
-	st.nQueued -= len(jobs)
-	for _, j := range jobs {
-		e.callLocked(ob, st, fnID, j.data, nil, j.traceparent, j.baggage, nil)
-	}
 }
 
 // injectCaller appends data with "_caller_worker_id" set to id when data is

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iii-go/iii/connection/wire"
 )
@@ -330,10 +331,16 @@ func TestEngineInvokeHasNoCallerWorkerID(t *testing.T) {
 	}
 }
 
+func enqueue(c *client, id wire.UUID, fn, queue, data string) {
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: !id.IsZero(), FunctionID: fn, Data: json.RawMessage(data),
+		Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: queue}})
+}
+
 func TestEnqueueAnswersAReceiptAndRunsTheJob(t *testing.T) {
-	e := NewEngine(t)
-	c := dial(t, e)
-	// Enqueue before the target exists: the job waits for it.
+	e := NewEngine(t, WithQueue(QueueConfig{Queues: []string{"q"}}))
+	c, h := dial(t, e), dial(t, e)
+	h.register("jobs::run")
+	waitFn(t, e, "jobs::run")
 	id := wire.NewUUID()
 	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "jobs::run", Data: json.RawMessage(`{"n":1}`),
 		Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}, Metadata: json.RawMessage(`{"dropped":true}`), Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
@@ -347,36 +354,79 @@ func TestEnqueueAnswersAReceiptAndRunsTheJob(t *testing.T) {
 	if _, err := wire.ParseUUID(receipt.ID); err != nil {
 		t.Fatalf("receipt %q is not a UUID", receipt.ID)
 	}
-	h := dial(t, e)
-	h.register("jobs::run")
 	inv := expectMsg[*wire.InvokeFunction](t, h)
 	if string(inv.Data) != `{"n":1}` || inv.Metadata != nil || inv.Traceparent == "" {
 		t.Fatalf("job dispatch = %s", wire.Encode(inv))
 	}
 	h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "jobs::run"})
 	// Enqueue without an id: still enqueued, no answer.
-	c.send(&wire.InvokeFunction{FunctionID: "jobs::run", Data: json.RawMessage(`{"n":2}`), Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}})
+	enqueue(c, wire.UUID{}, "jobs::run", "default", `{"n":2}`)
 	if inv := expectMsg[*wire.InvokeFunction](t, h); string(inv.Data) != `{"n":2}` {
 		t.Fatalf("job dispatch = %s", wire.Encode(inv))
 	}
 	c.expectQuiet()
 }
 
-func TestEnqueueWithoutAProviderFailsWithEnqueueError(t *testing.T) {
+// As on an engine without the queue worker, the double has no queue
+// provider unless WithQueue installs one.
+func TestEnqueueWithoutWithQueueFailsWithEnqueueError(t *testing.T) {
 	e := NewEngine(t)
-	shadow, c := dial(t, e), dial(t, e)
-	// A worker takes the provider over and leaves: the id is gone.
-	shadow.register(enqueueProvider)
-	shadow.sync()
-	shadow.close()
-	if err := e.WaitFunctionGone(ctxT(t), enqueueProvider); err != nil {
+	c := dial(t, e)
+	id := wire.NewUUID()
+	enqueue(c, id, "jobs::run", "default", `{}`)
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.InvocationID != id || r.Error == nil || r.Error.Code != "enqueue_error" || !strings.Contains(r.Error.Message, "iii worker add queue") {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	if e.Functions()[enqueueProvider] != "" {
+		t.Fatal("provider listed")
+	}
+}
+
+func TestEnqueueToAnUnknownQueueFails(t *testing.T) {
+	e := NewEngine(t, WithQueue(QueueConfig{}))
+	c := dial(t, e)
+	id := wire.NewUUID()
+	enqueue(c, id, "jobs::run", "nope", `{}`)
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.Error == nil || r.Error.Code != "enqueue_error" || !strings.Contains(r.Error.Message, "Queue 'nope' not found") {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+// A failed job is tried MaxAttempts times in total, then kept as a dead
+// letter; a job for a function nobody registered fails rather than waits.
+func TestEnqueueRetriesThenDeadLetters(t *testing.T) {
+	e := NewEngine(t, WithQueue(QueueConfig{Backoff: time.Millisecond}))
+	c, h := dial(t, e), dial(t, e)
+	h.register("jobs::fail")
+	waitFn(t, e, "jobs::fail")
+	enqueue(c, wire.UUID{}, "jobs::fail", "default", `{"n":1}`)
+	seen := map[wire.UUID]bool{}
+	for range DefaultQueueMaxAttempts {
+		inv := expectMsg[*wire.InvokeFunction](t, h)
+		if seen[inv.InvocationID] || string(inv.Data) != `{"n":1}` {
+			t.Fatalf("attempt = %s", wire.Encode(inv))
+		}
+		seen[inv.InvocationID] = true
+		h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "jobs::fail", Error: &wire.ErrorBody{Code: "boom", Message: "no"}})
+	}
+	dl, err := e.WaitDeadLetters(ctxT(t), 1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	id := wire.NewUUID()
-	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "jobs::run", Data: json.RawMessage(`{}`), Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}})
-	r := expectMsg[*wire.InvocationResult](t, c)
-	if r.Error == nil || r.Error.Code != "enqueue_error" || !strings.Contains(r.Error.Message, "iii worker add queue") {
-		t.Fatalf("result = %s", wire.Encode(r))
+	if dl[0].FunctionID != "jobs::fail" || dl[0].Queue != "default" || dl[0].Attempts != 3 || dl[0].Error.Code != "boom" {
+		t.Fatalf("dead letter = %+v", dl[0])
+	}
+	h.expectQuiet()
+
+	enqueue(c, wire.UUID{}, "jobs::missing", "default", `{}`)
+	dl, err = e.WaitDeadLetters(ctxT(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl[1].FunctionID != "jobs::missing" || dl[1].Error.Code != "function_not_found" {
+		t.Fatalf("dead letter = %+v", dl[1])
 	}
 }
 

@@ -32,8 +32,7 @@ type state struct {
 	pending   map[wire.UUID]pending
 	channels  map[string]*channel
 	services  map[string]wire.RegisterService
-	queued    map[string][]queuedJob // enqueued jobs waiting for their function
-	nQueued   int
+	deadLetters []DeadLetter
 	runtimeID string
 	startedAt time.Time
 	fnHash    uint64 // functions-available: last fired function-set hash
@@ -50,11 +49,13 @@ func newState(e *Engine) *state {
 		pending:   make(map[wire.UUID]pending),
 		channels:  make(map[string]*channel),
 		services:  make(map[string]wire.RegisterService),
-		queued:    make(map[string][]queuedJob),
 		runtimeID: wire.NewUUID().String(),
 		startedAt: time.Now(),
 	}
 	for id, b := range builtins {
+		if id == enqueueProvider && e.cfg.queue == nil {
+			continue
+		}
 		st.functions[id] = &function{id: id, builtin: b.fn, description: b.description, metadata: b.metadata}
 	}
 	st.ttypes[triggerWorkersAvailable] = &ttype{id: triggerWorkersAvailable, description: "Triggered when workers connect/disconnect"}
@@ -362,7 +363,6 @@ func (e *Engine) registerFunctionLocked(ob *outbox, c *worker, m *wire.RegisterF
 		metadata:       m.Metadata,
 	}
 	c.fns[m.ID] = struct{}{}
-	e.releaseQueuedLocked(ob, st, m.ID)
 }
 
 // reattachLocked retires the previous connection of a reconnecting worker
