@@ -22,20 +22,20 @@ const maxDeadJournals = 1024
 
 // state is everything Restart and Stop wipe. It is guarded by Engine.mu.
 type state struct {
-	workers   map[string]*worker
-	dead      map[string]*worker // closed connections, for Received
-	deadOrder []string
-	functions map[string]*function
-	ttypes    map[string]*ttype
-	bindings  map[string]*binding // live bindings
-	parked    map[string]*binding // bindings waiting for their trigger type
-	pending   map[wire.UUID]pending
-	channels  map[string]*channel
-	services  map[string]wire.RegisterService
+	workers     map[string]*worker
+	dead        map[string]*worker // closed connections, for Received
+	deadOrder   []string
+	functions   map[string]*function
+	ttypes      map[string]*ttype
+	bindings    map[string]*binding // live bindings
+	parked      map[string]*binding // bindings waiting for their trigger type
+	pending     map[wire.UUID]pending
+	channels    map[string]*channel
+	services    map[string]wire.RegisterService
 	deadLetters []DeadLetter
-	runtimeID string
-	startedAt time.Time
-	fnHash    uint64 // functions-available: last fired function-set hash
+	runtimeID   string
+	startedAt   time.Time
+	fnHash      uint64 // functions-available: last fired function-set hash
 }
 
 func newState(e *Engine) *state {
