@@ -6,8 +6,11 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,6 +69,45 @@ type config struct {
 	outBytes         int64
 	outWait          time.Duration
 	queue            *QueueConfig
+	unordered        bool
+}
+
+// UnorderedEnv is the environment variable that, set to 1, makes every
+// engine double start as if WithUnorderedDispatch were given: run a test
+// suite with it to shake out ordering assumptions.
+const UnorderedEnv = "IIITEST_UNORDERED"
+
+// WithUnorderedDispatch makes the double deliver like the engine does,
+// with no ordering: the engine handles every invokefunction (sync, void,
+// enqueue, builtin calls), every relayed result and every trigger fire
+// (engine::workers-available events included) in a task of its own, so
+// two calls from one caller may reach the handler in either order, results
+// may come back in any order, and events may arrive out of order. With
+// this option the double dispatches each of these in its own goroutine
+// after a random short delay, so that code relying on an order it was
+// never promised fails. Registrations and other control frames stay in
+// order, as on the engine. Without it (the default unless the
+// IIITEST_UNORDERED environment variable is 1) the double delivers in
+// FIFO order, which is stricter than the engine.
+func WithUnorderedDispatch() Option { return func(c *config) { c.unordered = true } }
+
+// dispatch runs f in a goroutine of its own after a random short delay
+// when dispatch is unordered, and inline otherwise. It must not be called
+// with e.mu held.
+func (e *Engine) dispatch(f func()) {
+	if !e.cfg.unordered || !e.enter() {
+		f()
+		return
+	}
+	go func() {
+		defer e.wg.Done()
+		if d := rand.IntN(300); d < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(time.Duration(d) * time.Microsecond)
+		}
+		f()
+	}()
 }
 
 // WithMaxFrameSize sets the largest incoming WebSocket frame, in bytes
@@ -202,6 +244,7 @@ func Start(addr string, opts ...Option) (*Engine, error) {
 		outFrames:        DefaultOutboundFrames,
 		outBytes:         DefaultOutboundBytes,
 		outWait:          DefaultOutboundWait,
+		unordered:        os.Getenv(UnorderedEnv) == "1",
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -3,6 +3,7 @@ package iiitest
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestSyncCallIsDispatchedToTheOwnerWithCallerIDInjected(t *testing.T) {
 		t.Fatalf("data = %s, want %s", inv.Data, want)
 	}
 	if inv.Action.Kind != wire.ActionNone || string(inv.Metadata) != `{"m":true}` ||
-		inv.Traceparent == "" || inv.Baggage != "iii.function.id=checkout::submit" || inv.FunctionID != "orders::create" {
+		inv.Traceparent == "" || inv.Baggage != "iii.function.id=orders::create" || inv.FunctionID != "orders::create" {
 		t.Fatalf("dispatch = %s", wire.Encode(inv))
 	}
 	h.send(&wire.InvocationResult{InvocationID: id, FunctionID: "whatever", Result: json.RawMessage(`{"order_id":"o-1"}`)})
@@ -446,5 +447,105 @@ func TestEnqueueThroughAWorkerProviderWaitsForIt(t *testing.T) {
 	r := expectMsg[*wire.InvocationResult](t, c)
 	if r.Error == nil || r.Error.Code != "enqueue_error" || r.Error.Message != "queue_full: no room" {
 		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+// The handler gets the caller's trace context with iii.function.id naming
+// the target, even when the caller sent only a traceparent; the result goes
+// back with the caller's own headers.
+func TestHandlerBaggageNamesTheTargetFunction(t *testing.T) {
+	e := NewEngine(t)
+	c, h := dial(t, e), dial(t, e)
+	h.register("orders::create")
+	waitFn(t, e, "orders::create")
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	c.send(&wire.InvokeFunction{InvocationID: wire.NewUUID(), HasInvocationID: true, FunctionID: "orders::create", Data: json.RawMessage(`{}`), Traceparent: tp})
+	inv := expectMsg[*wire.InvokeFunction](t, h)
+	if inv.Baggage != "iii.function.id=orders::create" || inv.Traceparent != tp {
+		t.Fatalf("dispatch = %s", wire.Encode(inv))
+	}
+	h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "orders::create"})
+	if r := expectMsg[*wire.InvocationResult](t, c); r.Baggage != "" || r.Traceparent != tp {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	// No trace context at all: none is invented.
+	c.send(&wire.InvokeFunction{InvocationID: wire.NewUUID(), HasInvocationID: true, FunctionID: "orders::create", Data: json.RawMessage(`{}`)})
+	if inv := expectMsg[*wire.InvokeFunction](t, h); inv.Baggage != "" || inv.Traceparent != "" {
+		t.Fatalf("dispatch = %s", wire.Encode(inv))
+	}
+}
+
+// Reusing the id of a pending call fails the earlier call with
+// invocation_error "channel closed", as the engine's pending map does.
+func TestReusedPendingInvocationIDFailsTheEarlierCall(t *testing.T) {
+	e := NewEngine(t)
+	c, h := dial(t, e), dial(t, e)
+	h.register("slow::fn")
+	waitFn(t, e, "slow::fn")
+	id := wire.NewUUID()
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "slow::fn", Data: json.RawMessage(`{"n":1}`)})
+	expectMsg[*wire.InvokeFunction](t, h)
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "slow::fn", Data: json.RawMessage(`{"n":2}`)})
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.InvocationID != id || r.Error == nil || r.Error.Code != "invocation_error" || r.Error.Message != "channel closed" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	inv := expectMsg[*wire.InvokeFunction](t, h)
+	h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "slow::fn", Result: json.RawMessage(`2`)})
+	if r := expectMsg[*wire.InvocationResult](t, c); r.Error != nil || string(r.Result) != "2" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+// With WithUnorderedDispatch, calls from one caller reach the handler in
+// no particular order, as on the engine.
+func TestUnorderedDispatchReordersCalls(t *testing.T) {
+	e := NewEngine(t, WithUnorderedDispatch())
+	c, h := dial(t, e), dial(t, e)
+	h.register("seq::fn")
+	waitFn(t, e, "seq::fn")
+	const n = 100
+	for round := 0; ; round++ {
+		if round == 20 {
+			t.Fatal("calls always arrived in order")
+		}
+		for i := range n {
+			c.send(&wire.InvokeFunction{FunctionID: "seq::fn", Data: json.RawMessage(strconv.Itoa(i)), Action: wire.TriggerAction{Kind: wire.ActionVoid}})
+		}
+		reordered := false
+		for i := range n {
+			inv := expectMsg[*wire.InvokeFunction](t, h)
+			if string(inv.Data) != strconv.Itoa(i) {
+				reordered = true
+			}
+		}
+		if reordered {
+			return
+		}
+	}
+}
+
+// A call routed to a handler whose connection is already closed (before
+// its cleanup ran) fails at once with channel_send_failed.
+func TestCallToAClosedHandlerFailsWithChannelSendFailed(t *testing.T) {
+	e := NewEngine(t)
+	c, h := dial(t, e), dial(t, e)
+	h.register("gone::fn")
+	waitFn(t, e, "gone::fn")
+	e.mu.Lock()
+	hs := e.st.workers[h.id].sock
+	e.mu.Unlock()
+	hs.mu.Lock()
+	hs.closed = true // what kill does first; the cleanup has not run yet
+	hs.mu.Unlock()
+	id := wire.NewUUID()
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "gone::fn", Data: json.RawMessage(`{}`)})
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.InvocationID != id || r.Error == nil || r.Error.Code != "channel_send_failed" || r.Error.Message != "channel closed" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	_, errb, err := e.Invoke(ctxT(t), "gone::fn", nil)
+	if err != nil || errb == nil || errb.Code != "channel_send_failed" {
+		t.Fatalf("Invoke = %v %v", errb, err)
 	}
 }

@@ -213,6 +213,13 @@ func (s *sock) push(kind itemKind, fb *frameBuf, wait bool) {
 	}
 }
 
+// isClosed reports whether the socket accepts no more frames.
+func (s *sock) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // send queues a text frame.
 func (s *sock) send(fb *frameBuf, wait bool) { s.push(itemText, fb, wait) }
 

@@ -166,8 +166,9 @@ type outbox struct {
 }
 
 type outMsg struct {
-	to *sock
-	fb *frameBuf
+	to   *sock
+	fb   *frameBuf
+	call bool // an engine-originated call: dispatched like the engine's tasks
 }
 
 func (ob *outbox) add(to *worker, m wire.Message) {
@@ -176,11 +177,26 @@ func (ob *outbox) add(to *worker, m wire.Message) {
 	}
 	fb := getBuf()
 	fb.b = m.AppendJSON(fb.b)
-	ob.msgs = append(ob.msgs, outMsg{to.sock, fb})
+	ob.msgs = append(ob.msgs, outMsg{to: to.sock, fb: fb})
+}
+
+// addCall is add for an engine-originated invocation (a trigger fire, a
+// queue job, Invoke), which the engine sends from a task of its own.
+func (ob *outbox) addCall(to *worker, m wire.Message) {
+	n := len(ob.msgs)
+	ob.add(to, m)
+	if len(ob.msgs) > n {
+		ob.msgs[n].call = true
+	}
 }
 
 func (e *Engine) flush(ob *outbox) {
 	for _, m := range ob.msgs {
+		if m.call {
+			to, fb, wait := m.to, m.fb, m.to != ob.from
+			e.dispatch(func() { to.send(fb, wait) })
+			continue
+		}
 		m.to.send(m.fb, m.to != ob.from)
 	}
 	for _, f := range ob.later {
