@@ -1,0 +1,225 @@
+package conformance
+
+import (
+	"encoding/json"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/iii-go/iii/connection/wire"
+)
+
+// Wire-level checks: what the engine does with raw WebSocket frames, where
+// the SDK would hide it.
+
+// rawWorker connects a raw WebSocket worker and reads its workerregistered.
+func (tg *target) rawWorker(t *testing.T) *websocket.Conn {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(tg.url+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	m := readMsg(t, ws)
+	if _, ok := m.(*wire.WorkerRegistered); !ok {
+		t.Fatalf("first frame %T, want workerregistered", m)
+	}
+	return ws
+}
+
+func readMsg(t *testing.T, ws *websocket.Conn) wire.Message {
+	t.Helper()
+	for {
+		_, b, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		m, err := wire.Decode(b)
+		if err != nil {
+			t.Fatalf("frame %s: %v", b, err)
+		}
+		if _, ok := m.(*wire.InvokeFunction); ok {
+			continue // an engine event this connection subscribed to by no one; not expected, skip
+		}
+		return m
+	}
+}
+
+// expectDropped reads until the connection ends and checks that the engine
+// sent no Close frame (the client sees 1006, an abnormal closure).
+func expectDropped(t *testing.T, ws *websocket.Conn) {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(15 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("the connection stayed open")
+			}
+			return // EOF or reset
+		}
+		if ce.Code != websocket.CloseAbnormalClosure {
+			t.Fatalf("the engine sent a Close frame: %v", err)
+		}
+		return
+	}
+}
+
+// The engine answers a JSON ping with a JSON pong, and a WebSocket ping
+// with at least one pong.
+func TestWirePing(t *testing.T) {
+	tg := newTarget(t)
+	ws := tg.rawWorker(t)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := readMsg(t, ws).(*wire.Pong); !ok {
+		t.Fatal("no JSON pong")
+	}
+	pongs := make(chan string, 4)
+	ws.SetPongHandler(func(s string) error { pongs <- s; return nil })
+	if err := ws.WriteControl(websocket.PingMessage, []byte("p1"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// The pong is processed while reading: a JSON ping makes the engine
+	// send something after it.
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"ping"}`)); err != nil {
+		t.Fatal(err)
+	}
+	readMsg(t, ws)
+	if n := len(pongs); n == 0 {
+		t.Fatal("no pong for a WebSocket ping")
+	} else {
+		t.Logf("%d pong(s) for one WebSocket ping", n)
+	}
+}
+
+// The engine does not answer the worker's Close frame: it drops the
+// connection.
+func TestWireWorkerCloseIsNotEchoed(t *testing.T) {
+	tg := newTarget(t)
+	ws := tg.rawWorker(t)
+	if err := ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	expectDropped(t, ws)
+}
+
+// A text message that is not valid UTF-8 drops the connection, without a
+// Close frame.
+func TestWireInvalidUTF8DropsTheConnection(t *testing.T) {
+	tg := newTarget(t)
+	ws := tg.rawWorker(t)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte("\xff\xfe")); err != nil {
+		t.Fatal(err)
+	}
+	expectDropped(t, ws)
+}
+
+// A single frame over 16 MiB drops the connection, without a Close frame;
+// the same bytes in smaller frames are one valid message.
+func TestWireFrameOver16MiBDropsTheConnection(t *testing.T) {
+	tg := newTarget(t)
+	pad := strings.Repeat("x", 17<<20)
+	msg := []byte(`{"type":"ping","pad":"` + pad + `"}`)
+
+	// Fragmented (gorilla writes one frame per write buffer): accepted.
+	d := websocket.Dialer{WriteBufferSize: 1 << 20}
+	frag, _, err := d.Dial(tg.url+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer frag.Close()
+	frag.SetReadDeadline(time.Now().Add(15 * time.Second))
+	readMsg(t, frag)
+	w, err := frag.NextWriter(websocket.TextMessage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(msg); i += 1 << 20 {
+		w.Write(msg[i:min(i+1<<20, len(msg))])
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := readMsg(t, frag).(*wire.Pong); !ok {
+		t.Fatal("fragmented 17 MiB message not answered")
+	}
+
+	// One frame: gorilla sends a message written at once as one frame when
+	// its write buffer holds it.
+	d = websocket.Dialer{WriteBufferSize: len(msg) + 64}
+	one, _, err := d.Dial(tg.url+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	one.SetReadDeadline(time.Now().Add(15 * time.Second))
+	readMsg(t, one)
+	one.WriteMessage(websocket.TextMessage, msg) // may fail once the engine drops us
+	expectDropped(t, one)
+}
+
+// The engine never reads a channel reader's socket: its pings get no pong
+// and its Close no reply; it still gets the items and then a Close with no
+// status code.
+func TestWireChannelReaderSocketIsNotRead(t *testing.T) {
+	tg := newTarget(t)
+	ws := tg.rawWorker(t)
+	id := wire.NewUUID()
+	if err := ws.WriteMessage(websocket.TextMessage, wire.Encode(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "engine::channels::create", Data: json.RawMessage(`{}`)})); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := readMsg(t, ws).(*wire.InvocationResult)
+	if !ok || r.Error != nil {
+		t.Fatalf("channels::create: %+v", r)
+	}
+	var refs struct {
+		Reader struct {
+			ChannelID string `json:"channel_id"`
+			AccessKey string `json:"access_key"`
+		} `json:"reader"`
+	}
+	if err := json.Unmarshal(r.Result, &refs); err != nil {
+		t.Fatal(err)
+	}
+	chURL := func(dir string) string {
+		return tg.url + "/ws/channels/" + refs.Reader.ChannelID + "?key=" + url.QueryEscape(refs.Reader.AccessKey) + "&dir=" + dir
+	}
+	rd, _, err := websocket.DefaultDialer.Dial(chURL("read"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	pongs := 0
+	rd.SetPongHandler(func(string) error { pongs++; return nil })
+	rd.WriteControl(websocket.PingMessage, []byte("p"), time.Time{})
+	rd.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Time{})
+	wr, _, err := websocket.DefaultDialer.Dial(chURL("write"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wr.Close()
+	wr.WriteMessage(websocket.TextMessage, []byte("item"))
+	wr.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Time{})
+	rd.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if _, b, err := rd.ReadMessage(); err != nil || string(b) != "item" {
+		t.Fatalf("reader got %q, %v; want the item", b, err)
+	}
+	if _, _, err := rd.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNoStatusReceived) {
+		t.Fatalf("end of stream: %v; want a Close with no status code", err)
+	}
+	if pongs != 0 {
+		t.Fatalf("%d pong(s) on the reader socket", pongs)
+	}
+}
