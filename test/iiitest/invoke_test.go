@@ -201,7 +201,7 @@ func TestHandlerDisconnectStopsEveryPendingInvocation(t *testing.T) {
 	}
 }
 
-func TestCallerDisconnectForgetsItsPendingCalls(t *testing.T) {
+func TestCallerDisconnectHaltsTheCallButTheHandlerKeepsItInFlight(t *testing.T) {
 	e := NewEngine(t)
 	h, c := dial(t, e), dial(t, e)
 	h.register("f::g")
@@ -209,14 +209,22 @@ func TestCallerDisconnectForgetsItsPendingCalls(t *testing.T) {
 	id := c.call("f::g", `{}`)
 	expectMsg[*wire.InvokeFunction](t, h)
 	c.ws.Close()
-	if _, err := e.WaitWorkers(ctxT(t), 1); err != nil {
+	if err := e.waitFor(ctxT(t), func() bool { return len(e.st.workers) == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.waitFor(ctxT(t), func() bool { return len(e.st.workers) == 1 && len(e.st.pending) == 0 }); err != nil {
-		t.Fatal("the caller's pending call was not forgotten")
+	active := func() int {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.st.activeInvocations(e.st.workers[h.id])
+	}
+	if n := active(); n != 1 {
+		t.Fatalf("handler's active invocations %d, want 1 until it replies", n)
 	}
 	h.send(&wire.InvocationResult{InvocationID: id, FunctionID: "f::g", Result: json.RawMessage(`1`)})
 	h.expectQuiet() // the handler is not told anything
+	if n := active(); n != 0 {
+		t.Fatalf("handler's active invocations %d after its reply", n)
+	}
 }
 
 func TestLastRegistrationWinsAndOwnerChecksRemoval(t *testing.T) {

@@ -442,7 +442,10 @@ func (e *Engine) cleanupLocked(ob *outbox, c *worker) {
 				ob.later = append(ob.later, func() { cb(nil, stopped) })
 			}
 		case p.caller == c:
-			delete(st.pending, id)
+			// The call is halted for the caller, but the handler's
+			// in-flight set keeps it until the handler replies.
+			p.caller = nil
+			st.pending[id] = p
 		}
 	}
 	// ownerless registrations waiting for c's ack fail open
