@@ -341,6 +341,17 @@ func (e *Engine) shutdown(final bool) bool {
 	e.mu.Unlock()
 	srv.Close()
 	for _, s := range socks {
+		if s.otel {
+			// The engine ends /otel connections with a Close frame
+			// with no status code; "/" connections are just dropped.
+			s.closeWith(nil)
+			t := time.NewTimer(closeGrace)
+			select {
+			case <-s.writerDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		s.kill()
 	}
 	e.wg.Wait()
@@ -452,9 +463,18 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// upgradeOtel is upgrade for an /otel connection.
+func (e *Engine) upgradeOtel(w http.ResponseWriter, r *http.Request) *sock {
+	return e.upgradeKind(w, r, true)
+}
+
 // upgrade upgrades the request and registers the socket. The caller must
 // have called enter.
 func (e *Engine) upgrade(w http.ResponseWriter, r *http.Request) *sock {
+	return e.upgradeKind(w, r, false)
+}
+
+func (e *Engine) upgradeKind(w http.ResponseWriter, r *http.Request, otel bool) *sock {
 	ws, err := e.up.Upgrade(w, r, nil)
 	if err != nil {
 		e.log.Debug("iiitest: upgrade failed", "err", err)
@@ -466,6 +486,7 @@ func (e *Engine) upgrade(w http.ResponseWriter, r *http.Request) *sock {
 		return nil
 	}
 	s := newSock(e, ws, nc)
+	s.otel = otel
 	if !e.addSock(s) {
 		nc.Conn.Close()
 		return nil
@@ -511,7 +532,7 @@ func (e *Engine) serveOtel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer e.wg.Done()
-	s := e.upgrade(w, r)
+	s := e.upgradeOtel(w, r)
 	if s == nil {
 		return
 	}

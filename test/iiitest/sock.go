@@ -85,6 +85,7 @@ type sock struct {
 	writerDone chan struct{}
 	stalled    atomic.Bool
 	echoClose  atomic.Bool // answer the peer's Close (channel writers only)
+	otel       bool        // an /otel connection: gets Close(None) at shutdown
 }
 
 // errMessageTooBig and errInvalidUTF8 end a read loop; the connection is
