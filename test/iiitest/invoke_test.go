@@ -557,3 +557,22 @@ func TestCallToAClosedHandlerFailsWithChannelSendFailed(t *testing.T) {
 		t.Fatalf("Invoke = %v %v", errb, err)
 	}
 }
+
+// A queue delivers at most Concurrency jobs at a time; the others wait.
+func TestQueueConcurrencyLimitsDeliveries(t *testing.T) {
+	e := NewEngine(t, WithQueue(QueueConfig{Concurrency: 1}))
+	c, h := dial(t, e), dial(t, e)
+	h.register("jobs::slow")
+	waitFn(t, e, "jobs::slow")
+	enqueue(c, wire.UUID{}, "jobs::slow", "default", `1`)
+	enqueue(c, wire.UUID{}, "jobs::slow", "default", `2`)
+	first := expectMsg[*wire.InvokeFunction](t, h)
+	if err := e.waitFor(ctxT(t), func() bool { return e.st.queueWaiting == 1 }); err != nil {
+		t.Fatal("the second job did not wait for a slot")
+	}
+	h.send(&wire.InvocationResult{InvocationID: first.InvocationID, FunctionID: "jobs::slow"})
+	second := expectMsg[*wire.InvokeFunction](t, h)
+	if string(first.Data)+string(second.Data) != "12" && string(first.Data)+string(second.Data) != "21" {
+		t.Fatalf("jobs %s %s", first.Data, second.Data)
+	}
+}

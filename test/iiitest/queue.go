@@ -19,6 +19,9 @@ const (
 	DefaultQueueBackoff = time.Second
 	// DefaultQueueName is the queue that always exists.
 	DefaultQueueName = "default"
+	// DefaultQueueConcurrency is how many jobs of one queue are delivered
+	// at a time.
+	DefaultQueueConcurrency = 10
 )
 
 // QueueConfig configures the in-memory queue provider installed by
@@ -33,6 +36,9 @@ type QueueConfig struct {
 	// Backoff is the wait before the second attempt; it doubles for each
 	// further attempt (default 1 s: 1 s, then 2 s).
 	Backoff time.Duration
+	// Concurrency is how many jobs of one queue are delivered at a time
+	// (default 10); the others wait.
+	Concurrency int
 }
 
 // WithQueue installs an in-memory engine::queue::enqueue provider, standing
@@ -46,8 +52,8 @@ type QueueConfig struct {
 // metadata, no _caller_worker_id. A job whose delivery fails (an error
 // result, the handler disconnecting, or no such function) is tried again
 // after the backoff, up to MaxAttempts in total, then kept as a dead
-// letter (see [Engine.DeadLetters]). Jobs run concurrently and in no
-// particular order; there is no per-queue concurrency limit and no FIFO
+// letter (see [Engine.DeadLetters]). Jobs run concurrently, at most
+// Concurrency per queue, and in no particular order; there is no FIFO
 // mode.
 func WithQueue(cfg QueueConfig) Option {
 	return func(c *config) {
@@ -56,6 +62,9 @@ func WithQueue(cfg QueueConfig) Option {
 		}
 		if cfg.Backoff <= 0 {
 			cfg.Backoff = DefaultQueueBackoff
+		}
+		if cfg.Concurrency <= 0 {
+			cfg.Concurrency = DefaultQueueConcurrency
 		}
 		cfg.Queues = append(slices.Clone(cfg.Queues), DefaultQueueName)
 		c.queue = &cfg
@@ -105,25 +114,30 @@ func (e *Engine) queueJob(job queuedJob) {
 func (e *Engine) runJob(st *state, stop <-chan struct{}, job queuedJob) {
 	qc := e.cfg.queue
 	for attempt := 1; ; attempt++ {
-		done := make(chan *wire.ErrorBody, 1)
-		ob := outbox{}
 		e.mu.Lock()
 		if e.st != st {
 			e.mu.Unlock()
 			return
 		}
-		id := e.callLocked(&ob, st, job.fnID, job.data, nil, job.traceparent, job.baggage, func(_ json.RawMessage, errb *wire.ErrorBody) {
-			done <- errb
-		})
+		sem := st.queueSlots[job.queue]
+		if sem == nil {
+			sem = make(chan struct{}, qc.Concurrency)
+			st.queueSlots[job.queue] = sem
+		}
+		st.queueWaiting++
+		e.notifyLocked()
 		e.mu.Unlock()
-		e.flush(&ob)
-		var errb *wire.ErrorBody
 		select {
-		case errb = <-done:
+		case sem <- struct{}{}:
 		case <-stop:
 			return
 		}
-		if errb == nil {
+		e.mu.Lock()
+		st.queueWaiting--
+		e.mu.Unlock()
+		errb, ok := e.deliverJob(st, stop, job)
+		<-sem
+		if !ok || errb == nil {
 			return
 		}
 		if attempt >= qc.MaxAttempts {
@@ -135,7 +149,7 @@ func (e *Engine) runJob(st *state, stop <-chan struct{}, job queuedJob) {
 			e.mu.Unlock()
 			return
 		}
-		e.log.Debug("iiitest: queue job failed, retrying", "function", job.fnID, "attempt", attempt, "invocation_id", id.String())
+		e.log.Debug("iiitest: queue job failed, retrying", "function", job.fnID, "attempt", attempt)
 		t := time.NewTimer(qc.Backoff << (attempt - 1))
 		select {
 		case <-t.C:
@@ -143,6 +157,28 @@ func (e *Engine) runJob(st *state, stop <-chan struct{}, job queuedJob) {
 			t.Stop()
 			return
 		}
+	}
+}
+
+// deliverJob makes one attempt; ok is false when the engine stopped.
+func (e *Engine) deliverJob(st *state, stop <-chan struct{}, job queuedJob) (*wire.ErrorBody, bool) {
+	done := make(chan *wire.ErrorBody, 1)
+	ob := outbox{}
+	e.mu.Lock()
+	if e.st != st {
+		e.mu.Unlock()
+		return nil, false
+	}
+	e.callLocked(&ob, st, job.fnID, job.data, nil, job.traceparent, job.baggage, func(_ json.RawMessage, errb *wire.ErrorBody) {
+		done <- errb
+	})
+	e.mu.Unlock()
+	e.flush(&ob)
+	select {
+	case errb := <-done:
+		return errb, true
+	case <-stop:
+		return nil, false
 	}
 }
 

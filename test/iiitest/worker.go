@@ -22,35 +22,38 @@ const maxDeadJournals = 1024
 
 // state is everything Restart and Stop wipe. It is guarded by Engine.mu.
 type state struct {
-	workers     map[string]*worker
-	dead        map[string]*worker // closed connections, for Received
-	deadOrder   []string
-	functions   map[string]*function
-	ttypes      map[string]*ttype
-	bindings    map[string]*binding // live bindings
-	parked      map[string]*binding // bindings waiting for their trigger type
-	pending     map[wire.UUID]pending
-	channels    map[string]*channel
-	services    map[string]wire.RegisterService
-	deadLetters []DeadLetter
-	runtimeID   string
-	startedAt   time.Time
-	fnHash      uint64 // functions-available: last fired function-set hash
+	workers      map[string]*worker
+	dead         map[string]*worker // closed connections, for Received
+	deadOrder    []string
+	functions    map[string]*function
+	ttypes       map[string]*ttype
+	bindings     map[string]*binding // live bindings
+	parked       map[string]*binding // bindings waiting for their trigger type
+	pending      map[wire.UUID]pending
+	channels     map[string]*channel
+	services     map[string]wire.RegisterService
+	deadLetters  []DeadLetter
+	queueSlots   map[string]chan struct{} // per-queue delivery slots
+	queueWaiting int                      // jobs waiting for a slot
+	runtimeID    string
+	startedAt    time.Time
+	fnHash       uint64 // functions-available: last fired function-set hash
 }
 
 func newState(e *Engine) *state {
 	st := &state{
-		workers:   make(map[string]*worker),
-		dead:      make(map[string]*worker),
-		functions: make(map[string]*function),
-		ttypes:    make(map[string]*ttype),
-		bindings:  make(map[string]*binding),
-		parked:    make(map[string]*binding),
-		pending:   make(map[wire.UUID]pending),
-		channels:  make(map[string]*channel),
-		services:  make(map[string]wire.RegisterService),
-		runtimeID: wire.NewUUID().String(),
-		startedAt: time.Now(),
+		workers:    make(map[string]*worker),
+		dead:       make(map[string]*worker),
+		functions:  make(map[string]*function),
+		ttypes:     make(map[string]*ttype),
+		bindings:   make(map[string]*binding),
+		parked:     make(map[string]*binding),
+		pending:    make(map[wire.UUID]pending),
+		channels:   make(map[string]*channel),
+		services:   make(map[string]wire.RegisterService),
+		queueSlots: make(map[string]chan struct{}),
+		runtimeID:  wire.NewUUID().String(),
+		startedAt:  time.Now(),
 	}
 	for id, b := range builtins {
 		if id == enqueueProvider && e.cfg.queue == nil {
