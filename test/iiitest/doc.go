@@ -38,4 +38,15 @@
 // connection has one reader and one writer goroutine; the reader processes
 // frames in order, as the engine does, and frames routed to another
 // connection are queued to its writer (see WithOutboundLimits).
+//
+// Ordering: by default the double delivers calls, results and trigger
+// fires in FIFO order. The engine promises no order between them (each is
+// its own task); WithUnorderedDispatch, or IIITEST_UNORDERED=1 in the
+// environment, makes the double as unordered, to shake out tests and code
+// that rely on an order.
+//
+// Like the engine, the double drops a connection without a Close frame on
+// a frame over 16 MiB, a message over 64 MiB, or a text message that is
+// not valid UTF-8, and when the worker sends its Close; it never reads a
+// channel reader's socket (no pongs, no Close reply).
 package iiitest
