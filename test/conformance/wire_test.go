@@ -170,11 +170,10 @@ func TestWireFrameOver16MiBDropsTheConnection(t *testing.T) {
 	expectDropped(t, one)
 }
 
-// The engine never reads a channel reader's socket: its pings get no pong
-// and its Close no reply; it still gets the items and then a Close with no
-// status code.
-func TestWireChannelReaderSocketIsNotRead(t *testing.T) {
-	tg := newTarget(t)
+// createChannelRaw creates a channel with engine::channels::create on a
+// raw worker connection and returns its reader and writer URLs.
+func (tg *target) createChannelRaw(t *testing.T) (readURL, writeURL string) {
+	t.Helper()
 	ws := tg.rawWorker(t)
 	id := wire.NewUUID()
 	if err := ws.WriteMessage(websocket.TextMessage, wire.Encode(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "engine::channels::create", Data: json.RawMessage(`{}`)})); err != nil {
@@ -196,16 +195,20 @@ func TestWireChannelReaderSocketIsNotRead(t *testing.T) {
 	chURL := func(dir string) string {
 		return tg.url + "/ws/channels/" + refs.Reader.ChannelID + "?key=" + url.QueryEscape(refs.Reader.AccessKey) + "&dir=" + dir
 	}
-	rd, _, err := websocket.DefaultDialer.Dial(chURL("read"), nil)
+	return chURL("read"), chURL("write")
+}
+
+// streamOne connects the reader (letting it send frames first), writes one
+// item and closes the writer, and returns the reader, which has the item.
+func streamOne(t *testing.T, readURL, writeURL string, before func(rd *websocket.Conn)) *websocket.Conn {
+	t.Helper()
+	rd, _, err := websocket.DefaultDialer.Dial(readURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rd.Close()
-	pongs := 0
-	rd.SetPongHandler(func(string) error { pongs++; return nil })
-	rd.WriteControl(websocket.PingMessage, []byte("p"), time.Time{})
-	rd.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Time{})
-	wr, _, err := websocket.DefaultDialer.Dial(chURL("write"), nil)
+	t.Cleanup(func() { rd.Close() })
+	before(rd)
+	wr, _, err := websocket.DefaultDialer.Dial(writeURL, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,9 +219,43 @@ func TestWireChannelReaderSocketIsNotRead(t *testing.T) {
 	if _, b, err := rd.ReadMessage(); err != nil || string(b) != "item" {
 		t.Fatalf("reader got %q, %v; want the item", b, err)
 	}
+	return rd
+}
+
+// A reader gets the items, then a Close with no status code, whether the
+// writer finished normally or not.
+func TestWireChannelStreamEndsWithACloseWithoutStatus(t *testing.T) {
+	tg := newTarget(t)
+	readURL, writeURL := tg.createChannelRaw(t)
+	rd := streamOne(t, readURL, writeURL, func(*websocket.Conn) {})
 	if _, _, err := rd.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNoStatusReceived) {
 		t.Fatalf("end of stream: %v; want a Close with no status code", err)
 	}
+}
+
+// The engine never reads a channel reader's socket: the reader's ping gets
+// no pong and its Close no reply. And because the bytes the reader sent
+// are never read, the engine's socket closes with unread data at the end
+// of the stream: the reader may get a connection reset instead of the
+// final Close.
+func TestWireChannelReaderSocketIsNotRead(t *testing.T) {
+	tg := newTarget(t)
+	pongs := 0
+	readURL, writeURL := tg.createChannelRaw(t)
+	rd := streamOne(t, readURL, writeURL, func(rd *websocket.Conn) {
+		rd.SetPongHandler(func(string) error { pongs++; return nil })
+		rd.WriteControl(websocket.PingMessage, []byte("p"), time.Time{})
+		rd.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Time{})
+	})
+	_, _, err := rd.ReadMessage()
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) && ce.Code != websocket.CloseNoStatusReceived {
+		t.Fatalf("end of stream: %v; want a Close with no status code (a reply to the reader's Close?)", err)
+	}
+	if err == nil {
+		t.Fatal("more than the item")
+	}
+	t.Logf("end of stream after the reader wrote: %v", err)
 	if pongs != 0 {
 		t.Fatalf("%d pong(s) on the reader socket", pongs)
 	}

@@ -136,6 +136,7 @@ func (e *Engine) serveChannel(w http.ResponseWriter, r *http.Request, id string)
 		e.channelReader(s, ch)
 	} else {
 		s.echoClose.Store(true) // the engine reads on after the Close, which flushes the reply
+		s.onePong = true        // only the library's automatic pong
 		e.channelWriter(s, ch)
 	}
 }

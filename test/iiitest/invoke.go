@@ -311,25 +311,20 @@ func optString(s string) *string {
 	return &s
 }
 
-// withFunctionIDBaggage rewrites (or adds) iii.function.id in a W3C
-// baggage header.
+// withFunctionIDBaggage sets iii.function.id in a W3C baggage header: an
+// existing member is removed and the new one goes last, as the engine
+// re-serialises it.
 func withFunctionIDBaggage(baggage, fnID string) string {
-	if baggage == "" {
-		return "iii.function.id=" + fnID
-	}
-	parts := strings.Split(baggage, ",")
-	found := false
-	for i, p := range parts {
-		k, _, _ := strings.Cut(p, "=")
-		if strings.TrimSpace(k) == "iii.function.id" {
-			parts[i] = "iii.function.id=" + fnID
-			found = true
+	var parts []string
+	if baggage != "" {
+		for _, p := range strings.Split(baggage, ",") {
+			k, _, _ := strings.Cut(p, "=")
+			if strings.TrimSpace(k) != "iii.function.id" {
+				parts = append(parts, p)
+			}
 		}
 	}
-	if !found {
-		parts = append(parts, "iii.function.id="+fnID)
-	}
-	return strings.Join(parts, ",")
+	return strings.Join(append(parts, "iii.function.id="+fnID), ",")
 }
 
 // injectCaller appends data with "_caller_worker_id" set to id when data is

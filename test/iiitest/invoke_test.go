@@ -576,3 +576,17 @@ func TestQueueConcurrencyLimitsDeliveries(t *testing.T) {
 		t.Fatalf("jobs %s %s", first.Data, second.Data)
 	}
 }
+
+// The engine puts the rewritten iii.function.id last (seen on engine
+// v0.22.1: "user=x,iii.function.id=<target>" for "iii.function.id=caller::fn,user=x").
+func TestHandlerBaggageKeepsOtherMembersAndPutsTheFunctionIDLast(t *testing.T) {
+	e := NewEngine(t)
+	c, h := dial(t, e), dial(t, e)
+	h.register("orders::create")
+	waitFn(t, e, "orders::create")
+	c.send(&wire.InvokeFunction{InvocationID: wire.NewUUID(), HasInvocationID: true, FunctionID: "orders::create", Data: json.RawMessage(`{}`),
+		Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Baggage: "iii.function.id=caller::fn,user=x"})
+	if inv := expectMsg[*wire.InvokeFunction](t, h); inv.Baggage != "user=x,iii.function.id=orders::create" {
+		t.Fatalf("baggage %q", inv.Baggage)
+	}
+}

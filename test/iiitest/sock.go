@@ -86,6 +86,7 @@ type sock struct {
 	stalled    atomic.Bool
 	echoClose  atomic.Bool // answer the peer's Close (channel writers only)
 	otel       bool        // an /otel connection: gets Close(None) at shutdown
+	onePong    bool        // answer a ping with one pong (channel writers), not two
 }
 
 // errMessageTooBig and errInvalidUTF8 end a read loop; the connection is
@@ -109,7 +110,16 @@ func newSock(e *Engine, ws *websocket.Conn, nc *bufConn) *sock {
 	// No gorilla read limit: gorilla answers an oversized message with a
 	// Close 1009, the engine just drops the connection (readFrame).
 	ws.SetPingHandler(func(data string) error {
-		if !s.stalled.Load() {
+		if s.stalled.Load() {
+			return nil
+		}
+		// On "/" and "/otel" the engine answers a ping itself and its
+		// WebSocket library queues a pong too: the peer gets two.
+		n := 2
+		if s.onePong {
+			n = 1
+		}
+		for range n {
 			fb := getBuf()
 			fb.b = append(fb.b, data...)
 			s.push(itemPong, fb, false)
