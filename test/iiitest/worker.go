@@ -52,7 +52,7 @@ func newState(e *Engine) *state {
 		channels:   make(map[string]*channel),
 		services:   make(map[string]wire.RegisterService),
 		queueSlots: make(map[string]chan struct{}),
-		runtimeID:  wire.NewUUID().String(),
+		runtimeID:  runtimeWorkerName, // in-process workers are listed with their name as id
 		startedAt:  time.Now(),
 	}
 	for id, b := range builtins {
@@ -63,6 +63,12 @@ func newState(e *Engine) *state {
 	}
 	st.ttypes[triggerWorkersAvailable] = &ttype{id: triggerWorkersAvailable, description: "Triggered when workers connect/disconnect"}
 	st.ttypes[triggerFunctionsAvailable] = &ttype{id: triggerFunctionsAvailable, description: "Triggered when functions are registered/unregistered"}
+	// The trigger types of the engine's mandatory in-process workers
+	// (configuration, observability): listed like on any engine; the
+	// double never fires them.
+	for _, tt := range mandatoryTriggerTypes {
+		st.ttypes[tt.id] = &ttype{id: tt.id, description: tt.description}
+	}
 	st.fnHash = st.functionsHash()
 	return st
 }
