@@ -1,15 +1,18 @@
 package conformance
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/connection/wire"
 )
 
@@ -258,5 +261,60 @@ func TestWireChannelReaderSocketIsNotRead(t *testing.T) {
 	t.Logf("end of stream after the reader wrote: %v", err)
 	if pongs != 0 {
 		t.Fatalf("%d pong(s) on the reader socket", pongs)
+	}
+}
+
+// Reusing the invocation id of a pending call fails the earlier call with
+// invocation_error "channel closed"; the later call is answered normally.
+func TestWireReusedPendingInvocationID(t *testing.T) {
+	tg := newTarget(t)
+	h := tg.worker(t)
+	fn := tg.id("slow")
+	release := make(chan struct{})
+	calls := make(chan int, 2)
+	if _, err := iii.RegisterFunction(h, fn, func(ctx context.Context, n int) (int, error) {
+		calls <- n
+		<-release
+		return n, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer close(release)
+	eventually(t, "the function listed", func() bool { return functionListed(t, h, fn) })
+	c := tg.rawWorker(t)
+	id := wire.NewUUID()
+	for n := 1; n <= 2; n++ {
+		c.WriteMessage(websocket.TextMessage, wire.Encode(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: fn, Data: json.RawMessage(strconv.Itoa(n))}))
+	}
+	recv(t, calls, "the first call")
+	recv(t, calls, "the second call")
+	r, ok := readMsg(t, c).(*wire.InvocationResult)
+	if !ok || r.InvocationID != id || r.Error == nil || r.Error.Code != "invocation_error" || r.Error.Message != "channel closed" {
+		t.Fatalf("first answer %s; want invocation_error \"channel closed\"", wire.Encode(r))
+	}
+	release <- struct{}{}
+	r, ok = readMsg(t, c).(*wire.InvocationResult)
+	if !ok || r.InvocationID != id || r.Error != nil {
+		t.Fatalf("second answer %s; want a result", wire.Encode(r))
+	}
+}
+
+// A channel writer's Close is answered (the engine reads on for 10 ms to
+// drain, which flushes the reply).
+func TestWireChannelWriterCloseIsAnswered(t *testing.T) {
+	tg := newTarget(t)
+	_, writeURL := tg.createChannelRaw(t)
+	wr, _, err := websocket.DefaultDialer.Dial(writeURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wr.Close()
+	wr.WriteMessage(websocket.TextMessage, []byte("item"))
+	wr.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Time{})
+	wr.SetReadDeadline(time.Now().Add(15 * time.Second))
+	_, _, err = wr.ReadMessage()
+	t.Logf("writer after its Close: %v", err)
+	if !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("writer after its Close: %v; want the Close echoed", err)
 	}
 }
