@@ -32,7 +32,11 @@
 // HTTP-invoked functions (dropped, as by an engine without its
 // http_functions module), and every in-engine module (http, cron, state,
 // streams, pubsub): bindings of their trigger types are parked like
-// bindings of any unknown type.
+// bindings of any unknown type, where the engine with that module
+// validates them (an http binding without api_path gets a
+// trigger_registration_failed triggerregistrationresult). The trigger
+// types of the engine's mandatory workers (configuration, log, trace) are
+// listed, but never fire.
 //
 // Concurrency: every Engine method is safe for concurrent use. Each
 // connection has one reader and one writer goroutine; the reader processes
