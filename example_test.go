@@ -91,7 +91,9 @@ func ExampleRemoteError() {
 // Fire-and-forget and queued calls: Void returns at once; Enqueue returns
 // the engine's receipt once the queue has the job.
 func ExampleVoid() {
-	eng, _ := iiitest.Start("127.0.0.1:0")
+	// Enqueue needs a queue provider: the engine's queue worker, or the
+	// double's in-memory one.
+	eng, _ := iiitest.Start("127.0.0.1:0", iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"audit"}}))
 	defer eng.Close()
 	w := iii.RegisterWorker(eng.URL, iii.InitOptions{})
 	defer w.Shutdown()

@@ -99,7 +99,8 @@ func TestVoidCallReturnsAtOnceAndStillRunsTheHandler(t *testing.T) {
 }
 
 func TestEnqueueReturnsTheEngineReceiptAndRunsTheJob(t *testing.T) {
-	eng, handler, caller := twoWorkers(t)
+	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{}))
+	handler, caller := newWorker(t, eng, fastOptions()), newWorker(t, eng, fastOptions())
 	got := make(chan int, 1)
 	mustRegister(t, eng, handler, "jobs::run", func(ctx context.Context, n int) (any, error) {
 		got <- n

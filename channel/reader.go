@@ -170,8 +170,10 @@ func (r *Reader) ReadAll(ctx context.Context) ([]byte, error) {
 }
 
 // Close closes the reader: a Close frame (1000, "channel_close") goes to
-// the engine, which stops forwarding (the writer's next write then fails),
-// and a Read in progress returns an error matching ErrClosed. Close
+// the engine and the connection is closed at once (the engine never reads
+// a reader's socket, so no Close reply is awaited; it notices on its next
+// forward, and the writer's write after that fails), and a Read in
+// progress returns an error matching ErrClosed. Close
 // returns once the end is released. A Reader never opened is not
 // connected. Calls after the first return nil.
 func (r *Reader) Close() error {

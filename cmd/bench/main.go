@@ -113,7 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *serve != "" {
-		if err := runServe(*serve); err != nil {
+		if err := runServe(*serve, doubleOptions()...); err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
 		}

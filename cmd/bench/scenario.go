@@ -113,7 +113,7 @@ func setup(ctx context.Context, opt options, prog *progress) (*env, error) {
 			}
 		}
 		if e.url == "" {
-			eng, err := iiitest.Start("127.0.0.1:0")
+			eng, err := iiitest.Start("127.0.0.1:0", doubleOptions()...)
 			if err != nil {
 				return nil, err
 			}

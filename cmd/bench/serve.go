@@ -10,6 +10,13 @@ import (
 	"github.com/iii-go/iii/test/iiitest"
 )
 
+// doubleOptions configures the engine double for the benchmark: the
+// enqueue scenario needs the queue provider, which the engine has only with
+// its queue worker (the double only WithQueue).
+func doubleOptions() []iiitest.Option {
+	return []iiitest.Option{iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{queueName}})}
+}
+
 // runServe runs the engine double on addr until SIGINT or SIGTERM (or, in
 // a child of the benchmark, until its stdin closes).
 func runServe(addr string, opts ...iiitest.Option) error {

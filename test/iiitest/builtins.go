@@ -54,8 +54,9 @@ func init() {
 		"engine::register_trigger":          {fn: builtinRegisterTrigger, description: "Register a trigger that fires `function_id` directly, with `metadata` delivered to the handler as a distinct argument (not folded into the payload). Returns the trigger id (pass it to engine::unregister_trigger)."},
 		"engine::unregister_trigger":        {fn: builtinUnregisterTrigger, description: "Unregister a trigger by id. Idempotent; reports whether it existed."},
 		// The v0.22.1 engine has no queue provider of its own (the queue
-		// worker registers it); the double's is in memory and marked
-		// internal so that it does not show in the default function list.
+		// worker registers it); the double's is in memory, installed only
+		// WithQueue, and marked internal so that it does not show in the
+		// default function list.
 		enqueueProvider:      {fn: builtinEnqueue, description: "In-memory queue provider of the engine double", metadata: json.RawMessage(`{"internal":true}`)},
 		"engine::log::info":  logFn("info"),
 		"engine::log::warn":  logFn("warn"),
@@ -962,7 +963,15 @@ func builtinEnqueue(e *Engine, c *worker, id string, data json.RawMessage, reply
 	if receipt == "" {
 		receipt = wire.NewUUID().String()
 	}
-	e.queueJob(*in.FunctionID, queuedJob{data: bytes.Clone(rawOrNull(in.Data)), traceparent: deref(in.Traceparent), baggage: deref(in.Baggage)})
+	q := DefaultQueueName
+	if in.Queue != nil {
+		q = *in.Queue
+	}
+	if !e.queueKnown(q) {
+		reply(nil, &wire.ErrorBody{Code: "queue_error", Message: "Queue '" + q + "' not found"})
+		return
+	}
+	e.queueJob(queuedJob{queue: q, fnID: *in.FunctionID, data: bytes.Clone(rawOrNull(in.Data)), traceparent: deref(in.Traceparent), baggage: deref(in.Baggage)})
 	reply(receiptResult(receipt), nil)
 }
 

@@ -54,7 +54,8 @@ func TestWorkersListHidesWorkersWithoutPIDAndInfoShowsTheSurface(t *testing.T) {
 	if errb := b.builtin("engine::workers::list", `{}`, &list); errb != nil {
 		t.Fatal(errb)
 	}
-	if len(list.Workers) != 2 || list.Workers[0]["name"] != "alpha" || list.Workers[1]["name"] != runtimeWorkerName {
+	// In-process workers have their name as id (engine v0.22.1).
+	if len(list.Workers) != 2 || list.Workers[0]["name"] != "alpha" || list.Workers[1]["name"] != runtimeWorkerName || list.Workers[1]["id"] != runtimeWorkerName {
 		t.Fatalf("workers::list = %+v", list)
 	}
 	w := list.Workers[0]
@@ -117,7 +118,8 @@ func TestFunctionsListFiltersInternalAndSorts(t *testing.T) {
 			}
 		}
 	}
-	if n != len(builtins) || len(list.Functions) != len(builtins)+3 {
+	// The queue provider is there only WithQueue.
+	if n != len(builtins)-1 || len(list.Functions) != len(builtins)-1+3 {
 		t.Fatalf("include_internal: %d builtins of %d", n, len(list.Functions))
 	}
 	c.builtin("engine::functions::list", `{"search":"LAST"}`, &list)
@@ -183,11 +185,15 @@ func TestTriggerIntrospectionBuiltins(t *testing.T) {
 		Triggers []triggerTypeSummary `json:"triggers"`
 	}
 	c.builtin("engine::triggers::list", `{}`, &tl)
-	if len(tl.Triggers) != 1 || tl.Triggers[0] != (triggerTypeSummary{"fs::watch", "fs", "Watch files"}) {
+	// Every engine also lists its mandatory workers' types: configuration,
+	// log and trace (seen on engine v0.22.1).
+	if len(tl.Triggers) != 4 || tl.Triggers[1] != (triggerTypeSummary{"fs::watch", "fs", "Watch files"}) ||
+		tl.Triggers[0].ID != "configuration" || tl.Triggers[0].WorkerName != "configuration" ||
+		tl.Triggers[2] != (triggerTypeSummary{"log", "iii-observability", "Log event trigger"}) || tl.Triggers[3].ID != "trace" {
 		t.Fatalf("triggers::list = %+v", tl)
 	}
 	c.builtin("engine::triggers::list", `{"include_internal":true}`, &tl)
-	if len(tl.Triggers) != 3 {
+	if len(tl.Triggers) != 6 {
 		t.Fatalf("triggers::list internal = %+v", tl)
 	}
 	var ti map[string]any

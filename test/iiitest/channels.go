@@ -135,6 +135,8 @@ func (e *Engine) serveChannel(w http.ResponseWriter, r *http.Request, id string)
 	if reading {
 		e.channelReader(s, ch)
 	} else {
+		s.echoClose.Store(true) // the engine reads on after the Close, which flushes the reply
+		s.onePong = true        // only the library's automatic pong
 		e.channelWriter(s, ch)
 	}
 }
@@ -176,42 +178,43 @@ func (e *Engine) channelWriter(s *sock, ch *channel) {
 }
 
 // channelReader writes the channel's items to the reader socket, one at a
-// time, and a Close frame at the end of the stream.
+// time, and a Close frame (no status code) at the end of the stream.
+//
+// Like the engine, it never reads the reader socket: pings are not
+// answered, the reader's Close gets no reply, and a reader that has gone
+// is noticed only when a write to it fails.
 func (e *Engine) channelReader(s *sock, ch *channel) {
-	e.wg.Add(1)
-	fwdDone := make(chan struct{})
-	go func() {
-		defer e.wg.Done()
-		defer close(fwdDone)
-		for {
-			select {
-			case it, ok := <-ch.items:
-				if !ok {
-					s.closeWith(nil)
-					return
-				}
-				fb := getBuf()
-				fb.b = append(fb.b, it.data...)
-				kind := itemText
-				if it.binary {
-					kind = itemBinary
-				}
-				s.push(kind, fb, false)
-				if !s.waitEmpty() {
-					return
-				}
-			case <-s.dead:
+	defer func() {
+		ch.markReaderGone()
+		e.mu.Lock()
+		ch.readerEnded = true
+		e.mu.Unlock()
+		s.finish()
+	}()
+	for {
+		select {
+		case it, ok := <-ch.items:
+			if !ok {
+				s.closeWith(nil)
+				s.waitEmpty()
 				return
 			}
+			fb := getBuf()
+			fb.b = append(fb.b, it.data...)
+			kind := itemText
+			if it.binary {
+				kind = itemBinary
+			}
+			s.push(kind, fb, false)
+			if !s.waitEmpty() {
+				return
+			}
+		case <-ch.readerGone: // swept
+			return
+		case <-s.dead:
+			return
 		}
-	}()
-	s.drain() // the engine reads nothing from the reader socket but its close
-	ch.markReaderGone()
-	e.mu.Lock()
-	ch.readerEnded = true
-	e.mu.Unlock()
-	s.finish()
-	<-fwdDone
+	}
 }
 
 // waitEmpty waits until the writer has taken every queued frame; it

@@ -184,3 +184,40 @@ func TestHalfConnectedChannelsAreSwept(t *testing.T) {
 		t.Fatalf("swept channel: %v %v", resp, err)
 	}
 }
+
+// The engine never reads a channel reader's socket: a ping from the
+// reader gets no pong, and the reader's Close gets no reply; the reader
+// still gets the stream and the final Close (no status code).
+func TestChannelReaderSocketIsNeverRead(t *testing.T) {
+	e := NewEngine(t)
+	c := dial(t, e)
+	r := createChannel(t, c, `{}`)
+	rd, _, err := websocket.DefaultDialer.Dial(channelURL(e, r.Reader.ChannelID, r.Reader.AccessKey, "read"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	pongs := 0
+	rd.SetPongHandler(func(string) error { pongs++; return nil })
+	if err := rd.WriteControl(websocket.PingMessage, []byte("p"), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rd.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	wr := dialURL(t, channelURL(e, r.Writer.ChannelID, r.Writer.AccessKey, "write"), nil)
+	wr.ws.WriteMessage(websocket.TextMessage, []byte("a"))
+	wr.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Time{})
+	rd.SetReadDeadline(time.Now().Add(testTimeout))
+	_, b, err := rd.ReadMessage()
+	if err != nil || string(b) != "a" {
+		t.Fatalf("reader got %q, %v; want the item (no Close reply)", b, err)
+	}
+	_, _, err = rd.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseNoStatusReceived) {
+		t.Fatalf("end of stream: %v", err)
+	}
+	if pongs != 0 {
+		t.Fatalf("the reader socket answered %d pings", pongs)
+	}
+}

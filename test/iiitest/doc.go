@@ -16,8 +16,9 @@
 // function_not_found and invocation_stopped; trigger types and bindings
 // with provider replacement, replay, parking and error forwarding; the
 // engine::* builtins (workers, functions, triggers, registered triggers,
-// register_trigger/unregister_trigger, channels::create, log, and an
-// in-memory engine::queue::enqueue provider); the engine::workers-available
+// register_trigger/unregister_trigger, channels::create, log, and, only
+// WithQueue, an in-memory engine::queue::enqueue provider with retries and
+// dead letters); the engine::workers-available
 // and engine::functions-available trigger types; data channels on
 // /ws/channels/{id}; telemetry frames (OTLP/LOGS/MTRC) on "/" and "/otel";
 // an optional authentication gate.
@@ -31,10 +32,25 @@
 // HTTP-invoked functions (dropped, as by an engine without its
 // http_functions module), and every in-engine module (http, cron, state,
 // streams, pubsub): bindings of their trigger types are parked like
-// bindings of any unknown type.
+// bindings of any unknown type, where the engine with that module
+// validates them (an http binding without api_path gets a
+// trigger_registration_failed triggerregistrationresult). The trigger
+// types of the engine's mandatory workers (configuration, log, trace) are
+// listed, but never fire.
 //
 // Concurrency: every Engine method is safe for concurrent use. Each
 // connection has one reader and one writer goroutine; the reader processes
 // frames in order, as the engine does, and frames routed to another
 // connection are queued to its writer (see WithOutboundLimits).
+//
+// Ordering: by default the double delivers calls, results and trigger
+// fires in FIFO order. The engine promises no order between them (each is
+// its own task); WithUnorderedDispatch, or IIITEST_UNORDERED=1 in the
+// environment, makes the double as unordered, to shake out tests and code
+// that rely on an order.
+//
+// Like the engine, the double drops a connection without a Close frame on
+// a frame over 16 MiB, a message over 64 MiB, or a text message that is
+// not valid UTF-8, and when the worker sends its Close; it never reads a
+// channel reader's socket (no pongs, no Close reply).
 package iiitest

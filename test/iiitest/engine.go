@@ -6,8 +6,11 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,8 +24,12 @@ import (
 
 // Defaults of the engine double, as in engine v0.22.1.
 const (
-	// DefaultMaxFrameSize is the largest incoming message (axum's default).
-	DefaultMaxFrameSize = 64 << 20
+	// DefaultMaxFrameSize is the largest incoming WebSocket frame (axum's
+	// default).
+	DefaultMaxFrameSize = 16 << 20
+	// DefaultMaxMessageSize is the largest incoming message, its fragments
+	// put together (axum's default).
+	DefaultMaxMessageSize = 64 << 20
 	// DefaultHandshakeTimeout bounds the arrival of the HTTP upgrade request.
 	DefaultHandshakeTimeout = 10 * time.Second
 	// DefaultFunctionsPollInterval is how often engine::functions-available
@@ -49,6 +56,7 @@ type Option func(*config)
 
 type config struct {
 	maxFrameSize     int64
+	maxMessageSize   int64
 	logger           *slog.Logger
 	handshakeTimeout time.Duration
 	auth             func(*http.Request) error
@@ -60,13 +68,60 @@ type config struct {
 	outFrames        int
 	outBytes         int64
 	outWait          time.Duration
+	queue            *QueueConfig
+	unordered        bool
 }
 
-// WithMaxFrameSize sets the largest incoming WebSocket message, in bytes
-// (default 64 MiB, like the engine). A bigger message is a protocol error:
-// that connection is closed, as the engine does, and nothing else is
-// affected.
+// UnorderedEnv is the environment variable that, set to 1, makes every
+// engine double start as if WithUnorderedDispatch were given: run a test
+// suite with it to shake out ordering assumptions.
+const UnorderedEnv = "IIITEST_UNORDERED"
+
+// WithUnorderedDispatch makes the double deliver like the engine does,
+// with no ordering: the engine handles every invokefunction (sync, void,
+// enqueue, builtin calls), every relayed result and every trigger fire
+// (engine::workers-available events included) in a task of its own, so
+// two calls from one caller may reach the handler in either order, results
+// may come back in any order, and events may arrive out of order. With
+// this option the double dispatches each of these in its own goroutine
+// after a random short delay, so that code relying on an order it was
+// never promised fails. Registrations and other control frames stay in
+// order, as on the engine. Without it (the default unless the
+// IIITEST_UNORDERED environment variable is 1) the double delivers in
+// FIFO order, which is stricter than the engine.
+func WithUnorderedDispatch() Option { return func(c *config) { c.unordered = true } }
+
+// dispatch runs f in a goroutine of its own after a random short delay
+// when dispatch is unordered, and inline otherwise. It must not be called
+// with e.mu held.
+func (e *Engine) dispatch(f func()) {
+	if !e.cfg.unordered || !e.enter() {
+		f()
+		return
+	}
+	go func() {
+		defer e.wg.Done()
+		if d := rand.IntN(300); d < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(time.Duration(d) * time.Microsecond)
+		}
+		f()
+	}()
+}
+
+// WithMaxFrameSize sets the largest incoming WebSocket frame, in bytes
+// (default 16 MiB, like the engine). A client announcing a bigger frame
+// loses its connection at once, without a Close frame (the engine's
+// WebSocket library fails the read and the engine drops the socket), and
+// nothing else is affected. The same happens to a text message that is
+// not valid UTF-8.
 func WithMaxFrameSize(n int64) Option { return func(c *config) { c.maxFrameSize = n } }
+
+// WithMaxMessageSize sets the largest incoming WebSocket message, its
+// fragments put together, in bytes (default 64 MiB, like the engine). A
+// bigger message drops the connection like an oversized frame.
+func WithMaxMessageSize(n int64) Option { return func(c *config) { c.maxMessageSize = n } }
 
 // WithLogger sets the logger for the double's diagnostics (default: discard).
 // Dropped frames are logged at Debug, slow consumers at Warn.
@@ -179,6 +234,7 @@ func NewEngine(t testing.TB, opts ...Option) *Engine {
 func Start(addr string, opts ...Option) (*Engine, error) {
 	cfg := config{
 		maxFrameSize:     DefaultMaxFrameSize,
+		maxMessageSize:   DefaultMaxMessageSize,
 		handshakeTimeout: DefaultHandshakeTimeout,
 		fnPoll:           DefaultFunctionsPollInterval,
 		channelTTL:       DefaultChannelTTL,
@@ -188,6 +244,7 @@ func Start(addr string, opts ...Option) (*Engine, error) {
 		outFrames:        DefaultOutboundFrames,
 		outBytes:         DefaultOutboundBytes,
 		outWait:          DefaultOutboundWait,
+		unordered:        os.Getenv(UnorderedEnv) == "1",
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -284,6 +341,17 @@ func (e *Engine) shutdown(final bool) bool {
 	e.mu.Unlock()
 	srv.Close()
 	for _, s := range socks {
+		if s.otel {
+			// The engine ends /otel connections with a Close frame
+			// with no status code; "/" connections are just dropped.
+			s.closeWith(nil)
+			t := time.NewTimer(closeGrace)
+			select {
+			case <-s.writerDone:
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		s.kill()
 	}
 	e.wg.Wait()
@@ -395,9 +463,18 @@ func (e *Engine) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// upgradeOtel is upgrade for an /otel connection.
+func (e *Engine) upgradeOtel(w http.ResponseWriter, r *http.Request) *sock {
+	return e.upgradeKind(w, r, true)
+}
+
 // upgrade upgrades the request and registers the socket. The caller must
 // have called enter.
 func (e *Engine) upgrade(w http.ResponseWriter, r *http.Request) *sock {
+	return e.upgradeKind(w, r, false)
+}
+
+func (e *Engine) upgradeKind(w http.ResponseWriter, r *http.Request, otel bool) *sock {
 	ws, err := e.up.Upgrade(w, r, nil)
 	if err != nil {
 		e.log.Debug("iiitest: upgrade failed", "err", err)
@@ -409,6 +486,7 @@ func (e *Engine) upgrade(w http.ResponseWriter, r *http.Request) *sock {
 		return nil
 	}
 	s := newSock(e, ws, nc)
+	s.otel = otel
 	if !e.addSock(s) {
 		nc.Conn.Close()
 		return nil
@@ -454,7 +532,7 @@ func (e *Engine) serveOtel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer e.wg.Done()
-	s := e.upgrade(w, r)
+	s := e.upgradeOtel(w, r)
 	if s == nil {
 		return
 	}

@@ -9,10 +9,6 @@ import (
 	"github.com/iii-go/iii/connection/wire"
 )
 
-// maxQueuedJobs bounds the enqueued jobs waiting for their function to be
-// registered.
-const maxQueuedJobs = 100_000
-
 const enqueueProvider = "engine::queue::enqueue"
 
 func notFound(id string) *wire.ErrorBody {
@@ -47,12 +43,40 @@ func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
 		return
 	}
 	h := f.owner
+	if h.isClosed() {
+		// The engine's send to the handler's writer task fails at once.
+		e.mu.Unlock()
+		if sync {
+			e.reply(c, m, nil, &wire.ErrorBody{Code: "channel_send_failed", Message: "channel closed"})
+		}
+		return
+	}
 	p := pending{handler: h, functionID: m.FunctionID, traceparent: m.Traceparent, baggage: m.Baggage}
 	if sync {
 		p.caller = c
 	}
+	var reused *wire.InvocationResult
+	if old, ok := c.st.pending[id]; ok && old.caller != nil {
+		// The engine keys its pending map by the caller's id: the earlier
+		// waiter is dropped and its call fails.
+		reused = &wire.InvocationResult{InvocationID: id, FunctionID: old.functionID, Traceparent: old.traceparent, Baggage: old.baggage,
+			Error: &wire.ErrorBody{Code: "invocation_error", Message: "channel closed"}}
+		oc := old.caller
+		defer func() {
+			fb := getBuf()
+			fb.b = reused.AppendJSON(fb.b)
+			oc.send(fb, oc != c)
+		}()
+	}
 	c.st.pending[id] = p
 	e.mu.Unlock()
+
+	baggage := m.Baggage
+	if m.Traceparent != "" || baggage != "" {
+		// The engine re-injects the caller's context with iii.function.id
+		// naming the target function.
+		baggage = withFunctionIDBaggage(baggage, m.FunctionID)
+	}
 
 	c.scratch = injectCaller(c.scratch[:0], m.Data, c.id)
 	d := wire.InvokeFunction{
@@ -61,12 +85,12 @@ func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
 		FunctionID:      m.FunctionID,
 		Data:            c.scratch,
 		Traceparent:     m.Traceparent,
-		Baggage:         m.Baggage,
+		Baggage:         baggage,
 		Metadata:        m.Metadata,
 	}
 	fb := getBuf()
 	fb.b = d.AppendJSON(fb.b)
-	h.send(fb, h != c)
+	e.dispatch(func() { h.send(fb, h != c) })
 	if cap(c.scratch) > 1<<20 {
 		c.scratch = nil
 	}
@@ -128,7 +152,7 @@ func (e *Engine) result(c *worker, m *wire.InvocationResult) {
 	}
 	fb := getBuf()
 	fb.b = r.AppendJSON(fb.b)
-	p.caller.send(fb, p.caller != c)
+	e.dispatch(func() { p.caller.send(fb, p.caller != c) })
 }
 
 // callBuiltin runs an engine:: function for worker c, inline on c's reader.
@@ -141,7 +165,7 @@ func (e *Engine) callBuiltin(c *worker, f *function, m *wire.InvokeFunction, syn
 	if sync {
 		reply = func(res json.RawMessage, errb *wire.ErrorBody) { e.reply(c, &cp, res, errb) }
 	}
-	f.builtin(e, c, f.id, cp.Data, reply)
+	e.dispatch(func() { f.builtin(e, c, f.id, cp.Data, reply) })
 }
 
 // callLocked makes an engine-originated call (trigger fire, queue job,
@@ -166,12 +190,18 @@ func (e *Engine) callLocked(ob *outbox, st *state, fnID string, data, metadata j
 		ob.later = append(ob.later, func() { f.builtin(e, nil, fnID, data, reply) })
 		return wire.UUID{}
 	}
+	if f.owner.isClosed() {
+		if cb != nil {
+			ob.later = append(ob.later, func() { cb(nil, &wire.ErrorBody{Code: "channel_send_failed", Message: "channel closed"}) })
+		}
+		return wire.UUID{}
+	}
 	id := wire.NewUUID()
 	st.pending[id] = pending{handler: f.owner, functionID: fnID, cb: cb}
 	if data == nil {
 		data = json.RawMessage("null")
 	}
-	ob.add(f.owner, &wire.InvokeFunction{
+	ob.addCall(f.owner, &wire.InvokeFunction{
 		InvocationID:    id,
 		HasInvocationID: true,
 		FunctionID:      fnID,
@@ -230,7 +260,7 @@ func (e *Engine) enqueueAction(c *worker, m *wire.InvokeFunction) {
 		Receipt     string          `json:"messageReceiptId"`
 		Traceparent *string         `json:"traceparent"`
 		Baggage     *string         `json:"baggage"`
-	}{m.Action.Queue, m.FunctionID, m.Data, receipt, optString(m.Traceparent), optString(withFunctionIDBaggage(m.Baggage, m.FunctionID))})
+	}{m.Action.Queue, m.FunctionID, m.Data, receipt, optString(m.Traceparent), optString(enqueueBaggage(m.Baggage, m.FunctionID))})
 	var cp *wire.InvokeFunction
 	if m.HasInvocationID {
 		cp = &wire.InvokeFunction{InvocationID: m.InvocationID, FunctionID: m.FunctionID, Traceparent: m.Traceparent, Baggage: m.Baggage}
@@ -260,6 +290,15 @@ func (e *Engine) enqueueAction(c *worker, m *wire.InvokeFunction) {
 	e.flush(&ob)
 }
 
+// enqueueBaggage is the baggage handed to the queue provider: the caller's,
+// with iii.function.id naming the target (none when the caller sent none).
+func enqueueBaggage(baggage, fnID string) string {
+	if baggage == "" {
+		return ""
+	}
+	return withFunctionIDBaggage(baggage, fnID)
+}
+
 func receiptResult(id string) json.RawMessage {
 	b := append([]byte(`{"messageReceiptId":`), wire.AppendString(nil, id)...)
 	return append(b, '}')
@@ -272,64 +311,20 @@ func optString(s string) *string {
 	return &s
 }
 
-// withFunctionIDBaggage rewrites iii.function.id in a W3C baggage header.
+// withFunctionIDBaggage sets iii.function.id in a W3C baggage header: an
+// existing member is removed and the new one goes last, as the engine
+// re-serialises it.
 func withFunctionIDBaggage(baggage, fnID string) string {
-	if baggage == "" {
-		return ""
-	}
-	parts := strings.Split(baggage, ",")
-	found := false
-	for i, p := range parts {
-		k, _, _ := strings.Cut(p, "=")
-		if strings.TrimSpace(k) == "iii.function.id" {
-			parts[i] = "iii.function.id=" + fnID
-			found = true
+	var parts []string
+	if baggage != "" {
+		for _, p := range strings.Split(baggage, ",") {
+			k, _, _ := strings.Cut(p, "=")
+			if strings.TrimSpace(k) != "iii.function.id" {
+				parts = append(parts, p)
+			}
 		}
 	}
-	if !found {
-		parts = append(parts, "iii.function.id="+fnID)
-	}
-	return strings.Join(parts, ",")
-}
-
-// queuedJob is a job of the in-memory queue whose function is not
-// registered yet.
-type queuedJob struct {
-	data                 json.RawMessage
-	traceparent, baggage string
-}
-
-// queueJob runs a job of the in-memory queue provider: it invokes the
-// target like an engine-originated call (the result is discarded; there is
-// no retry or dead-letter queue), or keeps the job until the function is
-// registered.
-func (e *Engine) queueJob(fnID string, job queuedJob) {
-	ob := outbox{}
-	e.mu.Lock()
-	st := e.st
-	if st.functions[fnID] != nil {
-		e.callLocked(&ob, st, fnID, job.data, nil, job.traceparent, job.baggage, nil)
-	} else if st.nQueued < maxQueuedJobs {
-		st.queued[fnID] = append(st.queued[fnID], job)
-		st.nQueued++
-	} else {
-		e.log.Warn("iiitest: in-memory queue full, job dropped", "function", fnID)
-	}
-	e.mu.Unlock()
-	e.flush(&ob)
-}
-
-// releaseQueuedLocked dispatches the jobs that waited for function fnID.
-func (e *Engine) releaseQueuedLocked(ob *outbox, st *state, fnID string) {
-	jobs := st.queued[fnID]
-	if len(jobs) == 0 {
-		return
-	}
-	delete(st.queued, fnID)
-	st.nQueued -= len(jobs)
-	for _, j := range jobs {
-		e.callLocked(ob, st, fnID, j.data, nil, j.traceparent, j.baggage, nil)
-	}
+	return strings.Join(append(parts, "iii.function.id="+fnID), ",")
 }
 
 // injectCaller appends data with "_caller_worker_id" set to id when data is

@@ -3,8 +3,10 @@ package iiitest
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iii-go/iii/connection/wire"
 )
@@ -30,7 +32,7 @@ func TestSyncCallIsDispatchedToTheOwnerWithCallerIDInjected(t *testing.T) {
 		t.Fatalf("data = %s, want %s", inv.Data, want)
 	}
 	if inv.Action.Kind != wire.ActionNone || string(inv.Metadata) != `{"m":true}` ||
-		inv.Traceparent == "" || inv.Baggage != "iii.function.id=checkout::submit" || inv.FunctionID != "orders::create" {
+		inv.Traceparent == "" || inv.Baggage != "iii.function.id=orders::create" || inv.FunctionID != "orders::create" {
 		t.Fatalf("dispatch = %s", wire.Encode(inv))
 	}
 	h.send(&wire.InvocationResult{InvocationID: id, FunctionID: "whatever", Result: json.RawMessage(`{"order_id":"o-1"}`)})
@@ -199,7 +201,7 @@ func TestHandlerDisconnectStopsEveryPendingInvocation(t *testing.T) {
 	}
 }
 
-func TestCallerDisconnectForgetsItsPendingCalls(t *testing.T) {
+func TestCallerDisconnectHaltsTheCallButTheHandlerKeepsItInFlight(t *testing.T) {
 	e := NewEngine(t)
 	h, c := dial(t, e), dial(t, e)
 	h.register("f::g")
@@ -207,14 +209,22 @@ func TestCallerDisconnectForgetsItsPendingCalls(t *testing.T) {
 	id := c.call("f::g", `{}`)
 	expectMsg[*wire.InvokeFunction](t, h)
 	c.ws.Close()
-	if _, err := e.WaitWorkers(ctxT(t), 1); err != nil {
+	if err := e.waitFor(ctxT(t), func() bool { return len(e.st.workers) == 1 }); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.waitFor(ctxT(t), func() bool { return len(e.st.workers) == 1 && len(e.st.pending) == 0 }); err != nil {
-		t.Fatal("the caller's pending call was not forgotten")
+	active := func() int {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return e.st.activeInvocations(e.st.workers[h.id])
+	}
+	if n := active(); n != 1 {
+		t.Fatalf("handler's active invocations %d, want 1 until it replies", n)
 	}
 	h.send(&wire.InvocationResult{InvocationID: id, FunctionID: "f::g", Result: json.RawMessage(`1`)})
 	h.expectQuiet() // the handler is not told anything
+	if n := active(); n != 0 {
+		t.Fatalf("handler's active invocations %d after its reply", n)
+	}
 }
 
 func TestLastRegistrationWinsAndOwnerChecksRemoval(t *testing.T) {
@@ -330,10 +340,16 @@ func TestEngineInvokeHasNoCallerWorkerID(t *testing.T) {
 	}
 }
 
+func enqueue(c *client, id wire.UUID, fn, queue, data string) {
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: !id.IsZero(), FunctionID: fn, Data: json.RawMessage(data),
+		Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: queue}})
+}
+
 func TestEnqueueAnswersAReceiptAndRunsTheJob(t *testing.T) {
-	e := NewEngine(t)
-	c := dial(t, e)
-	// Enqueue before the target exists: the job waits for it.
+	e := NewEngine(t, WithQueue(QueueConfig{Queues: []string{"q"}}))
+	c, h := dial(t, e), dial(t, e)
+	h.register("jobs::run")
+	waitFn(t, e, "jobs::run")
 	id := wire.NewUUID()
 	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "jobs::run", Data: json.RawMessage(`{"n":1}`),
 		Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}, Metadata: json.RawMessage(`{"dropped":true}`), Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"})
@@ -347,36 +363,79 @@ func TestEnqueueAnswersAReceiptAndRunsTheJob(t *testing.T) {
 	if _, err := wire.ParseUUID(receipt.ID); err != nil {
 		t.Fatalf("receipt %q is not a UUID", receipt.ID)
 	}
-	h := dial(t, e)
-	h.register("jobs::run")
 	inv := expectMsg[*wire.InvokeFunction](t, h)
 	if string(inv.Data) != `{"n":1}` || inv.Metadata != nil || inv.Traceparent == "" {
 		t.Fatalf("job dispatch = %s", wire.Encode(inv))
 	}
 	h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "jobs::run"})
 	// Enqueue without an id: still enqueued, no answer.
-	c.send(&wire.InvokeFunction{FunctionID: "jobs::run", Data: json.RawMessage(`{"n":2}`), Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}})
+	enqueue(c, wire.UUID{}, "jobs::run", "default", `{"n":2}`)
 	if inv := expectMsg[*wire.InvokeFunction](t, h); string(inv.Data) != `{"n":2}` {
 		t.Fatalf("job dispatch = %s", wire.Encode(inv))
 	}
 	c.expectQuiet()
 }
 
-func TestEnqueueWithoutAProviderFailsWithEnqueueError(t *testing.T) {
+// As on an engine without the queue worker, the double has no queue
+// provider unless WithQueue installs one.
+func TestEnqueueWithoutWithQueueFailsWithEnqueueError(t *testing.T) {
 	e := NewEngine(t)
-	shadow, c := dial(t, e), dial(t, e)
-	// A worker takes the provider over and leaves: the id is gone.
-	shadow.register(enqueueProvider)
-	shadow.sync()
-	shadow.close()
-	if err := e.WaitFunctionGone(ctxT(t), enqueueProvider); err != nil {
+	c := dial(t, e)
+	id := wire.NewUUID()
+	enqueue(c, id, "jobs::run", "default", `{}`)
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.InvocationID != id || r.Error == nil || r.Error.Code != "enqueue_error" || !strings.Contains(r.Error.Message, "iii worker add queue") {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	if e.Functions()[enqueueProvider] != "" {
+		t.Fatal("provider listed")
+	}
+}
+
+func TestEnqueueToAnUnknownQueueFails(t *testing.T) {
+	e := NewEngine(t, WithQueue(QueueConfig{}))
+	c := dial(t, e)
+	id := wire.NewUUID()
+	enqueue(c, id, "jobs::run", "nope", `{}`)
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.Error == nil || r.Error.Code != "enqueue_error" || !strings.Contains(r.Error.Message, "Queue 'nope' not found") {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+// A failed job is tried MaxAttempts times in total, then kept as a dead
+// letter; a job for a function nobody registered fails rather than waits.
+func TestEnqueueRetriesThenDeadLetters(t *testing.T) {
+	e := NewEngine(t, WithQueue(QueueConfig{Backoff: time.Millisecond}))
+	c, h := dial(t, e), dial(t, e)
+	h.register("jobs::fail")
+	waitFn(t, e, "jobs::fail")
+	enqueue(c, wire.UUID{}, "jobs::fail", "default", `{"n":1}`)
+	seen := map[wire.UUID]bool{}
+	for range DefaultQueueMaxAttempts {
+		inv := expectMsg[*wire.InvokeFunction](t, h)
+		if seen[inv.InvocationID] || string(inv.Data) != `{"n":1}` {
+			t.Fatalf("attempt = %s", wire.Encode(inv))
+		}
+		seen[inv.InvocationID] = true
+		h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "jobs::fail", Error: &wire.ErrorBody{Code: "boom", Message: "no"}})
+	}
+	dl, err := e.WaitDeadLetters(ctxT(t), 1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	id := wire.NewUUID()
-	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "jobs::run", Data: json.RawMessage(`{}`), Action: wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: "q"}})
-	r := expectMsg[*wire.InvocationResult](t, c)
-	if r.Error == nil || r.Error.Code != "enqueue_error" || !strings.Contains(r.Error.Message, "iii worker add queue") {
-		t.Fatalf("result = %s", wire.Encode(r))
+	if dl[0].FunctionID != "jobs::fail" || dl[0].Queue != "default" || dl[0].Attempts != 3 || dl[0].Error.Code != "boom" {
+		t.Fatalf("dead letter = %+v", dl[0])
+	}
+	h.expectQuiet()
+
+	enqueue(c, wire.UUID{}, "jobs::missing", "default", `{}`)
+	dl, err = e.WaitDeadLetters(ctxT(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl[1].FunctionID != "jobs::missing" || dl[1].Error.Code != "function_not_found" {
+		t.Fatalf("dead letter = %+v", dl[1])
 	}
 }
 
@@ -396,5 +455,138 @@ func TestEnqueueThroughAWorkerProviderWaitsForIt(t *testing.T) {
 	r := expectMsg[*wire.InvocationResult](t, c)
 	if r.Error == nil || r.Error.Code != "enqueue_error" || r.Error.Message != "queue_full: no room" {
 		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+// The handler gets the caller's trace context with iii.function.id naming
+// the target, even when the caller sent only a traceparent; the result goes
+// back with the caller's own headers.
+func TestHandlerBaggageNamesTheTargetFunction(t *testing.T) {
+	e := NewEngine(t)
+	c, h := dial(t, e), dial(t, e)
+	h.register("orders::create")
+	waitFn(t, e, "orders::create")
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	c.send(&wire.InvokeFunction{InvocationID: wire.NewUUID(), HasInvocationID: true, FunctionID: "orders::create", Data: json.RawMessage(`{}`), Traceparent: tp})
+	inv := expectMsg[*wire.InvokeFunction](t, h)
+	if inv.Baggage != "iii.function.id=orders::create" || inv.Traceparent != tp {
+		t.Fatalf("dispatch = %s", wire.Encode(inv))
+	}
+	h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "orders::create"})
+	if r := expectMsg[*wire.InvocationResult](t, c); r.Baggage != "" || r.Traceparent != tp {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	// No trace context at all: none is invented.
+	c.send(&wire.InvokeFunction{InvocationID: wire.NewUUID(), HasInvocationID: true, FunctionID: "orders::create", Data: json.RawMessage(`{}`)})
+	if inv := expectMsg[*wire.InvokeFunction](t, h); inv.Baggage != "" || inv.Traceparent != "" {
+		t.Fatalf("dispatch = %s", wire.Encode(inv))
+	}
+}
+
+// Reusing the id of a pending call fails the earlier call with
+// invocation_error "channel closed", as the engine's pending map does.
+func TestReusedPendingInvocationIDFailsTheEarlierCall(t *testing.T) {
+	e := NewEngine(t)
+	c, h := dial(t, e), dial(t, e)
+	h.register("slow::fn")
+	waitFn(t, e, "slow::fn")
+	id := wire.NewUUID()
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "slow::fn", Data: json.RawMessage(`{"n":1}`)})
+	expectMsg[*wire.InvokeFunction](t, h)
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "slow::fn", Data: json.RawMessage(`{"n":2}`)})
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.InvocationID != id || r.Error == nil || r.Error.Code != "invocation_error" || r.Error.Message != "channel closed" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	inv := expectMsg[*wire.InvokeFunction](t, h)
+	h.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: "slow::fn", Result: json.RawMessage(`2`)})
+	if r := expectMsg[*wire.InvocationResult](t, c); r.Error != nil || string(r.Result) != "2" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+}
+
+// With WithUnorderedDispatch, calls from one caller reach the handler in
+// no particular order, as on the engine.
+func TestUnorderedDispatchReordersCalls(t *testing.T) {
+	e := NewEngine(t, WithUnorderedDispatch())
+	c, h := dial(t, e), dial(t, e)
+	h.register("seq::fn")
+	waitFn(t, e, "seq::fn")
+	const n = 100
+	for round := 0; ; round++ {
+		if round == 20 {
+			t.Fatal("calls always arrived in order")
+		}
+		for i := range n {
+			c.send(&wire.InvokeFunction{FunctionID: "seq::fn", Data: json.RawMessage(strconv.Itoa(i)), Action: wire.TriggerAction{Kind: wire.ActionVoid}})
+		}
+		reordered := false
+		for i := range n {
+			inv := expectMsg[*wire.InvokeFunction](t, h)
+			if string(inv.Data) != strconv.Itoa(i) {
+				reordered = true
+			}
+		}
+		if reordered {
+			return
+		}
+	}
+}
+
+// A call routed to a handler whose connection is already closed (before
+// its cleanup ran) fails at once with channel_send_failed.
+func TestCallToAClosedHandlerFailsWithChannelSendFailed(t *testing.T) {
+	e := NewEngine(t)
+	c, h := dial(t, e), dial(t, e)
+	h.register("gone::fn")
+	waitFn(t, e, "gone::fn")
+	e.mu.Lock()
+	hs := e.st.workers[h.id].sock
+	e.mu.Unlock()
+	hs.mu.Lock()
+	hs.closed = true // what kill does first; the cleanup has not run yet
+	hs.mu.Unlock()
+	id := wire.NewUUID()
+	c.send(&wire.InvokeFunction{InvocationID: id, HasInvocationID: true, FunctionID: "gone::fn", Data: json.RawMessage(`{}`)})
+	r := expectMsg[*wire.InvocationResult](t, c)
+	if r.InvocationID != id || r.Error == nil || r.Error.Code != "channel_send_failed" || r.Error.Message != "channel closed" {
+		t.Fatalf("result = %s", wire.Encode(r))
+	}
+	_, errb, err := e.Invoke(ctxT(t), "gone::fn", nil)
+	if err != nil || errb == nil || errb.Code != "channel_send_failed" {
+		t.Fatalf("Invoke = %v %v", errb, err)
+	}
+}
+
+// A queue delivers at most Concurrency jobs at a time; the others wait.
+func TestQueueConcurrencyLimitsDeliveries(t *testing.T) {
+	e := NewEngine(t, WithQueue(QueueConfig{Concurrency: 1}))
+	c, h := dial(t, e), dial(t, e)
+	h.register("jobs::slow")
+	waitFn(t, e, "jobs::slow")
+	enqueue(c, wire.UUID{}, "jobs::slow", "default", `1`)
+	enqueue(c, wire.UUID{}, "jobs::slow", "default", `2`)
+	first := expectMsg[*wire.InvokeFunction](t, h)
+	if err := e.waitFor(ctxT(t), func() bool { return e.st.queueWaiting == 1 }); err != nil {
+		t.Fatal("the second job did not wait for a slot")
+	}
+	h.send(&wire.InvocationResult{InvocationID: first.InvocationID, FunctionID: "jobs::slow"})
+	second := expectMsg[*wire.InvokeFunction](t, h)
+	if string(first.Data)+string(second.Data) != "12" && string(first.Data)+string(second.Data) != "21" {
+		t.Fatalf("jobs %s %s", first.Data, second.Data)
+	}
+}
+
+// The engine puts the rewritten iii.function.id last (seen on engine
+// v0.22.1: "user=x,iii.function.id=<target>" for "iii.function.id=caller::fn,user=x").
+func TestHandlerBaggageKeepsOtherMembersAndPutsTheFunctionIDLast(t *testing.T) {
+	e := NewEngine(t)
+	c, h := dial(t, e), dial(t, e)
+	h.register("orders::create")
+	waitFn(t, e, "orders::create")
+	c.send(&wire.InvokeFunction{InvocationID: wire.NewUUID(), HasInvocationID: true, FunctionID: "orders::create", Data: json.RawMessage(`{}`),
+		Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Baggage: "iii.function.id=caller::fn,user=x"})
+	if inv := expectMsg[*wire.InvokeFunction](t, h); inv.Baggage != "user=x,iii.function.id=orders::create" {
+		t.Fatalf("baggage %q", inv.Baggage)
 	}
 }

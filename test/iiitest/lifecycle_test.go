@@ -260,3 +260,22 @@ func TestNonUpgradeRequestOnRootIsRejected(t *testing.T) {
 }
 
 func timeNowPlus() time.Time { return time.Now().Add(time.Second) }
+
+// At shutdown the engine sends /otel connections a Close with no status
+// code and drops worker connections without one.
+func TestStopClosesOtelWithACloseFrameAndDropsWorkers(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	otel := dialURL(t, e.URL+"/otel", nil)
+	otel.ws.WriteMessage(websocket.BinaryMessage, []byte(`LOGS{"resourceLogs":[]}`))
+	if err := e.waitFor(ctxT(t), func() bool { return len(e.socks) == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	e.Stop()
+	if err := otel.waitClosed(); !websocket.IsCloseError(err, websocket.CloseNoStatusReceived) {
+		t.Fatalf("/otel: %v", err)
+	}
+	if err := w.waitClosed(); !websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+		t.Fatalf("/: %v", err)
+	}
+}

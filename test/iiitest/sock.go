@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -83,7 +84,17 @@ type sock struct {
 	killOnce   sync.Once
 	writerDone chan struct{}
 	stalled    atomic.Bool
+	echoClose  atomic.Bool // answer the peer's Close (channel writers only)
+	otel       bool        // an /otel connection: gets Close(None) at shutdown
+	onePong    bool        // answer a ping with one pong (channel writers), not two
 }
+
+// errMessageTooBig and errInvalidUTF8 end a read loop; the connection is
+// then dropped without a Close frame, as the engine does.
+var (
+	errMessageTooBig = errors.New("iiitest: message over the size limit")
+	errInvalidUTF8   = errors.New("iiitest: text message is not valid UTF-8")
+)
 
 func newSock(e *Engine, ws *websocket.Conn, nc *bufConn) *sock {
 	s := &sock{
@@ -95,9 +106,20 @@ func newSock(e *Engine, ws *websocket.Conn, nc *bufConn) *sock {
 		writerDone: make(chan struct{}),
 	}
 	nc.startBuffering()
-	ws.SetReadLimit(e.cfg.maxFrameSize)
+	nc.limitFrames(e.cfg.maxFrameSize)
+	// No gorilla read limit: gorilla answers an oversized message with a
+	// Close 1009, the engine just drops the connection (readFrame).
 	ws.SetPingHandler(func(data string) error {
-		if !s.stalled.Load() {
+		if s.stalled.Load() {
+			return nil
+		}
+		// On "/" and "/otel" the engine answers a ping itself and its
+		// WebSocket library queues a pong too: the peer gets two.
+		n := 2
+		if s.onePong {
+			n = 1
+		}
+		for range n {
 			fb := getBuf()
 			fb.b = append(fb.b, data...)
 			s.push(itemPong, fb, false)
@@ -105,6 +127,12 @@ func newSock(e *Engine, ws *websocket.Conn, nc *bufConn) *sock {
 		return nil
 	})
 	ws.SetCloseHandler(func(code int, text string) error {
+		if !s.echoClose.Load() {
+			// The engine ends its read loop on the peer's Close and drops
+			// the socket: the Close reply tungstenite queues is never
+			// flushed, and the peer sees the TCP connection end.
+			return nil
+		}
 		if !s.stalled.Load() {
 			fb := getBuf()
 			if code != websocket.CloseNoStatusReceived {
@@ -196,6 +224,13 @@ func (s *sock) push(kind itemKind, fb *frameBuf, wait bool) {
 	}
 }
 
+// isClosed reports whether the socket accepts no more frames.
+func (s *sock) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // send queues a text frame.
 func (s *sock) send(fb *frameBuf, wait bool) { s.push(itemText, fb, wait) }
 
@@ -212,7 +247,11 @@ func (s *sock) writeLoop() {
 		if len(s.items) == 0 {
 			closing := s.closing || s.closed
 			s.mu.Unlock()
-			if err := s.nc.Flush(); err != nil || closing {
+			if err := s.nc.Flush(); err != nil {
+				s.kill() // the peer is gone: senders must not wait for this writer
+				return
+			}
+			if closing {
 				return
 			}
 			select {
@@ -333,7 +372,18 @@ func (s *sock) stall() {
 }
 
 // readFrame reads the next data message into buf (reused) and returns it.
+// A message over the message size limit, or a text message that is not
+// valid UTF-8, is an error (the caller then drops the connection).
 func (s *sock) readFrame(buf []byte) (int, []byte, error) {
+	typ, buf, err := s.readMessage(buf)
+	if err == nil && typ == websocket.TextMessage && !utf8.Valid(buf) {
+		err = errInvalidUTF8
+	}
+	return typ, buf, err
+}
+
+func (s *sock) readMessage(buf []byte) (int, []byte, error) {
+	limit := s.e.cfg.maxMessageSize
 	typ, r, err := s.ws.NextReader()
 	if err != nil {
 		return 0, buf, err
@@ -345,6 +395,9 @@ func (s *sock) readFrame(buf []byte) (int, []byte, error) {
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		if limit > 0 && int64(len(buf)) > limit {
+			return typ, buf, errMessageTooBig
+		}
 		if err == io.EOF {
 			return typ, buf, nil
 		}

@@ -14,6 +14,15 @@ const (
 	triggerFunctionsAvailable = "engine::functions-available"
 )
 
+// mandatoryTriggerTypes are the trigger types every engine v0.22.1 lists,
+// from its mandatory in-process workers (descriptions as the engine reports
+// them).
+var mandatoryTriggerTypes = []struct{ id, description string }{
+	{"configuration", "Configuration trigger \u2014 fires on register/update/delete events"},
+	{"log", "Log event trigger"},
+	{"trace", "Trace/span event trigger"},
+}
+
 // ttype is a registered trigger type.
 type ttype struct {
 	id                   string

@@ -22,43 +22,53 @@ const maxDeadJournals = 1024
 
 // state is everything Restart and Stop wipe. It is guarded by Engine.mu.
 type state struct {
-	workers   map[string]*worker
-	dead      map[string]*worker // closed connections, for Received
-	deadOrder []string
-	functions map[string]*function
-	ttypes    map[string]*ttype
-	bindings  map[string]*binding // live bindings
-	parked    map[string]*binding // bindings waiting for their trigger type
-	pending   map[wire.UUID]pending
-	channels  map[string]*channel
-	services  map[string]wire.RegisterService
-	queued    map[string][]queuedJob // enqueued jobs waiting for their function
-	nQueued   int
-	runtimeID string
-	startedAt time.Time
-	fnHash    uint64 // functions-available: last fired function-set hash
+	workers      map[string]*worker
+	dead         map[string]*worker // closed connections, for Received
+	deadOrder    []string
+	functions    map[string]*function
+	ttypes       map[string]*ttype
+	bindings     map[string]*binding // live bindings
+	parked       map[string]*binding // bindings waiting for their trigger type
+	pending      map[wire.UUID]pending
+	channels     map[string]*channel
+	services     map[string]wire.RegisterService
+	deadLetters  []DeadLetter
+	queueSlots   map[string]chan struct{} // per-queue delivery slots
+	queueWaiting int                      // jobs waiting for a slot
+	runtimeID    string
+	startedAt    time.Time
+	fnHash       uint64 // functions-available: last fired function-set hash
 }
 
 func newState(e *Engine) *state {
 	st := &state{
-		workers:   make(map[string]*worker),
-		dead:      make(map[string]*worker),
-		functions: make(map[string]*function),
-		ttypes:    make(map[string]*ttype),
-		bindings:  make(map[string]*binding),
-		parked:    make(map[string]*binding),
-		pending:   make(map[wire.UUID]pending),
-		channels:  make(map[string]*channel),
-		services:  make(map[string]wire.RegisterService),
-		queued:    make(map[string][]queuedJob),
-		runtimeID: wire.NewUUID().String(),
-		startedAt: time.Now(),
+		workers:    make(map[string]*worker),
+		dead:       make(map[string]*worker),
+		functions:  make(map[string]*function),
+		ttypes:     make(map[string]*ttype),
+		bindings:   make(map[string]*binding),
+		parked:     make(map[string]*binding),
+		pending:    make(map[wire.UUID]pending),
+		channels:   make(map[string]*channel),
+		services:   make(map[string]wire.RegisterService),
+		queueSlots: make(map[string]chan struct{}),
+		runtimeID:  runtimeWorkerName, // in-process workers are listed with their name as id
+		startedAt:  time.Now(),
 	}
 	for id, b := range builtins {
+		if id == enqueueProvider && e.cfg.queue == nil {
+			continue
+		}
 		st.functions[id] = &function{id: id, builtin: b.fn, description: b.description, metadata: b.metadata}
 	}
 	st.ttypes[triggerWorkersAvailable] = &ttype{id: triggerWorkersAvailable, description: "Triggered when workers connect/disconnect"}
 	st.ttypes[triggerFunctionsAvailable] = &ttype{id: triggerFunctionsAvailable, description: "Triggered when functions are registered/unregistered"}
+	// The trigger types of the engine's mandatory in-process workers
+	// (configuration, observability): listed like on any engine; the
+	// double never fires them.
+	for _, tt := range mandatoryTriggerTypes {
+		st.ttypes[tt.id] = &ttype{id: tt.id, description: tt.description}
+	}
 	st.fnHash = st.functionsHash()
 	return st
 }
@@ -165,8 +175,9 @@ type outbox struct {
 }
 
 type outMsg struct {
-	to *sock
-	fb *frameBuf
+	to   *sock
+	fb   *frameBuf
+	call bool // an engine-originated call: dispatched like the engine's tasks
 }
 
 func (ob *outbox) add(to *worker, m wire.Message) {
@@ -175,11 +186,26 @@ func (ob *outbox) add(to *worker, m wire.Message) {
 	}
 	fb := getBuf()
 	fb.b = m.AppendJSON(fb.b)
-	ob.msgs = append(ob.msgs, outMsg{to.sock, fb})
+	ob.msgs = append(ob.msgs, outMsg{to: to.sock, fb: fb})
+}
+
+// addCall is add for an engine-originated invocation (a trigger fire, a
+// queue job, Invoke), which the engine sends from a task of its own.
+func (ob *outbox) addCall(to *worker, m wire.Message) {
+	n := len(ob.msgs)
+	ob.add(to, m)
+	if len(ob.msgs) > n {
+		ob.msgs[n].call = true
+	}
 }
 
 func (e *Engine) flush(ob *outbox) {
 	for _, m := range ob.msgs {
+		if m.call {
+			to, fb, wait := m.to, m.fb, m.to != ob.from
+			e.dispatch(func() { to.send(fb, wait) })
+			continue
+		}
 		m.to.send(m.fb, m.to != ob.from)
 	}
 	for _, f := range ob.later {
@@ -362,7 +388,6 @@ func (e *Engine) registerFunctionLocked(ob *outbox, c *worker, m *wire.RegisterF
 		metadata:       m.Metadata,
 	}
 	c.fns[m.ID] = struct{}{}
-	e.releaseQueuedLocked(ob, st, m.ID)
 }
 
 // reattachLocked retires the previous connection of a reconnecting worker
@@ -426,7 +451,10 @@ func (e *Engine) cleanupLocked(ob *outbox, c *worker) {
 				ob.later = append(ob.later, func() { cb(nil, stopped) })
 			}
 		case p.caller == c:
-			delete(st.pending, id)
+			// The call is halted for the caller, but the handler's
+			// in-flight set keeps it until the handler replies.
+			p.caller = nil
+			st.pending[id] = p
 		}
 	}
 	// ownerless registrations waiting for c's ack fail open

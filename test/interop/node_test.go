@@ -76,7 +76,7 @@ func requireError(t testing.TB, r callResult, code, message string) *nodeError {
 
 func TestNodeWorkerCallsNodeWorkerThroughTheDouble(t *testing.T) {
 	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
 	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=boom from node")
 	readyID(t, worker)
 	payload := `{"hello":"world","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`
