@@ -170,7 +170,7 @@ type pyGoReply struct {
 
 func TestPythonWorkerCallsGoWorker(t *testing.T) {
 	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
 	w := goWorker(t, eng, "interop-go-handler")
 	calls := goFunctionsForPython(t, eng, w)
 

@@ -24,7 +24,7 @@ func requirePyStack(t testing.TB, what string, stack *string, file, exception st
 
 func TestPythonWorkerCallsPythonWorkerThroughTheDouble(t *testing.T) {
 	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
 	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail,interop::void,interop::coded",
 		"FAIL_MESSAGE=boom from python", "FAIL_CODE=E_PY")
 	readyID(t, worker)

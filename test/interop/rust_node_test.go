@@ -13,7 +13,7 @@ import (
 
 func TestNodeWorkerCallsRustWorkerThroughTheDouble(t *testing.T) {
 	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
 	worker := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo,interop::fail,interop::void",
 		"FAIL_CODE=E_RUST", "FAIL_MESSAGE=rust says no")
 	rustWorkerID(t, eng, worker)
@@ -77,7 +77,7 @@ func TestNodeWorkerCallsRustWorkerThroughTheDouble(t *testing.T) {
 
 func TestRustWorkerCallsNodeWorkerThroughTheDouble(t *testing.T) {
 	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
 	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=boom from node")
 	readyID(t, worker)
 	payload := `{"hello":"world","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`

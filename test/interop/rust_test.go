@@ -79,7 +79,7 @@ func rustWorkerID(t testing.TB, eng *iiitest.Engine, p *proc, not ...string) str
 
 func TestGoWorkerCallsRustWorker(t *testing.T) {
 	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
 	worker := startRust(t, eng.URL, "worker",
 		"FUNCTIONS=interop::echo,interop::fail,interop::error,interop::panic,interop::void",
 		"FAIL_CODE=E_RUST", "FAIL_MESSAGE=rust says no")
@@ -176,7 +176,7 @@ func TestGoWorkerCallsRustWorker(t *testing.T) {
 
 func TestRustWorkerCallsGoWorker(t *testing.T) {
 	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
 	w := goWorker(t, eng, "interop-go-handler")
 	type call struct {
 		input, metadata json.RawMessage
