@@ -23,6 +23,7 @@ import (
 
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/bufconn"
 )
 
 // State is the state of the connection to the engine.
@@ -107,15 +108,21 @@ type Binder interface {
 
 // Config configures a Conn. Zero durations take the defaults below.
 type Config struct {
-	URL          string
-	Header       http.Header
-	TLSConfig    *tls.Config
-	DialTimeout  time.Duration // default 10 s
-	PingInterval time.Duration // default 20 s
-	IdleTimeout  time.Duration // default 60 s
-	Backoff      Backoff
-	QueueSize    int // outbound frames per socket; default 1024
-	MaxParked    int // frames parked while disconnected; default 10 000
+	URL         string
+	Header      http.Header
+	TLSConfig   *tls.Config
+	DialTimeout time.Duration // default 10 s
+	// PingInterval is how often the worker pings the engine; default 20 s,
+	// at most IdleTimeout/2 (a longer one is shortened to that).
+	PingInterval time.Duration
+	// IdleTimeout: a socket on which nothing (frame, ping or pong) has
+	// arrived for this long is dropped at that moment, and so is one whose
+	// network write has made no progress for this long (an engine that
+	// stopped reading). Default 60 s.
+	IdleTimeout time.Duration
+	Backoff     Backoff
+	QueueSize   int // outbound frames per socket; default 1024
+	MaxParked   int // frames parked while disconnected; default 10 000
 	// ReadLimit bounds an incoming frame; a bigger one ends the socket
 	// (the worker reconnects). Default 65 MiB.
 	ReadLimit int64
@@ -197,6 +204,9 @@ func New(sys *actors.System, cfg Config) (*Conn, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	// A live engine answers every ping; two per idle timeout at least
+	// keep an idle but healthy connection up.
+	cfg.PingInterval = min(cfg.PingInterval, cfg.IdleTimeout/2)
 	if cfg.Backoff.Initial <= 0 {
 		cfg.Backoff = DefaultBackoff
 	}
@@ -586,14 +596,16 @@ func (c *Conn) dial() {
 func (c *Conn) connect(gen uint64, reattach *wire.Reattach) (*Socket, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
 	defer cancel()
-	var bc *bufConn
+	var bc *bufconn.Conn
 	d := websocket.Dialer{
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nc, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			bc = &bufConn{Conn: nc}
+			// A network write that makes no progress for the idle
+			// timeout fails: the engine stopped reading.
+			bc = &bufconn.Conn{Conn: nc, WriteTimeout: c.cfg.IdleTimeout}
 			return bc, nil
 		},
 		TLSClientConfig:  c.cfg.TLSConfig,
@@ -611,7 +623,7 @@ func (c *Conn) connect(gen uint64, reattach *wire.Reattach) (*Socket, error) {
 		}
 		return nil, fmt.Errorf("dial %s: %w", c.cfg.URL, err)
 	}
-	bc.buffering.Store(true)
+	bc.Buffer()
 	sys, pid := c.sys, c.self
 	c.sockets.Add(1)
 	s := newSocket(ws, bc, socketConfig{

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/bufconn"
 )
 
 // Defaults of the engine double, as in engine v0.22.1.
@@ -403,7 +404,7 @@ func (e *Engine) upgrade(w http.ResponseWriter, r *http.Request) *sock {
 		e.log.Debug("iiitest: upgrade failed", "err", err)
 		return nil
 	}
-	nc, ok := ws.NetConn().(*bufConn)
+	nc, ok := ws.NetConn().(*bufconn.Conn)
 	if !ok {
 		ws.Close()
 		return nil

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/iii-go/iii/internal/bufconn"
 )
 
 // Outbound queue defaults (see WithOutboundLimits).
@@ -62,12 +64,12 @@ func (f *frameBuf) release() {
 // finish when it stops reading.
 //
 // Outbound frames go through an in-memory queue drained by the writer
-// goroutine, which writes every queued frame into the bufConn and flushes
+// goroutine, which writes every queued frame into the bufconn.Conn and flushes
 // when the queue is empty, so a burst of frames costs one syscall.
 type sock struct {
 	e  *Engine
 	ws *websocket.Conn
-	nc *bufConn
+	nc *bufconn.Conn
 
 	mu        sync.Mutex
 	items     []outItem
@@ -85,7 +87,7 @@ type sock struct {
 	stalled    atomic.Bool
 }
 
-func newSock(e *Engine, ws *websocket.Conn, nc *bufConn) *sock {
+func newSock(e *Engine, ws *websocket.Conn, nc *bufconn.Conn) *sock {
 	s := &sock{
 		e:          e,
 		ws:         ws,
@@ -94,7 +96,7 @@ func newSock(e *Engine, ws *websocket.Conn, nc *bufConn) *sock {
 		dead:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
-	nc.startBuffering()
+	nc.Buffer()
 	ws.SetReadLimit(e.cfg.maxFrameSize)
 	ws.SetPingHandler(func(data string) error {
 		if !s.stalled.Load() {
