@@ -371,30 +371,87 @@ func (c *Conn) setState(st State, err error) {
 }
 
 // open makes s the socket for traffic: parked frames go first (those whose
-// caller gave up are dropped), then the worker metadata; callers that arrive
-// meanwhile wait on the lock and then go straight to s.
+// caller gave up are dropped), then the worker metadata, then s becomes
+// Current. Callers that arrive meanwhile park, and their frames go out in
+// the next round, so the order of frames is kept. Nothing is sent under
+// c.mu: a full socket queue blocks only the replay, not State or Send.
+//
+// If s dies half way, every parking slot is returned at once; the awaited
+// calls not yet sent are bound to s, so that they fail with s's calls
+// (the router's Closed) instead of waiting out their timeout, and Void
+// frames not yet sent stay parked for the next connection.
 func (c *Conn) open(s *Socket) {
-	c.mu.Lock()
-	now := time.Now()
-	for _, p := range c.parked {
-		c.space <- struct{}{}
-		if (p.ctx != nil && p.ctx.Err() != nil) || (!p.deadline.IsZero() && now.After(p.deadline)) {
+	if !c.replayParked(s, false) {
+		return
+	}
+	if c.cfg.Metadata != nil {
+		if s.Send(c.ctx, c.cfg.Metadata()) != nil {
+			return
+		}
+	}
+	c.replayParked(s, true)
+}
+
+// replayParked sends the parked frames on s until none is left, and
+// reports whether s took them all. With final set, s becomes Current in
+// the same critical section that finds the parking lot empty, so that no
+// caller can park behind the last round.
+func (c *Conn) replayParked(s *Socket, final bool) bool {
+	for {
+		c.mu.Lock()
+		batch := c.parked
+		c.parked = nil
+		if len(batch) == 0 && final {
+			c.cur.Store(s)
+		}
+		c.mu.Unlock()
+		if len(batch) == 0 {
+			return true
+		}
+		now := time.Now()
+		for i, p := range batch {
+			if p.expired(now) {
+				c.space <- struct{}{}
+				continue
+			}
+			if p.b != nil {
+				p.b.Bind(s)
+			}
+			if s.Send(c.ctx, p.m) != nil {
+				c.unpark(s, batch[i:], now)
+				return false
+			}
+			c.space <- struct{}{}
+		}
+	}
+}
+
+// unpark settles the parked frames that s, dead, did not take: awaited
+// calls are bound to s (they fail with its calls), Void frames park again
+// ahead of those parked since, expired ones are dropped. Every slot of a
+// frame that leaves the parking lot is returned.
+func (c *Conn) unpark(s *Socket, rest []parked, now time.Time) {
+	var keep []parked
+	for _, p := range rest {
+		switch {
+		case p.expired(now):
+		case p.b != nil:
+			p.b.Bind(s)
+		default:
+			keep = append(keep, p)
 			continue
 		}
-		if p.b != nil {
-			p.b.Bind(s)
-		}
-		if s.Send(c.ctx, p.m) != nil {
-			break // s died; what is left will fail with s's calls
-		}
+		c.space <- struct{}{}
 	}
-	clear(c.parked)
-	c.parked = c.parked[:0]
-	if c.cfg.Metadata != nil {
-		_ = s.Send(c.ctx, c.cfg.Metadata())
+	if len(keep) > 0 {
+		c.mu.Lock()
+		c.parked = append(keep, c.parked...)
+		c.mu.Unlock()
 	}
-	c.cur.Store(s)
-	c.mu.Unlock()
+}
+
+func (p *parked) expired(now time.Time) bool {
+	return (p.ctx != nil && p.ctx.Err() != nil) || (!p.deadline.IsZero() && now.After(p.deadline))
 }
 
 // dropParked discards parked frames (their callers are failed by the router).

@@ -1,6 +1,7 @@
 package connection
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/iii-go/iii/actors"
+	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/test/iiitest"
 )
 
@@ -113,5 +115,100 @@ func TestBlackholedEngineIsDroppedWithinIdleTimeout(t *testing.T) {
 	}
 	if err := c.LastError(); !errors.Is(err, ErrIdleTimeout) {
 		t.Fatalf("LastError() = %v, want ErrIdleTimeout", err)
+	}
+}
+
+// recordBinder records the socket its call was bound to.
+type recordBinder struct {
+	mu sync.Mutex
+	s  *Socket
+}
+
+func (b *recordBinder) Bind(s *Socket) { b.mu.Lock(); b.s = s; b.mu.Unlock() }
+
+func (b *recordBinder) bound() *Socket { b.mu.Lock(); defer b.mu.Unlock(); return b.s }
+
+// TestReplayThatFailsHalfWayReleasesEverything: a socket that dies while
+// the parked frames are replayed (its queue full, its peer stalled) must
+// give every parking slot back, tie the awaited calls it did not take to
+// itself so that they fail with it at once, keep the Void frames parked,
+// and never hold the connection's lock while it waits.
+func TestReplayThatFailsHalfWayReleasesEverything(t *testing.T) {
+	const slots = 8
+	c := &Conn{cfg: Config{MaxParked: slots}, ctx: context.Background(),
+		space: make(chan struct{}, slots), changed: make(chan struct{})}
+	for range slots {
+		c.space <- struct{}{}
+	}
+	var calls [4]*recordBinder
+	for i := range calls {
+		calls[i] = &recordBinder{}
+		if err := c.Send(nil, &wire.Ping{}, calls[i], time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	void := &wire.Pong{}
+	if err := c.Send(nil, void, nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	expired := &recordBinder{}
+	if err := c.Send(nil, &wire.Ping{}, expired, time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if free := len(c.space); free != slots-6 {
+		t.Fatalf("%d free slots with 6 parked", free)
+	}
+
+	// A socket whose queue holds one frame and whose writer never runs.
+	s := &Socket{out: make(chan wire.Message, 1), done: make(chan struct{})}
+	opened := make(chan struct{})
+	go func() { defer close(opened); c.open(s) }()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor("the replay to fill the queue", func() bool { return calls[1].bound() == s })
+
+	// The replay is stuck on the full queue; the lock must be free.
+	got := make(chan State, 1)
+	go func() { got <- c.State() }()
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("State() blocked while the replay waited on a full socket queue")
+	}
+	// A call made now parks (s is not open for traffic yet).
+	late := &recordBinder{}
+	if err := c.Send(nil, &wire.Ping{}, late, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+
+	s.setErr(ErrSocketClosed) // the socket dies half way
+	<-opened
+	if c.Current() != nil {
+		t.Fatal("a socket that died during its replay became Current")
+	}
+	for i, b := range calls {
+		if b.bound() != s {
+			t.Errorf("call %d is not bound to the dead socket: it would wait out its timeout", i)
+		}
+	}
+	if expired.bound() != nil {
+		t.Error("an expired call was sent")
+	}
+	c.mu.Lock()
+	parked := append([]parked(nil), c.parked...)
+	c.mu.Unlock()
+	if len(parked) != 2 || parked[0].m != void || parked[1].b != late {
+		t.Fatalf("still parked: %+v; want the Void frame, then the late call", parked)
+	}
+	if free := len(c.space); free != slots-2 {
+		t.Fatalf("%d free slots with 2 parked; the replay leaked %d", free, slots-2-free)
 	}
 }
