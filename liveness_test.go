@@ -140,3 +140,50 @@ func TestWorkerNoticesAnEngineThatStopsReading(t *testing.T) {
 	flood(t, w)
 	waitFor(t, "a reconnect", func() bool { return upgrades.Load() >= 2 })
 }
+
+// TestUndecodableResultFailsTheCallAtOnce: a result frame that does not
+// decode, but names one of the worker's pending calls, fails that call at
+// once instead of leaving it to its timeout.
+func TestUndecodableResultFailsTheCallAtOnce(t *testing.T) {
+	var handlers sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		ws, err := (&websocket.Upgrader{}).Upgrade(rw, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"workerregistered","worker_id":"w1"}`))
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			var f struct {
+				Type         string `json:"type"`
+				InvocationID string `json:"invocation_id"`
+				FunctionID   string `json:"function_id"`
+			}
+			if json.Unmarshal(b, &f) == nil && f.Type == "invokefunction" && f.FunctionID == "remote::fn" {
+				// "error" must be an object: the frame does not decode.
+				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"invocationresult","invocation_id":"`+f.InvocationID+`","function_id":"remote::fn","error":5}`))
+			}
+		}
+	}))
+	t.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		handlers.Wait()
+	})
+	w := iii.RegisterWorker("ws"+strings.TrimPrefix(srv.URL, "http"), fastOptions())
+	t.Cleanup(w.Shutdown)
+	if err := w.WaitConnected(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := w.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "remote::fn", Payload: 1, Timeout: time.Minute})
+	if iii.ErrorCode(err) != "deserialization_error" {
+		t.Fatalf("Trigger = %v after %v; want the call failed with deserialization_error", err, time.Since(start))
+	}
+}

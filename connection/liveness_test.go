@@ -78,7 +78,7 @@ func TestSilentEngineIsDroppedWithinIdleTimeout(t *testing.T) {
 			}
 		}
 	}))
-	defer func() { srv.Close(); handlers.Wait() }()
+	t.Cleanup(func() { srv.Close(); handlers.Wait() }) // after the Conn closes (cleanups run last first)
 	c, states := startConn(t, "ws"+strings.TrimPrefix(srv.URL, "http"), ping, idle)
 	waitState(t, states, Reconnecting)
 	if err := c.LastError(); !errors.Is(err, ErrIdleTimeout) {
@@ -210,5 +210,49 @@ func TestReplayThatFailsHalfWayReleasesEverything(t *testing.T) {
 	}
 	if free := len(c.space); free != slots-2 {
 		t.Fatalf("%d free slots with 2 parked; the replay leaked %d", free, slots-2-free)
+	}
+}
+
+// TestUndecodableInvocationIsAnsweredAtOnce: an invokefunction that does
+// not decode but whose invocation id is readable gets an error result at
+// once, so its caller does not wait out its timeout.
+func TestUndecodableInvocationIsAnsweredAtOnce(t *testing.T) {
+	const id = "0b6f4a4e-8a59-4d5e-9b07-6c1b1d7f2a11"
+	replies := make(chan *wire.InvocationResult, 1)
+	var handlers sync.WaitGroup
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		ws, err := (&websocket.Upgrader{}).Upgrade(rw, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"workerregistered","worker_id":"w1"}`))
+		// "data" is required: the frame does not decode.
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"invokefunction","invocation_id":"`+id+`","function_id":"orders::create"}`))
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if m, err := wire.Decode(b); err == nil {
+				if res, ok := m.(*wire.InvocationResult); ok {
+					replies <- res
+					return
+				}
+			}
+		}
+	}))
+	t.Cleanup(func() { srv.Close(); handlers.Wait() }) // after the Conn closes (cleanups run last first)
+	startConn(t, "ws"+strings.TrimPrefix(srv.URL, "http"), time.Second, 10*time.Second)
+	select {
+	case res := <-replies:
+		if res.InvocationID.String() != id || res.FunctionID != "orders::create" ||
+			res.Error == nil || res.Error.Code != CodeDeserializationError {
+			t.Fatalf("reply %+v (error %+v)", res, res.Error)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply to an invocation that does not decode")
 	}
 }

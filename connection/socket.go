@@ -296,12 +296,49 @@ func (s *Socket) readLoop() {
 		}
 		m, err := wire.DecodeInterned(frame, &names)
 		if err != nil {
-			s.log.Warn("iii: dropping a frame that does not decode", "err", err)
+			s.undecodable(frame, err)
 			continue
 		}
 		s.onFrame(s, m)
 	}
 	s.onClose(s, s.Err())
+}
+
+// CodeDeserializationError is the error code of the answer to an
+// invocation whose frame does not decode, and of the failure of a call
+// whose result frame does not decode: the engine's code for input that
+// does not match its schema.
+const CodeDeserializationError = "deserialization_error"
+
+// undecodable handles a frame that does not decode. If its invocation id
+// can still be read, nobody is left waiting for a timeout: an invocation
+// is answered at once with an error, and a result fails its call at once
+// (through the router, as a result carrying that error). Anything else is
+// dropped, as the engine does.
+func (s *Socket) undecodable(frame []byte, err error) {
+	v, ok := wire.Salvage(frame)
+	switch {
+	case ok && v.Kind == wire.KindInvokeFunction:
+		s.log.Warn("iii: an invocation does not decode; answering it with an error",
+			"function", v.FunctionID, "invocation", v.InvocationID.String(), "err", err)
+		res := &wire.InvocationResult{InvocationID: v.InvocationID, FunctionID: v.FunctionID,
+			Error: &wire.ErrorBody{Code: CodeDeserializationError, Message: "the worker cannot decode this invocation: " + err.Error()}}
+		if !s.TrySend(res) {
+			// The queue is full: wait for room, but not on the read loop.
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				_ = s.Send(context.Background(), res)
+			}()
+		}
+	case ok && v.Kind == wire.KindInvocationResult:
+		s.log.Warn("iii: the result of a call does not decode; failing the call",
+			"function", v.FunctionID, "invocation", v.InvocationID.String(), "err", err)
+		s.onFrame(s, &wire.InvocationResult{InvocationID: v.InvocationID, FunctionID: v.FunctionID,
+			Error: &wire.ErrorBody{Code: CodeDeserializationError, Message: "the worker cannot decode the result of this call: " + err.Error()}})
+	default:
+		s.log.Warn("iii: dropping a frame that does not decode", "err", err)
+	}
 }
 
 // readAll reads r to the end into buf, growing it as needed.

@@ -67,3 +67,25 @@ func TestFrameFitsCountsTheEnvelope(t *testing.T) {
 		t.Fatal("a frame around a payload of exactly the limit fits")
 	}
 }
+
+func TestSalvageReadsTheIDsOfAFrameThatDoesNotDecode(t *testing.T) {
+	const id = "0b6f4a4e-8a59-4d5e-9b07-6c1b1d7f2a11"
+	for _, tc := range []struct {
+		frame string
+		ok    bool
+		kind  Kind
+		fn    string
+	}{
+		{`{"type":"invokefunction","invocation_id":"` + id + `","function_id":"f"}`, true, KindInvokeFunction, "f"},
+		{`{"function_id":7,"type":"invocationresult","invocation_id":"` + id + `","error":5}`, true, KindInvocationResult, ""},
+		{`{"type":"invokefunction","invocation_id":null,"function_id":"f"}`, false, 0, ""},
+		{`{"type":"invokefunction","invocation_id":"not-a-uuid"}`, false, 0, ""},
+		{`{"type":"nosuchtype","invocation_id":"` + id + `"}`, false, 0, ""},
+		{`{"type":"invokefunction","invocation_id":"` + id, false, 0, ""},
+	} {
+		v, ok := Salvage([]byte(tc.frame))
+		if ok != tc.ok || ok && (v.Kind != tc.kind || v.InvocationID.String() != id || v.FunctionID != tc.fn) {
+			t.Errorf("Salvage(%s) = %+v, %v", tc.frame, v, ok)
+		}
+	}
+}
