@@ -83,7 +83,9 @@ func (s *Socket) Alive() bool {
 }
 
 // Send queues m for writing. It blocks while the queue is full, until ctx
-// ends or the socket dies. A nil ctx never ends.
+// ends or the socket dies. A nil ctx never ends. A nil error means queued,
+// not written: a frame queued as the socket dies is dropped with it (at
+// most once delivery; the calls bound to the socket fail with it).
 func (s *Socket) Send(ctx context.Context, m wire.Message) error {
 	if s.dead.Load() {
 		return ErrSocketClosed
