@@ -206,7 +206,9 @@ func New(sys *actors.System, cfg Config) (*Conn, error) {
 	}
 	// A live engine answers every ping; two per idle timeout at least
 	// keep an idle but healthy connection up.
-	cfg.PingInterval = min(cfg.PingInterval, cfg.IdleTimeout/2)
+	if half := cfg.IdleTimeout / 2; half > 0 && cfg.PingInterval > half {
+		cfg.PingInterval = half
+	}
 	if cfg.Backoff.Initial <= 0 {
 		cfg.Backoff = DefaultBackoff
 	}

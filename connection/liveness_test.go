@@ -256,3 +256,18 @@ func TestUndecodableInvocationIsAnsweredAtOnce(t *testing.T) {
 		t.Fatal("no reply to an invocation that does not decode")
 	}
 }
+
+// TestPingIntervalIsCappedByTheIdleTimeout: with a short IdleTimeout and
+// the default 20 s PingInterval, a healthy but idle connection must stay
+// up: the worker pings at least twice per idle timeout.
+func TestPingIntervalIsCappedByTheIdleTimeout(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	eng := iiitest.NewEngine(t)
+	c, states := startConn(t, eng.URL, 0, idle)
+	waitState(t, states, Connected)
+	s := c.Current()
+	time.Sleep(4 * idle) // asserting that nothing happens
+	if c.Current() != s || !s.Alive() {
+		t.Fatalf("an idle, healthy connection was dropped: %v", c.LastError())
+	}
+}
