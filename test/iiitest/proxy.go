@@ -20,6 +20,7 @@ const (
 	Downstream
 )
 
+// String returns "upstream" or "downstream".
 func (d Direction) String() string {
 	if d == Upstream {
 		return "upstream"
