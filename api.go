@@ -563,14 +563,22 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 			return nil, fmt.Errorf("metadata of call to %s: %w", req.FunctionID, err)
 		}
 	}
-	if n := len(m.Data) + len(m.Metadata); n > w.maxMessage {
-		return nil, fmt.Errorf("%w: call to %s carries %d bytes, the limit is %d", ErrPayloadTooLarge, req.FunctionID, n, w.maxMessage)
-	}
 	if instrument != nil {
 		ctx = instrument(ctx, &m.InvokeFunction)
 	} else if inv := invocationFrom(ctx); inv != nil { // carry the caller's trace through
 		m.Traceparent, m.Baggage = inv.m.Traceparent, inv.m.Baggage
 	}
+	// The engine limits the whole frame: measure it as it will be sent
+	// (every call but a Void one gets an invocation id below).
+	if req.Action != nil {
+		m.Action = wire.TriggerAction{Kind: req.Action.kind, Queue: req.Action.queue}
+	}
+	m.HasInvocationID = m.Action.Kind != wire.ActionVoid
+	if !wire.FrameFits(&m.InvokeFunction, w.maxMessage) {
+		return nil, fmt.Errorf("%w: the frame of the call to %s (%d bytes of payload and metadata) exceeds the engine's limit: the limit is %d bytes",
+			ErrPayloadTooLarge, req.FunctionID, len(m.Data)+len(m.Metadata), w.maxMessage)
+	}
+	m.HasInvocationID = false
 	timeout := req.Timeout
 	if timeout <= 0 {
 		timeout = w.timeout

@@ -37,7 +37,7 @@ var (
 	// ErrInvalidPayload: a payload, result or metadata is not valid JSON or
 	// cannot be encoded as JSON.
 	ErrInvalidPayload = errors.New("iii: invalid JSON payload")
-	// ErrPayloadTooLarge: a payload or result exceeds InitOptions.MaxMessageSize.
+	// ErrPayloadTooLarge: the frame of a call or result would exceed InitOptions.MaxMessageSize.
 	ErrPayloadTooLarge = errors.New("iii: payload too large")
 	// ErrDraining: the worker is draining and takes no new work.
 	ErrDraining = errors.New("iii: worker is draining")

@@ -130,15 +130,17 @@ func (w *III) execute(t *invocation.Task) {
 			hctx, end = w.tel.startInvocation(hctx, m)
 		}
 		out, err := callHandler(f.Handler, hctx, m)
-		if err == nil && len(out) > w.maxMessage {
-			err = &InvocationError{Code: CodeInvocationFailed, Err: ErrPayloadTooLarge,
-				Message: fmt.Sprintf("the result of %s is %d bytes, the limit is %d", m.FunctionID, len(out), w.maxMessage)}
+		if err == nil {
+			// The engine limits the whole frame, not the result alone.
+			if res.Result = out; !wire.FrameFits(res, w.maxMessage) {
+				res.Result = nil
+				err = &InvocationError{Code: CodeInvocationFailed, Err: ErrPayloadTooLarge,
+					Message: fmt.Sprintf("the frame of the result of %s (%d bytes) exceeds the engine's limit: the limit is %d bytes", m.FunctionID, len(out), w.maxMessage)}
+			}
 		}
 		if err != nil {
 			res.Error = errorBody(err)
 			w.log.Debug("iii: handler returned an error", "function", m.FunctionID, "code", res.Error.Code, "err", err)
-		} else {
-			res.Result = out
 		}
 		if end != nil {
 			end(res)

@@ -32,8 +32,13 @@ const (
 	DefaultDialTimeout              = connection.DefaultDialTimeout
 	DefaultPingInterval             = connection.DefaultPingInterval
 	DefaultIdleTimeout              = connection.DefaultIdleTimeout
-	// DefaultMaxMessageSize is the engine's limit on an incoming message
-	// (64 MiB); a bigger one makes it close the connection.
+	// DefaultMaxMessageSize is the engine's limit on an incoming WebSocket
+	// message: 64 MiB, the default max_message_size of the engine's
+	// WebSocket library (tungstenite), which the engine (v0.22.1) leaves
+	// as is. A bigger message makes the engine drop the connection without
+	// a Close frame. Its other limit, 16 MiB per WebSocket frame
+	// (max_frame_size), never applies: the SDK sends a message as
+	// fragments of at most 64 KiB.
 	DefaultMaxMessageSize = 64 << 20
 )
 
@@ -68,10 +73,15 @@ type InitOptions struct {
 	InvocationTimeout time.Duration
 	// DialTimeout bounds each connection attempt; default 10 s.
 	DialTimeout time.Duration
-	// PingInterval is the WebSocket keepalive ping interval; default 20 s.
+	// PingInterval is the WebSocket keepalive ping interval; default 20 s,
+	// and at most IdleTimeout/2 (a longer one is shortened to that).
 	PingInterval time.Duration
-	// IdleTimeout drops a connection on which nothing arrived for this long
-	// (a half-open socket) and reconnects; default 60 s.
+	// IdleTimeout bounds how long a dead or stalled engine goes unnoticed:
+	// the worker drops the connection, and reconnects, once nothing (a
+	// frame, a ping or a pong) has arrived for IdleTimeout, or once a write
+	// to the engine has made no progress for IdleTimeout (an engine that
+	// stopped reading). A live engine answers the worker's pings, so an
+	// idle but healthy connection stays up. Default 60 s.
 	IdleTimeout time.Duration
 	// MaxConcurrentInvocations bounds the handlers running at once; default 1024.
 	MaxConcurrentInvocations int
@@ -87,9 +97,14 @@ type InitOptions struct {
 	// MaxQueuedInvocations bounds their number (an invocation always fits
 	// in an empty backlog). Default 64 MiB.
 	MaxQueuedInvocationBytes int
-	// MaxMessageSize bounds the payload plus metadata of a call, and a
-	// handler's result, so that no frame exceeds the engine's limit (which
-	// would make it drop the connection). Default 64 MiB.
+	// MaxMessageSize bounds the encoded frame of a call (payload, metadata,
+	// function id, trace context and the JSON around them) and of a
+	// handler's result, so that nothing the worker accepts exceeds the
+	// engine's limit, which would make the engine drop the connection and
+	// every call on it. A call over it fails with ErrPayloadTooLarge before
+	// anything is sent; a result over it is replaced by an
+	// invocation_failed error. Default DefaultMaxMessageSize (64 MiB), the
+	// engine's limit; a larger value lets through frames the engine drops.
 	MaxMessageSize int
 	// Logger receives the SDK's logs; nil discards them.
 	Logger *slog.Logger

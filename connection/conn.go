@@ -25,6 +25,7 @@ import (
 
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/bufconn"
 )
 
 // State is the state of the connection to the engine.
@@ -109,15 +110,21 @@ type Binder interface {
 
 // Config configures a Conn. Zero durations take the defaults below.
 type Config struct {
-	URL          string
-	Header       http.Header
-	TLSConfig    *tls.Config
-	DialTimeout  time.Duration // default 10 s
-	PingInterval time.Duration // default 20 s
-	IdleTimeout  time.Duration // default 60 s
-	Backoff      Backoff
-	QueueSize    int // outbound frames per socket; default 1024
-	MaxParked    int // frames parked while disconnected; default 10 000
+	URL         string
+	Header      http.Header
+	TLSConfig   *tls.Config
+	DialTimeout time.Duration // default 10 s
+	// PingInterval is how often the worker pings the engine; default 20 s,
+	// at most IdleTimeout/2 (a longer one is shortened to that).
+	PingInterval time.Duration
+	// IdleTimeout: a socket on which nothing (frame, ping or pong) has
+	// arrived for this long is dropped at that moment, and so is one whose
+	// network write has made no progress for this long (an engine that
+	// stopped reading). Default 60 s.
+	IdleTimeout time.Duration
+	Backoff     Backoff
+	QueueSize   int // outbound frames per socket; default 1024
+	MaxParked   int // frames parked while disconnected; default 10 000
 	// ReadLimit bounds an incoming frame; a bigger one ends the socket
 	// (the worker reconnects). Default 65 MiB.
 	ReadLimit int64
@@ -207,6 +214,11 @@ func New(sys *actors.System, cfg Config) (*Conn, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	// A live engine answers every ping; two per idle timeout at least
+	// keep an idle but healthy connection up.
+	if half := cfg.IdleTimeout / 2; half > 0 && cfg.PingInterval > half {
+		cfg.PingInterval = half
 	}
 	if cfg.Backoff.Initial <= 0 {
 		cfg.Backoff = DefaultBackoff
@@ -418,36 +430,100 @@ func (c *Conn) setState(st State, err error) {
 }
 
 // open makes s the socket for traffic: parked frames go first (those whose
-// caller gave up are dropped), then the worker metadata; callers that arrive
-// meanwhile wait on the lock and then go straight to s.
+// caller gave up are dropped), then the worker metadata, then s becomes
+// Current. Callers that arrive meanwhile park, and their frames go out in
+// the next round, so the order of frames is kept. Nothing is sent under
+// c.mu: a full socket queue blocks only the replay, not State or Send.
+//
+// If s dies half way, every parking slot is returned at once; the awaited
+// calls not yet sent are bound to s, so that they fail with s's calls
+// (the router's Closed) instead of waiting out their timeout, and Void
+// frames not yet sent stay parked for the next connection.
 func (c *Conn) open(s *Socket) {
+	if !c.replayParked(s, false) {
+		return
+	}
+	if c.cfg.Metadata != nil {
+		if s.Send(c.ctx, c.cfg.Metadata()) != nil {
+			return
+		}
+	}
+	c.replayParked(s, true)
+}
+
+// replayParked sends the parked frames on s until none is left, and
+// reports whether s took them all. With final set, s becomes Current in
+// the same critical section that finds the parking lot empty, so that no
+// caller can park behind the last round.
+func (c *Conn) replayParked(s *Socket, final bool) bool {
+	for {
+		batch := c.takeParked(s, final)
+		if len(batch) == 0 {
+			return true
+		}
+		now := time.Now()
+		for i, p := range batch {
+			if p.expired(now) {
+				c.space <- struct{}{}
+				continue
+			}
+			if p.b != nil {
+				p.b.Bind(s)
+			}
+			if s.Send(c.ctx, p.m) != nil {
+				c.unpark(s, batch[i:], now)
+				return false
+			}
+			c.space <- struct{}{}
+		}
+	}
+}
+
+// unpark settles the parked frames that s, dead, did not take: awaited
+// calls are bound to s (they fail with its calls), Void frames park again
+// ahead of those parked since, expired ones are dropped. Every slot of a
+// frame that leaves the parking lot is returned.
+func (c *Conn) unpark(s *Socket, rest []parked, now time.Time) {
+	var keep []parked
+	for _, p := range rest {
+		switch {
+		case p.expired(now):
+		case p.b != nil:
+			p.b.Bind(s)
+		default:
+			keep = append(keep, p)
+			continue
+		}
+		c.space <- struct{}{}
+	}
+	if len(keep) > 0 {
+		c.mu.Lock()
+		c.parked = append(keep, c.parked...)
+		c.mu.Unlock()
+	}
+}
+
+// takeParked empties the parking lot and returns what it held; with final
+// set and nothing parked, s becomes Current in the same critical section.
+func (c *Conn) takeParked(s *Socket, final bool) []parked {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if openHook != nil {
 		openHook()
 	}
-	now := time.Now()
-	for _, p := range c.parked {
-		c.space <- struct{}{}
-		if (p.ctx != nil && p.ctx.Err() != nil) || (!p.deadline.IsZero() && now.After(p.deadline)) {
-			continue
-		}
-		if p.b != nil {
-			p.b.Bind(s)
-		}
-		if s.Send(c.ctx, p.m) != nil {
-			break // s died; what is left will fail with s's calls
-		}
+	batch := c.parked
+	c.parked = nil
+	if len(batch) == 0 && final {
+		c.cur.Store(s)
 	}
-	clear(c.parked)
-	c.parked = c.parked[:0]
-	if c.cfg.Metadata != nil {
-		_ = s.Send(c.ctx, c.cfg.Metadata())
-	}
-	c.cur.Store(s)
+	return batch
 }
 
-// openHook, if set (by tests), runs inside open with c.mu held.
+func (p *parked) expired(now time.Time) bool {
+	return (p.ctx != nil && p.ctx.Err() != nil) || (!p.deadline.IsZero() && now.After(p.deadline))
+}
+
+// openHook, if set (by tests), runs inside open (takeParked) with c.mu held.
 var openHook func()
 
 // dropParked discards parked frames (their callers are failed by the router).
@@ -735,14 +811,16 @@ func (c *Conn) dial() {
 func (c *Conn) connect(pid *actor.PID, gen uint64, reattach *wire.Reattach) (*Socket, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
 	defer cancel()
-	var bc *bufConn
+	var bc *bufconn.Conn
 	d := websocket.Dialer{
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nc, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			bc = &bufConn{Conn: nc}
+			// A network write that makes no progress for the idle
+			// timeout fails: the engine stopped reading.
+			bc = &bufconn.Conn{Conn: nc, WriteTimeout: c.cfg.IdleTimeout}
 			return bc, nil
 		},
 		TLSClientConfig:  c.cfg.TLSConfig,
@@ -760,7 +838,7 @@ func (c *Conn) connect(pid *actor.PID, gen uint64, reattach *wire.Reattach) (*So
 		}
 		return nil, fmt.Errorf("dial %s: %w", c.cfg.URL, err)
 	}
-	bc.buffering.Store(true)
+	bc.Buffer()
 	sys := c.sys
 	c.sockets.Add(1)
 	s := newSocket(ws, bc, socketConfig{

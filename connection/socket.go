@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/bufconn"
 )
 
 // Socket errors.
@@ -29,21 +29,29 @@ var (
 const maxBatch = 256
 
 // Socket is one WebSocket to the engine: one reader goroutine, one writer
-// goroutine draining a bounded queue. Frames queued together are written
-// with one syscall. A Socket never reconnects; the connection actor makes a
-// new one. Its methods are safe for concurrent use.
+// goroutine draining a bounded queue, and a watchdog. Frames queued
+// together are written with one syscall. A Socket never reconnects; the
+// connection actor makes a new one. Its methods are safe for concurrent use.
+//
+// Liveness: the writer pings the engine every ping interval. The watchdog
+// kills the socket once nothing (a frame, a ping or a pong) has arrived for
+// the idle timeout, whatever the writer is doing, and every network write
+// fails once it has made no progress for the idle timeout. So a dead or
+// stalled engine is noticed within the idle timeout of its last frame (of
+// the start of the blocked write, if it keeps sending but stops reading).
 type Socket struct {
 	gen       uint64
 	ws        *websocket.Conn
-	bc        *bufConn
+	bc        *bufconn.Conn
 	out       chan wire.Message
 	done      chan struct{}
 	ctx       context.Context // cancelled, with the cause of death, when the socket dies
 	cancel    context.CancelCauseFunc
 	closeMu   sync.Mutex
 	err       error
-	dead      atomic.Bool // set before done is closed
-	active    atomic.Bool // a frame (or pong) arrived since the last ping tick
+	dead      atomic.Bool  // set before done is closed
+	start     time.Time    // the socket's birth, the origin of lastRead
+	lastRead  atomic.Int64 // when the last frame (or ping, pong) arrived, since start
 	onFrame   func(*Socket, wire.Message)
 	onClose   func(*Socket, error)
 	log       *slog.Logger
@@ -81,7 +89,9 @@ func (s *Socket) Alive() bool {
 }
 
 // Send queues m for writing. It blocks while the queue is full, until ctx
-// ends or the socket dies. A nil ctx never ends.
+// ends or the socket dies. A nil ctx never ends. A nil error means queued,
+// not written: a frame queued as the socket dies is dropped with it (at
+// most once delivery; the calls bound to the socket fail with it).
 func (s *Socket) Send(ctx context.Context, m wire.Message) error {
 	if s.dead.Load() {
 		return ErrSocketClosed
@@ -200,11 +210,14 @@ type socketConfig struct {
 	onClose   func(*Socket, error)
 }
 
-func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
+// newSocket starts the goroutines of a socket on ws, whose net.Conn is bc
+// (buffering already on).
+func newSocket(ws *websocket.Conn, bc *bufconn.Conn, cfg socketConfig) *Socket {
 	s := &Socket{
 		gen: cfg.gen, ws: ws, bc: bc,
 		out:     make(chan wire.Message, cfg.queue),
 		done:    make(chan struct{}),
+		start:   time.Now(),
 		onFrame: cfg.onFrame, onClose: cfg.onClose, log: cfg.log,
 		ping: cfg.ping, idle: cfg.idle, readLimit: cfg.readLimit,
 	}
@@ -212,11 +225,9 @@ func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
 		cfg.base = context.Background()
 	}
 	s.ctx, s.cancel = context.WithCancelCause(cfg.base)
-	s.active.Store(true)
-	bc.setDeadline(cfg.idle + cfg.ping)
 	ws.SetReadLimit(cfg.readLimit)
 	ws.SetPingHandler(func(data string) error {
-		s.active.Store(true)
+		s.touch()
 		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
 		if err == nil {
 			err = bc.Flush()
@@ -227,13 +238,40 @@ func newSocket(ws *websocket.Conn, bc *bufConn, cfg socketConfig) *Socket {
 		return nil
 	})
 	ws.SetPongHandler(func(string) error {
-		s.active.Store(true)
+		s.touch()
 		return nil
 	})
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.readLoop()
 	go s.writeLoop()
+	go s.watchdog()
 	return s
+}
+
+// touch records that something arrived from the engine.
+func (s *Socket) touch() { s.lastRead.Store(int64(time.Since(s.start))) }
+
+// watchdog kills the socket once nothing has arrived for the idle timeout.
+// It runs on a goroutine of its own, so a writer blocked on the network
+// does not delay it.
+func (s *Socket) watchdog() {
+	defer s.wg.Done()
+	t := time.NewTimer(s.idle)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-s.done:
+			return
+		}
+		silent := time.Since(s.start) - time.Duration(s.lastRead.Load())
+		if silent >= s.idle {
+			s.log.Warn("iii: no frame from the engine within the idle timeout; dropping the connection", "idle", s.idle)
+			s.Kill(ErrIdleTimeout)
+			return
+		}
+		t.Reset(s.idle - silent)
+	}
 }
 
 func (s *Socket) readLoop() {
@@ -246,7 +284,7 @@ func (s *Socket) readLoop() {
 			s.Kill(err)
 			break
 		}
-		s.active.Store(true)
+		s.touch()
 		buf, err = readAll(r, buf[:0])
 		if err != nil {
 			if errors.Is(err, websocket.ErrReadLimit) {
@@ -272,12 +310,49 @@ func (s *Socket) readLoop() {
 		}
 		m, err := wire.DecodeInterned(frame, &names)
 		if err != nil {
-			s.log.Warn("iii: dropping a frame that does not decode", "err", err)
+			s.undecodable(frame, err)
 			continue
 		}
 		s.onFrame(s, m)
 	}
 	s.onClose(s, s.Err())
+}
+
+// CodeDeserializationError is the error code of the answer to an
+// invocation whose frame does not decode, and of the failure of a call
+// whose result frame does not decode: the engine's code for input that
+// does not match its schema.
+const CodeDeserializationError = "deserialization_error"
+
+// undecodable handles a frame that does not decode. If its invocation id
+// can still be read, nobody is left waiting for a timeout: an invocation
+// is answered at once with an error, and a result fails its call at once
+// (through the router, as a result carrying that error). Anything else is
+// dropped, as the engine does.
+func (s *Socket) undecodable(frame []byte, err error) {
+	v, ok := wire.Salvage(frame)
+	switch {
+	case ok && v.Kind == wire.KindInvokeFunction:
+		s.log.Warn("iii: an invocation does not decode; answering it with an error",
+			"function", v.FunctionID, "invocation", v.InvocationID.String(), "err", err)
+		res := &wire.InvocationResult{InvocationID: v.InvocationID, FunctionID: v.FunctionID,
+			Error: &wire.ErrorBody{Code: CodeDeserializationError, Message: "the worker cannot decode this invocation: " + err.Error()}}
+		if !s.TrySend(res) {
+			// The queue is full: wait for room, but not on the read loop.
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				_ = s.Send(context.Background(), res)
+			}()
+		}
+	case ok && v.Kind == wire.KindInvocationResult:
+		s.log.Warn("iii: the result of a call does not decode; failing the call",
+			"function", v.FunctionID, "invocation", v.InvocationID.String(), "err", err)
+		s.onFrame(s, &wire.InvocationResult{InvocationID: v.InvocationID, FunctionID: v.FunctionID,
+			Error: &wire.ErrorBody{Code: CodeDeserializationError, Message: "the worker cannot decode the result of this call: " + err.Error()}})
+	default:
+		s.log.Warn("iii: dropping a frame that does not decode", "err", err)
+	}
 }
 
 // readAll reads r to the end into buf, growing it as needed.
@@ -302,7 +377,6 @@ func (s *Socket) writeLoop() {
 	tick := time.NewTicker(s.ping)
 	defer tick.Stop()
 	var buf []byte
-	var silent time.Duration // since the last frame, in whole ticks
 	var closing *closeMarker
 	write := func(m wire.Message) error {
 		if c, ok := m.(*closeMarker); ok {
@@ -352,17 +426,6 @@ func (s *Socket) writeLoop() {
 				return
 			}
 		case <-tick.C:
-			// Idleness is counted in ticks, so that the read loop only sets
-			// a flag per frame instead of reading the clock.
-			if s.active.Swap(false) {
-				silent = 0
-			} else if silent += s.ping; silent >= s.idle {
-				s.log.Warn("iii: no frame from the engine within the idle timeout; dropping the connection", "idle", s.idle)
-				s.Kill(ErrIdleTimeout)
-				return
-			}
-			// Writes blocked this long (a peer that stopped reading) fail.
-			s.bc.setDeadline(s.idle + s.ping)
 			err := s.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.idle))
 			if err == nil {
 				err = s.bc.Flush()
@@ -376,58 +439,3 @@ func (s *Socket) writeLoop() {
 		}
 	}
 }
-
-// bufConn is the net.Conn under the WebSocket. Once buffering is switched
-// on (after the handshake), writes accumulate until Flush, so that frames
-// queued together leave in one syscall. gorilla/websocket serialises its own
-// writes; the mutex orders them with Flush.
-type bufConn struct {
-	net.Conn
-	mu        sync.Mutex
-	buf       []byte
-	buffering atomic.Bool
-}
-
-// flushAt is the buffered size at which a write flushes by itself.
-const flushAt = 64 << 10
-
-func (c *bufConn) Write(p []byte) (int, error) {
-	if !c.buffering.Load() {
-		return c.Conn.Write(p)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.buf)+len(p) > flushAt && len(c.buf) > 0 {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
-		}
-	}
-	if len(p) >= flushAt {
-		return c.Conn.Write(p)
-	}
-	c.buf = append(c.buf, p...)
-	return len(p), nil
-}
-
-// Flush writes what is buffered.
-func (c *bufConn) Flush() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.flushLocked()
-}
-
-func (c *bufConn) flushLocked() error {
-	if len(c.buf) == 0 {
-		return nil
-	}
-	_, err := c.Conn.Write(c.buf)
-	if cap(c.buf) > 4*flushAt {
-		c.buf = nil
-	} else {
-		c.buf = c.buf[:0]
-	}
-	return err
-}
-
-// setDeadline bounds the next writes: a peer that stops reading for d is dead.
-func (c *bufConn) setDeadline(d time.Duration) { _ = c.Conn.SetWriteDeadline(time.Now().Add(d)) }

@@ -23,6 +23,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/bufconn"
 )
 
 var errRawClosed = errors.New("raw: connection closed")
@@ -39,7 +40,7 @@ var framePool = sync.Pool{New: func() any { return &frameBuf{b: make([]byte, 0, 
 // rawConn is one WebSocket with a reader and a writer goroutine.
 type rawConn struct {
 	ws      *websocket.Conn
-	bc      *flushConn
+	bc      *bufconn.Conn
 	out     chan *frameBuf
 	quit    chan struct{} // closed by close
 	dead    chan struct{} // closed when the socket failed or closed
@@ -53,14 +54,14 @@ type rawConn struct {
 // dialRaw connects to url and starts the goroutines; onFrame gets every
 // text frame on the read goroutine and must not keep b.
 func dialRaw(ctx context.Context, url string, onFrame func(b []byte)) (*rawConn, error) {
-	var bc *flushConn
+	var bc *bufconn.Conn
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
-			bc = &flushConn{Conn: c}
+			bc = bufconn.New(c)
 			return bc, nil
 		}}
 	ws, resp, err := d.DialContext(ctx, url, nil)
@@ -70,7 +71,7 @@ func dialRaw(ctx context.Context, url string, onFrame func(b []byte)) (*rawConn,
 	if err != nil {
 		return nil, err
 	}
-	bc.buffering.Store(true)
+	bc.Buffer()
 	c := &rawConn{ws: ws, bc: bc, out: make(chan *frameBuf, 1024), quit: make(chan struct{}), dead: make(chan struct{}),
 		writerDone: make(chan struct{})}
 	c.wg.Add(2)
@@ -205,59 +206,6 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 			return buf, err
 		}
 	}
-}
-
-// flushConn is the net.Conn under a raw WebSocket: once buffering is on
-// (after the handshake), writes collect in a buffer that Flush sends in
-// one syscall. gorilla sets a write deadline before every frame; while
-// buffering that is a no-op, since writes only append to memory.
-type flushConn struct {
-	net.Conn
-	mu        sync.Mutex
-	buf       []byte
-	buffering atomic.Bool
-}
-
-const flushAt = 64 << 10
-
-func (c *flushConn) Write(p []byte) (int, error) {
-	if !c.buffering.Load() {
-		return c.Conn.Write(p)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.buf)+len(p) > flushAt && len(c.buf) > 0 {
-		if err := c.flushLocked(); err != nil {
-			return 0, err
-		}
-	}
-	if len(p) >= flushAt {
-		return c.Conn.Write(p)
-	}
-	c.buf = append(c.buf, p...)
-	return len(p), nil
-}
-
-func (c *flushConn) Flush() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.flushLocked()
-}
-
-func (c *flushConn) flushLocked() error {
-	if len(c.buf) == 0 {
-		return nil
-	}
-	_, err := c.Conn.Write(c.buf)
-	c.buf = c.buf[:0]
-	return err
-}
-
-func (c *flushConn) SetWriteDeadline(t time.Time) error {
-	if c.buffering.Load() {
-		return nil
-	}
-	return c.Conn.SetWriteDeadline(t)
 }
 
 // rawCaller is a calling client: it sends invokefunction frames and

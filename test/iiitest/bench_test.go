@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/bufconn"
 )
 
 // The routing benchmarks drive the double with raw gorilla/websocket
@@ -146,14 +147,14 @@ func selfCPU() time.Duration {
 
 // benchDial connects a raw client; a batched one buffers its writes until
 // it flushes.
-func benchDial(b *testing.B, url string, batched bool) (*websocket.Conn, *bufConn) {
-	var bc *bufConn
+func benchDial(b *testing.B, url string, batched bool) (*websocket.Conn, *bufconn.Conn) {
+	var bc *bufconn.Conn
 	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
 		c, err := net.Dial(network, addr)
 		if err != nil {
 			return nil, err
 		}
-		bc = &bufConn{Conn: c}
+		bc = &bufconn.Conn{Conn: c, Flushes: &statFlushes}
 		return bc, nil
 	}}
 	ws, _, err := d.Dial(url, nil)
@@ -161,7 +162,7 @@ func benchDial(b *testing.B, url string, batched bool) (*websocket.Conn, *bufCon
 		b.Fatal(err)
 	}
 	if batched {
-		bc.startBuffering()
+		bc.Buffer()
 	}
 	return ws, bc
 }
@@ -226,7 +227,7 @@ func benchRoute(b *testing.B, url string, batched bool, measure func(start bool)
 
 // benchHandler answers every invokefunction with a canned result; its
 // writer flushes whenever it has nothing more to write.
-func benchHandler(ws *websocket.Conn, bc *bufConn) {
+func benchHandler(ws *websocket.Conn, bc *bufconn.Conn) {
 	ids := make(chan [36]byte, 4096)
 	done := make(chan struct{})
 	defer func() {
@@ -280,14 +281,14 @@ func benchHandler(ws *websocket.Conn, bc *bufConn) {
 
 type benchCaller struct {
 	ws      *websocket.Conn
-	bc      *bufConn
+	bc      *bufconn.Conn
 	frame   []byte
 	idAt    int
 	results chan bool
 	seq     atomic.Uint64
 }
 
-func newBenchCaller(ws *websocket.Conn, bc *bufConn) *benchCaller {
+func newBenchCaller(ws *websocket.Conn, bc *bufconn.Conn) *benchCaller {
 	c := &benchCaller{ws: ws, bc: bc, results: make(chan bool, benchWindow)}
 	c.frame = wire.Encode(&wire.InvokeFunction{InvocationID: wire.NewUUID(), HasInvocationID: true, FunctionID: benchFn, Data: []byte(benchPayload)})
 	c.idAt = bytes.Index(c.frame, []byte(`"invocation_id":"`)) + len(`"invocation_id":"`)

@@ -25,7 +25,9 @@
 //
 // For tests it adds inspection (Workers, Functions, Received, Journal,
 // FrameCount, Spans, Logs, Metrics and Wait* helpers) and fault injection
-// (DropWorker, StallWorker, Stop, Resume, Restart).
+// (DropWorker, StallWorker, Stop, Resume, Restart). Proxy breaks the
+// network itself, between a worker and the double or a real engine: it
+// stalls (half-open), black-holes one direction, or resets connections.
 //
 // What it leaves out: RBAC sessions beyond the auth gate (function
 // prefixes, FORBIDDEN answers, middleware, registration hooks),

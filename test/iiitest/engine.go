@@ -480,7 +480,7 @@ func (e *Engine) upgradeKind(w http.ResponseWriter, r *http.Request, otel bool) 
 		e.log.Debug("iiitest: upgrade failed", "err", err)
 		return nil
 	}
-	nc, ok := ws.NetConn().(*bufConn)
+	nc, ok := ws.NetConn().(*netConn)
 	if !ok {
 		ws.Close()
 		return nil

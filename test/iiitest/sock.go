@@ -63,12 +63,12 @@ func (f *frameBuf) release() {
 // finish when it stops reading.
 //
 // Outbound frames go through an in-memory queue drained by the writer
-// goroutine, which writes every queued frame into the bufConn and flushes
+// goroutine, which writes every queued frame into the netConn and flushes
 // when the queue is empty, so a burst of frames costs one syscall.
 type sock struct {
 	e  *Engine
 	ws *websocket.Conn
-	nc *bufConn
+	nc *netConn
 
 	mu        sync.Mutex
 	items     []outItem
@@ -96,7 +96,7 @@ var (
 	errInvalidUTF8   = errors.New("iiitest: text message is not valid UTF-8")
 )
 
-func newSock(e *Engine, ws *websocket.Conn, nc *bufConn) *sock {
+func newSock(e *Engine, ws *websocket.Conn, nc *netConn) *sock {
 	s := &sock{
 		e:          e,
 		ws:         ws,
@@ -105,7 +105,7 @@ func newSock(e *Engine, ws *websocket.Conn, nc *bufConn) *sock {
 		dead:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
-	nc.startBuffering()
+	nc.Buffer()
 	nc.limitFrames(e.cfg.maxFrameSize)
 	// No gorilla read limit: gorilla answers an oversized message with a
 	// Close 1009, the engine just drops the connection (readFrame).
