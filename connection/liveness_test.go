@@ -161,6 +161,7 @@ func TestReplayThatFailsHalfWayReleasesEverything(t *testing.T) {
 
 	// A socket whose queue holds one frame and whose writer never runs.
 	s := &Socket{out: make(chan wire.Message, 1), done: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	opened := make(chan struct{})
 	go func() { defer close(opened); c.open(s) }()
 	waitFor := func(what string, cond func() bool) {
