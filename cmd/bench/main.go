@@ -57,6 +57,8 @@ type options struct {
 	heapprofile string
 	quiet       bool
 	ns          string
+	seed        uint64        // chaos: the fault schedule
+	chaosDur    time.Duration // chaos: how long faults are injected
 }
 
 func main() {
@@ -75,7 +77,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"c=16, each -payload size), void (fire-and-forget, window 64), enqueue (c=64),\n"+
 			"fanin (-callers workers × 8 calls, one handler), channel (bytes through a data\n"+
 			"channel), inflight (-inflight calls parked at the handler: heap per call), sides\n"+
-			"(rpc c=64 with the handler in a child process: CPU and allocations per side).\n\nflags:\n")
+			"(rpc c=64 with the handler in a child process: CPU and allocations per side).\n"+
+			"Not in all: chaos (rpc c=64 while the engine double is restarted and worker\n"+
+			"sockets are stalled and dropped, on a schedule drawn from -seed; 45 s unless\n"+
+			"-duration is given).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	var (
@@ -100,6 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		heapprofile = fs.String("heapprofile", "", "write heap profiles of the inflight scenario, named after `file`: <file>-<impl>-base.prof before the calls, <file>-<impl>.prof with all of them parked (compare with go tool pprof -diff_base); records every allocation, which slows the run")
 		quiet       = fs.Bool("q", false, "no progress output on stderr")
 		ns          = fs.String("ns", "", "namespace of the bench functions (bench::<ns>sdk::echo, ...); for running several benchmarks on one engine")
+		seed        = fs.Uint64("seed", 1, "chaos: `seed` of the fault schedule (the same seed gives the same faults in the same order)")
 		telemetry   = fs.Bool("telemetry", false, "also run the rpc scenario with the SDK's telemetry on (impl otel: spans, metrics and logs exported to the engine's /otel); the sdk rows always run with it off")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -122,7 +128,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opt := options{engine: *engine, role: *role, double: *double, duration: *duration, warmup: *warmup,
 		inflight: *inflight, callers: *callers, count: *count, json: *jsonOut, chart: *chart,
 		cpuprofile: *cpuprofile, memprofile: *memprofile, heapprofile: *heapprofile, quiet: *quiet, ns: *ns,
-		telemetry: *telemetry}
+		telemetry: *telemetry, seed: *seed, chaosDur: chaosDuration}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "duration" {
+			opt.chaosDur = *duration // an explicit -duration also sets the chaos schedule's length
+		}
+	})
 	if err := opt.parse(*scenarios, *concurrency, *payloads, *sdkOnly, *rawOnly); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
@@ -186,12 +197,12 @@ func (o *options) parse(scenarios, concurrency, payloads string, sdkOnly, rawOnl
 		want := map[string]bool{}
 		for _, s := range strings.Split(scenarios, ",") {
 			s = strings.TrimSpace(s)
-			if !slices.Contains(allScenarios, s) {
-				return fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(allScenarios, ", "))
+			if !slices.Contains(allScenarios, s) && s != scChaos {
+				return fmt.Errorf("unknown scenario %q (have %s, %s)", s, strings.Join(allScenarios, ", "), scChaos)
 			}
 			want[s] = true
 		}
-		for _, s := range allScenarios { // always in the order of a full run
+		for _, s := range append(slices.Clip(allScenarios), scChaos) { // always in the order of a full run
 			if want[s] {
 				o.scenarios = append(o.scenarios, s)
 			}
@@ -223,6 +234,9 @@ func (o *options) parse(scenarios, concurrency, payloads string, sdkOnly, rawOnl
 	}
 	if o.duration <= 0 || o.warmup < 0 {
 		return errors.New("-duration must be positive and -warmup not negative")
+	}
+	if slices.Contains(o.scenarios, scChaos) && (o.engine != "" || o.role != "both") {
+		return errors.New("-scenario chaos needs the engine double in this process (its fault hooks): no -engine, no -role")
 	}
 	if o.inflight <= 0 || o.callers <= 0 || o.count <= 0 {
 		return errors.New("-inflight, -callers and -count must be positive")
@@ -283,6 +297,8 @@ func (e *env) plan() []planned {
 			for _, impl := range o.impls {
 				p = append(p, planned{func(ctx context.Context) result { return e.runInflight(ctx, impl) }})
 			}
+		case scChaos:
+			p = append(p, planned{func(ctx context.Context) result { return e.runChaos(ctx) }})
 		case scSides:
 			if o.role != "both" {
 				continue // the caller role measures each side already
@@ -302,12 +318,19 @@ func runBench(ctx context.Context, opt options, args []string, stdout, stderr io
 	prog := newProgress(stderr, opt.quiet)
 	rep := &report{Tool: "iii-go cmd/bench", Command: commandLine(args), Started: time.Now().UTC().Truncate(time.Second),
 		Machine: describeMachine(), Role: opt.role, Duration: opt.duration.Seconds(), Warmup: opt.warmup.Seconds(), Count: opt.count}
-	e, err := setup(ctx, opt, prog)
-	if err != nil {
-		return err
+	var e *env
+	if slices.ContainsFunc(opt.scenarios, func(s string) bool { return s != scChaos }) {
+		var err error
+		if e, err = setup(ctx, opt, prog); err != nil {
+			return err
+		}
+		defer e.close()
+		rep.Engine = e.desc
+	} else {
+		// chaos alone starts its own double; no shared engine, no handlers.
+		e = &env{opt: opt, local: make(map[string]*handlerState), prog: prog}
+		rep.Engine = "engine double (test/iiitest) in this process, one per chaos run"
 	}
-	defer e.close()
-	rep.Engine = e.desc
 	runs := e.plan()
 	prog.total = len(runs)
 	for _, r := range runs {

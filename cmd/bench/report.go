@@ -41,6 +41,7 @@ type result struct {
 	HandlerAllocsPerOp *float64 `json:"handler_allocs_per_op,omitempty"`
 
 	Inflight *inflightFigures `json:"inflight,omitempty"`
+	Chaos    *chaosFigures    `json:"chaos,omitempty"`
 	VsRaw    *ratios          `json:"vs_raw,omitempty"`
 	Notes    []string         `json:"notes,omitempty"`
 	Error    string           `json:"error,omitempty"`
@@ -118,6 +119,10 @@ func (r *result) fill(ops, errs uint64, h *Hist, before, after sample) {
 func (r *result) summary() string {
 	if r.Error != "" {
 		return "error: " + r.Error
+	}
+	if c := r.Chaos; c != nil {
+		return fmt.Sprintf("%d faults, %d calls: %d ok, %d failed, %d hung, %d executed twice",
+			c.Faults, c.Calls, c.OK, c.Calls-c.OK-c.Hung, c.Hung, c.Duplicated)
 	}
 	if r.Inflight != nil {
 		return fmt.Sprintf("%s B heap per call in flight, %s B stack, parked in %.2fs",
@@ -336,11 +341,14 @@ func (rep *report) writeText(w io.Writer) {
 	}
 	fmt.Fprint(w, "\n\n")
 
-	var load, infl []result
+	var load, infl, chaos []result
 	for _, r := range rep.Results {
-		if r.Scenario == scInflight {
+		switch r.Scenario {
+		case scInflight:
 			infl = append(infl, r)
-		} else {
+		case scChaos:
+			chaos = append(chaos, r)
+		default:
 			load = append(load, r)
 		}
 	}
@@ -409,6 +417,9 @@ func (rep *report) writeText(w io.Writer) {
 		}
 		t.write(w)
 		fmt.Fprintln(w)
+	}
+	for _, r := range chaos {
+		writeChaos(w, &r)
 	}
 	var notes []string
 	for _, r := range rep.Results {
