@@ -41,6 +41,8 @@ const (
 	// chaosRecoveryCap is how long the schedule waits for a successful
 	// call after a fault before it gives up on that fault.
 	chaosRecoveryCap = 20 * time.Second
+	// chaosWarmup is the steady load before the first fault.
+	chaosWarmup      = 300 * time.Millisecond
 	chaosHandlerName = "bench-chaos-handler"
 	chaosCallerName  = "bench-chaos-caller"
 )
@@ -358,8 +360,7 @@ func (e *env) runChaos(ctx context.Context) (res result) {
 	t0 := time.Now()
 	step.measuring()
 	var done []*chaosFault
-	warm := 300 * time.Millisecond
-	sleepCtx(ctx, warm)
+	sleepCtx(ctx, chaosWarmup)
 	for _, fl := range chaosSchedule(e.opt.seed, int(dur/(200*time.Millisecond))+len(faultKinds)) {
 		if ctx.Err() != nil || time.Since(t0) >= dur {
 			break

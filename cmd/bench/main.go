@@ -10,6 +10,7 @@
 //
 //	go run ./cmd/bench                                    # everything, about a minute
 //	go run ./cmd/bench -scenario rpc -concurrency 64      # one shape
+//	go run ./cmd/bench -scenario chaos -seed 2            # faults under load, 45 s
 //	go run ./cmd/bench -json > bench.json                 # machine-readable
 //	go run ./cmd/bench -serve 127.0.0.1:49134             # only the engine double
 //	go run ./cmd/bench -role handler -engine ws://host:49134   # one side per process
@@ -330,6 +331,7 @@ func runBench(ctx context.Context, opt options, args []string, stdout, stderr io
 		// chaos alone starts its own double; no shared engine, no handlers.
 		e = &env{opt: opt, local: make(map[string]*handlerState), prog: prog}
 		rep.Engine = "engine double (test/iiitest) in this process, one per chaos run"
+		rep.Duration, rep.Warmup = opt.chaosDur.Seconds(), chaosWarmup.Seconds()
 	}
 	runs := e.plan()
 	prog.total = len(runs)
