@@ -58,6 +58,7 @@ type options struct {
 	heapprofile string
 	quiet       bool
 	ns          string
+	peers       []string      // -peer: other SDKs run in the rpc scenario
 	seed        uint64        // chaos: the fault schedule
 	chaosDur    time.Duration // chaos: how long faults are injected
 }
@@ -106,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		heapprofile = fs.String("heapprofile", "", "write heap profiles of the inflight scenario, named after `file`: <file>-<impl>-base.prof before the calls, <file>-<impl>.prof with all of them parked (compare with go tool pprof -diff_base); records every allocation, which slows the run")
 		quiet       = fs.Bool("q", false, "no progress output on stderr")
 		ns          = fs.String("ns", "", "namespace of the bench functions (bench::<ns>sdk::echo, ...); for running several benchmarks on one engine")
+		peers       = fs.String("peer", "", "comma-separated `list` of other SDKs to run in the rpc scenario beside the Go SDK and raw: node, rust, python (programs in cmd/bench/peers; each installs its dependencies on first use; rpc then runs -concurrency, 10 KiB at c=64 and void batches, by default at c=1,64,256)")
 		seed        = fs.Uint64("seed", 1, "chaos: `seed` of the fault schedule (the same seed gives the same faults in the same order)")
 		telemetry   = fs.Bool("telemetry", false, "also run the rpc scenario with the SDK's telemetry on (impl otel: spans, metrics and logs exported to the engine's /otel); the sdk rows always run with it off")
 	)
@@ -130,11 +132,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		inflight: *inflight, callers: *callers, count: *count, json: *jsonOut, chart: *chart,
 		cpuprofile: *cpuprofile, memprofile: *memprofile, heapprofile: *heapprofile, quiet: *quiet, ns: *ns,
 		telemetry: *telemetry, seed: *seed, chaosDur: chaosDuration}
+	explicitConc := false
 	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "duration" {
+		switch f.Name {
+		case "duration":
 			opt.chaosDur = *duration // an explicit -duration also sets the chaos schedule's length
+		case "concurrency":
+			explicitConc = true
 		}
 	})
+	if *peers != "" {
+		for _, p := range strings.Split(*peers, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains(knownPeers, p) {
+				fmt.Fprintf(stderr, "bench: unknown peer %q (have %s)\n", p, strings.Join(knownPeers, ", "))
+				return 2
+			}
+			opt.peers = append(opt.peers, p)
+		}
+		if !explicitConc {
+			*concurrency = "1,64,256"
+		}
+	}
 	if err := opt.parse(*scenarios, *concurrency, *payloads, *sdkOnly, *rawOnly); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
@@ -264,6 +283,19 @@ func (e *env) plan() []planned {
 	for _, sc := range o.scenarios {
 		switch sc {
 		case scRPC:
+			if len(o.peers) > 0 {
+				for _, sh := range peerShapes(o.concurrency) {
+					for range o.count {
+						for _, impl := range o.impls {
+							p = append(p, planned{func(ctx context.Context) result { return e.runLoad(ctx, impl, sh.load(o.ns)) }})
+						}
+						for _, name := range o.peers {
+							p = append(p, planned{func(ctx context.Context) result { return e.runPeer(ctx, name, sh) }})
+						}
+					}
+				}
+				continue
+			}
 			for _, c := range o.concurrency {
 				l := load{scenario: sc, label: fmt.Sprintf("c=%d", c), ns: o.ns, callers: 1, conc: c, payload: basePayload, kind: kindCall, op: opEcho}
 				addLoad(l)

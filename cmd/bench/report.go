@@ -369,7 +369,11 @@ func (rep *report) writeText(w io.Writer) {
 		for _, r := range load {
 			row := []string{r.Scenario + " " + r.Label, r.Impl}
 			if r.Error != "" {
-				row = append(row, "error: "+r.Error)
+				if strings.HasPrefix(r.Error, errSkipped.Error()+":") {
+					row = append(row, r.Error)
+				} else {
+					row = append(row, "error: "+r.Error)
+				}
 				t.rows = append(t.rows, row)
 				continue
 			}
@@ -379,7 +383,11 @@ func (rep *report) writeText(w io.Writer) {
 			} else {
 				row = append(row, "", "", "", "")
 			}
-			row = append(row, fmt.Sprintf("%.1f", r.CPUUsPerOp), fmt.Sprintf("%.1f", r.AllocsPerOp), fmtBytes(r.PeakRSSBytes), fmtOpt(r.EngineCPUUsPerOp))
+			allocs, rss := fmt.Sprintf("%.1f", r.AllocsPerOp), fmtBytes(r.PeakRSSBytes)
+			if slices.Contains(knownPeers, r.Impl) {
+				allocs, rss = "", "" // not a Go process of this benchmark
+			}
+			row = append(row, fmt.Sprintf("%.1f", r.CPUUsPerOp), allocs, rss, fmtOpt(r.EngineCPUUsPerOp))
 			if remote {
 				row = append(row, fmtOpt(r.HandlerCPUUsPerOp), fmtOpt(r.HandlerAllocsPerOp))
 			}
