@@ -378,7 +378,11 @@ func runBench(ctx context.Context, opt options, args []string, stdout, stderr io
 	compare(rep.Results)
 	rep.Targets = targets(rep.Results)
 	if opt.chart != "" {
-		if err := writeChart(opt.chart, rep); err != nil {
+		write := writeChart
+		if len(opt.peers) > 0 {
+			write = writePeerChart
+		}
+		if err := write(opt.chart, rep); err != nil {
 			prog.note("no chart: %v", err)
 		}
 	}
