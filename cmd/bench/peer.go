@@ -14,7 +14,9 @@ package main
 //	         (call: one awaited call of FN at a time; void: voidBatch void
 //	         calls of FN, then one awaited call of ECHO_FN), prints
 //	         {"event":"measuring"} when the measured window starts, then
-//	         {"event":"result","ok","errors","seconds","lat_us","first_error"}.
+//	         {"event":"result","ok","errors","seconds","lat_us","first_error",
+//	         "unfinished"} (unfinished: loops whose call had not returned 10 s
+//	         after the window).
 //
 // The CPU of both peer processes is read from /proc/<pid>/stat at the
 // "measuring" and "result" lines, the double's from its child as usual.
@@ -327,6 +329,7 @@ type peerResult struct {
 	Seconds    float64 `json:"seconds"`
 	LatUs      []int64 `json:"lat_us"`
 	FirstError *string `json:"first_error"`
+	Unfinished int     `json:"unfinished"`
 	handlerCPU time.Duration
 	callerCPU  time.Duration
 }
@@ -464,6 +467,9 @@ func (e *env) runPeer(ctx context.Context, name string, s peerShape) (res result
 			v := float64(d1.CPU-d0.CPU) / 1e3 / n
 			res.EngineCPUUsPerOp = &v
 		}
+	}
+	if r.Unfinished > 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("%d of %d caller loops had a call that had not returned 10 s after the window", r.Unfinished, s.conc))
 	}
 	if r.FirstError != nil {
 		res.Notes = append(res.Notes, "first error: "+*r.FirstError)

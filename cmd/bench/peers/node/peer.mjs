@@ -7,8 +7,8 @@
 //                           then one awaited call of ECHO_FN per loop
 //
 // stdout carries only JSON lines: {"event":"ready"} (handler),
-// {"event":"measuring"} then {"event":"result",ok,errors,seconds,lat_us,first_error}
-// (caller). See cmd/bench/peer.go for the protocol.
+// {"event":"measuring"} then {"event":"result",ok,errors,seconds,lat_us,first_error,unfinished}
+// (caller; unfinished: loops whose call had not settled 10 s after the window). See cmd/bench/peer.go for the protocol.
 import { readFileSync } from 'node:fs'
 import { registerWorker, TriggerAction } from 'iii-sdk'
 
@@ -62,6 +62,10 @@ async function caller() {
   let errors = 0
   let firstError = null
   const lat = []
+  let finished = 0
+  // An awaited call whose promise never settles must not let Node exit
+  // quietly with an empty event loop: keep it alive, and bound the wind-down.
+  const keepAlive = setInterval(() => {}, 1000)
   const loop = async () => {
     while (!stop) {
       const t0 = process.hrtime.bigint()
@@ -84,6 +88,7 @@ async function caller() {
         await sleep(1)
       }
     }
+    finished++
   }
   const loops = Array.from({ length: conc }, loop)
   await sleep(warmup)
@@ -95,8 +100,9 @@ async function caller() {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9
   const okN = ok
   stop = true
-  await Promise.all(loops)
-  emit({ event: 'result', ok: okN, errors, seconds, lat_us: lat, first_error: firstError })
+  await Promise.race([Promise.all(loops), sleep(10000)])
+  clearInterval(keepAlive)
+  emit({ event: 'result', ok: okN, errors, seconds, lat_us: lat, first_error: firstError, unfinished: conc - finished })
 }
 
 const mode = process.argv[2]

@@ -7,7 +7,8 @@
                              64 void calls then one awaited call of ECHO_FN per loop
 
 stdout carries only JSON lines: {"event":"ready"} (handler), {"event":"measuring"}
-then {"event":"result",ok,errors,seconds,lat_us,first_error} (caller). See
+then {"event":"result",ok,errors,seconds,lat_us,first_error,unfinished} (caller;
+unfinished: loops whose call had not returned 10 s after the window). See
 cmd/bench/peer.go for the protocol.
 """
 
@@ -107,10 +108,12 @@ def caller(w):
         ok = state["ok"]
         measured = list(lat)
     state["stop"] = True
+    until = time.monotonic() + 10
     for t in threads:
-        t.join(timeout=35)
+        t.join(timeout=max(0, until - time.monotonic()))
+    unfinished = sum(1 for t in threads if t.is_alive())
     emit({"event": "result", "ok": ok, "errors": state["errors"], "seconds": seconds,
-          "lat_us": measured, "first_error": state["first_error"]})
+          "lat_us": measured, "first_error": state["first_error"], "unfinished": unfinished})
 
 
 def main():

@@ -124,15 +124,21 @@ async fn caller(w: IIIClient) {
     let seconds = t0.elapsed().as_secs_f64();
     let ok_n = ok.load(Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
+    // Bound the wind-down: a call that never returns must not hold the result.
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut lat = Vec::new();
+    let mut unfinished = 0;
     for t in tasks {
-        lat.extend(t.await.unwrap_or_default());
+        match tokio::time::timeout_at(until, t).await {
+            Ok(v) => lat.extend(v.unwrap_or_default()),
+            Err(_) => unfinished += 1,
+        }
     }
     let first = first_error.lock().unwrap().clone();
     println!(
         "{}",
         json!({"event": "result", "ok": ok_n, "errors": errors.load(Ordering::Relaxed), "seconds": seconds,
-               "lat_us": lat, "first_error": first})
+               "lat_us": lat, "first_error": first, "unfinished": unfinished})
     );
 }
 
