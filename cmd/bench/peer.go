@@ -248,17 +248,20 @@ func (p *peer) start(mode string, env ...string) (*peerProc, error) {
 func (pp *peerProc) expect(event string, d time.Duration, v any) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
+	var other []string // lines that were not the event, for the error
 	for {
 		select {
 		case line, ok := <-pp.lines:
 			if !ok {
 				_ = pp.cmd.Wait()
-				return fmt.Errorf("the peer exited before %q (%v); its stderr ends with:\n%s", event, pp.cmd.ProcessState, pp.stderr)
+				return fmt.Errorf("the peer exited before %q (%v); other lines on its stdout: %.300q; its stderr ends with:\n%s",
+					event, pp.cmd.ProcessState, other, pp.stderr)
 			}
 			var head struct {
 				Event string `json:"event"`
 			}
 			if json.Unmarshal([]byte(line), &head) != nil || head.Event != event {
+				other = append(other, line)
 				continue
 			}
 			if v != nil {

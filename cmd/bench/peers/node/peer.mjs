@@ -16,7 +16,9 @@ import { registerWorker, TriggerAction } from 'iii-sdk'
 for (const m of ['log', 'info', 'debug']) console[m] = (...args) => console.error(...args)
 
 const env = (name, fallback) => process.env[name] || fallback
-const emit = (obj) => process.stdout.write(`${JSON.stringify(obj)}\n`)
+// Resolves once the line is handed to the OS: a pipe write may be
+// asynchronous, and process.exit would cut a long result line short.
+const emit = (obj) => new Promise((resolve) => process.stdout.write(`${JSON.stringify(obj)}\n`, resolve))
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 const iii = registerWorker(env('III_URL', 'ws://127.0.0.1:49134'), { invocationTimeoutMs: 30000 })
@@ -38,7 +40,7 @@ async function handler() {
   iii.registerFunction(`${prefix}echo`, async (input) => input)
   iii.registerFunction(`${prefix}sink`, async () => null)
   await waitCallable(`${prefix}echo`)
-  emit({ event: 'ready', pid: process.pid })
+  await emit({ event: 'ready', pid: process.pid })
   await new Promise((resolve) => {
     process.stdin.on('end', resolve)
     process.stdin.on('error', resolve)
@@ -92,7 +94,7 @@ async function caller() {
   }
   const loops = Array.from({ length: conc }, loop)
   await sleep(warmup)
-  emit({ event: 'measuring' })
+  await emit({ event: 'measuring' })
   measuring = true
   const t0 = process.hrtime.bigint()
   await sleep(duration)
@@ -102,7 +104,7 @@ async function caller() {
   stop = true
   await Promise.race([Promise.all(loops), sleep(10000)])
   clearInterval(keepAlive)
-  emit({ event: 'result', ok: okN, errors, seconds, lat_us: lat, first_error: firstError, unfinished: conc - finished })
+  await emit({ event: 'result', ok: okN, errors, seconds, lat_us: lat, first_error: firstError, unfinished: conc - finished })
 }
 
 const mode = process.argv[2]
