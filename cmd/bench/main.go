@@ -11,6 +11,7 @@
 //	go run ./cmd/bench                                    # everything, about a minute
 //	go run ./cmd/bench -scenario rpc -concurrency 64      # one shape
 //	go run ./cmd/bench -scenario chaos -seed 2            # faults under load, 45 s
+//	go run ./cmd/bench -peer node,rust,python -scenario rpc   # the other SDKs beside Go and raw
 //	go run ./cmd/bench -json > bench.json                 # machine-readable
 //	go run ./cmd/bench -serve 127.0.0.1:49134             # only the engine double
 //	go run ./cmd/bench -role handler -engine ws://host:49134   # one side per process
