@@ -10,6 +10,8 @@
 //
 //	go run ./cmd/bench                                    # everything, about a minute
 //	go run ./cmd/bench -scenario rpc -concurrency 64      # one shape
+//	go run ./cmd/bench -scenario chaos -seed 2            # faults under load, 45 s
+//	go run ./cmd/bench -peer node,rust,python -scenario rpc   # the other SDKs beside Go and raw
 //	go run ./cmd/bench -json > bench.json                 # machine-readable
 //	go run ./cmd/bench -serve 127.0.0.1:49134             # only the engine double
 //	go run ./cmd/bench -role handler -engine ws://host:49134   # one side per process
@@ -57,6 +59,9 @@ type options struct {
 	heapprofile string
 	quiet       bool
 	ns          string
+	peers       []string      // -peer: other SDKs run in the rpc scenario
+	seed        uint64        // chaos: the fault schedule
+	chaosDur    time.Duration // chaos: how long faults are injected
 }
 
 func main() {
@@ -75,7 +80,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"c=16, each -payload size), void (fire-and-forget, window 64), enqueue (c=64),\n"+
 			"fanin (-callers workers × 8 calls, one handler), channel (bytes through a data\n"+
 			"channel), inflight (-inflight calls parked at the handler: heap per call), sides\n"+
-			"(rpc c=64 with the handler in a child process: CPU and allocations per side).\n\nflags:\n")
+			"(rpc c=64 with the handler in a child process: CPU and allocations per side).\n"+
+			"Not in all: chaos (rpc c=64 while the engine double is restarted and worker\n"+
+			"sockets are stalled and dropped, on a schedule drawn from -seed; 45 s unless\n"+
+			"-duration is given).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	var (
@@ -100,6 +108,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		heapprofile = fs.String("heapprofile", "", "write heap profiles of the inflight scenario, named after `file`: <file>-<impl>-base.prof before the calls, <file>-<impl>.prof with all of them parked (compare with go tool pprof -diff_base); records every allocation, which slows the run")
 		quiet       = fs.Bool("q", false, "no progress output on stderr")
 		ns          = fs.String("ns", "", "namespace of the bench functions (bench::<ns>sdk::echo, ...); for running several benchmarks on one engine")
+		peers       = fs.String("peer", "", "comma-separated `list` of other SDKs to run in the rpc scenario beside the Go SDK and raw: node, rust, python (programs in cmd/bench/peers; each installs its dependencies on first use; rpc then runs -concurrency, 10 KiB at c=64 and void batches, by default at c=1,64,256)")
+		seed        = fs.Uint64("seed", 1, "chaos: `seed` of the fault schedule (the same seed gives the same faults in the same order)")
 		telemetry   = fs.Bool("telemetry", false, "also run the rpc scenario with the SDK's telemetry on (impl otel: spans, metrics and logs exported to the engine's /otel); the sdk rows always run with it off")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -122,7 +132,29 @@ func run(args []string, stdout, stderr io.Writer) int {
 	opt := options{engine: *engine, role: *role, double: *double, duration: *duration, warmup: *warmup,
 		inflight: *inflight, callers: *callers, count: *count, json: *jsonOut, chart: *chart,
 		cpuprofile: *cpuprofile, memprofile: *memprofile, heapprofile: *heapprofile, quiet: *quiet, ns: *ns,
-		telemetry: *telemetry}
+		telemetry: *telemetry, seed: *seed, chaosDur: chaosDuration}
+	explicitConc := false
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "duration":
+			opt.chaosDur = *duration // an explicit -duration also sets the chaos schedule's length
+		case "concurrency":
+			explicitConc = true
+		}
+	})
+	if *peers != "" {
+		for _, p := range strings.Split(*peers, ",") {
+			p = strings.TrimSpace(p)
+			if !slices.Contains(knownPeers, p) {
+				fmt.Fprintf(stderr, "bench: unknown peer %q (have %s)\n", p, strings.Join(knownPeers, ", "))
+				return 2
+			}
+			opt.peers = append(opt.peers, p)
+		}
+		if !explicitConc {
+			*concurrency = "1,64,256"
+		}
+	}
 	if err := opt.parse(*scenarios, *concurrency, *payloads, *sdkOnly, *rawOnly); err != nil {
 		fmt.Fprintln(stderr, "bench:", err)
 		return 2
@@ -186,12 +218,12 @@ func (o *options) parse(scenarios, concurrency, payloads string, sdkOnly, rawOnl
 		want := map[string]bool{}
 		for _, s := range strings.Split(scenarios, ",") {
 			s = strings.TrimSpace(s)
-			if !slices.Contains(allScenarios, s) {
-				return fmt.Errorf("unknown scenario %q (have %s)", s, strings.Join(allScenarios, ", "))
+			if !slices.Contains(allScenarios, s) && s != scChaos {
+				return fmt.Errorf("unknown scenario %q (have %s, %s)", s, strings.Join(allScenarios, ", "), scChaos)
 			}
 			want[s] = true
 		}
-		for _, s := range allScenarios { // always in the order of a full run
+		for _, s := range append(slices.Clip(allScenarios), scChaos) { // always in the order of a full run
 			if want[s] {
 				o.scenarios = append(o.scenarios, s)
 			}
@@ -224,6 +256,9 @@ func (o *options) parse(scenarios, concurrency, payloads string, sdkOnly, rawOnl
 	if o.duration <= 0 || o.warmup < 0 {
 		return errors.New("-duration must be positive and -warmup not negative")
 	}
+	if slices.Contains(o.scenarios, scChaos) && (o.engine != "" || o.role != "both") {
+		return errors.New("-scenario chaos needs the engine double in this process (its fault hooks): no -engine, no -role")
+	}
 	if o.inflight <= 0 || o.callers <= 0 || o.count <= 0 {
 		return errors.New("-inflight, -callers and -count must be positive")
 	}
@@ -249,6 +284,19 @@ func (e *env) plan() []planned {
 	for _, sc := range o.scenarios {
 		switch sc {
 		case scRPC:
+			if len(o.peers) > 0 {
+				for _, sh := range peerShapes(o.concurrency) {
+					for range o.count {
+						for _, impl := range o.impls {
+							p = append(p, planned{func(ctx context.Context) result { return e.runLoad(ctx, impl, sh.load(o.ns)) }})
+						}
+						for _, name := range o.peers {
+							p = append(p, planned{func(ctx context.Context) result { return e.runPeer(ctx, name, sh) }})
+						}
+					}
+				}
+				continue
+			}
 			for _, c := range o.concurrency {
 				l := load{scenario: sc, label: fmt.Sprintf("c=%d", c), ns: o.ns, callers: 1, conc: c, payload: basePayload, kind: kindCall, op: opEcho}
 				addLoad(l)
@@ -283,6 +331,8 @@ func (e *env) plan() []planned {
 			for _, impl := range o.impls {
 				p = append(p, planned{func(ctx context.Context) result { return e.runInflight(ctx, impl) }})
 			}
+		case scChaos:
+			p = append(p, planned{func(ctx context.Context) result { return e.runChaos(ctx) }})
 		case scSides:
 			if o.role != "both" {
 				continue // the caller role measures each side already
@@ -302,12 +352,20 @@ func runBench(ctx context.Context, opt options, args []string, stdout, stderr io
 	prog := newProgress(stderr, opt.quiet)
 	rep := &report{Tool: "iii-go cmd/bench", Command: commandLine(args), Started: time.Now().UTC().Truncate(time.Second),
 		Machine: describeMachine(), Role: opt.role, Duration: opt.duration.Seconds(), Warmup: opt.warmup.Seconds(), Count: opt.count}
-	e, err := setup(ctx, opt, prog)
-	if err != nil {
-		return err
+	var e *env
+	if slices.ContainsFunc(opt.scenarios, func(s string) bool { return s != scChaos }) {
+		var err error
+		if e, err = setup(ctx, opt, prog); err != nil {
+			return err
+		}
+		defer e.close()
+		rep.Engine = e.desc
+	} else {
+		// chaos alone starts its own double; no shared engine, no handlers.
+		e = &env{opt: opt, local: make(map[string]*handlerState), prog: prog}
+		rep.Engine = "engine double (test/iiitest) in this process, one per chaos run"
+		rep.Duration, rep.Warmup = opt.chaosDur.Seconds(), chaosWarmup.Seconds()
 	}
-	defer e.close()
-	rep.Engine = e.desc
 	runs := e.plan()
 	prog.total = len(runs)
 	for _, r := range runs {
@@ -321,7 +379,11 @@ func runBench(ctx context.Context, opt options, args []string, stdout, stderr io
 	compare(rep.Results)
 	rep.Targets = targets(rep.Results)
 	if opt.chart != "" {
-		if err := writeChart(opt.chart, rep); err != nil {
+		write := writeChart
+		if len(opt.peers) > 0 {
+			write = writePeerChart
+		}
+		if err := write(opt.chart, rep); err != nil {
 			prog.note("no chart: %v", err)
 		}
 	}

@@ -41,6 +41,7 @@ type result struct {
 	HandlerAllocsPerOp *float64 `json:"handler_allocs_per_op,omitempty"`
 
 	Inflight *inflightFigures `json:"inflight,omitempty"`
+	Chaos    *chaosFigures    `json:"chaos,omitempty"`
 	VsRaw    *ratios          `json:"vs_raw,omitempty"`
 	Notes    []string         `json:"notes,omitempty"`
 	Error    string           `json:"error,omitempty"`
@@ -118,6 +119,10 @@ func (r *result) fill(ops, errs uint64, h *Hist, before, after sample) {
 func (r *result) summary() string {
 	if r.Error != "" {
 		return "error: " + r.Error
+	}
+	if c := r.Chaos; c != nil {
+		return fmt.Sprintf("%d faults, %d calls: %d ok, %d failed, %d hung, %d executed twice",
+			c.Faults, c.Calls, c.OK, c.Calls-c.OK-c.Hung, c.Hung, c.Duplicated)
 	}
 	if r.Inflight != nil {
 		return fmt.Sprintf("%s B heap per call in flight, %s B stack, parked in %.2fs",
@@ -336,11 +341,14 @@ func (rep *report) writeText(w io.Writer) {
 	}
 	fmt.Fprint(w, "\n\n")
 
-	var load, infl []result
+	var load, infl, chaos []result
 	for _, r := range rep.Results {
-		if r.Scenario == scInflight {
+		switch r.Scenario {
+		case scInflight:
 			infl = append(infl, r)
-		} else {
+		case scChaos:
+			chaos = append(chaos, r)
+		default:
 			load = append(load, r)
 		}
 	}
@@ -361,7 +369,11 @@ func (rep *report) writeText(w io.Writer) {
 		for _, r := range load {
 			row := []string{r.Scenario + " " + r.Label, r.Impl}
 			if r.Error != "" {
-				row = append(row, "error: "+r.Error)
+				if strings.HasPrefix(r.Error, errSkipped.Error()+":") {
+					row = append(row, r.Error)
+				} else {
+					row = append(row, "error: "+r.Error)
+				}
 				t.rows = append(t.rows, row)
 				continue
 			}
@@ -371,7 +383,11 @@ func (rep *report) writeText(w io.Writer) {
 			} else {
 				row = append(row, "", "", "", "")
 			}
-			row = append(row, fmt.Sprintf("%.1f", r.CPUUsPerOp), fmt.Sprintf("%.1f", r.AllocsPerOp), fmtBytes(r.PeakRSSBytes), fmtOpt(r.EngineCPUUsPerOp))
+			allocs, rss := fmt.Sprintf("%.1f", r.AllocsPerOp), fmtBytes(r.PeakRSSBytes)
+			if slices.Contains(knownPeers, r.Impl) {
+				allocs, rss = "", "" // not a Go process of this benchmark
+			}
+			row = append(row, fmt.Sprintf("%.1f", r.CPUUsPerOp), allocs, rss, fmtOpt(r.EngineCPUUsPerOp))
 			if remote {
 				row = append(row, fmtOpt(r.HandlerCPUUsPerOp), fmtOpt(r.HandlerAllocsPerOp))
 			}
@@ -409,6 +425,9 @@ func (rep *report) writeText(w io.Writer) {
 		}
 		t.write(w)
 		fmt.Fprintln(w)
+	}
+	for _, r := range chaos {
+		writeChaos(w, &r)
 	}
 	var notes []string
 	for _, r := range rep.Results {

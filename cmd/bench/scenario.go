@@ -41,6 +41,9 @@ const (
 	queueName          = "bench"
 )
 
+// emptyPayload is the payload of the awaited call that closes a void batch.
+var emptyPayload = []byte("{}")
+
 // caller is one calling connection of an implementation (a worker, or a
 // raw socket); each calling goroutine uses a session of its own.
 type caller interface {
@@ -95,12 +98,20 @@ type env struct {
 	local   map[string]*handlerState
 	closers []func()
 	prog    *progress
+
+	// -peer: the peers prepared, their running handlers, the reason a
+	// peer cannot run.
+	peerMu    sync.Mutex
+	peers     map[string]*peer
+	peerProcs map[string]*peerProc
+	peerErr   map[string]error
 }
 
 // setup starts what the role needs: an engine double unless -engine is
 // given, and the local handlers for role both.
 func setup(ctx context.Context, opt options, prog *progress) (*env, error) {
-	e := &env{opt: opt, url: opt.engine, local: make(map[string]*handlerState), prog: prog}
+	e := &env{opt: opt, url: opt.engine, local: make(map[string]*handlerState), prog: prog,
+		peers: map[string]*peer{}, peerProcs: map[string]*peerProc{}, peerErr: map[string]error{}}
 	if e.url == "" {
 		if opt.double == "child" {
 			ch, url, err := startChild("-serve", "127.0.0.1:0")
@@ -255,7 +266,14 @@ const (
 	kindCall = iota
 	kindVoid
 	kindEnqueue
+	// kindVoidBatch: each calling goroutine sends voidBatch void calls,
+	// then one awaited call of echo, and so on (the flow control of the
+	// -peer runs, which every SDK can do); an op is a void call.
+	kindVoidBatch
 )
+
+// voidBatch is the void calls per awaited call in kindVoidBatch.
+const voidBatch = 64
 
 // runLoad runs one throughput scenario for one implementation: warm-up,
 // then a measured window of -duration.
@@ -317,7 +335,8 @@ func (e *env) runLoad(ctx context.Context, impl string, l load) (res result) {
 	payload := makePayload(l.payload)
 
 	switch l.kind {
-	case kindCall, kindEnqueue:
+	case kindCall, kindEnqueue, kindVoidBatch:
+		echoFn := functionID(l.ns, impl, opEcho)
 		for ci, c := range callers {
 			for g := range l.conc {
 				idx := ci*l.conc + g
@@ -328,10 +347,18 @@ func (e *env) runLoad(ctx context.Context, impl string, l load) (res result) {
 					for phase.Load() != 2 {
 						t0 := time.Now()
 						var err error
-						if l.kind == kindCall {
+						switch l.kind {
+						case kindCall:
 							err = s.call(runCtx, fn, payload)
-						} else {
+						case kindEnqueue:
 							err = s.enqueue(runCtx, queueName, fn, payload)
+						case kindVoidBatch:
+							for i := 0; i < voidBatch && err == nil; i++ {
+								err = s.void(runCtx, fn, payload)
+							}
+							if err == nil {
+								err = s.call(runCtx, echoFn, emptyPayload)
+							}
 						}
 						d := time.Since(t0)
 						if err != nil {
@@ -345,6 +372,10 @@ func (e *env) runLoad(ctx context.Context, impl string, l load) (res result) {
 							sent.Add(1)
 						}
 						if phase.Load() == 1 {
+							if l.kind == kindVoidBatch {
+								ops.Add(voidBatch)
+								continue
+							}
 							hist.Record(idx, d)
 							ops.Add(1)
 						}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestChaosScheduleIsRepeatableAndCoversEveryFault(t *testing.T) {
+	kinds := func(seed uint64) []string {
+		var out []string
+		for _, f := range chaosSchedule(seed, 12) {
+			out = append(out, f.kind+" "+f.pause.String()+" "+f.gap.String())
+		}
+		return out
+	}
+	a, b, c := kinds(7), kinds(7), kinds(8)
+	if !slices.Equal(a, b) {
+		t.Errorf("seed 7 gave two schedules:\n%q\n%q", a, b)
+	}
+	if slices.Equal(a, c) {
+		t.Errorf("seeds 7 and 8 gave the same schedule %q", a)
+	}
+	first := map[string]bool{}
+	for _, f := range chaosSchedule(7, len(faultKinds)) {
+		first[f.kind] = true
+	}
+	if len(first) != len(faultKinds) {
+		t.Errorf("the first %d faults are not one of each kind: %v", len(faultKinds), first)
+	}
+}
+
+func TestExecCountsFindCallsExecutedTwice(t *testing.T) {
+	var c execCounts
+	for _, id := range []uint64{1, 2, 2, 3, 9000, 9000, 9000} {
+		c.add(id)
+	}
+	if execs, dups := c.totals(); execs != 7 || dups != 2 {
+		t.Errorf("executions %d, duplicated %d; want 7 and 2", execs, dups)
+	}
+}
+
+// TestChaosLeavesNoCallHungOrExecutedTwice runs a short chaos schedule:
+// rpc load while the double restarts and worker sockets are stalled and
+// dropped.
+func TestChaosLeavesNoCallHungOrExecutedTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds of faults")
+	}
+	rep := runJSON(t, "-scenario", "chaos", "-duration", "4s", "-seed", "3")
+	if len(rep.Results) != 1 || rep.Results[0].Chaos == nil {
+		t.Fatalf("results: %+v", rep.Results)
+	}
+	r := rep.Results[0]
+	c := r.Chaos
+	if r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	t.Logf("%d faults (%s): %d calls, %d ok, failed %v; registrations per connection %.2f; recovery %+v",
+		c.Faults, c.Schedule, c.Calls, c.OK, c.FailedByCode, c.RegistrationsPerConnection, c.Recovery)
+	if c.Hung != 0 || c.Duplicated != 0 || c.WrongResult != 0 {
+		t.Errorf("hung %d, executed twice %d, wrong results %d; want 0, 0, 0", c.Hung, c.Duplicated, c.WrongResult)
+	}
+	if c.Faults < 2 || c.OK == 0 || c.Unrecovered != 0 || c.HandlerConnections < 2 {
+		t.Errorf("faults %d, ok %d, unrecovered %d, handler connections %d: the schedule did not run",
+			c.Faults, c.OK, c.Unrecovered, c.HandlerConnections)
+	}
+	if c.Executions < c.OK {
+		t.Errorf("%d calls succeeded but the handler ran %d", c.OK, c.Executions)
+	}
+}
+
+func TestChaosTextOutputAndFlagErrors(t *testing.T) {
+	r := result{Scenario: scChaos, Impl: "sdk", Label: "c=64 seed=1", Seconds: 1,
+		Chaos: &chaosFigures{Seed: 1, Faults: 1, Calls: 10, OK: 9, FailedByCode: map[string]uint64{"timeout": 1},
+			Hung: 1, Functions: 2, Recovery: []recoveryFigures{{Kind: "all", Count: 1, Median: 1e6, Max: 2e6}}, Schedule: "restart 10ms"}}
+	var out bytes.Buffer
+	(&report{Results: []result{r}}).writeText(&out)
+	for _, want := range []string{"chaos c=64 seed=1", "timeout 1", "1 (MUST BE 0)", "executed twice", "recovery median", "restart 10ms"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the output lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, args := range [][]string{
+		{"-scenario", "chaos", "-engine", "ws://127.0.0.1:1"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(args, &out, &errb); code != 2 {
+			t.Errorf("bench %s: exit %d, want 2", strings.Join(args, " "), code)
+		}
+	}
+}
