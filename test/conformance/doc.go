@@ -16,8 +16,10 @@
 //
 // Every check uses function and trigger ids under a fresh random prefix
 // (conformance::<uuid>::...) and cleans up what it registered, so a shared
-// engine can be used. Checks that need to control the engine (a restart,
-// dropping a connection) skip against an external engine, saying why. A
+// engine can be used. A check that needs to restart the engine skips
+// against an external engine, saying why; a dropped connection is made by
+// an iiitest.Proxy between the worker and the engine, so that check runs
+// against any engine. A
 // check that depends on an optional engine part accepts both outcomes: an
 // Enqueue either succeeds and runs the job (the queue worker is installed)
 // or fails with enqueue_error (it is not).
