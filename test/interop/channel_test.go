@@ -72,7 +72,7 @@ func (c countingWriter) Write(p []byte) (int, error) {
 func TestGoWriterStreamsBytesAndMessagesToANodeReader(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t)
-	w := goWorker(t, eng, "interop-go-channel-writer")
+	w := goWorker(t, eng.URL, "interop-go-channel-writer")
 	ctx := testCtx(t)
 	ch, err := w.CreateChannel(ctx, 4) // the Go writer runs ahead and has to wait
 	if err != nil {
@@ -120,7 +120,7 @@ func TestGoPassesChannelRefsToNodeFunctionsInPayloads(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	node := startScript(t, eng.URL, "channel.mjs", "MODE=serve")
 	readyID(t, node)
-	w := goWorker(t, eng, "interop-go-channel-caller")
+	w := goWorker(t, eng.URL, "interop-go-channel-caller")
 	ctx := testCtx(t)
 	const total, count = 300_000, 3
 	want := expectedChannel(total, count)

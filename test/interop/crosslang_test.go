@@ -14,11 +14,11 @@ import (
 	"github.com/iii-go/iii/test/iiitest"
 )
 
-// goWorker connects a worker of this SDK to eng; it is shut down when the
-// test ends (after the scripts started later have stopped).
-func goWorker(t *testing.T, eng *iiitest.Engine, name string) *iii.III {
+// goWorker connects a worker of this SDK to the engine at url; it is shut
+// down when the test ends (after the scripts started later have stopped).
+func goWorker(t *testing.T, url, name string) *iii.III {
 	t.Helper()
-	w := iii.RegisterWorker(eng.URL, iii.InitOptions{Metadata: &iii.WorkerMetadata{Name: name}})
+	w := iii.RegisterWorker(url, iii.InitOptions{Metadata: &iii.WorkerMetadata{Name: name}})
 	t.Cleanup(w.Shutdown)
 	if err := w.WaitConnected(testCtx(t)); err != nil {
 		t.Fatalf("WaitConnected: %v", err)
@@ -33,7 +33,7 @@ func TestGoWorkerCallsNodeWorker(t *testing.T) {
 	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::echo,interop::fail,interop::void",
 		"FAIL_MESSAGE=node says no", "OTEL_ENABLED=true")
 	readyID(t, worker)
-	w := goWorker(t, eng, "interop-go-caller")
+	w := goWorker(t, eng.URL, "interop-go-caller")
 	ctx := testCtx(t)
 
 	// Awaited call with metadata, result decoded into a Go type: the Node
@@ -133,7 +133,7 @@ func waitSpan(t *testing.T, eng *iiitest.Engine, name string) {
 func TestNodeWorkerCallsGoWorker(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t)
-	w := goWorker(t, eng, "interop-go-handler")
+	w := goWorker(t, eng.URL, "interop-go-handler")
 
 	type call struct {
 		input    json.RawMessage
@@ -285,7 +285,7 @@ func recv[T any](t *testing.T, what string, ch <-chan T) T {
 func TestGoTriggerProviderServesANodeBinder(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t)
-	w := goWorker(t, eng, "interop-go-provider")
+	w := goWorker(t, eng.URL, "interop-go-provider")
 	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 4), unregistered: make(chan iii.TriggerBinding[tickConfig], 4)}
 	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Node binders", prov)
 	if err != nil {
@@ -348,7 +348,7 @@ func TestNodeTriggerProviderServesAGoBinder(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	provider := startScript(t, eng.URL, "trigger-provider.mjs", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=1")
 	providerID := readyID(t, provider)
-	w := goWorker(t, eng, "interop-go-binder")
+	w := goWorker(t, eng.URL, "interop-go-binder")
 	type fire struct {
 		input    json.RawMessage
 		metadata json.RawMessage
@@ -413,7 +413,7 @@ func TestGoCallerSeesInvocationStoppedWhenTheNodeHandlerDrops(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::sleep", "SLEEP_MS=60000")
 	workerID := readyID(t, worker)
-	w := goWorker(t, eng, "interop-go-caller")
+	w := goWorker(t, eng.URL, "interop-go-caller")
 
 	errc := make(chan error, 1)
 	go func() {

@@ -21,7 +21,7 @@ func TestGoWorkerCallsPythonWorker(t *testing.T) {
 		"FUNCTIONS=interop::echo,interop::syncecho,interop::fail,interop::coded,interop::void,interop::none",
 		"FAIL_MESSAGE=python says no", "FAIL_CODE=E_PY", "OTEL_ENABLED=true")
 	readyID(t, worker)
-	w := goWorker(t, eng, "interop-go-caller")
+	w := goWorker(t, eng.URL, "interop-go-caller")
 	ctx := testCtx(t)
 
 	type order struct {
@@ -171,7 +171,7 @@ type pyGoReply struct {
 func TestPythonWorkerCallsGoWorker(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
-	w := goWorker(t, eng, "interop-go-handler")
+	w := goWorker(t, eng.URL, "interop-go-handler")
 	calls := goFunctionsForPython(t, eng, w)
 
 	payload := `{"order":"A-1","qty":2,"note":"ünï ✓","gift":null}`
@@ -244,7 +244,7 @@ func TestPythonWorkerCallsGoWorker(t *testing.T) {
 func TestGoTriggerProviderServesAPythonBinder(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t)
-	w := goWorker(t, eng, "interop-go-provider")
+	w := goWorker(t, eng.URL, "interop-go-provider")
 	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 8), unregistered: make(chan iii.TriggerBinding[tickConfig], 8)}
 	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Python binders", prov)
 	if err != nil {
@@ -329,7 +329,7 @@ func TestPythonTriggerProviderServesAGoBinder(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	provider := startPy(t, eng.URL, "trigger_provider.py", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=1")
 	providerID := readyID(t, provider)
-	w := goWorker(t, eng, "interop-go-binder")
+	w := goWorker(t, eng.URL, "interop-go-binder")
 	type fire struct {
 		input    json.RawMessage
 		metadata json.RawMessage
@@ -411,7 +411,7 @@ func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {
 		WorkerID string `json:"worker_id"`
 	}
 	worker.wait(ev("ready")).decode(t, &ready)
-	w := goWorker(t, eng, "interop-go-caller")
+	w := goWorker(t, eng.URL, "interop-go-caller")
 	ctx := testCtx(t)
 	type reply struct {
 		PID      int    `json:"pid"`
@@ -444,7 +444,7 @@ func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {
 func TestGoWriterStreams8MiBAndMessagesToAPythonReader(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t)
-	w := goWorker(t, eng, "interop-go-channel-writer")
+	w := goWorker(t, eng.URL, "interop-go-channel-writer")
 	ch, err := w.CreateChannel(testCtx(t), 4) // the Go writer runs ahead and has to wait
 	if err != nil {
 		t.Fatal(err)
@@ -491,7 +491,7 @@ func TestGoPassesChannelRefsToPythonFunctionsInPayloads(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	py := startPy(t, eng.URL, "channel.py", "MODE=serve")
 	readyID(t, py)
-	w := goWorker(t, eng, "interop-go-channel-caller")
+	w := goWorker(t, eng.URL, "interop-go-channel-caller")
 	ctx := testCtx(t)
 	const total, count = 300_000, 3
 	want := expectedChannel(total, count)
@@ -610,7 +610,7 @@ func TestGoCallsPythonWithFramesUpToTheSDKsOneMiBLimit(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo")
 	first := readyID(t, worker)
-	w := goWorker(t, eng, "interop-go-caller")
+	w := goWorker(t, eng.URL, "interop-go-caller")
 	ctx := testCtx(t)
 	type echoed struct {
 		Input struct {
@@ -651,7 +651,7 @@ func TestPythonAndGoWorkersCallEachOtherAgainAfterAnEngineRestart(t *testing.T) 
 	eng := iiitest.NewEngine(t)
 	py := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::relay", "RELAY_FN=gointerop::hello")
 	first := readyID(t, py)
-	w := goWorker(t, eng, "interop-go-restart")
+	w := goWorker(t, eng.URL, "interop-go-restart")
 	if _, err := iii.RegisterFunction(w, "gointerop::hello", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
 		inv, _ := iii.InvocationFromContext(ctx)
 		return map[string]any{"hello": "from go", "input": in, "caller": inv.CallerWorkerID()}, nil

@@ -16,7 +16,7 @@ const rustChannelBytes, rustChannelMessages = 8 << 20, 7
 func TestGoWriterStreams8MiBAndMessagesToARustReader(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t)
-	w := goWorker(t, eng, "interop-go-channel-writer")
+	w := goWorker(t, eng.URL, "interop-go-channel-writer")
 	ch, err := w.CreateChannel(testCtx(t), 4) // the Go writer runs ahead and has to wait
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +61,7 @@ func TestGoPassesChannelRefsToRustFunctionsInPayloads(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	rust := startRust(t, eng.URL, "channel", "MODE=serve")
 	rustWorkerID(t, eng, rust)
-	w := goWorker(t, eng, "interop-go-channel-caller")
+	w := goWorker(t, eng.URL, "interop-go-channel-caller")
 	ctx := testCtx(t)
 	const total, count = 300_000, 3
 	want := expectedChannel(total, count)

@@ -84,7 +84,7 @@ func TestGoWorkerCallsRustWorker(t *testing.T) {
 		"FUNCTIONS=interop::echo,interop::fail,interop::error,interop::panic,interop::void",
 		"FAIL_CODE=E_RUST", "FAIL_MESSAGE=rust says no")
 	rustWorkerID(t, eng, worker)
-	w := goWorker(t, eng, "interop-go-caller")
+	w := goWorker(t, eng.URL, "interop-go-caller")
 	ctx := testCtx(t)
 
 	// Awaited call with metadata: the Rust handler saw the payload plus the
@@ -177,7 +177,7 @@ func TestGoWorkerCallsRustWorker(t *testing.T) {
 func TestRustWorkerCallsGoWorker(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
-	w := goWorker(t, eng, "interop-go-handler")
+	w := goWorker(t, eng.URL, "interop-go-handler")
 	type call struct {
 		input, metadata json.RawMessage
 		caller          string
@@ -290,7 +290,7 @@ func rustBindingID(t testing.TB, eng *iiitest.Engine, workerID, functionID strin
 func TestGoTriggerProviderServesARustBinder(t *testing.T) {
 	t.Parallel()
 	eng := iiitest.NewEngine(t)
-	w := goWorker(t, eng, "interop-go-provider")
+	w := goWorker(t, eng.URL, "interop-go-provider")
 	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 4), unregistered: make(chan iii.TriggerBinding[tickConfig], 4)}
 	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Rust binders", prov)
 	if err != nil {
@@ -361,7 +361,7 @@ func TestRustTriggerProviderServesAGoBinder(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	provider := startRust(t, eng.URL, "trigger-provider", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=2")
 	providerID := rustWorkerID(t, eng, provider)
-	w := goWorker(t, eng, "interop-go-binder")
+	w := goWorker(t, eng.URL, "interop-go-binder")
 	type fire struct{ input, metadata json.RawMessage }
 	fires := make(chan fire, 4)
 	if _, err := iii.RegisterFunction(w, "gointerop::ticked", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {

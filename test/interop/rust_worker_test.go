@@ -229,7 +229,7 @@ func TestRustWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
 		t.Fatalf("interop::reconnect-fn owned by %q, want %q", owner, second)
 	}
 	p.waitN(ev("registertrigger", "id", triggerID), 2)
-	w := goWorker(t, eng, "interop-go-caller")
+	w := goWorker(t, eng.URL, "interop-go-caller")
 	res, err := w.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "interop::reconnect-fn", Payload: map[string]any{"after": "reconnect"}})
 	if err != nil {
 		t.Fatalf("call after reconnect: %v", err)
@@ -245,7 +245,7 @@ func TestGoAndRustWorkersCallEachOtherAfterTheDoubleRestarts(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	rust := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo")
 	rustFirst := rustWorkerID(t, eng, rust)
-	w := goWorker(t, eng, "interop-go-restart")
+	w := goWorker(t, eng.URL, "interop-go-restart")
 	if _, err := iii.RegisterFunction(w, "gointerop::echo", func(_ context.Context, in json.RawMessage) (json.RawMessage, error) {
 		return in, nil
 	}); err != nil {

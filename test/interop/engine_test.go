@@ -1,0 +1,183 @@
+package interop_test
+
+// Running the interop tests against a real engine: with III_ENGINE_URL set
+// (e.g. ws://127.0.0.1:49134), the tests that need nothing of the double
+// beyond routing connect their workers to that engine instead of starting a
+// double, one at a time (they reuse function ids); the others skip. See
+// ENGINE.md.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/test/iiitest"
+)
+
+// externalURL is III_ENGINE_URL: the engine the routing tests use instead of
+// a double when set.
+var externalURL = os.Getenv("III_ENGINE_URL")
+
+// testEngine is the engine a test runs against: a fresh double (double set)
+// or the external engine at III_ENGINE_URL (double nil).
+type testEngine struct {
+	t      *testing.T
+	URL    string
+	double *iiitest.Engine
+
+	probeOnce sync.Once
+	probe     *iii.III // a Go worker for the engine's builtins (external only)
+}
+
+// routingEngine returns the engine for a test that needs only routing:
+// III_ENGINE_URL when set (the test then runs alone, not in parallel: tests
+// reuse function ids), else a new double (the test runs in parallel).
+func routingEngine(t *testing.T) *testEngine {
+	t.Helper()
+	if externalURL != "" {
+		return &testEngine{t: t, URL: externalURL}
+	}
+	t.Parallel()
+	d := iiitest.NewEngine(t)
+	return &testEngine{t: t, URL: d.URL, double: d}
+}
+
+// requireDouble skips the rest of the test against an external engine: what
+// follows needs the double's inspection hooks (why).
+func (e *testEngine) requireDouble(why string) *iiitest.Engine {
+	e.t.Helper()
+	if e.double == nil {
+		e.t.Skipf("needs the engine double (%s); III_ENGINE_URL is set", why)
+	}
+	return e.double
+}
+
+// builtin calls an engine builtin through a Go worker of this test.
+func (e *testEngine) builtin(ctx context.Context, id string, v any) error {
+	e.probeOnce.Do(func() {
+		e.probe = iii.RegisterWorker(e.URL, iii.InitOptions{Metadata: &iii.WorkerMetadata{Name: "interop-go-probe"}})
+		e.t.Cleanup(e.probe.Shutdown)
+	})
+	raw, err := e.probe.Trigger(ctx, iii.TriggerRequest{FunctionID: id, Payload: map[string]any{}})
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// hasFunction reports whether engine::functions::list lists id.
+func (e *testEngine) hasFunction(ctx context.Context, id string) (bool, error) {
+	var list struct {
+		Functions []struct {
+			FunctionID string `json:"function_id"`
+		} `json:"functions"`
+	}
+	if err := e.builtin(ctx, "engine::functions::list", &list); err != nil {
+		return false, err
+	}
+	for _, f := range list.Functions {
+		if f.FunctionID == id {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// hasQueue reports whether enqueued calls can work: the double has a queue
+// built in; the v0.22.1 engine routes TriggerAction::Enqueue to
+// engine::queue::enqueue, which only a separately installed queue worker
+// registers (without it the caller gets enqueue_error).
+func (e *testEngine) hasQueue() bool {
+	e.t.Helper()
+	if e.double != nil {
+		return true
+	}
+	ok, err := e.hasFunction(testCtx(e.t), "engine::queue::enqueue")
+	if err != nil {
+		e.t.Fatalf("engine::functions::list: %v", err)
+	}
+	if !ok {
+		e.t.Log("no engine::queue::enqueue at III_ENGINE_URL (no queue worker installed): enqueue calls are not tested")
+	}
+	return ok
+}
+
+// queueEnv returns the env that makes a caller program enqueue a job on
+// queue, or nothing when the engine has no queue (see hasQueue).
+func (e *testEngine) queueEnv(queue string) []string {
+	e.t.Helper()
+	if !e.hasQueue() {
+		return nil
+	}
+	return []string{"ENQUEUE_QUEUE=" + queue}
+}
+
+// WaitFunction waits until function id is registered: at the double, or as
+// engine::functions::list reports it.
+func (e *testEngine) WaitFunction(ctx context.Context, id string) error {
+	if e.double != nil {
+		return e.double.WaitFunction(ctx, id)
+	}
+	for {
+		if ok, err := e.hasFunction(ctx, id); err != nil || ok {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("function %s not registered: %w", id, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// workerID waits for a foreign program's "ready" event and returns the id
+// the engine gave its connection, for SDKs that keep it private (Rust): the
+// double knows the connection by the process id the SDK reports; the
+// external engine lists no pid, so it is found by the worker name, which
+// startInterop makes unique against an external engine.
+func (e *testEngine) workerID(p *proc) string {
+	t := e.t
+	t.Helper()
+	if e.double != nil {
+		return rustWorkerID(t, e.double, p)
+	}
+	p.wait(ev("ready"))
+	var id string
+	poll(t, p.name+"'s entry in engine::workers::list", func() bool {
+		var list struct {
+			Workers []struct {
+				ID   string  `json:"id"`
+				Name *string `json:"name"`
+			} `json:"workers"`
+		}
+		if err := e.builtin(testCtx(t), "engine::workers::list", &list); err != nil {
+			t.Fatalf("engine::workers::list: %v", err)
+		}
+		for _, w := range list.Workers {
+			if w.Name != nil && *w.Name == p.workerName {
+				id = w.ID
+				return true
+			}
+		}
+		return false
+	})
+	return id
+}
+
+// workerSeq numbers the worker names given against an external engine.
+var workerSeq atomic.Int64
+
+// uniqueWorkerName returns name, made unique per test binary run and process
+// against an external engine (which may hold workers of other runs).
+func uniqueWorkerName(name string) string {
+	if externalURL == "" {
+		return name
+	}
+	return fmt.Sprintf("%s-%d-%d", name, os.Getpid(), workerSeq.Add(1))
+}
