@@ -37,14 +37,15 @@ type testEngine struct {
 
 // routingEngine returns the engine for a test that needs only routing:
 // III_ENGINE_URL when set (the test then runs alone, not in parallel: tests
-// reuse function ids), else a new double (the test runs in parallel).
-func routingEngine(t *testing.T) *testEngine {
+// reuse function ids), else a new double made with opts (the test runs in
+// parallel).
+func routingEngine(t *testing.T, opts ...iiitest.Option) *testEngine {
 	t.Helper()
 	if externalURL != "" {
 		return &testEngine{t: t, URL: externalURL}
 	}
 	t.Parallel()
-	d := iiitest.NewEngine(t)
+	d := iiitest.NewEngine(t, opts...)
 	return &testEngine{t: t, URL: d.URL, double: d}
 }
 
@@ -58,13 +59,14 @@ func (e *testEngine) requireDouble(why string) *iiitest.Engine {
 	return e.double
 }
 
-// builtin calls an engine builtin through a Go worker of this test.
-func (e *testEngine) builtin(ctx context.Context, id string, v any) error {
+// builtin calls an engine builtin with payload through a Go worker of this
+// test and decodes the result into v.
+func (e *testEngine) builtin(ctx context.Context, id string, payload, v any) error {
 	e.probeOnce.Do(func() {
 		e.probe = iii.RegisterWorker(e.URL, iii.InitOptions{Metadata: &iii.WorkerMetadata{Name: "interop-go-probe"}})
 		e.t.Cleanup(e.probe.Shutdown)
 	})
-	raw, err := e.probe.Trigger(ctx, iii.TriggerRequest{FunctionID: id, Payload: map[string]any{}})
+	raw, err := e.probe.Trigger(ctx, iii.TriggerRequest{FunctionID: id, Payload: payload})
 	if err != nil {
 		return err
 	}
@@ -78,7 +80,7 @@ func (e *testEngine) hasFunction(ctx context.Context, id string) (bool, error) {
 			FunctionID string `json:"function_id"`
 		} `json:"functions"`
 	}
-	if err := e.builtin(ctx, "engine::functions::list", &list); err != nil {
+	if err := e.builtin(ctx, "engine::functions::list", map[string]any{"include_internal": true}, &list); err != nil {
 		return false, err
 	}
 	for _, f := range list.Functions {
@@ -89,21 +91,26 @@ func (e *testEngine) hasFunction(ctx context.Context, id string) (bool, error) {
 	return false, nil
 }
 
-// hasQueue reports whether enqueued calls can work: the double has a queue
-// built in; the v0.22.1 engine routes TriggerAction::Enqueue to
-// engine::queue::enqueue, which only a separately installed queue worker
-// registers (without it the caller gets enqueue_error).
+// interopQueue gives a double the queue provider with the queue the
+// callers use (a double has none by default, like the engine).
+func interopQueue() iiitest.Option {
+	return iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}})
+}
+
+// hasQueue reports whether enqueued calls can work: TriggerAction::Enqueue
+// goes to engine::queue::enqueue, which an engine v0.22.1 has only with its
+// separately installed queue worker (without it the caller gets
+// enqueue_error "No queue provider is installed. ...") and a double only
+// with interopQueue. An external engine's queue worker must also accept the
+// queue name interop-q.
 func (e *testEngine) hasQueue() bool {
 	e.t.Helper()
-	if e.double != nil {
-		return true
-	}
 	ok, err := e.hasFunction(testCtx(e.t), "engine::queue::enqueue")
 	if err != nil {
 		e.t.Fatalf("engine::functions::list: %v", err)
 	}
 	if !ok {
-		e.t.Log("no engine::queue::enqueue at III_ENGINE_URL (no queue worker installed): enqueue calls are not tested")
+		e.t.Log("no engine::queue::enqueue (no queue provider): enqueue calls are not tested")
 	}
 	return ok
 }
@@ -156,7 +163,7 @@ func (e *testEngine) workerID(p *proc) string {
 				Name *string `json:"name"`
 			} `json:"workers"`
 		}
-		if err := e.builtin(testCtx(t), "engine::workers::list", &list); err != nil {
+		if err := e.builtin(testCtx(t), "engine::workers::list", map[string]any{}, &list); err != nil {
 			t.Fatalf("engine::workers::list: %v", err)
 		}
 		for _, w := range list.Workers {
@@ -180,4 +187,22 @@ func uniqueWorkerName(name string) string {
 		return name
 	}
 	return fmt.Sprintf("%s-%d-%d", name, os.Getpid(), workerSeq.Add(1))
+}
+
+// doubleEngine returns a new double for a test that uses its inspection
+// hooks (journal, drops, restarts, received frames, telemetry); it skips
+// the test when III_ENGINE_URL is set. The test runs in parallel.
+func doubleEngine(t *testing.T) *iiitest.Engine {
+	t.Helper()
+	if externalURL != "" {
+		t.Skip("needs the engine double's inspection hooks (journal, drops, restarts, received frames or telemetry); III_ENGINE_URL is set")
+	}
+	t.Parallel()
+	return iiitest.NewEngine(t)
+}
+
+// functionWaiter is an engine that can wait for a function's registration:
+// a double or a testEngine.
+type functionWaiter interface {
+	WaitFunction(ctx context.Context, id string) error
 }

@@ -9,12 +9,10 @@ import (
 	"testing"
 
 	"github.com/iii-go/iii"
-	"github.com/iii-go/iii/test/iiitest"
 )
 
 func TestGoWorkerCallsPythonWorker(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	// OTel on, as the Python SDK runs by default: a second socket to /otel
 	// (the SDK finds it through III_URL, not through the worker's address).
 	worker := startPy(t, eng.URL, "worker.py",
@@ -104,8 +102,10 @@ func TestGoWorkerCallsPythonWorker(t *testing.T) {
 	}
 
 	// The Python SDK traced each execution and sent the spans over /otel.
-	for _, name := range []string{"execute interop::echo", "execute interop::syncecho", "execute interop::fail", "execute interop::void"} {
-		waitSpan(t, eng, name)
+	if eng.double != nil { // only the double shows what it received
+		for _, name := range []string{"execute interop::echo", "execute interop::syncecho", "execute interop::fail", "execute interop::void"} {
+			waitSpan(t, eng.double, name)
+		}
 	}
 }
 
@@ -113,7 +113,7 @@ func TestGoWorkerCallsPythonWorker(t *testing.T) {
 // gointerop::echo (returns input, metadata and caller), gointerop::void,
 // gointerop::fail (an InvocationError with code E_GO) and gointerop::panic.
 // Each call of echo and void is sent on the returned channel.
-func goFunctionsForPython(t *testing.T, eng *iiitest.Engine, w *iii.III) <-chan pyGoCall {
+func goFunctionsForPython(t *testing.T, eng functionWaiter, w *iii.III) <-chan pyGoCall {
 	t.Helper()
 	calls := make(chan pyGoCall, 8)
 	record := func(ctx context.Context, in json.RawMessage) {
@@ -169,16 +169,15 @@ type pyGoReply struct {
 }
 
 func TestPythonWorkerCallsGoWorker(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
+	eng := routingEngine(t, interopQueue())
 	w := goWorker(t, eng.URL, "interop-go-handler")
 	calls := goFunctionsForPython(t, eng, w)
 
 	payload := `{"order":"A-1","qty":2,"note":"ünï ✓","gift":null}`
 	metadata := `{"origin":"python-caller","tenant":"t1"}`
-	caller := startPy(t, eng.URL, "caller.py", "PAYLOAD="+payload, "METADATA="+metadata,
-		"ECHO_FN=gointerop::echo", "VOID_FN=gointerop::void", "FAIL_FN=gointerop::panic", "CODED_FN=gointerop::fail",
-		"ENQUEUE_QUEUE=interop-q")
+	queue := eng.queueEnv("interop-q")
+	caller := startPy(t, eng.URL, "caller.py", append([]string{"PAYLOAD=" + payload, "METADATA=" + metadata,
+		"ECHO_FN=gointerop::echo", "VOID_FN=gointerop::void", "FAIL_FN=gointerop::panic", "CODED_FN=gointerop::fail"}, queue...)...)
 	callerID := readyID(t, caller)
 	withCaller := func(extra string) json.RawMessage {
 		return json.RawMessage(strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`)
@@ -225,25 +224,26 @@ func TestPythonWorkerCallsGoWorker(t *testing.T) {
 	}
 	requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
 
-	// Enqueued from Python to Go: the receipt, then the Go handler runs.
-	enq := result(t, caller, "enqueue")
-	var receipt iii.EnqueueResult
-	if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil || receipt.MessageReceiptID == "" {
-		t.Fatalf("enqueue: %+v", enq)
+	if queue != nil { // see hasQueue
+		// Enqueued from Python to Go: the receipt, then the Go handler runs.
+		enq := result(t, caller, "enqueue")
+		var receipt iii.EnqueueResult
+		if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil || receipt.MessageReceiptID == "" {
+			t.Fatalf("enqueue: %+v", enq)
+		}
+		c = recv(t, "the queued call", calls)
+		var input map[string]any
+		if err := json.Unmarshal(c.input, &input); err != nil {
+			t.Fatal(err)
+		}
+		delete(input, "_caller_worker_id")
+		requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
 	}
-	c = recv(t, "the queued call", calls)
-	var input map[string]any
-	if err := json.Unmarshal(c.input, &input); err != nil {
-		t.Fatal(err)
-	}
-	delete(input, "_caller_worker_id")
-	requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
 	caller.waitExit()
 }
 
 func TestGoTriggerProviderServesAPythonBinder(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	w := goWorker(t, eng.URL, "interop-go-provider")
 	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 8), unregistered: make(chan iii.TriggerBinding[tickConfig], 8)}
 	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Python binders", prov)
@@ -325,8 +325,7 @@ func TestGoTriggerProviderServesAPythonBinder(t *testing.T) {
 }
 
 func TestPythonTriggerProviderServesAGoBinder(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	provider := startPy(t, eng.URL, "trigger_provider.py", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=1")
 	providerID := readyID(t, provider)
 	w := goWorker(t, eng.URL, "interop-go-binder")
@@ -404,8 +403,7 @@ func TestPythonTriggerProviderServesAGoBinder(t *testing.T) {
 }
 
 func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	worker := startPy(t, eng.URL, "reconnect.py", "FUNCTION_ID=interop::reconnect-fn")
 	var ready struct {
 		WorkerID string `json:"worker_id"`
@@ -442,8 +440,7 @@ func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {
 }
 
 func TestGoWriterStreams8MiBAndMessagesToAPythonReader(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	w := goWorker(t, eng.URL, "interop-go-channel-writer")
 	ch, err := w.CreateChannel(testCtx(t), 4) // the Go writer runs ahead and has to wait
 	if err != nil {
@@ -463,8 +460,7 @@ func TestGoWriterStreams8MiBAndMessagesToAPythonReader(t *testing.T) {
 }
 
 func TestPythonWriterStreams8MiBAndMessagesToAGoReader(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	const total, count = 8 << 20, 7
 	writer := startPy(t, eng.URL, "channel.py", "MODE=create-and-write", "BUFFER_SIZE=4",
 		fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
@@ -487,8 +483,7 @@ func TestPythonWriterStreams8MiBAndMessagesToAGoReader(t *testing.T) {
 }
 
 func TestGoPassesChannelRefsToPythonFunctionsInPayloads(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	py := startPy(t, eng.URL, "channel.py", "MODE=serve")
 	readyID(t, py)
 	w := goWorker(t, eng.URL, "interop-go-channel-caller")
@@ -537,8 +532,7 @@ func TestGoPassesChannelRefsToPythonFunctionsInPayloads(t *testing.T) {
 }
 
 func TestPythonWorkerCallsNodeWorker(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=node says no")
 	readyID(t, worker)
 	payload := `{"hello":"node","list":[1,null,"ü"]}`
@@ -570,8 +564,7 @@ func TestPythonWorkerCallsNodeWorker(t *testing.T) {
 }
 
 func TestNodeWorkerCallsPythonWorker(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=python says no")
 	readyID(t, worker)
 	payload := `{"hello":"python","list":[1,null,"ü"]}`
@@ -606,8 +599,7 @@ func TestNodeWorkerCallsPythonWorker(t *testing.T) {
 // so the call fails with invocation_stopped and the worker reconnects.
 // Frames the Python SDK sends are not limited. See python/NOTES.md.
 func TestGoCallsPythonWithFramesUpToTheSDKsOneMiBLimit(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo")
 	first := readyID(t, worker)
 	w := goWorker(t, eng.URL, "interop-go-caller")
@@ -647,8 +639,7 @@ func TestGoCallsPythonWithFramesUpToTheSDKsOneMiBLimit(t *testing.T) {
 // replays its registrations, and they call each other again (Go calls a
 // Python function that calls a Go function).
 func TestPythonAndGoWorkersCallEachOtherAgainAfterAnEngineRestart(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	py := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::relay", "RELAY_FN=gointerop::hello")
 	first := readyID(t, py)
 	w := goWorker(t, eng.URL, "interop-go-restart")

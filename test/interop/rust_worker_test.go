@@ -10,12 +10,10 @@ import (
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/connection/wire"
-	"github.com/iii-go/iii/test/iiitest"
 )
 
 func TestRustLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	const mark = "interop-rust-log-5c1e"
 	p := startRust(t, eng.URL, "logger", "LOG_MARK="+mark) // the program turns OTel on
 	p.wait(ev("logged"))
@@ -72,8 +70,7 @@ func TestRustLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
 }
 
 func TestRustListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	worker := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo,interop::fail", "III_WORKER_NAME=interop-rust-worker")
 	workerID := rustWorkerID(t, eng, worker)
 	lister := startRust(t, eng.URL, "list", "REGISTER=interop::listed", "III_WORKER_NAME=interop-rust-lister")
@@ -183,8 +180,7 @@ func TestRustListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 }
 
 func TestRustWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	p := startRust(t, eng.URL, "reconnect", "TRIGGER_TYPE=interop::reconnect-type", "FUNCTION_ID=interop::reconnect-fn")
 	first := rustWorkerID(t, eng, p)
 	triggerID := rustBindingID(t, eng, first, "interop::reconnect-fn")
@@ -241,8 +237,7 @@ func TestRustWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
 }
 
 func TestGoAndRustWorkersCallEachOtherAfterTheDoubleRestarts(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	rust := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo")
 	rustFirst := rustWorkerID(t, eng, rust)
 	w := goWorker(t, eng.URL, "interop-go-restart")
