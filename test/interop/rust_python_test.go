@@ -31,7 +31,7 @@ func requireQueuedEcho(t *testing.T, enq json.RawMessage, worker *proc, payload 
 }
 
 func TestRustWorkerCallsPythonWorker(t *testing.T) {
-	eng := routingEngine(t)
+	eng := routingEngine(t, interopQueue())
 	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=python says no")
 	readyID(t, worker)
 	payload := `{"hello":"python","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`
@@ -87,7 +87,7 @@ func TestRustWorkerCallsPythonWorker(t *testing.T) {
 }
 
 func TestPythonWorkerCallsRustWorker(t *testing.T) {
-	eng := routingEngine(t)
+	eng := routingEngine(t, interopQueue())
 	worker := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo,interop::fail,interop::error,interop::void",
 		"FAIL_CODE=E_RUST", "FAIL_MESSAGE=rust says no")
 	eng.workerID(worker)
