@@ -410,7 +410,7 @@ func TestNodeTriggerProviderServesAGoBinder(t *testing.T) {
 }
 
 func TestGoCallerSeesInvocationStoppedWhenTheNodeHandlerDrops(t *testing.T) {
-	eng := doubleEngine(t)
+	eng := routingEngine(t)
 	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::sleep", "SLEEP_MS=60000")
 	workerID := readyID(t, worker)
 	w := goWorker(t, eng.URL, "interop-go-caller")
@@ -420,9 +420,14 @@ func TestGoCallerSeesInvocationStoppedWhenTheNodeHandlerDrops(t *testing.T) {
 		_, err := w.Trigger(context.Background(), iii.TriggerRequest{FunctionID: "interop::sleep", Payload: map[string]any{"nap": true}})
 		errc <- err
 	}()
-	// Once the Node handler runs, its connection dies under it.
+	// Once the Node handler runs, its connection dies under it: the double
+	// drops it; against an external engine the Node process is killed.
 	worker.wait(ev("invoked", "function_id", "interop::sleep"))
-	if !eng.DropWorker(workerID) {
+	if eng.double == nil {
+		if err := worker.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+	} else if !eng.double.DropWorker(workerID) {
 		t.Fatalf("DropWorker(%s): not connected", workerID)
 	}
 	err := recv(t, "the call's end", errc)
