@@ -32,7 +32,7 @@ type testEngine struct {
 	double *iiitest.Engine
 
 	probeOnce sync.Once
-	probe     *iii.III // a Go worker for the engine's builtins (external only)
+	probe     *iii.III // a Go worker that calls the engine's builtins, made on first use
 }
 
 // routingEngine returns the engine for a test that needs only routing:
@@ -47,16 +47,6 @@ func routingEngine(t *testing.T, opts ...iiitest.Option) *testEngine {
 	t.Parallel()
 	d := iiitest.NewEngine(t, opts...)
 	return &testEngine{t: t, URL: d.URL, double: d}
-}
-
-// requireDouble skips the rest of the test against an external engine: what
-// follows needs the double's inspection hooks (why).
-func (e *testEngine) requireDouble(why string) *iiitest.Engine {
-	e.t.Helper()
-	if e.double == nil {
-		e.t.Skipf("needs the engine double (%s); III_ENGINE_URL is set", why)
-	}
-	return e.double
 }
 
 // builtin calls an engine builtin with payload through a Go worker of this
