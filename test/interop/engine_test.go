@@ -11,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -195,4 +197,45 @@ func doubleEngine(t *testing.T) *iiitest.Engine {
 // a double or a testEngine.
 type functionWaiter interface {
 	WaitFunction(ctx context.Context, id string) error
+}
+
+// ownFunctions returns an engine::functions::list result as the double
+// gives it: against an external engine, whose in-process workers register
+// functions too (configuration::* always), only the interop::* entries.
+func (e *testEngine) ownFunctions(t *testing.T, result json.RawMessage) json.RawMessage {
+	t.Helper()
+	if e.double != nil {
+		return result
+	}
+	var list struct {
+		Functions []json.RawMessage `json:"functions"`
+	}
+	if err := json.Unmarshal(result, &list); err != nil {
+		t.Fatalf("engine::functions::list result %s: %v", result, err)
+	}
+	list.Functions = slices.DeleteFunc(list.Functions, func(f json.RawMessage) bool {
+		var id struct {
+			FunctionID string `json:"function_id"`
+		}
+		return json.Unmarshal(f, &id) != nil || !strings.HasPrefix(id.FunctionID, "interop::")
+	})
+	out, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// ownWorkers keeps, against an external engine, the engine's own
+// iii-engine-functions and the workers with the given ids of an
+// engine::workers::list (an engine lists every in-process module, and maybe
+// other connections); the double's list is kept whole.
+func ownWorkers[S any](e *testEngine, workers []S, id func(S) (id, name string), ids ...string) []S {
+	if e.double != nil {
+		return workers
+	}
+	return slices.DeleteFunc(workers, func(w S) bool {
+		i, n := id(w)
+		return n != "iii-engine-functions" && !slices.Contains(ids, i)
+	})
 }

@@ -363,21 +363,7 @@ func TestNodeListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 	// Sorted by id; builtins hidden; the description only where one was
 	// given. An external engine lists the functions of its in-process
 	// workers too (configuration::* always): there only ours are compared.
-	var fnList struct {
-		Functions []json.RawMessage `json:"functions"`
-	}
-	if err := json.Unmarshal(fns.Result, &fnList); err != nil {
-		t.Fatalf("engine::functions::list result %s: %v", fns.Result, err)
-	}
-	if eng.double == nil {
-		fnList.Functions = slices.DeleteFunc(fnList.Functions, func(f json.RawMessage) bool {
-			var id struct {
-				FunctionID string `json:"function_id"`
-			}
-			return json.Unmarshal(f, &id) != nil || !strings.HasPrefix(id.FunctionID, "interop::")
-		})
-	}
-	requireJSON(t, "engine::functions::list", fnList, json.RawMessage(`{"functions":[
+	requireJSON(t, "engine::functions::list", eng.ownFunctions(t, fns.Result), json.RawMessage(`{"functions":[
 		{"function_id":"interop::echo","worker_name":"interop-worker"},
 		{"function_id":"interop::fail","worker_name":"interop-worker"},
 		{"function_id":"interop::listed","worker_name":"interop-lister","description":"interop interop::listed"}]}`))
@@ -407,11 +393,7 @@ func TestNodeListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 	// Sorted by name: the engine's own worker, then the two Node workers
 	// (an external engine has more in-process workers, and maybe other
 	// connections: those are left out there).
-	if eng.double == nil {
-		list.Workers = slices.DeleteFunc(list.Workers, func(w summary) bool {
-			return w.Name != "iii-engine-functions" && w.ID != listerID && w.ID != workerID
-		})
-	}
+	list.Workers = ownWorkers(eng, list.Workers, func(w summary) (string, string) { return w.ID, w.Name }, listerID, workerID)
 	var names []string
 	for _, w := range list.Workers {
 		names = append(names, w.Name)

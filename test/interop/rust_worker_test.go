@@ -10,6 +10,7 @@ import (
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/test/iiitest"
 )
 
 func TestRustLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
@@ -74,8 +75,12 @@ func TestRustListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 	worker := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo,interop::fail", "III_WORKER_NAME=interop-rust-worker")
 	workerID := rustWorkerID(t, eng, worker)
 	lister := startRust(t, eng.URL, "list", "REGISTER=interop::listed", "III_WORKER_NAME=interop-rust-lister")
-	listerID := rustWorkerID(t, eng, lister)
 	lister.waitExit()
+	// The lister exits as soon as it has listed, maybe before a poll of the
+	// double's live workers sees it (rustWorkerID): its id is taken from its
+	// own workers list and checked against the process id its connection
+	// reported (the double keeps a closed connection's frames).
+	listerID := rustListerID(t, eng, lister, "interop-rust-lister")
 
 	var fns rustResult
 	lister.wait(ev("result", "function_id", "engine::functions::list")).decode(t, &fns)
@@ -280,4 +285,42 @@ func TestGoAndRustWorkersCallEachOtherAfterTheDoubleRestarts(t *testing.T) {
 	if rustSecond == rustFirst {
 		t.Fatal("the Rust worker kept its worker id across the restart")
 	}
+}
+
+// rustListerID returns the id of the Rust list program's own connection: the
+// entry called name in the engine::workers::list it printed, which must be
+// the connection whose engine::workers::register carried p's process id.
+func rustListerID(t *testing.T, eng *iiitest.Engine, p *proc, name string) string {
+	t.Helper()
+	var r rustResult
+	p.wait(ev("result", "function_id", "engine::workers::list")).decode(t, &r)
+	var list struct {
+		Workers []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"workers"`
+	}
+	if err := json.Unmarshal(r.Result, &list); err != nil {
+		t.Fatalf("engine::workers::list result %s: %v", r.Result, err)
+	}
+	for _, w := range list.Workers {
+		if w.Name != name {
+			continue
+		}
+		for _, m := range eng.Journal(w.ID) {
+			inv, ok := m.(*wire.InvokeFunction)
+			if !ok || inv.FunctionID != "engine::workers::register" {
+				continue
+			}
+			var meta struct {
+				PID int `json:"pid"`
+			}
+			if json.Unmarshal(inv.Data, &meta) == nil && meta.PID == p.cmd.Process.Pid {
+				return w.ID
+			}
+		}
+		t.Fatalf("worker %s (%s) did not register pid %d", w.ID, name, p.cmd.Process.Pid)
+	}
+	t.Fatalf("no worker %s in %s", name, r.Result)
+	return ""
 }
