@@ -318,3 +318,45 @@ func TestWireChannelWriterCloseIsAnswered(t *testing.T) {
 		t.Fatalf("writer after its Close: %v; want the Close echoed", err)
 	}
 }
+
+// The handler gets the caller's traceparent as the engine re-injects it
+// through OpenTelemetry's W3C propagator: normalised to version 00 with the
+// sampled flag only, or dropped when the propagator rejects it; the baggage
+// names the target function either way.
+func TestWireTraceparentIsNormalisedOrDropped(t *testing.T) {
+	tg := newTarget(t)
+	h := tg.rawWorker(t)
+	fn := tg.id("traced")
+	h.WriteMessage(websocket.TextMessage, wire.Encode(&wire.RegisterFunction{ID: fn}))
+	probe := tg.worker(t)
+	eventually(t, "the function listed", func() bool { return functionListed(t, probe, fn) })
+	c := tg.rawWorker(t)
+	const tr, sp = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	for _, tc := range []struct{ sent, got string }{
+		{"00-" + tr + "-" + sp + "-01", "00-" + tr + "-" + sp + "-01"},
+		{"00-" + tr + "-" + sp + "-02", "00-" + tr + "-" + sp + "-00"},
+		{"00-" + tr + "-" + sp + "-03", ""},
+		{"01-" + tr + "-" + sp + "-09-extra", "00-" + tr + "-" + sp + "-01"},
+		{"00-4BF92F3577B34DA6A3CE929D0E0E4736-" + sp + "-01", ""},
+		{"00-" + tr + "-0000000000000000-01", ""},
+		{"garbage", ""},
+	} {
+		c.WriteMessage(websocket.TextMessage, wire.Encode(&wire.InvokeFunction{FunctionID: fn, Data: json.RawMessage(`{}`), Traceparent: tc.sent}))
+		h.SetReadDeadline(time.Now().Add(15 * time.Second))
+		var inv *wire.InvokeFunction
+		for inv == nil {
+			_, b, err := h.ReadMessage()
+			if err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if m, err := wire.Decode(b); err == nil {
+				if i, ok := m.(*wire.InvokeFunction); ok && i.FunctionID == fn {
+					inv = i
+				}
+			}
+		}
+		if inv.Traceparent != tc.got || inv.Baggage != "iii.function.id="+fn {
+			t.Errorf("traceparent %q: handler got %q with baggage %q, want %q", tc.sent, inv.Traceparent, inv.Baggage, tc.got)
+		}
+	}
+}

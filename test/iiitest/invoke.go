@@ -71,7 +71,7 @@ func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
 	c.st.pending[id] = p
 	e.mu.Unlock()
 
-	baggage := m.Baggage
+	baggage, traceparent := m.Baggage, normalizeTraceparent(m.Traceparent)
 	if m.Traceparent != "" || baggage != "" {
 		// The engine re-injects the caller's context with iii.function.id
 		// naming the target function.
@@ -84,7 +84,7 @@ func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
 		HasInvocationID: true,
 		FunctionID:      m.FunctionID,
 		Data:            c.scratch,
-		Traceparent:     m.Traceparent,
+		Traceparent:     traceparent,
 		Baggage:         baggage,
 		Metadata:        m.Metadata,
 	}

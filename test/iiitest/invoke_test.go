@@ -590,3 +590,37 @@ func TestHandlerBaggageKeepsOtherMembersAndPutsTheFunctionIDLast(t *testing.T) {
 		t.Fatalf("baggage %q", inv.Baggage)
 	}
 }
+
+// The handler gets the caller's traceparent as the engine re-injects it:
+// normalised or dropped. Each case is what engine v0.22.1 forwarded.
+func TestHandlerTraceparentIsNormalisedOrDroppedAsTheEngineDoes(t *testing.T) {
+	e := NewEngine(t)
+	c, h := dial(t, e), dial(t, e)
+	h.register("orders::create")
+	waitFn(t, e, "orders::create")
+	const tr, sp = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+	for _, tc := range []struct{ sent, got string }{
+		{"00-" + tr + "-" + sp + "-01", "00-" + tr + "-" + sp + "-01"},
+		{"00-" + tr + "-" + sp + "-00", "00-" + tr + "-" + sp + "-00"},
+		{"00-" + tr + "-" + sp + "-02", "00-" + tr + "-" + sp + "-00"}, // only the sampled flag is kept
+		{"00-" + tr + "-" + sp + "-03", ""},                            // version 00 allows flags up to 02
+		{"00-4BF92F3577B34DA6A3CE929D0E0E4736-" + sp + "-01", ""},      // uppercase
+		{"00-00000000000000000000000000000000-" + sp + "-01", ""},      // invalid trace id
+		{"00-" + tr + "-0000000000000000-01", ""},                      // invalid span id
+		{"01-" + tr + "-" + sp + "-01", "00-" + tr + "-" + sp + "-01"},
+		{"01-" + tr + "-" + sp + "-09-extra", "00-" + tr + "-" + sp + "-01"}, // a later version may have more parts
+		{"00-" + tr + "-" + sp + "-01-extra", ""},                            // version 00 may not
+		{"ff-" + tr + "-" + sp + "-01", ""},
+		{" 00-" + tr + "-" + sp + "-01 ", "00-" + tr + "-" + sp + "-01"},
+		{"00-4bf92f3577b34da6a3ce929d0e0e473-" + sp + "-01", "00-04bf92f3577b34da6a3ce929d0e0e473-" + sp + "-01"}, // padded
+		{"0-" + tr + "-" + sp + "-1", "00-" + tr + "-" + sp + "-01"},
+		{"garbage", ""},
+	} {
+		c.send(&wire.InvokeFunction{InvocationID: wire.NewUUID(), HasInvocationID: true, FunctionID: "orders::create", Data: json.RawMessage(`{}`), Traceparent: tc.sent})
+		inv := expectMsg[*wire.InvokeFunction](t, h)
+		// The baggage names the target even when the traceparent is dropped.
+		if inv.Traceparent != tc.got || inv.Baggage != "iii.function.id=orders::create" {
+			t.Errorf("traceparent %q: handler got %q with baggage %q, want %q", tc.sent, inv.Traceparent, inv.Baggage, tc.got)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/iii-go/iii"
-	"github.com/iii-go/iii/test/iiitest"
 )
 
 // writeLayout writes what channel.mjs writes (see node/NOTES.md, "Channel
@@ -70,9 +69,8 @@ func (c countingWriter) Write(p []byte) (int, error) {
 }
 
 func TestGoWriterStreamsBytesAndMessagesToANodeReader(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
-	w := goWorker(t, eng, "interop-go-channel-writer")
+	eng := routingEngine(t)
+	w := goWorker(t, eng.URL, "interop-go-channel-writer")
 	ctx := testCtx(t)
 	ch, err := w.CreateChannel(ctx, 4) // the Go writer runs ahead and has to wait
 	if err != nil {
@@ -92,8 +90,7 @@ func TestGoWriterStreamsBytesAndMessagesToANodeReader(t *testing.T) {
 }
 
 func TestNodeWriterStreamsBytesAndMessagesToAGoReader(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	const total, count = 1_000_000, 5
 	writer := startScript(t, eng.URL, "channel.mjs", "MODE=create-and-write", "BUFFER_SIZE=4",
 		fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
@@ -116,11 +113,10 @@ func TestNodeWriterStreamsBytesAndMessagesToAGoReader(t *testing.T) {
 }
 
 func TestGoPassesChannelRefsToNodeFunctionsInPayloads(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	node := startScript(t, eng.URL, "channel.mjs", "MODE=serve")
 	readyID(t, node)
-	w := goWorker(t, eng, "interop-go-channel-caller")
+	w := goWorker(t, eng.URL, "interop-go-channel-caller")
 	ctx := testCtx(t)
 	const total, count = 300_000, 3
 	want := expectedChannel(total, count)

@@ -44,10 +44,12 @@ func (e event) decode(t testing.TB, v any) {
 // stopped by closing its stdin) or the standalone engine double (stopped by
 // SIGTERM). It is stopped and reaped by t.Cleanup at the latest.
 type proc struct {
-	t      testing.TB
-	name   string
-	cmd    *exec.Cmd
-	stderr tail
+	t    testing.TB
+	name string
+	cmd  *exec.Cmd
+	// workerName is the III_WORKER_NAME the process was given.
+	workerName string
+	stderr     tail
 	// interrupt asks the process to exit cleanly.
 	interrupt func() error
 
@@ -77,6 +79,7 @@ func startScript(t testing.TB, url, file string, env ...string) *proc {
 // overriding them), and a stdin pipe that stays open until stop.
 func startInterop(t testing.TB, name string, cmd *exec.Cmd, url, workerName string, env ...string) *proc {
 	t.Helper()
+	workerName = uniqueWorkerName(workerName)
 	cmd.Env = append(os.Environ(),
 		"III_URL="+url,
 		"OTEL_ENABLED=false",
@@ -85,7 +88,7 @@ func startInterop(t testing.TB, name string, cmd *exec.Cmd, url, workerName stri
 		"EXIT_ON_STDIN_EOF=1",
 	)
 	cmd.Env = append(cmd.Env, env...)
-	p := &proc{t: t, name: name, cmd: cmd}
+	p := &proc{t: t, name: name, cmd: cmd, workerName: workerName}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

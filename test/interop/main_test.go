@@ -10,6 +10,9 @@
 // lock file, and fails (never skips) when node or npm is missing. It builds
 // ./rust with cargo (see prepareRust); without cargo the Rust tests fail in
 // CI and are skipped elsewhere.
+//
+// With III_ENGINE_URL set, the tests that need only routing run against
+// that engine instead of a double, and the others skip (see ENGINE.md).
 package interop_test
 
 import (

@@ -159,7 +159,7 @@ func startPy(t testing.TB, url, file string, env ...string) *proc {
 		"III_URL="+url,
 		"OTEL_ENABLED=false",
 		"CALL_TIMEOUT_MS=5000",
-		"III_WORKER_NAME=interop-py-"+strings.TrimSuffix(file, ".py"),
+		"III_WORKER_NAME="+uniqueWorkerName("interop-py-"+strings.TrimSuffix(file, ".py")),
 		"EXIT_ON_STDIN_EOF=1",
 		"PYTHONUNBUFFERED=1",
 		"PYTHONIOENCODING=utf-8",

@@ -23,15 +23,15 @@ func requirePyStack(t testing.TB, what string, stack *string, file, exception st
 }
 
 func TestPythonWorkerCallsPythonWorkerThroughTheDouble(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t, iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{"interop-q"}}))
+	eng := routingEngine(t, interopQueue())
 	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail,interop::void,interop::coded",
 		"FAIL_MESSAGE=boom from python", "FAIL_CODE=E_PY")
 	readyID(t, worker)
 	payload := `{"hello":"world","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`
 	metadata := `{"origin":"python-caller","attempt":1}`
-	caller := startPy(t, eng.URL, "caller.py", "PAYLOAD="+payload, "METADATA="+metadata, "CODED_FN=interop::coded",
-		"ENQUEUE_QUEUE=interop-q")
+	queue := eng.queueEnv("interop-q")
+	caller := startPy(t, eng.URL, "caller.py", append([]string{"PAYLOAD=" + payload, "METADATA=" + metadata, "CODED_FN=interop::coded"},
+		queue...)...)
 	callerID := readyID(t, caller)
 	withCaller := func(extra string) string { // payload as the handler sees it
 		return strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`
@@ -71,25 +71,27 @@ func TestPythonWorkerCallsPythonWorkerThroughTheDouble(t *testing.T) {
 		t.Fatalf("missing: stacktrace %q", *missing.Stacktrace)
 	}
 
-	// Enqueued: the receipt at once, the job later.
-	enq := result(t, caller, "enqueue")
-	var receipt struct {
-		MessageReceiptID string `json:"messageReceiptId"`
+	if queue != nil { // see hasQueue
+		// Enqueued: the receipt at once, the job later.
+		enq := result(t, caller, "enqueue")
+		var receipt struct {
+			MessageReceiptID string `json:"messageReceiptId"`
+		}
+		if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil {
+			t.Fatalf("enqueue: %+v", enq)
+		}
+		if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
+			t.Fatalf("enqueue receipt %s: %v", enq.Result, err)
+		}
+		job := worker.waitN(ev("invoked", "function_id", "interop::echo"), 2)[1]
+		var input map[string]any
+		job.decode(t, &seen)
+		if err := json.Unmarshal(seen.Input, &input); err != nil {
+			t.Fatal(err)
+		}
+		delete(input, "_caller_worker_id")
+		requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
 	}
-	if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil {
-		t.Fatalf("enqueue: %+v", enq)
-	}
-	if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
-		t.Fatalf("enqueue receipt %s: %v", enq.Result, err)
-	}
-	job := worker.waitN(ev("invoked", "function_id", "interop::echo"), 2)[1]
-	var input map[string]any
-	job.decode(t, &seen)
-	if err := json.Unmarshal(seen.Input, &input); err != nil {
-		t.Fatal(err)
-	}
-	delete(input, "_caller_worker_id")
-	requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
 
 	caller.wait(ev("done"))
 	caller.waitExit()
@@ -99,12 +101,16 @@ func TestPythonWorkerCallsPythonWorkerThroughTheDouble(t *testing.T) {
 		e.decode(t, &r)
 		order = append(order, r.Call)
 	}
-	if !slices.Equal(order, []string{"echo", "void", "fail", "coded", "missing", "enqueue"}) {
+	wantOrder, invocations := []string{"echo", "void", "fail", "coded", "missing", "enqueue"}, 5
+	if queue == nil {
+		wantOrder, invocations = wantOrder[:5], 4
+	}
+	if !slices.Equal(order, wantOrder) {
 		t.Fatalf("results in order %v", order)
 	}
 	worker.wait(ev("invoked", "function_id", "interop::coded"))
-	if n := len(worker.all(ev("invoked"))) + len(worker.all(ev("void"))); n != 5 {
-		t.Fatalf("worker saw %d invocations, want 5", n)
+	if n := len(worker.all(ev("invoked"))) + len(worker.all(ev("void"))); n != invocations {
+		t.Fatalf("worker saw %d invocations, want %d", n, invocations)
 	}
 	if code := worker.stop(); code != 0 {
 		t.Fatalf("worker exited with %d", code)
@@ -112,8 +118,7 @@ func TestPythonWorkerCallsPythonWorkerThroughTheDouble(t *testing.T) {
 }
 
 func TestPythonTriggerProviderGetsBindingsOfAnotherPythonWorkerAndFiresThem(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	provider := startPy(t, eng.URL, "trigger_provider.py", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=2")
 	providerID := readyID(t, provider)
 
@@ -186,8 +191,7 @@ func TestPythonTriggerProviderGetsBindingsOfAnotherPythonWorkerAndFiresThem(t *t
 }
 
 func TestPythonChannelInOneProcessCarriesBytesAndInterleavedMessagesInOrder(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	const total, count = 200_000, 3
 	p := startPy(t, eng.URL, "channel.py", "MODE=self", fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
 	want := expectedChannel(total, count)
@@ -201,8 +205,7 @@ func TestPythonChannelInOneProcessCarriesBytesAndInterleavedMessagesInOrder(t *t
 }
 
 func TestPythonListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail", "III_WORKER_NAME=interop-worker")
 	workerID := readyID(t, worker)
 	lister := startPy(t, eng.URL, "list.py", "REGISTER=interop::listed", "III_WORKER_NAME=interop-lister")
@@ -214,7 +217,7 @@ func TestPythonListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 	if !fns.OK {
 		t.Fatalf("engine::functions::list: %+v", fns.Error)
 	}
-	requireJSON(t, "engine::functions::list", fns.Result, json.RawMessage(`{"functions":[
+	requireJSON(t, "engine::functions::list", eng.ownFunctions(t, fns.Result), json.RawMessage(`{"functions":[
 		{"function_id":"interop::echo","worker_name":"interop-worker"},
 		{"function_id":"interop::fail","worker_name":"interop-worker"},
 		{"function_id":"interop::listed","worker_name":"interop-lister","description":"interop interop::listed"}]}`))
@@ -241,6 +244,7 @@ func TestPythonListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 	if err := json.Unmarshal(wks.Result, &list); err != nil {
 		t.Fatalf("engine::workers::list result %s: %v", wks.Result, err)
 	}
+	list.Workers = ownWorkers(eng, list.Workers, func(w summary) (string, string) { return w.ID, w.Name }, listerID, workerID)
 	var names []string
 	for _, w := range list.Workers {
 		names = append(names, w.Name)
@@ -261,8 +265,11 @@ func TestPythonListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 	}
 
 	// The double's own view agrees, with the process id the SDK reported.
+	if eng.double == nil {
+		return
+	}
 	var info *iiitest.WorkerInfo
-	for _, wi := range eng.Workers() {
+	for _, wi := range eng.double.Workers() {
 		if wi.ID == workerID {
 			info = &wi
 		}
@@ -274,8 +281,7 @@ func TestPythonListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 }
 
 func TestPythonLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	const mark = "interop-pylog-5c1e"
 	p := startPy(t, eng.URL, "logger.py", "LOG_MARK="+mark) // the script turns OTel on
 	p.wait(ev("flushed"))
@@ -336,8 +342,7 @@ func TestPythonLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
 }
 
 func TestPythonWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	p := startPy(t, eng.URL, "reconnect.py", "TRIGGER_TYPE=interop::reconnect-type", "FUNCTION_ID=interop::reconnect-fn")
 	var ready struct {
 		WorkerID  string `json:"worker_id"`
@@ -460,8 +465,7 @@ func isSubsequenceOf(want, got []string) bool {
 // engine requires: it drops such a frame as undecodable (engine/mod.rs,
 // "json decode error"), and so must the double. See python/NOTES.md.
 func TestPythonCallWithNonePayloadIsDroppedAsUndecodable(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	// No worker has interop::nobody: a decodable call would get
 	// function_not_found at once; the dropped one times out in the SDK.
 	caller := startPy(t, eng.URL, "caller.py", "PAYLOAD=null", "ECHO_FN=interop::nobody", "WAIT_MS=0",
@@ -477,8 +481,7 @@ func TestPythonCallWithNonePayloadIsDroppedAsUndecodable(t *testing.T) {
 }
 
 func TestPythonTriggerWithNoneConfigIsDroppedAsUndecodable(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	binder := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked", "CONFIG=null")
 	id := readyID(t, binder) // after a round trip that followed the registertrigger
 	if n := eng.FrameCount(wire.KindInvalid); n != 1 {

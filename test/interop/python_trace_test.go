@@ -9,15 +9,13 @@ import (
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/connection/wire"
-	"github.com/iii-go/iii/test/iiitest"
 )
 
 // A trace started in Go runs through a Python handler and back into Go:
 // the Python SDK continues the traceparent it was called with, and passes
 // its handler span on to the call it makes from inside the handler.
 func TestTraceStartedInGoContinuesThroughPythonBackIntoGo(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	w := iii.RegisterWorker(eng.URL, iii.InitOptions{Metadata: &iii.WorkerMetadata{Name: "interop-go-traced"},
 		Telemetry: &iii.TelemetryOptions{Enabled: new(true)}})
 	t.Cleanup(w.Shutdown)

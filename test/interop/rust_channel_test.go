@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/iii-go/iii"
-	"github.com/iii-go/iii/test/iiitest"
 )
 
 // rustChannelBytes is what the channel tests between Go and Rust stream:
@@ -14,9 +13,8 @@ import (
 const rustChannelBytes, rustChannelMessages = 8 << 20, 7
 
 func TestGoWriterStreams8MiBAndMessagesToARustReader(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
-	w := goWorker(t, eng, "interop-go-channel-writer")
+	eng := routingEngine(t)
+	w := goWorker(t, eng.URL, "interop-go-channel-writer")
 	ch, err := w.CreateChannel(testCtx(t), 4) // the Go writer runs ahead and has to wait
 	if err != nil {
 		t.Fatal(err)
@@ -34,8 +32,7 @@ func TestGoWriterStreams8MiBAndMessagesToARustReader(t *testing.T) {
 }
 
 func TestRustWriterStreams8MiBAndMessagesToAGoReader(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	writer := startRust(t, eng.URL, "channel", "MODE=create-and-write", "BUFFER_SIZE=4",
 		fmt.Sprint("BYTES=", rustChannelBytes), fmt.Sprint("MESSAGES=", rustChannelMessages))
 	var refs struct {
@@ -57,11 +54,10 @@ func TestRustWriterStreams8MiBAndMessagesToAGoReader(t *testing.T) {
 }
 
 func TestGoPassesChannelRefsToRustFunctionsInPayloads(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	rust := startRust(t, eng.URL, "channel", "MODE=serve")
-	rustWorkerID(t, eng, rust)
-	w := goWorker(t, eng, "interop-go-channel-caller")
+	eng.workerID(rust)
+	w := goWorker(t, eng.URL, "interop-go-channel-caller")
 	ctx := testCtx(t)
 	const total, count = 300_000, 3
 	want := expectedChannel(total, count)
@@ -109,8 +105,7 @@ func TestGoPassesChannelRefsToRustFunctionsInPayloads(t *testing.T) {
 }
 
 func TestRustWriterStreamsToANodeReaderAndBack(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := routingEngine(t)
 	const total, count = 1_000_000, 5
 	want := expectedChannel(total, count)
 	bytesEnv, messagesEnv := fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count)

@@ -14,8 +14,7 @@ import (
 )
 
 func TestRustLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	const mark = "interop-rust-log-5c1e"
 	p := startRust(t, eng.URL, "logger", "LOG_MARK="+mark) // the program turns OTel on
 	p.wait(ev("logged"))
@@ -72,13 +71,16 @@ func TestRustLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
 }
 
 func TestRustListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	worker := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo,interop::fail", "III_WORKER_NAME=interop-rust-worker")
 	workerID := rustWorkerID(t, eng, worker)
 	lister := startRust(t, eng.URL, "list", "REGISTER=interop::listed", "III_WORKER_NAME=interop-rust-lister")
-	listerID := rustWorkerID(t, eng, lister)
 	lister.waitExit()
+	// The lister exits as soon as it has listed, maybe before a poll of the
+	// double's live workers sees it (rustWorkerID): its id is taken from its
+	// own workers list and checked against the process id its connection
+	// reported (the double keeps a closed connection's frames).
+	listerID := rustListerID(t, eng, lister, "interop-rust-lister")
 
 	var fns rustResult
 	lister.wait(ev("result", "function_id", "engine::functions::list")).decode(t, &fns)
@@ -183,8 +185,7 @@ func TestRustListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 }
 
 func TestRustWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	p := startRust(t, eng.URL, "reconnect", "TRIGGER_TYPE=interop::reconnect-type", "FUNCTION_ID=interop::reconnect-fn")
 	first := rustWorkerID(t, eng, p)
 	triggerID := rustBindingID(t, eng, first, "interop::reconnect-fn")
@@ -229,7 +230,7 @@ func TestRustWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
 		t.Fatalf("interop::reconnect-fn owned by %q, want %q", owner, second)
 	}
 	p.waitN(ev("registertrigger", "id", triggerID), 2)
-	w := goWorker(t, eng, "interop-go-caller")
+	w := goWorker(t, eng.URL, "interop-go-caller")
 	res, err := w.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "interop::reconnect-fn", Payload: map[string]any{"after": "reconnect"}})
 	if err != nil {
 		t.Fatalf("call after reconnect: %v", err)
@@ -241,11 +242,10 @@ func TestRustWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
 }
 
 func TestGoAndRustWorkersCallEachOtherAfterTheDoubleRestarts(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	rust := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo")
 	rustFirst := rustWorkerID(t, eng, rust)
-	w := goWorker(t, eng, "interop-go-restart")
+	w := goWorker(t, eng.URL, "interop-go-restart")
 	if _, err := iii.RegisterFunction(w, "gointerop::echo", func(_ context.Context, in json.RawMessage) (json.RawMessage, error) {
 		return in, nil
 	}); err != nil {
@@ -285,4 +285,42 @@ func TestGoAndRustWorkersCallEachOtherAfterTheDoubleRestarts(t *testing.T) {
 	if rustSecond == rustFirst {
 		t.Fatal("the Rust worker kept its worker id across the restart")
 	}
+}
+
+// rustListerID returns the id of the Rust list program's own connection: the
+// entry called name in the engine::workers::list it printed, which must be
+// the connection whose engine::workers::register carried p's process id.
+func rustListerID(t *testing.T, eng *iiitest.Engine, p *proc, name string) string {
+	t.Helper()
+	var r rustResult
+	p.wait(ev("result", "function_id", "engine::workers::list")).decode(t, &r)
+	var list struct {
+		Workers []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"workers"`
+	}
+	if err := json.Unmarshal(r.Result, &list); err != nil {
+		t.Fatalf("engine::workers::list result %s: %v", r.Result, err)
+	}
+	for _, w := range list.Workers {
+		if w.Name != name {
+			continue
+		}
+		for _, m := range eng.Journal(w.ID) {
+			inv, ok := m.(*wire.InvokeFunction)
+			if !ok || inv.FunctionID != "engine::workers::register" {
+				continue
+			}
+			var meta struct {
+				PID int `json:"pid"`
+			}
+			if json.Unmarshal(inv.Data, &meta) == nil && meta.PID == p.cmd.Process.Pid {
+				return w.ID
+			}
+		}
+		t.Fatalf("worker %s (%s) did not register pid %d", w.ID, name, p.cmd.Process.Pid)
+	}
+	t.Fatalf("no worker %s in %s", name, r.Result)
+	return ""
 }

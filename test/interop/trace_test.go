@@ -32,8 +32,7 @@ func traceSpanNamed(t *testing.T, eng *iiitest.Engine, name string) wire.Span {
 }
 
 func TestTraceStartedInNodeContinuesInGo(t *testing.T) {
-	t.Parallel()
-	eng := iiitest.NewEngine(t)
+	eng := doubleEngine(t)
 	w := iii.RegisterWorker(eng.URL, iii.InitOptions{Metadata: &iii.WorkerMetadata{Name: "interop-go-traced"},
 		Telemetry: &iii.TelemetryOptions{Enabled: new(true)}})
 	t.Cleanup(w.Shutdown)
