@@ -396,7 +396,9 @@ func (f *FunctionRef) Unregister() error {
 // invocation is decoded from JSON into Req (a payload that does not decode
 // gets an invalid_request error reply) and the result is encoded from Resp.
 // JSON Schemas of Req and Resp are derived from the Go types and sent with
-// the registration. Registering an id twice fails with ErrDuplicate.
+// the registration; ValidateInput tells which struct tags shape them, which
+// fields are required, and checks payloads against them. Registering an id
+// twice fails with ErrDuplicate.
 func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Context, Req) (Resp, error), opts ...FunctionOption) (*FunctionRef, error) {
 	if handler == nil {
 		return nil, fmt.Errorf("%w: nil handler for function %q", ErrInvalidID, id)
@@ -412,8 +414,7 @@ func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Con
 			*(*json.RawMessage)(unsafe.Pointer(&req)) = m.Data
 		} else if len(m.Data) > 0 {
 			if err := json.Unmarshal(m.Data, &req); err != nil {
-				return nil, &InvocationError{Code: CodeInvalidRequest,
-					Message: fmt.Sprintf("payload does not decode into %T: %v", req, err), Err: err}
+				return nil, decodeError(m.FunctionID, err)
 			}
 		}
 		resp, err := handler(ctx, req)
@@ -471,6 +472,12 @@ func (w *III) register(id string, h registry.Handler, reqSchema, respSchema func
 	for _, s := range []json.RawMessage{frame.RequestFormat, frame.ResponseFormat} {
 		if s != nil && !json.Valid(s) {
 			return nil, fmt.Errorf("%w: schema of function %q", ErrInvalidPayload, id)
+		}
+	}
+	if cfg.validate {
+		var err error
+		if h, err = validating(id, frame.RequestFormat, h); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.metadata != nil {
