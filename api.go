@@ -678,10 +678,12 @@ func (w *III) callErr(ctx context.Context, call *invocation.Call, err error) err
 	return err
 }
 
-// Call makes an awaited call and decodes its JSON result into Resp.
-func Call[Resp any](ctx context.Context, w *III, functionID string, payload any) (Resp, error) {
+// Call makes an awaited call and decodes its JSON result into Resp. Options
+// set its timeout (WithCallTimeout) and metadata (WithCallMetadata); errors
+// are those of Trigger.
+func Call[Resp any](ctx context.Context, w *III, functionID string, payload any, opts ...CallOption) (Resp, error) {
 	var resp Resp
-	raw, err := w.Trigger(ctx, TriggerRequest{FunctionID: functionID, Payload: payload})
+	raw, err := w.Trigger(ctx, callRequest(functionID, payload, opts))
 	if err != nil || raw == nil {
 		return resp, err
 	}
