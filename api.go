@@ -47,6 +47,7 @@ type III struct {
 	// shutdownTimeout bounds Shutdown (ShutdownTimeout; tests shorten it).
 	shutdownTimeout time.Duration
 	internal        func() error // the *InternalError of a failed actor system
+	avail           availability // WaitForFunction
 }
 
 // RegisterWorker creates a worker and connects it to the engine at address
