@@ -140,3 +140,18 @@ func TestDecodeErrorsNameTheFieldNotTheGoType(t *testing.T) {
 		}
 	}
 }
+
+// A recursive type's schema is a $ref into $defs; it validates all the same.
+func TestValidateInputFollowsTheReferencesOfARecursiveType(t *testing.T) {
+	eng, handler, caller := twoWorkers(t)
+	mustRegister(t, eng, handler, "list::checked", func(ctx context.Context, n listNode) (int, error) {
+		return n.Value, nil
+	}, iii.ValidateInput())
+	_, err := caller.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "list::checked", Payload: json.RawMessage(`{"value":1,"next":{"value":"two"}}`)})
+	if iii.ErrorCode(err) != iii.CodeInvalidRequest || !strings.Contains(err.Error(), "next.value: type: got string, want integer") {
+		t.Fatalf("got %v", err)
+	}
+	if got, err := iii.Call[int](testCtx(t), caller, "list::checked", listNode{Value: 7, Next: &listNode{}}); err != nil || got != 7 {
+		t.Fatalf("valid: %v, %v", got, err)
+	}
+}
