@@ -41,9 +41,7 @@ var ErrInvalidSchema = errors.New("iii: invalid request schema")
 // into Req (encoding/json ignores unknown fields and leaves missing ones
 // zero), so a handler sees values its schema forbids.
 //
-// # Schemas derived from Go types
-//
-// RegisterFunction derives the request and response schemas from Req and
+// Schemas derived from Go types: RegisterFunction derives the request and response schemas from Req and
 // Resp with github.com/invopop/jsonschema (draft 2020-12), with nested
 // types inlined. What it reads:
 //
@@ -56,7 +54,7 @@ var ErrInvalidSchema = errors.New("iii: invalid request schema")
 //     minLength=, maxLength=, pattern=, format= (date-time, email, uri,
 //     uuid, ...); for numbers minimum=, maximum=, exclusiveMinimum=,
 //     exclusiveMaximum=, multipleOf=; for slices minItems=, maxItems=,
-//     uniqueItems. jsonschema:"-" leaves a field out of the schema.
+//     uniqueItems=true. jsonschema:"-" leaves a field out of the schema.
 //   - jsonschema_description and jsonschema_extras tags, and a
 //     JSONSchema() *jsonschema.Schema method on a type to replace its
 //     schema altogether.

@@ -14,7 +14,9 @@ import (
 // already; otherwise it waits for the engine's engine::functions-available
 // notification that lists it (it does not poll). It returns ctx's error
 // when ctx ends first, and ErrShutdown (or why the worker failed) when the
-// worker stops.
+// worker stops. The look itself is a call of engine::functions::list: while
+// the worker is not connected it waits for the connection like any call
+// (InitOptions.InvocationTimeout), and its errors are returned.
 //
 // The engine checks its function table for changes every 5 s, so the wait
 // may last up to that long after the function was registered.
