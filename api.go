@@ -47,6 +47,7 @@ type III struct {
 	// shutdownTimeout bounds Shutdown (ShutdownTimeout; tests shorten it).
 	shutdownTimeout time.Duration
 	internal        func() error // the *InternalError of a failed actor system
+	avail           availability // WaitForFunction
 }
 
 // RegisterWorker creates a worker and connects it to the engine at address
@@ -396,7 +397,9 @@ func (f *FunctionRef) Unregister() error {
 // invocation is decoded from JSON into Req (a payload that does not decode
 // gets an invalid_request error reply) and the result is encoded from Resp.
 // JSON Schemas of Req and Resp are derived from the Go types and sent with
-// the registration. Registering an id twice fails with ErrDuplicate.
+// the registration; ValidateInput tells which struct tags shape them, which
+// fields are required, and checks payloads against them. Registering an id
+// twice fails with ErrDuplicate.
 func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Context, Req) (Resp, error), opts ...FunctionOption) (*FunctionRef, error) {
 	if handler == nil {
 		return nil, fmt.Errorf("%w: nil handler for function %q", ErrInvalidID, id)
@@ -412,8 +415,7 @@ func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Con
 			*(*json.RawMessage)(unsafe.Pointer(&req)) = m.Data
 		} else if len(m.Data) > 0 {
 			if err := json.Unmarshal(m.Data, &req); err != nil {
-				return nil, &InvocationError{Code: CodeInvalidRequest,
-					Message: fmt.Sprintf("payload does not decode into %T: %v", req, err), Err: err}
+				return nil, decodeError(m.FunctionID, err)
 			}
 		}
 		resp, err := handler(ctx, req)
@@ -471,6 +473,12 @@ func (w *III) register(id string, h registry.Handler, reqSchema, respSchema func
 	for _, s := range []json.RawMessage{frame.RequestFormat, frame.ResponseFormat} {
 		if s != nil && !json.Valid(s) {
 			return nil, fmt.Errorf("%w: schema of function %q", ErrInvalidPayload, id)
+		}
+	}
+	if cfg.validate {
+		var err error
+		if h, err = validating(id, frame.RequestFormat, h); err != nil {
+			return nil, err
 		}
 	}
 	if cfg.metadata != nil {
@@ -671,10 +679,12 @@ func (w *III) callErr(ctx context.Context, call *invocation.Call, err error) err
 	return err
 }
 
-// Call makes an awaited call and decodes its JSON result into Resp.
-func Call[Resp any](ctx context.Context, w *III, functionID string, payload any) (Resp, error) {
+// Call makes an awaited call and decodes its JSON result into Resp. Options
+// set its timeout (WithCallTimeout) and metadata (WithCallMetadata); errors
+// are those of Trigger.
+func Call[Resp any](ctx context.Context, w *III, functionID string, payload any, opts ...CallOption) (Resp, error) {
 	var resp Resp
-	raw, err := w.Trigger(ctx, TriggerRequest{FunctionID: functionID, Payload: payload})
+	raw, err := w.Trigger(ctx, callRequest(functionID, payload, opts))
 	if err != nil || raw == nil {
 		return resp, err
 	}

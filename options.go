@@ -248,6 +248,7 @@ type functionConfig struct {
 	requestSchema  json.RawMessage
 	responseSchema json.RawMessage
 	noSchemas      bool
+	validate       bool // ValidateInput
 }
 
 // WithDescription sets the function's description, shown in introspection.
