@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
@@ -163,14 +164,25 @@ type timeoutError struct {
 	functionID string
 	waiting    bool // never sent: the worker was not connected
 	ctx        bool
+	cause      error // while waiting: why the last connection attempt failed, if known
 }
 
 func (e *timeoutError) Error() string {
 	if e.waiting {
+		if e.cause != nil {
+			return fmt.Sprintf("iii: call to %s timed out waiting for a connection to the engine: %s", e.functionID, oneLine(e.cause.Error()))
+		}
 		return fmt.Sprintf("iii: call to %s timed out waiting for a connection to the engine", e.functionID)
 	}
 	return fmt.Sprintf("iii: call to %s timed out", e.functionID)
 }
+
+// Unwrap returns why the connection was down, if known.
+func (e *timeoutError) Unwrap() error { return e.cause }
+
+// oneLine joins the lines of an error text (errors.Join separates its
+// errors with newlines) with "; ".
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
 
 func (e *timeoutError) Is(target error) bool {
 	return target == ErrTimeout || (e.ctx && target == context.DeadlineExceeded) || (e.waiting && target == ErrNotConnected)

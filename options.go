@@ -106,7 +106,11 @@ type InitOptions struct {
 	// invocation_failed error. Default DefaultMaxMessageSize (64 MiB), the
 	// engine's limit; a larger value lets through frames the engine drops.
 	MaxMessageSize int
-	// Logger receives the SDK's logs; nil discards them.
+	// Logger receives the SDK's logs. nil means its warnings and errors
+	// (connection failures with their cause, refused triggers, rejected
+	// registrations, replies it could not send) go to slog.Default() at
+	// slog.LevelWarn and above. To silence the SDK, pass
+	// slog.New(slog.DiscardHandler).
 	Logger *slog.Logger
 	// OnStateChange is called, in order and on a goroutine of its own, at
 	// every change of the connection state.

@@ -290,7 +290,7 @@ func (c *Conn) WaitConnected(ctx context.Context) error {
 		case st == Connected:
 			return nil
 		case st == Failed:
-			return errors.Join(ErrFailed, err)
+			return failedErr(err)
 		case c.ctx.Err() != nil:
 			return ErrClosed
 		}
@@ -337,7 +337,7 @@ func (c *Conn) Send(ctx context.Context, m wire.Message, b Binder, deadline time
 	if c.state == Failed || c.closed {
 		err := ErrClosed
 		if c.state == Failed {
-			err = errors.Join(ErrFailed, c.lastErr)
+			err = failedErr(c.lastErr)
 		}
 		c.mu.Unlock()
 		c.space <- struct{}{}
@@ -733,7 +733,7 @@ func (c *Conn) finish(err error) {
 		return
 	}
 	c.setState(Failed, err)
-	c.cfg.Router.Failed(errors.Join(ErrFailed, err))
+	c.cfg.Router.Failed(failedErr(err))
 }
 
 // connectedIfRegistered enters Connected once the current socket is open
@@ -755,7 +755,7 @@ func (c *Conn) retryState() State {
 func (c *Conn) fail(err error) {
 	c.setState(Failed, err)
 	c.dropParked()
-	c.cfg.Router.Failed(errors.Join(ErrFailed, err))
+	c.cfg.Router.Failed(failedErr(err))
 }
 
 func (c *Conn) scheduleRetry() {
@@ -986,4 +986,12 @@ func goid() uint64 {
 		id = id*10 + uint64(ch-'0')
 	}
 	return id
+}
+
+// failedErr is ErrFailed with its cause, if any, on one line.
+func failedErr(err error) error {
+	if err == nil {
+		return ErrFailed
+	}
+	return fmt.Errorf("%w: %w", ErrFailed, err)
 }
