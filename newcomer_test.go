@@ -2,6 +2,7 @@ package iii_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/test/iiitest"
@@ -162,5 +165,49 @@ func TestErrSaysWhyTheWorkerIsUnusable(t *testing.T) {
 	}
 	if err := gone.Err(); !errors.Is(err, iii.ErrShutdown) {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// SendText puts the text on the wire as it is, in a text frame; OnMessage
+// hands it over unchanged.
+func TestChannelSendTextSendsPlainText(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{})
+	ctx := testCtx(t)
+	ch, err := w.CreateChannel(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawEnd(t, eng, ch.ReaderRef, "read")
+	if err := ch.Writer.SendText("plain, not JSON ✓"); err != nil {
+		t.Fatal(err)
+	}
+	if typ, m, err := raw.ReadMessage(); err != nil || typ != websocket.TextMessage || string(m) != "plain, not JSON ✓" {
+		t.Fatalf("raw reader: type %d, %q, %v", typ, m, err)
+	}
+	if err := ch.Writer.SendText("\xff"); err == nil {
+		t.Fatal("invalid UTF-8 was accepted")
+	}
+	raw.Close()
+	_ = ch.Writer.Close()
+	_ = ch.Reader.Close()
+
+	// Through an SDK reader.
+	ch2, err := w.CreateChannel(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	ch2.Reader.OnMessage(func(m json.RawMessage) { got = append(got, string(m)) })
+	go func() {
+		_ = ch2.Writer.SendText("hello")
+		_ = ch2.Writer.SendMessage("hello")
+		_ = ch2.Writer.Close()
+	}()
+	if _, err := ch2.Reader.ReadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "hello" || got[1] != `"hello"` {
+		t.Fatalf("OnMessage got %q", got)
 	}
 }
