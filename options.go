@@ -15,9 +15,6 @@ import (
 	"github.com/iii-go/iii/connection"
 )
 
-// Version is the version of this SDK, reported to the engine.
-const Version = "0.1.0"
-
 // DefaultEngineURL is the engine's default worker endpoint.
 const DefaultEngineURL = "ws://localhost:49134"
 
