@@ -71,6 +71,13 @@ var (
 // the channel, the HTTP status if the engine refused the WebSocket upgrade,
 // and the cause (one of the ErrChannel* sentinels, ErrShutdown, a context
 // error or a network error). Use errors.As to read it.
+//
+// Its fields: Op ("open", "read", "write" or "close"), ChannelID, Dir (the
+// end: its String is "read" or "write"), StatusCode (the engine's HTTP
+// status when opening failed before the WebSocket upgrade, 404 for
+// ErrChannelNotFound; else 0) and Err (the cause, which Unwrap returns).
+// It is defined in an implementation package; everything a program needs
+// of it is here.
 type ChannelError = channel.Error
 
 // Channel is a new data channel: both ends, not connected yet, and their

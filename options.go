@@ -39,7 +39,11 @@ const (
 	DefaultMaxMessageSize = 64 << 20
 )
 
-// ConnectionState is the state of a worker's connection to the engine.
+// ConnectionState is the state of a worker's connection to the engine:
+// Disconnected, Connecting, Connected, Reconnecting or Failed (below). Its
+// String method gives "disconnected", "connecting", "connected",
+// "reconnecting" and "failed". It is defined in an implementation package;
+// everything a program needs of it is here.
 type ConnectionState = connection.State
 
 // The connection states.

@@ -14,6 +14,11 @@
 //
 // Internal actors never block and never run user code: user handlers run on
 // invocation actors with dispatchers of their own (package invocation).
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package actors
 
 import (

@@ -28,6 +28,11 @@
 // need a dispatcher of its own; the reader's queue was not kept because it
 // adds a copy and a goroutine for nothing. BenchmarkThroughput compares the
 // Writer and Reader of this package with raw gorilla/websocket ends.
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package channel
 
 import (

@@ -3,6 +3,11 @@
 // the socket alive, sends reattach first on every reconnect, and parks the
 // frames of calls made while disconnected until the next connection. The
 // wire codec lives in the subpackage wire.
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package connection
 
 import (
@@ -26,6 +31,7 @@ import (
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/internal/bufconn"
+	"github.com/iii-go/iii/internal/faults"
 )
 
 // State is the state of the connection to the engine.
@@ -409,8 +415,13 @@ func waitCtx(ctx context.Context, wait func()) bool {
 	}
 }
 
-// Crash makes the connection actor panic, to exercise its supervision (for tests).
-func (c *Conn) Crash() { c.sys.Send(c.pid, &crash{}) }
+// The SDK's supervision tests make the connection actor panic.
+func init() {
+	faults.Set("connection", func(target any, _ string) {
+		c := target.(*Conn)
+		c.sys.Send(c.pid, &crash{})
+	})
+}
 
 func (c *Conn) setState(st State, err error) {
 	c.mu.Lock()

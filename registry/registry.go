@@ -5,8 +5,9 @@
 // functions for the inbound hot path.
 //
 // It is an implementation package of the iii SDK (github.com/iii-go/iii),
-// importable only for the SDK's own use: its API follows the SDK's version
-// and may change in any release. Programs use the root package iii.
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package registry
 
 import (
@@ -24,6 +25,7 @@ import (
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/faults"
 )
 
 // Errors of registration.
@@ -168,14 +170,19 @@ func (r *Registry) Replay(s *connection.Socket, done func()) {
 	r.sys.Send(r.pid, &replay{s: s, done: done})
 }
 
-// Crash makes the registry actor panic, to exercise its supervision (for tests).
-func (r *Registry) Crash() { r.sys.Send(r.pid, &crash{}) }
-
-// CrashTriggerType makes the actor of trigger type id panic (for tests).
-func (r *Registry) CrashTriggerType(ctx context.Context, id string) {
-	if t := r.TriggerType(ctx, id); t != nil {
-		r.sys.Send(t.pid, &crashType{})
-	}
+// The SDK's supervision tests make the registry actor ("registry") or the
+// actor of a trigger type ("triggertype", with its id) panic.
+func init() {
+	faults.Set("registry", func(target any, _ string) {
+		r := target.(*Registry)
+		r.sys.Send(r.pid, &crash{})
+	})
+	faults.Set("triggertype", func(target any, id string) {
+		r := target.(*Registry)
+		if t := r.TriggerType(context.Background(), id); t != nil {
+			r.sys.Send(t.pid, &crashType{})
+		}
+	})
 }
 
 // SocketClosed tells the registry s is gone; registrations wait for the next replay.
