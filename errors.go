@@ -59,10 +59,11 @@ type InternalError struct {
 }
 
 func (e *InternalError) Error() string {
+	cause := oneLine(fmt.Sprint(e.Cause))
 	if e.Failures > 0 {
-		return fmt.Sprintf("iii: worker failed: internal actor %s failed %d times in a row and was stopped: %v", e.Actor, e.Failures, e.Cause)
+		return fmt.Sprintf("iii: worker failed: internal actor %s failed %d times in a row and was stopped: %s", e.Actor, e.Failures, cause)
 	}
-	return fmt.Sprintf("iii: worker failed: internal actor %s stopped: %v", e.Actor, e.Cause)
+	return fmt.Sprintf("iii: worker failed: internal actor %s stopped: %s", e.Actor, cause)
 }
 
 // Unwrap returns ErrInternal and the cause.
@@ -196,9 +197,9 @@ type connectionLostError struct {
 
 func (e *connectionLostError) Error() string {
 	if e.functionID == "" {
-		return ErrConnectionLost.Error() + ": " + fmt.Sprint(e.cause)
+		return ErrConnectionLost.Error() + ": " + oneLine(fmt.Sprint(e.cause))
 	}
-	return fmt.Sprintf("iii: call to %s: connection lost while it was in flight; it may or may not have run: %v", e.functionID, e.cause)
+	return fmt.Sprintf("iii: call to %s: connection lost while it was in flight; it may or may not have run: %s", e.functionID, oneLine(fmt.Sprint(e.cause)))
 }
 
 func (e *connectionLostError) Unwrap() []error { return []error{ErrConnectionLost, e.cause} }

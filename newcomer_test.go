@@ -211,3 +211,18 @@ func TestChannelSendTextSendsPlainText(t *testing.T) {
 		t.Fatalf("OnMessage got %q", got)
 	}
 }
+
+// Errors read on one line, also when they combine two.
+func TestCombinedErrorsAreOneLine(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{})
+	sub, err := w.OnWorkersAvailable("watch::workers", func(context.Context, iii.WorkersAvailableEvent) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Shutdown()
+	err = sub.Unregister() // both the binding and the function fail
+	if !errors.Is(err, iii.ErrShutdown) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("%q", err)
+	}
+}

@@ -1,9 +1,9 @@
 package iii
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -417,7 +417,11 @@ type Subscription struct {
 
 // Unregister removes the binding and the function.
 func (s *Subscription) Unregister() error {
-	return errors.Join(s.Trigger.Unregister(), s.Function.Unregister())
+	terr, ferr := s.Trigger.Unregister(), s.Function.Unregister()
+	if terr != nil && ferr != nil {
+		return fmt.Errorf("%w; %w", terr, ferr) // one line, unlike errors.Join
+	}
+	return cmp.Or(terr, ferr)
 }
 
 // OnWorkersAvailable registers functionID to receive engine::workers-available events.
