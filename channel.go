@@ -314,8 +314,9 @@ func (c *ChannelWriter) Close() error { return c.w.Close() }
 func (c *ChannelWriter) CloseContext(ctx context.Context) error { return c.w.CloseContext(ctx) }
 
 // ChannelReader is the reading end of a data channel: an io.Reader over
-// its binary data, with the JSON messages interleaved in it delivered to
-// OnMessage callbacks in stream order. It connects on first use (or Open).
+// its binary data, with the messages (text frames: JSON from SendMessage,
+// plain text from SendText) interleaved in it delivered to OnMessage
+// callbacks in stream order. It connects on first use (or Open).
 // Read returns io.EOF once the writer closed the stream and everything was
 // read. Read and ReadAll must not be called concurrently; Close and
 // OnMessage may be called at any time.
