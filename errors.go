@@ -58,6 +58,7 @@ type InternalError struct {
 	Failures int    // failures within the restart window; 0 if it stopped without failing
 }
 
+// Error implements the error interface.
 func (e *InternalError) Error() string {
 	cause := oneLine(fmt.Sprint(e.Cause))
 	if e.Failures > 0 {
@@ -108,6 +109,7 @@ type RemoteError struct {
 	ErrorBody
 }
 
+// Error implements the error interface.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("iii: %s: %s: %s", e.FunctionID, e.Code, e.Message)
 }
@@ -154,6 +156,7 @@ func NewInvocationError(code, message string) *InvocationError {
 	return &InvocationError{Code: code, Message: message}
 }
 
+// Error implements the error interface.
 func (e *InvocationError) Error() string { return e.Code + ": " + e.Message }
 
 // Unwrap returns the cause.
@@ -168,6 +171,7 @@ type timeoutError struct {
 	cause      error // while waiting: why the last connection attempt failed, if known
 }
 
+// Error implements the error interface.
 func (e *timeoutError) Error() string {
 	if e.waiting {
 		if e.cause != nil {
@@ -195,6 +199,7 @@ type connectionLostError struct {
 	cause      error
 }
 
+// Error implements the error interface.
 func (e *connectionLostError) Error() string {
 	if e.functionID == "" {
 		return ErrConnectionLost.Error() + ": " + oneLine(fmt.Sprint(e.cause))

@@ -274,6 +274,7 @@ type TriggerError struct {
 	ErrorBody
 }
 
+// Error implements the error interface.
 func (e *TriggerError) Error() string {
 	return fmt.Sprintf("iii: trigger %s (%s -> %s) refused: %s: %s", e.TriggerID, e.TriggerType, e.FunctionID, e.Code, e.Message)
 }

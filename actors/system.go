@@ -56,6 +56,7 @@ type Failure struct {
 	Failures int    // failures within RestartWindow; 0 for an unexpected stop
 }
 
+// Error implements the error interface.
 func (f *Failure) Error() string {
 	if f.Failures > 0 {
 		return fmt.Sprintf("iii: internal actor %s failed %d times within %v and was stopped: %v", f.Actor, f.Failures, RestartWindow, f.Cause)

@@ -101,6 +101,7 @@ const (
 	Write                // the writing end
 )
 
+// String returns the name used in logs and error texts.
 func (d Dir) String() string {
 	switch d {
 	case Read:
@@ -123,6 +124,7 @@ type Error struct {
 	Err        error
 }
 
+// Error implements the error interface.
 func (e *Error) Error() string {
 	return fmt.Sprintf("iii: channel %s (%s end): %s: %s", e.ChannelID, e.Dir, e.Op, strings.TrimPrefix(fmt.Sprint(e.Err), "iii: "))
 }
@@ -137,6 +139,7 @@ type lostError struct {
 	extra error
 }
 
+// Error implements the error interface.
 func (e *lostError) Error() string { return ErrLost.Error() + ": " + e.cause.Error() }
 
 func (e *lostError) Unwrap() []error {

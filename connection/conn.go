@@ -46,6 +46,7 @@ const (
 	Failed                    // gave up: retries exhausted or refused for good
 )
 
+// String returns the name used in logs and error texts.
 func (s State) String() string {
 	switch s {
 	case Disconnected:
@@ -902,6 +903,7 @@ type RefusedError struct {
 	Message string
 }
 
+// Error implements the error interface.
 func (e *RefusedError) Error() string { return "iii: engine refused: " + e.Code + ": " + e.Message }
 
 // stateNotifier calls OnState for each change, in order, on its own goroutine.
