@@ -226,3 +226,14 @@ func TestCombinedErrorsAreOneLine(t *testing.T) {
 		t.Fatalf("%q", err)
 	}
 }
+
+// The values that go doc shows as comments beside the root package's
+// constants defined elsewhere.
+func TestDocumentedDefaults(t *testing.T) {
+	if iii.DefaultDialTimeout != 10*time.Second || iii.DefaultPingInterval != 20*time.Second || iii.DefaultIdleTimeout != 60*time.Second ||
+		iii.DefaultSpanFlushInterval != 100*time.Millisecond || iii.DefaultLogFlushInterval != 100*time.Millisecond ||
+		iii.DefaultMaxQueuedSpans != 2048 || iii.DefaultMaxQueuedLogs != 2048 ||
+		iii.DefaultMaxPendingFrames != 1000 || iii.DefaultMaxPendingBytes != 16<<20 {
+		t.Fatal("a default differs from the value its doc comment gives")
+	}
+}

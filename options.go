@@ -26,9 +26,9 @@ const (
 	// DefaultMaxQueuedInvocationBytes bounds the payload and metadata
 	// bytes of the invocations waiting for a handler slot (64 MiB).
 	DefaultMaxQueuedInvocationBytes = 64 << 20
-	DefaultDialTimeout              = connection.DefaultDialTimeout
-	DefaultPingInterval             = connection.DefaultPingInterval
-	DefaultIdleTimeout              = connection.DefaultIdleTimeout
+	DefaultDialTimeout              = connection.DefaultDialTimeout  // 10 s
+	DefaultPingInterval             = connection.DefaultPingInterval // 20 s
+	DefaultIdleTimeout              = connection.DefaultIdleTimeout  // 60 s
 	// DefaultMaxMessageSize is the engine's limit on an incoming WebSocket
 	// message: 64 MiB, the default max_message_size of the engine's
 	// WebSocket library (tungstenite), which the engine (v0.22.1) leaves
