@@ -773,7 +773,7 @@ func (c *Conn) fail(err error) {
 func (c *Conn) scheduleRetry() {
 	b := c.cfg.Backoff
 	if b.MaxRetries >= 0 && c.attempt >= b.MaxRetries {
-		c.log.Error("iii: giving up on the engine after the configured retries", "retries", b.MaxRetries)
+		c.log.Error("iii: giving up on the engine after the configured retries", "retries", b.MaxRetries, "err", c.LastError())
 		c.fail(fmt.Errorf("gave up after %d reconnect attempts: %w", b.MaxRetries, c.LastError()))
 		return
 	}
