@@ -671,16 +671,6 @@ func (w *III) callErr(ctx context.Context, call *invocation.Call, err error) err
 	return err
 }
 
-// timeoutErr is the timeout of call; one that was never sent carries the
-// connection's last error as its cause.
-func (w *III) timeoutErr(call *invocation.Call, ctx bool) error {
-	e := &timeoutError{functionID: call.FunctionID, waiting: call.Socket() == nil, ctx: ctx}
-	if e.waiting {
-		e.cause = w.conn.LastError()
-	}
-	return e
-}
-
 // Call makes an awaited call and decodes its JSON result into Resp.
 func Call[Resp any](ctx context.Context, w *III, functionID string, payload any) (Resp, error) {
 	var resp Resp
