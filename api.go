@@ -63,7 +63,7 @@ func RegisterWorker(address string, opts InitOptions) *III {
 	}
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+		log = slog.New(defaultLogHandler{})
 	}
 	w := &III{address: address, opts: opts, log: log, timeout: opts.InvocationTimeout, meta: metadataWithDefaults(opts.Metadata),
 		maxMessage: opts.MaxMessageSize, shutdownTimeout: ShutdownTimeout}
@@ -659,7 +659,7 @@ func (w *III) sendErr(functionID string, err error) error {
 	case errors.Is(err, connection.ErrSocketClosed):
 		return &connectionLostError{functionID: functionID, cause: err}
 	case errors.Is(err, context.DeadlineExceeded):
-		return &timeoutError{functionID: functionID, waiting: true, ctx: true}
+		return &timeoutError{functionID: functionID, waiting: true, ctx: true, cause: w.conn.LastError()}
 	}
 	return err
 }
@@ -668,9 +668,9 @@ func (w *III) sendErr(functionID string, err error) error {
 func (w *III) callErr(ctx context.Context, call *invocation.Call, err error) error {
 	switch {
 	case errors.Is(err, invocation.ErrTimeout):
-		return &timeoutError{functionID: call.FunctionID, waiting: call.Socket() == nil}
+		return w.timeoutErr(call, false)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		return &timeoutError{functionID: call.FunctionID, waiting: call.Socket() == nil, ctx: true}
+		return w.timeoutErr(call, true)
 	}
 	var lost *connectionLostError
 	if errors.As(err, &lost) && lost.functionID == "" {

@@ -3,6 +3,7 @@ package iii_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -75,4 +76,29 @@ func driveRoundTrips(b *testing.B, caller *iii.III, fn string) (elapsed, cpu tim
 	elapsed, cpu = time.Since(start), processCPU()-cpu0
 	b.StopTimer()
 	return elapsed, cpu
+}
+
+// BenchmarkRegisterFunction registers b.N functions on one worker
+// connected to the engine double: the cost of one registration must not
+// grow with the number made before it.
+//
+//	go test -run '^$' -bench RegisterFunction -benchtime 20000x
+func BenchmarkRegisterFunction(b *testing.B) {
+	eng, err := iiitest.Start("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer eng.Close()
+	w := iii.RegisterWorker(eng.URL, iii.InitOptions{})
+	defer w.Shutdown()
+	if err := w.WaitConnected(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	h := func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) { return in, nil }
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := iii.RegisterFunction(w, "bench::f"+strconv.Itoa(i), h); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

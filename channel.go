@@ -3,12 +3,14 @@ package iii
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/iii-go/iii/channel"
 )
@@ -69,6 +71,13 @@ var (
 // the channel, the HTTP status if the engine refused the WebSocket upgrade,
 // and the cause (one of the ErrChannel* sentinels, ErrShutdown, a context
 // error or a network error). Use errors.As to read it.
+//
+// Its fields: Op ("open", "read", "write" or "close"), ChannelID, Dir (the
+// end: its String is "read" or "write"), StatusCode (the engine's HTTP
+// status when opening failed before the WebSocket upgrade, 404 for
+// ErrChannelNotFound; else 0) and Err (the cause, which Unwrap returns).
+// It is defined in an implementation package; everything a program needs
+// of it is here.
 type ChannelError = channel.Error
 
 // Channel is a new data channel: both ends, not connected yet, and their
@@ -224,7 +233,8 @@ func channelURL(base string, ref StreamChannelRef, dir channel.Dir) (string, err
 
 // ChannelWriter is the writing end of a data channel: an io.WriteCloser
 // whose binary data goes out in frames of at most 64 KiB, plus
-// SendMessage for JSON messages interleaved with the data. It connects on
+// SendMessage (JSON) and SendText (plain text) for messages interleaved with
+// the data. It connects on
 // first use (or Open). Write returns once its data is queued (at most
 // 512 KiB per writer) and blocks while the queue is full, so a slow reader
 // slows the writer down; an error of the socket is reported by the next
@@ -272,6 +282,25 @@ func (c *ChannelWriter) SendMessageContext(ctx context.Context, v any) error {
 	return c.w.SendText(ctx, b)
 }
 
+// SendText sends text as it is, in one text frame, in order with the binary
+// data: what the Rust and Node SDKs' sendMessage send. The reader's
+// OnMessage callbacks get the same bytes. text must be valid UTF-8 (the
+// WebSocket rule for text frames).
+func (c *ChannelWriter) SendText(text string) error {
+	return c.SendTextContext(context.Background(), text)
+}
+
+// SendTextContext is SendText bounded by ctx.
+func (c *ChannelWriter) SendTextContext(ctx context.Context, text string) error {
+	if !utf8.ValidString(text) {
+		return &ChannelError{Op: "write", ChannelID: c.ref.ChannelID, Dir: channel.Write, Err: errTextNotUTF8}
+	}
+	return c.w.SendText(ctx, []byte(text))
+}
+
+// errTextNotUTF8 is SendText's refusal of invalid UTF-8.
+var errTextNotUTF8 = errors.New("iii: a text message must be valid UTF-8")
+
 // Close ends the stream: queued data is written, then, 10 ms later (the
 // engine drains frames for 10 ms after a Close), a Close frame (1000); the
 // reader gets io.EOF once it has read everything. It returns the first
@@ -285,8 +314,9 @@ func (c *ChannelWriter) Close() error { return c.w.Close() }
 func (c *ChannelWriter) CloseContext(ctx context.Context) error { return c.w.CloseContext(ctx) }
 
 // ChannelReader is the reading end of a data channel: an io.Reader over
-// its binary data, with the JSON messages interleaved in it delivered to
-// OnMessage callbacks in stream order. It connects on first use (or Open).
+// its binary data, with the messages (text frames: JSON from SendMessage,
+// plain text from SendText) interleaved in it delivered to OnMessage
+// callbacks in stream order. It connects on first use (or Open).
 // Read returns io.EOF once the writer closed the stream and everything was
 // read. Read and ReadAll must not be called concurrently; Close and
 // OnMessage may be called at any time.
@@ -320,8 +350,12 @@ func (c *ChannelReader) ReadAll(ctx context.Context) ([]byte, error) { return c.
 // Callbacks run on the goroutine that calls Read (or ReadAll), in
 // registration order, after Read has returned every byte that precedes
 // the message and before it returns any byte that follows it. Messages
-// read while no callback is set are dropped. The message is the text of
-// the frame as sent (JSON from SDK writers).
+// read while no callback is set are dropped.
+//
+// msg holds the frame's text exactly as the writer sent it, unchecked: JSON
+// from SendMessage, any text from SendText and from the Rust and Node SDKs'
+// sendMessage (which send the caller's string as is). Use string(msg) for
+// text, json.Unmarshal for JSON.
 func (c *ChannelReader) OnMessage(fn func(msg json.RawMessage)) {
 	if fn == nil {
 		return

@@ -5,7 +5,7 @@
 // or through a queue).
 //
 //	w := iii.RegisterWorker("ws://localhost:49134", iii.InitOptions{})
-//	defer w.Shutdown()
+//	defer w.Close()
 //	iii.RegisterFunction(w, "greet::hello", func(ctx context.Context, name string) (string, error) {
 //		return "hello, " + name, nil
 //	})
@@ -24,6 +24,12 @@
 // (ListFunctions, ListWorkers, ...), data channels that stream bytes and
 // messages between workers (CreateChannel, ChannelReader, ChannelWriter),
 // and OpenTelemetry traces, logs (Logger) and metrics sent to the engine.
+//
+// Errors: every error works with errors.Is and errors.As (see the Err*
+// sentinels, RemoteError, InvocationError, TriggerError, ChannelError,
+// RefusedError, InternalError); (*III).Err says why a worker is unusable.
+// Without InitOptions.Logger, the SDK's own warnings and errors go to
+// slog.Default() at Warn and above.
 //
 // Package test/iiitest provides an in-process engine double for tests, the
 // way net/http/httptest provides a server.

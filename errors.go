@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
@@ -57,11 +58,13 @@ type InternalError struct {
 	Failures int    // failures within the restart window; 0 if it stopped without failing
 }
 
+// Error implements the error interface.
 func (e *InternalError) Error() string {
+	cause := oneLine(fmt.Sprint(e.Cause))
 	if e.Failures > 0 {
-		return fmt.Sprintf("iii: worker failed: internal actor %s failed %d times in a row and was stopped: %v", e.Actor, e.Failures, e.Cause)
+		return fmt.Sprintf("iii: worker failed: internal actor %s failed %d times in a row and was stopped: %s", e.Actor, e.Failures, cause)
 	}
-	return fmt.Sprintf("iii: worker failed: internal actor %s stopped: %v", e.Actor, e.Cause)
+	return fmt.Sprintf("iii: worker failed: internal actor %s stopped: %s", e.Actor, cause)
 }
 
 // Unwrap returns ErrInternal and the cause.
@@ -106,6 +109,7 @@ type RemoteError struct {
 	ErrorBody
 }
 
+// Error implements the error interface.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("iii: %s: %s: %s", e.FunctionID, e.Code, e.Message)
 }
@@ -152,6 +156,7 @@ func NewInvocationError(code, message string) *InvocationError {
 	return &InvocationError{Code: code, Message: message}
 }
 
+// Error implements the error interface.
 func (e *InvocationError) Error() string { return e.Code + ": " + e.Message }
 
 // Unwrap returns the cause.
@@ -163,17 +168,39 @@ type timeoutError struct {
 	functionID string
 	waiting    bool // never sent: the worker was not connected
 	ctx        bool
+	cause      error // while waiting: why the last connection attempt failed, if known
 }
 
+// Error implements the error interface.
 func (e *timeoutError) Error() string {
 	if e.waiting {
+		if e.cause != nil {
+			return fmt.Sprintf("iii: call to %s timed out waiting for a connection to the engine: %s", e.functionID, oneLine(e.cause.Error()))
+		}
 		return fmt.Sprintf("iii: call to %s timed out waiting for a connection to the engine", e.functionID)
 	}
 	return fmt.Sprintf("iii: call to %s timed out", e.functionID)
 }
 
+// Unwrap returns why the connection was down, if known.
+func (e *timeoutError) Unwrap() error { return e.cause }
+
+// oneLine joins the lines of an error text (errors.Join separates its
+// errors with newlines) with "; ".
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
 func (e *timeoutError) Is(target error) bool {
 	return target == ErrTimeout || (e.ctx && target == context.DeadlineExceeded) || (e.waiting && target == ErrNotConnected)
+}
+
+// timeoutErr is the timeout of call; one that was never sent carries the
+// connection's last error as its cause.
+func (w *III) timeoutErr(call *invocation.Call, ctx bool) error {
+	e := &timeoutError{functionID: call.FunctionID, waiting: call.Socket() == nil, ctx: ctx}
+	if e.waiting {
+		e.cause = w.conn.LastError()
+	}
+	return e
 }
 
 // connectionLostError wraps ErrConnectionLost with the socket's cause.
@@ -182,11 +209,12 @@ type connectionLostError struct {
 	cause      error
 }
 
+// Error implements the error interface.
 func (e *connectionLostError) Error() string {
 	if e.functionID == "" {
-		return ErrConnectionLost.Error() + ": " + fmt.Sprint(e.cause)
+		return ErrConnectionLost.Error() + ": " + oneLine(fmt.Sprint(e.cause))
 	}
-	return fmt.Sprintf("iii: call to %s: connection lost while it was in flight; it may or may not have run: %v", e.functionID, e.cause)
+	return fmt.Sprintf("iii: call to %s: connection lost while it was in flight; it may or may not have run: %s", e.functionID, oneLine(fmt.Sprint(e.cause)))
 }
 
 func (e *connectionLostError) Unwrap() []error { return []error{ErrConnectionLost, e.cause} }

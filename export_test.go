@@ -1,19 +1,20 @@
 package iii
 
 import (
-	"context"
 	"time"
+
+	"github.com/iii-go/iii/internal/faults"
 )
 
 // CrashConnectionActor makes the worker's connection actor panic, to test
 // its supervision.
-func CrashConnectionActor(w *III) { w.conn.Crash() }
+func CrashConnectionActor(w *III) { faults.Crash("connection", w.conn, "") }
 
 // CrashRegistryActor makes the worker's registry actor panic.
-func CrashRegistryActor(w *III) { w.reg.Crash() }
+func CrashRegistryActor(w *III) { faults.Crash("registry", w.reg, "") }
 
 // CrashTriggerTypeActor makes the actor of trigger type id panic.
-func CrashTriggerTypeActor(w *III, id string) { w.reg.CrashTriggerType(context.Background(), id) }
+func CrashTriggerTypeActor(w *III, id string) { faults.Crash("triggertype", w.reg, id) }
 
 // SetShutdownTimeout shortens the worker's Shutdown bound.
 func SetShutdownTimeout(w *III, d time.Duration) { w.shutdownTimeout = d }

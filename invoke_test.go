@@ -128,6 +128,7 @@ func TestHandlerErrorsReachTheCallerWithTheirCodes(t *testing.T) {
 	})
 	mustRegister(t, eng, handler, "err::panic", func(ctx context.Context, _ any) (any, error) {
 		var m map[string]int
+		//lint:ignore SA5000 the handler panics on purpose
 		m["boom"]++ // nil map write
 		return nil, nil
 	})

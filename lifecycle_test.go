@@ -88,6 +88,7 @@ func TestSpentRestartBudgetOfTheConnectionActorFailsTheWorker(t *testing.T) {
 		t.Fatalf("state %v", w.State())
 	}
 	wantInternal(t, "WaitConnected", w.WaitConnected(testCtx(t)), "connection")
+	wantInternal(t, "Err", w.Err(), "connection")
 	_, err := w.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "x::y"})
 	wantInternal(t, "a call after the failure", err, "connection")
 	returnsBy(t, testCtx(t), "Shutdown of a failed worker", w.Shutdown)

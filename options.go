@@ -15,9 +15,6 @@ import (
 	"github.com/iii-go/iii/connection"
 )
 
-// Version is the version of this SDK, reported to the engine.
-const Version = "0.1.0"
-
 // DefaultEngineURL is the engine's default worker endpoint.
 const DefaultEngineURL = "ws://localhost:49134"
 
@@ -29,9 +26,9 @@ const (
 	// DefaultMaxQueuedInvocationBytes bounds the payload and metadata
 	// bytes of the invocations waiting for a handler slot (64 MiB).
 	DefaultMaxQueuedInvocationBytes = 64 << 20
-	DefaultDialTimeout              = connection.DefaultDialTimeout
-	DefaultPingInterval             = connection.DefaultPingInterval
-	DefaultIdleTimeout              = connection.DefaultIdleTimeout
+	DefaultDialTimeout              = connection.DefaultDialTimeout  // 10 s
+	DefaultPingInterval             = connection.DefaultPingInterval // 20 s
+	DefaultIdleTimeout              = connection.DefaultIdleTimeout  // 60 s
 	// DefaultMaxMessageSize is the engine's limit on an incoming WebSocket
 	// message: 64 MiB, the default max_message_size of the engine's
 	// WebSocket library (tungstenite), which the engine (v0.22.1) leaves
@@ -42,7 +39,11 @@ const (
 	DefaultMaxMessageSize = 64 << 20
 )
 
-// ConnectionState is the state of a worker's connection to the engine.
+// ConnectionState is the state of a worker's connection to the engine:
+// Disconnected, Connecting, Connected, Reconnecting or Failed (below). Its
+// String method gives "disconnected", "connecting", "connected",
+// "reconnecting" and "failed". It is defined in an implementation package;
+// everything a program needs of it is here.
 type ConnectionState = connection.State
 
 // The connection states.
@@ -106,7 +107,11 @@ type InitOptions struct {
 	// invocation_failed error. Default DefaultMaxMessageSize (64 MiB), the
 	// engine's limit; a larger value lets through frames the engine drops.
 	MaxMessageSize int
-	// Logger receives the SDK's logs; nil discards them.
+	// Logger receives the SDK's logs. nil means its warnings and errors
+	// (connection failures with their cause, refused triggers, rejected
+	// registrations, replies it could not send) go to slog.Default() at
+	// slog.LevelWarn and above. To silence the SDK, pass
+	// slog.New(slog.DiscardHandler).
 	Logger *slog.Logger
 	// OnStateChange is called, in order and on a goroutine of its own, at
 	// every change of the connection state.

@@ -39,18 +39,18 @@ const (
 	DefaultServiceName = "iii-go"
 	// DefaultSpanFlushInterval and DefaultLogFlushInterval bound how long a
 	// span or log record waits to be batched (the Node SDK's 100 ms).
-	DefaultSpanFlushInterval = otelws.DefaultFlushInterval
-	DefaultLogFlushInterval  = otelws.DefaultFlushInterval
+	DefaultSpanFlushInterval = otelws.DefaultFlushInterval // 100 ms
+	DefaultLogFlushInterval  = otelws.DefaultFlushInterval // 100 ms
 	// DefaultMetricsInterval is how often metrics are exported (the Node SDK's 60 s).
 	DefaultMetricsInterval = 60 * time.Second
 	// DefaultMaxQueuedSpans and DefaultMaxQueuedLogs bound the spans and log
 	// records waiting to be batched.
-	DefaultMaxQueuedSpans = otelws.DefaultMaxQueued
-	DefaultMaxQueuedLogs  = otelws.DefaultMaxQueued
+	DefaultMaxQueuedSpans = otelws.DefaultMaxQueued // 2048
+	DefaultMaxQueuedLogs  = otelws.DefaultMaxQueued // 2048
 	// DefaultMaxPendingFrames and DefaultMaxPendingBytes bound the telemetry
 	// frames held while the engine's /otel endpoint is unreachable.
-	DefaultMaxPendingFrames = otelws.DefaultMaxPendingFrames
-	DefaultMaxPendingBytes  = otelws.DefaultMaxPendingBytes
+	DefaultMaxPendingFrames = otelws.DefaultMaxPendingFrames // 1000
+	DefaultMaxPendingBytes  = otelws.DefaultMaxPendingBytes  // 16 MiB
 	// DefaultTelemetryShutdownTimeout bounds how long Shutdown waits for
 	// buffered telemetry to be written.
 	DefaultTelemetryShutdownTimeout = 2 * time.Second

@@ -1,9 +1,9 @@
 package iii
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -26,6 +26,29 @@ type TriggerBinding[C any] struct {
 // when the binding goes away. The methods are called one at a time, in the
 // engine's order, on the trigger type's own goroutine; each binding id is
 // registered once even when the engine re-delivers it (after a reconnect).
+//
+// The contract of both methods:
+//   - ctx is the worker's context, not a per-call one: it stays alive after
+//     the method returns and ends when the worker shuts down (or fails).
+//     Derive the context of the work a binding starts from it
+//     (context.WithCancel), so that the work stops at Shutdown as well as
+//     at UnregisterTrigger.
+//   - They must not block: start the binding's work on a goroutine of its
+//     own (a timer, a watcher) and return. While one runs, the type's other
+//     bindings wait; Shutdown waits for it at most ShutdownTimeout, then
+//     abandons it.
+//   - To fire, the work calls the TriggerTypeRef's Fire or FireVoid with
+//     b.ID. The ref is RegisterTriggerType's result, which a binding may
+//     reach before the variable holding it is set: hand it over through a
+//     field set after RegisterTriggerType returns, read once a channel
+//     closed then says it is ready (see the timer example of
+//     RegisterTriggerType). Alternatively, III.Trigger with b.FunctionID
+//     and b.Metadata is what Fire does.
+//   - A binding is live from the start of RegisterTrigger until
+//     UnregisterTrigger begins; Fire on a binding that is not live returns
+//     an error matching ErrNotRegistered.
+//   - A panic refuses the binding (RegisterTrigger) or is logged
+//     (UnregisterTrigger); the worker keeps running.
 type TriggerHandler[C any] interface {
 	// RegisterTrigger starts firing b. An error refuses the binding: the
 	// engine parks it and tells the worker that made it. An
@@ -251,6 +274,7 @@ type TriggerError struct {
 	ErrorBody
 }
 
+// Error implements the error interface.
 func (e *TriggerError) Error() string {
 	return fmt.Sprintf("iii: trigger %s (%s -> %s) refused: %s: %s", e.TriggerID, e.TriggerType, e.FunctionID, e.Code, e.Message)
 }
@@ -394,7 +418,11 @@ type Subscription struct {
 
 // Unregister removes the binding and the function.
 func (s *Subscription) Unregister() error {
-	return errors.Join(s.Trigger.Unregister(), s.Function.Unregister())
+	terr, ferr := s.Trigger.Unregister(), s.Function.Unregister()
+	if terr != nil && ferr != nil {
+		return fmt.Errorf("%w; %w", terr, ferr) // one line, unlike errors.Join
+	}
+	return cmp.Or(terr, ferr)
 }
 
 // OnWorkersAvailable registers functionID to receive engine::workers-available events.

@@ -14,6 +14,11 @@
 //
 // Internal actors never block and never run user code: user handlers run on
 // invocation actors with dispatchers of their own (package invocation).
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package actors
 
 import (
@@ -51,6 +56,7 @@ type Failure struct {
 	Failures int    // failures within RestartWindow; 0 for an unexpected stop
 }
 
+// Error implements the error interface.
 func (f *Failure) Error() string {
 	if f.Failures > 0 {
 		return fmt.Sprintf("iii: internal actor %s failed %d times within %v and was stopped: %v", f.Actor, f.Failures, RestartWindow, f.Cause)

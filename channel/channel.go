@@ -28,6 +28,11 @@
 // need a dispatcher of its own; the reader's queue was not kept because it
 // adds a copy and a goroutine for nothing. BenchmarkThroughput compares the
 // Writer and Reader of this package with raw gorilla/websocket ends.
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package channel
 
 import (
@@ -96,6 +101,7 @@ const (
 	Write                // the writing end
 )
 
+// String returns the name used in logs and error texts.
 func (d Dir) String() string {
 	switch d {
 	case Read:
@@ -118,6 +124,7 @@ type Error struct {
 	Err        error
 }
 
+// Error implements the error interface.
 func (e *Error) Error() string {
 	return fmt.Sprintf("iii: channel %s (%s end): %s: %s", e.ChannelID, e.Dir, e.Op, strings.TrimPrefix(fmt.Sprint(e.Err), "iii: "))
 }
@@ -132,6 +139,7 @@ type lostError struct {
 	extra error
 }
 
+// Error implements the error interface.
 func (e *lostError) Error() string { return ErrLost.Error() + ": " + e.cause.Error() }
 
 func (e *lostError) Unwrap() []error {

@@ -3,6 +3,11 @@
 // the socket alive, sends reattach first on every reconnect, and parks the
 // frames of calls made while disconnected until the next connection. The
 // wire codec lives in the subpackage wire.
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package connection
 
 import (
@@ -26,6 +31,7 @@ import (
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/internal/bufconn"
+	"github.com/iii-go/iii/internal/faults"
 )
 
 // State is the state of the connection to the engine.
@@ -40,6 +46,7 @@ const (
 	Failed                    // gave up: retries exhausted or refused for good
 )
 
+// String returns the name used in logs and error texts.
 func (s State) String() string {
 	switch s {
 	case Disconnected:
@@ -290,7 +297,7 @@ func (c *Conn) WaitConnected(ctx context.Context) error {
 		case st == Connected:
 			return nil
 		case st == Failed:
-			return errors.Join(ErrFailed, err)
+			return failedErr(err)
 		case c.ctx.Err() != nil:
 			return ErrClosed
 		}
@@ -337,7 +344,7 @@ func (c *Conn) Send(ctx context.Context, m wire.Message, b Binder, deadline time
 	if c.state == Failed || c.closed {
 		err := ErrClosed
 		if c.state == Failed {
-			err = errors.Join(ErrFailed, c.lastErr)
+			err = failedErr(c.lastErr)
 		}
 		c.mu.Unlock()
 		c.space <- struct{}{}
@@ -409,8 +416,13 @@ func waitCtx(ctx context.Context, wait func()) bool {
 	}
 }
 
-// Crash makes the connection actor panic, to exercise its supervision (for tests).
-func (c *Conn) Crash() { c.sys.Send(c.pid, &crash{}) }
+// The SDK's supervision tests make the connection actor panic.
+func init() {
+	faults.Set("connection", func(target any, _ string) {
+		c := target.(*Conn)
+		c.sys.Send(c.pid, &crash{})
+	})
+}
 
 func (c *Conn) setState(st State, err error) {
 	c.mu.Lock()
@@ -733,7 +745,7 @@ func (c *Conn) finish(err error) {
 		return
 	}
 	c.setState(Failed, err)
-	c.cfg.Router.Failed(errors.Join(ErrFailed, err))
+	c.cfg.Router.Failed(failedErr(err))
 }
 
 // connectedIfRegistered enters Connected once the current socket is open
@@ -755,13 +767,13 @@ func (c *Conn) retryState() State {
 func (c *Conn) fail(err error) {
 	c.setState(Failed, err)
 	c.dropParked()
-	c.cfg.Router.Failed(errors.Join(ErrFailed, err))
+	c.cfg.Router.Failed(failedErr(err))
 }
 
 func (c *Conn) scheduleRetry() {
 	b := c.cfg.Backoff
 	if b.MaxRetries >= 0 && c.attempt >= b.MaxRetries {
-		c.log.Error("iii: giving up on the engine after the configured retries", "retries", b.MaxRetries)
+		c.log.Error("iii: giving up on the engine after the configured retries", "retries", b.MaxRetries, "err", c.LastError())
 		c.fail(fmt.Errorf("gave up after %d reconnect attempts: %w", b.MaxRetries, c.LastError()))
 		return
 	}
@@ -891,6 +903,7 @@ type RefusedError struct {
 	Message string
 }
 
+// Error implements the error interface.
 func (e *RefusedError) Error() string { return "iii: engine refused: " + e.Code + ": " + e.Message }
 
 // stateNotifier calls OnState for each change, in order, on its own goroutine.
@@ -986,4 +999,12 @@ func goid() uint64 {
 		id = id*10 + uint64(ch-'0')
 	}
 	return id
+}
+
+// failedErr is ErrFailed with its cause, if any, on one line.
+func failedErr(err error) error {
+	if err == nil {
+		return ErrFailed
+	}
+	return fmt.Errorf("%w: %w", ErrFailed, err)
 }

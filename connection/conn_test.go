@@ -159,7 +159,7 @@ func TestStoppedActorClosesItsSocketAndFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range actors.MaxRestarts + 1 {
-		c.Crash()
+		c.sys.Send(c.pid, &crash{})
 	}
 	for c.State() != Failed {
 		if ctx.Err() != nil {

@@ -143,16 +143,16 @@ func TestReplayThatFailsHalfWayReleasesEverything(t *testing.T) {
 	var calls [4]*recordBinder
 	for i := range calls {
 		calls[i] = &recordBinder{}
-		if err := c.Send(nil, &wire.Ping{}, calls[i], time.Time{}); err != nil {
+		if err := c.Send(context.Background(), &wire.Ping{}, calls[i], time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	void := &wire.Pong{}
-	if err := c.Send(nil, void, nil, time.Time{}); err != nil {
+	if err := c.Send(context.Background(), void, nil, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	expired := &recordBinder{}
-	if err := c.Send(nil, &wire.Ping{}, expired, time.Now().Add(-time.Second)); err != nil {
+	if err := c.Send(context.Background(), &wire.Ping{}, expired, time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if free := len(c.space); free != slots-6 {
@@ -186,7 +186,7 @@ func TestReplayThatFailsHalfWayReleasesEverything(t *testing.T) {
 	}
 	// A call made now parks (s is not open for traffic yet).
 	late := &recordBinder{}
-	if err := c.Send(nil, &wire.Ping{}, late, time.Time{}); err != nil {
+	if err := c.Send(context.Background(), &wire.Ping{}, late, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 

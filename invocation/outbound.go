@@ -1,6 +1,11 @@
 // Package invocation owns invocations while they are in flight: inbound
 // ones, each run by an invocation actor from a pool (inbound.go), and
 // outbound ones, each a pending call waiting for its result (this file).
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package invocation
 
 import (

@@ -10,6 +10,11 @@
 // OpenTelemetry metric SDK's collections into frames. Anything that does not
 // fit is dropped and counted: telemetry is lost at worst, and nothing here
 // ever waits on the network on behalf of the caller.
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package otelws
 
 import (

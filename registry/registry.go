@@ -1,8 +1,13 @@
 // Package registry is the registry actor of an iii worker: it keeps the
 // functions, trigger types and triggers this worker registered, sends each
 // registration to the engine once per connection, replays them all, in
-// protocol order, on every (re)connect, and publishes a read-only snapshot
-// of the functions for the inbound hot path.
+// protocol order, on every (re)connect, and keeps a lock-free view of the
+// functions for the inbound hot path.
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package registry
 
 import (
@@ -14,13 +19,13 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/faults"
 )
 
 // Errors of registration.
@@ -53,7 +58,7 @@ type Trigger struct {
 type Registry struct {
 	sys   *actors.System
 	pid   *actor.PID
-	funcs atomic.Pointer[map[string]*Function]
+	funcs sync.Map // id → *Function: st.funcs for Lookup, updated one entry at a time
 	st    *state
 	types sync.WaitGroup // goroutines of the trigger type actors
 }
@@ -79,8 +84,6 @@ type entry[T any] struct {
 func New(ctx context.Context, sys *actors.System, log *slog.Logger) (*Registry, error) {
 	r := &Registry{sys: sys, st: &state{log: log, ctx: ctx,
 		funcs: map[string]entry[*Function]{}, types: map[string]entry[*TriggerType]{}, triggers: map[string]entry[*Trigger]{}}}
-	empty := map[string]*Function{}
-	r.funcs.Store(&empty)
 	pid, err := sys.SpawnCritical("registry", actor.PropsFromProducer(func() actor.Actor { return &registryActor{r: r} },
 		actor.WithDispatcher(sys.Dispatcher)))
 	if err != nil {
@@ -91,7 +94,11 @@ func New(ctx context.Context, sys *actors.System, log *slog.Logger) (*Registry, 
 }
 
 // Lookup returns the function registered under id, without locking.
-func (r *Registry) Lookup(id string) *Function { return (*r.funcs.Load())[id] }
+func (r *Registry) Lookup(id string) *Function {
+	v, _ := r.funcs.Load(id)
+	f, _ := v.(*Function)
+	return f
+}
 
 // Wait waits for the goroutines of the trigger type actors to exit, after
 // the actor system stopped them.
@@ -163,14 +170,19 @@ func (r *Registry) Replay(s *connection.Socket, done func()) {
 	r.sys.Send(r.pid, &replay{s: s, done: done})
 }
 
-// Crash makes the registry actor panic, to exercise its supervision (for tests).
-func (r *Registry) Crash() { r.sys.Send(r.pid, &crash{}) }
-
-// CrashTriggerType makes the actor of trigger type id panic (for tests).
-func (r *Registry) CrashTriggerType(ctx context.Context, id string) {
-	if t := r.TriggerType(ctx, id); t != nil {
-		r.sys.Send(t.pid, &crashType{})
-	}
+// The SDK's supervision tests make the registry actor ("registry") or the
+// actor of a trigger type ("triggertype", with its id) panic.
+func init() {
+	faults.Set("registry", func(target any, _ string) {
+		r := target.(*Registry)
+		r.sys.Send(r.pid, &crash{})
+	})
+	faults.Set("triggertype", func(target any, id string) {
+		r := target.(*Registry)
+		if t := r.TriggerType(context.Background(), id); t != nil {
+			r.sys.Send(t.pid, &crashType{})
+		}
+	})
 }
 
 // SocketClosed tells the registry s is gone; registrations wait for the next replay.
@@ -251,7 +263,7 @@ func (a *registryActor) Receive(ctx actor.Context) {
 		}
 		st.seq++
 		st.funcs[id] = entry[*Function]{st.seq, m.f}
-		r.publish()
+		r.funcs.Store(id, m.f)
 		st.send(m.f.Frame)
 		m.reply.Complete(struct{}{}, nil)
 	case *removeFunction:
@@ -260,7 +272,7 @@ func (a *registryActor) Receive(ctx actor.Context) {
 			return
 		}
 		delete(st.funcs, m.id)
-		r.publish()
+		r.funcs.Delete(m.id)
 		st.send(&wire.UnregisterFunction{ID: m.id})
 		m.reply.Complete(struct{}{}, nil)
 	case *listFunctions:
@@ -339,13 +351,18 @@ func (a *registryActor) Receive(ctx actor.Context) {
 	}
 }
 
-// publish makes a new snapshot of the functions for Lookup.
+// publish makes the Lookup view match the functions again, after a panic
+// may have left it behind.
 func (r *Registry) publish() {
-	snap := make(map[string]*Function, len(r.st.funcs))
+	r.funcs.Range(func(k, _ any) bool {
+		if _, ok := r.st.funcs[k.(string)]; !ok {
+			r.funcs.Delete(k)
+		}
+		return true
+	})
 	for id, e := range r.st.funcs {
-		snap[id] = e.v
+		r.funcs.Store(id, e.v)
 	}
-	r.funcs.Store(&snap)
 }
 
 // send queues m on the current socket; without one, the next replay sends it.

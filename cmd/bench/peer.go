@@ -333,8 +333,6 @@ type peerResult struct {
 	LatUs      []int64 `json:"lat_us"`
 	FirstError *string `json:"first_error"`
 	Unfinished int     `json:"unfinished"`
-	handlerCPU time.Duration
-	callerCPU  time.Duration
 }
 
 // peerHandler returns the running handler of peer name, starting it (and

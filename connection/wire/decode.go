@@ -27,6 +27,7 @@ type DecodeError struct {
 	unknown bool
 }
 
+// Error implements the error interface.
 func (e *DecodeError) Error() string {
 	s := "wire: cannot decode"
 	if e.Type != "" {

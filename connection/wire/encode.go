@@ -333,6 +333,3 @@ func (m *ErrorFrame) AppendJSON(dst []byte) []byte {
 
 // AppendString appends s as a JSON string, escaped as the engine escapes it.
 func AppendString(dst []byte, s string) []byte { return appendString(dst, s) }
-
-// AppendErrorBody appends e as a JSON object.
-func AppendErrorBody(dst []byte, e *ErrorBody) []byte { return appendErrorBody(dst, e) }

@@ -9,6 +9,11 @@
 // the message is in use. Each message's AppendJSON writes "type" first and then
 // the fields in the engine's declaration order, omitting absent optional
 // fields, so frames the engine sends re-encode byte for byte.
+//
+// It is an implementation package of the iii SDK (github.com/iii-go/iii),
+// importable for the SDK's own use: it follows the SDK's version (iii.Version)
+// and its API may change in any release. Programs use the root package iii,
+// which documents every type they need.
 package wire
 
 import (

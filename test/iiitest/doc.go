@@ -55,4 +55,6 @@
 // a frame over 16 MiB, a message over 64 MiB, or a text message that is
 // not valid UTF-8, and when the worker sends its Close; it never reads a
 // channel reader's socket (no pongs, no Close reply).
+//
+// It is released with the SDK and follows its version (iii.Version).
 package iiitest
