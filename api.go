@@ -397,6 +397,12 @@ func (f *FunctionRef) Unregister() error {
 // gets an invalid_request error reply) and the result is encoded from Resp.
 // JSON Schemas of Req and Resp are derived from the Go types and sent with
 // the registration. Registering an id twice fails with ErrDuplicate.
+//
+// What the handler returns crosses to the caller, which may be another
+// team's worker: an error's text (err.Error(), or an *InvocationError's
+// Message) goes out as written, so keep secrets, hosts and internal
+// details out of it (see the safeErrors example). A panic sends only
+// "panic: <value>" (see InitOptions.SendPanicStacks).
 func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Context, Req) (Resp, error), opts ...FunctionOption) (*FunctionRef, error) {
 	if handler == nil {
 		return nil, fmt.Errorf("%w: nil handler for function %q", ErrInvalidID, id)

@@ -138,12 +138,23 @@ func (w *III) execute(t *invocation.Task) {
 					Message: fmt.Sprintf("the frame of the result of %s (%d bytes) exceeds the engine's limit: the limit is %d bytes", m.FunctionID, len(out), w.maxMessage)}
 			}
 		}
+		var pe *panicError
 		if err != nil {
-			res.Error = errorBody(err)
+			if errors.As(err, &pe) {
+				w.log.Error("iii: handler panicked", "function", m.FunctionID, "panic", pe.value, "stack", string(pe.stack))
+			}
+			res.Error = errorBody(err, w.opts.SendPanicStacks)
 			w.log.Debug("iii: handler returned an error", "function", m.FunctionID, "code", res.Error.Code, "err", err)
 		}
 		if end != nil {
-			end(res)
+			if pe != nil && res.Error.Stacktrace == "" {
+				// The worker's own span keeps the stack the caller does not get.
+				local, eb := *res, *res.Error
+				eb.Stacktrace, local.Error = string(pe.stack), &eb
+				end(&local)
+			} else {
+				end(res)
+			}
 		}
 	}
 	if !m.HasInvocationID {
@@ -226,8 +237,11 @@ func callHandler(h func(context.Context, *wire.InvokeFunction) (json.RawMessage,
 
 // errorBody turns a handler's error into the error of its reply: an
 // *InvocationError or a *RemoteError (from a call the handler made) keeps
-// its code; anything else is invocation_failed.
-func errorBody(err error) *wire.ErrorBody {
+// its code; anything else is invocation_failed. A panic's stack, and the
+// stack a *RemoteError brought from another worker, go out only when
+// stacks is set (InitOptions.SendPanicStacks); an *InvocationError's
+// Stacktrace, set by the handler itself, goes out as written.
+func errorBody(err error, stacks bool) *wire.ErrorBody {
 	var ie *InvocationError
 	if errors.As(err, &ie) {
 		code := ie.Code
@@ -238,11 +252,19 @@ func errorBody(err error) *wire.ErrorBody {
 	}
 	var re *RemoteError
 	if errors.As(err, &re) {
-		return &wire.ErrorBody{Code: re.Code, Message: re.Message, Stacktrace: re.Stacktrace}
+		eb := &wire.ErrorBody{Code: re.Code, Message: re.Message}
+		if stacks {
+			eb.Stacktrace = re.Stacktrace
+		}
+		return eb
 	}
 	var pe *panicError
 	if errors.As(err, &pe) {
-		return &wire.ErrorBody{Code: CodeInvocationFailed, Message: pe.Error(), Stacktrace: string(pe.stack)}
+		eb := &wire.ErrorBody{Code: CodeInvocationFailed, Message: pe.Error()}
+		if stacks {
+			eb.Stacktrace = string(pe.stack)
+		}
+		return eb
 	}
 	return &wire.ErrorBody{Code: CodeInvocationFailed, Message: err.Error()}
 }

@@ -113,6 +113,15 @@ type InitOptions struct {
 	OnStateChange func(ConnectionState)
 	// Telemetry configures traces, logs and metrics; nil means the defaults.
 	Telemetry *TelemetryOptions
+
+	// SendPanicStacks sends callers the Go stack of a handler's panic (and
+	// of a trigger provider's panic in RegisterTrigger), and passes on the
+	// stacks that errors of other workers' functions carry. Stacks show
+	// build paths, function names and addresses to whoever made the call,
+	// often another team's worker: use it for development only. Default
+	// false: the caller gets invocation_failed with the panic value only
+	// ("panic: <value>"), and the stack is logged locally at Error.
+	SendPanicStacks bool
 }
 
 // ReconnectConfig is the reconnect schedule: the n-th consecutive failed
