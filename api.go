@@ -512,7 +512,9 @@ func Enqueue(queue string) *TriggerAction {
 type TriggerRequest struct {
 	FunctionID string
 	// Payload is encoded to JSON; a json.RawMessage passes through
-	// unchanged (it must be valid JSON); nil is sent as null.
+	// unchanged (it must be valid JSON); nil is sent as null. The SDK
+	// keeps a copy of a json.RawMessage: the caller may reuse it as soon
+	// as Trigger returns.
 	Payload any
 	// Action is nil for an awaited call, or Void() or Enqueue(queue).
 	Action *TriggerAction
@@ -705,7 +707,10 @@ func (w *III) Enqueue(ctx context.Context, queue, functionID string, payload any
 }
 
 // encodeJSON encodes v for a payload or metadata field. A json.RawMessage
-// (or []byte holding JSON) passes through after a validity check.
+// passes through after a validity check, as a copy: the SDK may keep what
+// it returns after the call that passed v has returned (a Void call's
+// frame waits in the socket's queue, a registration is replayed on
+// reconnect), and the caller may reuse its buffer.
 func encodeJSON(v any) (json.RawMessage, error) {
 	switch v := v.(type) {
 	case nil:
@@ -717,7 +722,7 @@ func encodeJSON(v any) (json.RawMessage, error) {
 		if !wire.Valid(v) {
 			return nil, ErrInvalidPayload
 		}
-		return bytes.TrimSpace(v), nil
+		return bytes.Clone(bytes.TrimSpace(v)), nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -726,7 +731,9 @@ func encodeJSON(v any) (json.RawMessage, error) {
 	return b, nil
 }
 
-// rawResult checks a handler's raw JSON result; nil means no result.
+// rawResult checks a handler's raw JSON result; nil means no result. It
+// returns a copy: the reply is written after the handler returned, and the
+// handler may reuse its buffer.
 func rawResult(raw json.RawMessage) (json.RawMessage, error) {
 	if raw == nil {
 		return nil, nil
@@ -734,7 +741,7 @@ func rawResult(raw json.RawMessage) (json.RawMessage, error) {
 	if !wire.Valid(raw) {
 		return nil, &InvocationError{Code: CodeInvocationFailed, Message: "the handler's result is not valid JSON", Err: ErrInvalidPayload}
 	}
-	return bytes.TrimSpace(raw), nil
+	return bytes.Clone(bytes.TrimSpace(raw)), nil
 }
 
 // encodeResult encodes a handler's result; nil means no result.

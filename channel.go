@@ -258,7 +258,8 @@ func (c *ChannelWriter) WriteContext(ctx context.Context, p []byte) (int, error)
 }
 
 // SendMessage sends v as JSON in one text frame, in order with the binary
-// data. A json.RawMessage is sent as it is (it must be valid JSON).
+// data. A json.RawMessage is sent as it is (it must be valid JSON); the
+// writer queues a copy, so the caller may reuse it once SendMessage returns.
 func (c *ChannelWriter) SendMessage(v any) error {
 	return c.SendMessageContext(context.Background(), v)
 }

@@ -2,11 +2,13 @@ package iii_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/test/iiitest"
@@ -108,6 +110,53 @@ func TestTriggerProviderPanicSendsNoStackByDefault(t *testing.T) {
 		}
 		if rec.find("ERROR", "panicked", "sec::panicky", "security_test.go") == "" {
 			t.Fatalf("SendPanicStacks=%v: the stack was not logged at Error:\n%s", send, rec.all())
+		}
+	}
+}
+
+func TestVoidCallDoesNotReadTheCallersBufferAfterReturning(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	handler := newWorker(t, eng, fastOptions())
+	caller := newWorker(t, eng, iii.InitOptions{Reconnect: &iii.ReconnectConfig{InitialDelay: 300 * time.Millisecond, Jitter: -1}})
+	got := make(chan string, 10)
+	mustRegister(t, eng, handler, "sec::sink", func(ctx context.Context, s string) (any, error) {
+		got <- s
+		return nil, nil
+	})
+	// Disconnected, the Void call's frame waits for the connection after
+	// Trigger has returned.
+	eng.DropWorker(caller.WorkerID())
+	waitFor(t, "the caller to notice", func() bool { return caller.State() != iii.Connected })
+	buf := json.RawMessage(`"first"`)
+	if _, err := caller.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "sec::sink", Payload: buf, Action: iii.Void()}); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, `"other"`) // the caller reuses its buffer
+	select {
+	case s := <-got:
+		if s != "first" {
+			t.Fatalf("the handler got %q: the SDK read the caller's buffer after Trigger returned", s)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("the Void call never arrived")
+	}
+}
+
+func TestRawJSONIsCopiedWhereTheSDKKeepsIt(t *testing.T) {
+	// Payloads, metadata and channel messages (EncodeJSON) and raw
+	// handler results (RawResult) are written after the call returned.
+	for name, f := range map[string]func(json.RawMessage) (json.RawMessage, error){
+		"EncodeJSON": func(r json.RawMessage) (json.RawMessage, error) { return iii.EncodeJSON(r) },
+		"RawResult":  iii.RawResult,
+	} {
+		buf := json.RawMessage(` {"a":1} `)
+		out, err := f(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(buf, ` {"b":2} `)
+		if string(out) != `{"a":1}` {
+			t.Fatalf("%s: kept %s, aliasing the caller's buffer", name, out)
 		}
 	}
 }
