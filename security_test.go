@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -158,5 +160,63 @@ func TestRawJSONIsCopiedWhereTheSDKKeepsIt(t *testing.T) {
 		if string(out) != `{"a":1}` {
 			t.Fatalf("%s: kept %s, aliasing the caller's buffer", name, out)
 		}
+	}
+}
+
+// headerLog records the handshake headers of requests by path.
+type headerLog struct {
+	mu   sync.Mutex
+	seen []http.Header
+}
+
+func (h *headerLog) add(r *http.Request) {
+	h.mu.Lock()
+	h.seen = append(h.seen, r.Header.Clone())
+	h.mu.Unlock()
+}
+
+func (h *headerLog) first() http.Header {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.seen) == 0 {
+		return nil
+	}
+	return h.seen[0]
+}
+
+func TestWorkerAuthHeadersGoOnlyToTheEnginesOwnHost(t *testing.T) {
+	var otelAtEngine headerLog
+	eng := iiitest.NewEngine(t, iiitest.WithAuth(func(r *http.Request) error {
+		if r.URL.Path == "/otel" {
+			otelAtEngine.add(r)
+		}
+		return nil
+	}))
+	var elsewhere headerLog
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere.add(r)
+		http.NotFound(w, r)
+	}))
+	defer other.Close()
+	auth := http.Header{"Authorization": {"Bearer worker-secret"}}
+
+	// A telemetry endpoint on another host (here: another port) over ws://.
+	opts := telemetryOptions(iii.TelemetryOptions{Endpoint: "ws://" + other.Listener.Addr().String() + "/otel",
+		Headers: http.Header{"X-Otel-Key": {"otel-only"}}})
+	opts.Headers = auth
+	w := newWorker(t, eng, opts)
+	waitFor(t, "the telemetry endpoint to be dialled", func() bool { return elsewhere.first() != nil })
+	if h := elsewhere.first(); h.Get("Authorization") != "" || h.Get("X-Otel-Key") != "otel-only" {
+		t.Fatalf("another host's telemetry endpoint got %v", h)
+	}
+	w.Shutdown()
+
+	// The engine's own /otel endpoint gets the worker's headers.
+	opts = telemetryOptions(iii.TelemetryOptions{Endpoint: eng.URL + "/otel"})
+	opts.Headers = auth
+	newWorker(t, eng, opts)
+	waitFor(t, "the engine's telemetry endpoint to be dialled", func() bool { return otelAtEngine.first() != nil })
+	if h := otelAtEngine.first(); h.Get("Authorization") != "Bearer worker-secret" {
+		t.Fatalf("the engine's own telemetry endpoint got %v", h)
 	}
 }
