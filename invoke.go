@@ -1,6 +1,7 @@
 package iii
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,22 +44,61 @@ func (i *Invocation) Traceparent() string { return i.m.Traceparent }
 // Baggage returns the W3C baggage of the call, or "".
 func (i *Invocation) Baggage() string { return i.m.Baggage }
 
-// Payload returns the raw payload. When a worker made the call, the engine
-// added the caller's worker id to it as "_caller_worker_id".
+// Payload returns the raw payload. When a worker made the call directly
+// (awaited or Void), the engine added the caller's worker id to it as
+// "_caller_worker_id" (see CallerWorkerID).
 func (i *Invocation) Payload() json.RawMessage { return i.m.Data }
 
-// CallerWorkerID returns the id of the worker that made the call, as the
-// engine injected it into the payload, or "" (e.g. for trigger fires).
+// CallerWorkerID returns the "_caller_worker_id" member of the payload: the
+// top-level member with exactly that name (no case folding), if it occurs
+// once and is a string; otherwise "".
+//
+// What it proves: on a call a worker made directly (an awaited or Void
+// Trigger, a Call), the engine (v0.22.1) writes that member into the
+// payload object itself, replacing any the caller sent, so it is the
+// engine's id of the connection the call came on.
+//
+// What it does not prove: the engine writes it only there. On an
+// enqueued call (delivered from a queue), a trigger fire (cron, http,
+// queue, a worker's trigger type) or a payload that is not a JSON object,
+// the payload arrives as the caller wrote it, and a "_caller_worker_id"
+// in it is the caller's own claim; the handler cannot tell these cases
+// apart. Nor is a worker id an identity: it names a connection, not a
+// team, tenant or user. Do not base authorisation on it; use the
+// engine's auth (InitOptions.Headers and the engine's RBAC) instead.
 func (i *Invocation) CallerWorkerID() string {
-	var p struct {
-		ID string `json:"_caller_worker_id"`
-	}
 	d := i.m.Data
-	if len(d) == 0 || d[0] != '{' || json.Unmarshal(d, &p) != nil {
+	if len(d) == 0 || d[0] != '{' {
 		return ""
 	}
-	return p.ID
+	dec := json.NewDecoder(bytes.NewReader(d))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	id, n := "", 0
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return ""
+		}
+		if k, _ := t.(string); k == callerKey {
+			n++
+			if json.Unmarshal(v, &id) != nil {
+				return ""
+			}
+		}
+	}
+	if n != 1 {
+		return ""
+	}
+	return id
 }
+
+const callerKey = "_caller_worker_id"
 
 // invocationContext is a handler's context: the context of the socket the
 // invocation came on (cancelled when that socket dies, and by Shutdown),

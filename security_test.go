@@ -220,3 +220,23 @@ func TestWorkerAuthHeadersGoOnlyToTheEnginesOwnHost(t *testing.T) {
 		t.Fatalf("the engine's own telemetry endpoint got %v", h)
 	}
 }
+
+func TestCallerWorkerIDIsOnlyTheMemberTheEngineWrites(t *testing.T) {
+	eng, handler, caller := twoWorkers(t)
+	ids := make(chan string, 1)
+	mustRegister(t, eng, handler, "sec::who", func(ctx context.Context, _ json.RawMessage) (any, error) {
+		inv, _ := iii.InvocationFromContext(ctx)
+		ids <- inv.CallerWorkerID()
+		return nil, nil
+	})
+	// Members encoding/json would match case-insensitively (the second
+	// with a Kelvin sign for the k): not the member the engine writes.
+	for _, forged := range []string{`{"_CALLER_WORKER_ID":"forged"}`, `{"_caller_wor` + "\u212a" + `er_id":"forged"}`} {
+		if _, err := caller.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "sec::who", Payload: json.RawMessage(forged)}); err != nil {
+			t.Fatal(err)
+		}
+		if id := <-ids; id != caller.WorkerID() {
+			t.Fatalf("payload %s: CallerWorkerID %q, want %q", forged, id, caller.WorkerID())
+		}
+	}
+}
