@@ -188,15 +188,20 @@ func (w *III) fail(err error) {
 }
 
 func validateURL(address string) error {
+	shown := connection.RedactURL(address) // the URL may carry credentials
 	u, err := url.Parse(address)
 	if err != nil {
-		return fmt.Errorf("iii: engine address %q: %w", address, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text quotes the whole URL
+		}
+		return fmt.Errorf("iii: engine address %q: %w", shown, err)
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return fmt.Errorf("iii: engine address %q: scheme must be ws or wss", address)
+		return fmt.Errorf("iii: engine address %q: scheme must be ws or wss", shown)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("iii: engine address %q has no host", address)
+		return fmt.Errorf("iii: engine address %q has no host", shown)
 	}
 	return nil
 }

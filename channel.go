@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/iii-go/iii/channel"
+	"github.com/iii-go/iii/connection"
 )
 
 // ChannelDirection is the direction of a StreamChannelRef.
@@ -99,7 +100,8 @@ func (w *III) CreateChannel(ctx context.Context, bufferSize int) (*Channel, erro
 		return nil, err
 	}
 	if !refs.Writer.Valid() || !refs.Reader.Valid() {
-		return nil, fmt.Errorf("%w: engine::channels::create returned %+v", ErrInvalidChannelRef, refs)
+		// Not the refs themselves: their access keys are secrets.
+		return nil, fmt.Errorf("%w: engine::channels::create returned refs without an id, key or direction", ErrInvalidChannelRef)
 	}
 	return &Channel{
 		Writer:    newChannelWriter(w.channelConfig(refs.Writer, channel.Write), refs.Writer),
@@ -210,10 +212,10 @@ func dirOf(d ChannelDirection) channel.Dir {
 func channelURL(base string, ref StreamChannelRef, dir channel.Dir) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil {
-		return "", fmt.Errorf("%w: engine address %q: %v", ErrInvalidChannelRef, base, err)
+		return "", fmt.Errorf("%w: engine address %q is not a URL", ErrInvalidChannelRef, connection.RedactURL(base))
 	}
 	if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return "", fmt.Errorf("%w: engine address %q is not a ws:// or wss:// URL", ErrInvalidChannelRef, base)
+		return "", fmt.Errorf("%w: engine address %q is not a ws:// or wss:// URL", ErrInvalidChannelRef, connection.RedactURL(base))
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/ws/channels/" + ref.ChannelID
 	u.RawPath = ""

@@ -240,3 +240,47 @@ func TestCallerWorkerIDIsOnlyTheMemberTheEngineWrites(t *testing.T) {
 		}
 	}
 }
+
+func TestCredentialsInTheEngineURLStayOutOfLogsAndErrors(t *testing.T) {
+	secrets := []string{"url-pass", "url-token", "hdr-secret"}
+	leaked := func(s string) string {
+		for _, sec := range secrets {
+			if strings.Contains(s, sec) {
+				return sec
+			}
+		}
+		return ""
+	}
+	// An engine that refuses the handshake, and one that is gone.
+	refusing := iiitest.NewEngine(t, iiitest.WithAuth(func(*http.Request) error { return errors.New("no") }))
+	gone := iiitest.NewEngine(t)
+	goneURL := gone.URL
+	gone.Close()
+	for _, base := range []string{refusing.URL, goneURL} {
+		addr := strings.Replace(base, "ws://", "ws://user:url-pass@", 1) + "/?token=url-token&v=1"
+		rec := &logRecorder{}
+		w := iii.RegisterWorker(addr, iii.InitOptions{Logger: slog.New(rec), Headers: http.Header{"Authorization": {"hdr-secret"}},
+			Reconnect: &iii.ReconnectConfig{InitialDelay: time.Millisecond, MaxRetries: 2}})
+		err := w.WaitConnected(testCtx(t))
+		w.Shutdown()
+		if err == nil {
+			t.Fatalf("%s: connected", base)
+		}
+		if s := leaked(err.Error()); s != "" {
+			t.Fatalf("the error leaks %q: %v", s, err)
+		}
+		if rec.find("url=") == "" {
+			t.Fatalf("no record names the URL:\n%s", rec.all())
+		}
+		if s := leaked(rec.all()); s != "" {
+			t.Fatalf("the logs leak %q:\n%s", s, rec.all())
+		}
+	}
+	// An address that does not parse.
+	w := iii.RegisterWorker("ws://user:url-pass@127.0.0.1:1/%zz?token=url-token", iii.InitOptions{})
+	defer w.Shutdown()
+	_, err := w.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "x::y"})
+	if err == nil || leaked(err.Error()) != "" {
+		t.Fatalf("invalid address: %v", err)
+	}
+}

@@ -614,7 +614,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 		c.dialing = false
 		if m.err != nil {
 			c.setState(c.retryState(), m.err)
-			c.log.Warn("iii: cannot connect to the engine", "url", c.cfg.URL, "err", m.err)
+			c.log.Warn("iii: cannot connect to the engine", "url", RedactURL(c.cfg.URL), "err", m.err)
 			c.scheduleRetry()
 			return
 		}
@@ -834,9 +834,9 @@ func (c *Conn) connect(pid *actor.PID, gen uint64, reattach *wire.Reattach) (*So
 	}
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", c.cfg.URL, err, resp.Status)
+			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", RedactURL(c.cfg.URL), err, resp.Status)
 		}
-		return nil, fmt.Errorf("dial %s: %w", c.cfg.URL, err)
+		return nil, fmt.Errorf("dial %s: %w", RedactURL(c.cfg.URL), err)
 	}
 	bc.Buffer()
 	sys := c.sys
