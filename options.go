@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iii-go/iii/channel"
 	"github.com/iii-go/iii/connection"
 )
 
@@ -40,6 +41,9 @@ const (
 	// (max_frame_size), never applies: the SDK sends a message as
 	// fragments of at most 64 KiB.
 	DefaultMaxMessageSize = 64 << 20
+	// DefaultChannelReadLimit bounds one message a channel reader reads
+	// (16 MiB). SDK writers send binary data in messages of 64 KiB.
+	DefaultChannelReadLimit = channel.DefaultReadLimit
 )
 
 // ConnectionState is the state of a worker's connection to the engine.
@@ -122,6 +126,14 @@ type InitOptions struct {
 	// false: the caller gets invocation_failed with the panic value only
 	// ("panic: <value>"), and the stack is logged locally at Error.
 	SendPanicStacks bool
+	// MaxChannelRefs bounds the channel refs OpenChannelRefs accepts in
+	// one JSON value (each is a socket); default DefaultMaxChannelRefs (16).
+	MaxChannelRefs int
+	// ChannelReadLimit bounds one WebSocket message a channel reader of
+	// this worker reads: a JSON message (which is buffered whole) or a
+	// binary one. A bigger message fails the reader with an error matching
+	// ErrChannelTooLarge. Default DefaultChannelReadLimit.
+	ChannelReadLimit int64
 }
 
 // ReconnectConfig is the reconnect schedule: the n-th consecutive failed

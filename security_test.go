@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -283,4 +286,113 @@ func TestCredentialsInTheEngineURLStayOutOfLogsAndErrors(t *testing.T) {
 	if err == nil || leaked(err.Error()) != "" {
 		t.Fatalf("invalid address: %v", err)
 	}
+}
+
+func TestChannelRefsPerValueAreCapped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := range 200 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"channel_id":"c%d","access_key":"k","direction":"read"}`, i)
+	}
+	b.WriteString("]")
+	data := json.RawMessage(b.String())
+	if _, err := iii.FindChannelRefs(data); !errors.Is(err, iii.ErrTooManyChannelRefs) {
+		t.Fatalf("200 refs: %v", err)
+	}
+	if refs, err := iii.FindChannelRefsLimit(data, 200); err != nil || len(refs) != 200 || refs[199].Pointer != "/199" {
+		t.Fatalf("200 refs under a limit of 200: %d, %v", len(refs), err)
+	}
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, fastOptions())
+	if ends, err := w.OpenChannelRefs(testCtx(t), data); !errors.Is(err, iii.ErrTooManyChannelRefs) || ends != nil {
+		t.Fatalf("OpenChannelRefs of 200 refs: %v", err)
+	}
+	opts := fastOptions()
+	opts.MaxChannelRefs = 1
+	w = newWorker(t, eng, opts)
+	two := json.RawMessage(`[{"channel_id":"a","access_key":"k","direction":"read"},{"channel_id":"b","access_key":"k","direction":"read"}]`)
+	if _, err := w.OpenChannelRefs(testCtx(t), two); !errors.Is(err, iii.ErrTooManyChannelRefs) {
+		t.Fatalf("OpenChannelRefs of 2 refs with MaxChannelRefs 1: %v", err)
+	}
+}
+
+func TestFindChannelRefsScansABigValueInBoundedMemory(t *testing.T) {
+	data := make([]byte, 0, 16<<20)
+	data = append(data, '[')
+	for len(data) < 16<<20-4 {
+		data = append(data, "[0],"...)
+	}
+	data = append(data, "0]"...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	refs, err := iii.FindChannelRefs(data)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(refs) != 0 {
+		t.Fatalf("%v, %v", refs, err)
+	}
+	// What it allocates does not grow with the value (before: ~900 MiB).
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("scanning 16 MiB allocated %d bytes", n)
+	}
+}
+
+func TestChannelIDsAreEscapedInTheURLPath(t *testing.T) {
+	for _, id := range []string{"../../otel", "a/b", "x?dir=write#", "%2e%2e"} {
+		u, err := iii.ChannelURL("ws://127.0.0.1:1/prefix", iii.StreamChannelRef{ChannelID: id, AccessKey: "k", Direction: iii.ChannelRead}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seg := strings.TrimPrefix(pu.EscapedPath(), "/prefix/ws/channels/")
+		if strings.Contains(seg, "/") || pu.Path != "/prefix/ws/channels/"+id || pu.Query().Get("dir") != "read" || pu.Fragment != "" {
+			t.Fatalf("id %q: URL %s", id, u)
+		}
+	}
+}
+
+func TestChannelReaderLimits(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	opts := fastOptions()
+	opts.ChannelReadLimit = 1024
+	w := newWorker(t, eng, opts)
+	ctx := testCtx(t)
+
+	// A JSON message over the reader's read limit.
+	ch, err := w.CreateChannel(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = ch.Writer.SendMessage(strings.Repeat("m", 4096))
+		_ = ch.Writer.Close()
+	}()
+	if _, err := ch.Reader.ReadAll(ctx); !errors.Is(err, iii.ErrChannelTooLarge) {
+		t.Fatalf("a 4 KiB message with a 1 KiB read limit: %v", err)
+	}
+	_ = ch.Reader.Close()
+
+	// A stream over ReadAllLimit's bound (in messages under the limit).
+	ch, err = w.CreateChannel(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range 10 {
+			if _, err := ch.Writer.Write(make([]byte, 1000)); err != nil {
+				break
+			}
+		}
+		_ = ch.Writer.Close()
+	}()
+	got, err := ch.Reader.ReadAllLimit(ctx, 5000)
+	if !errors.Is(err, iii.ErrChannelTooLarge) || len(got) != 5000 {
+		t.Fatalf("ReadAllLimit(5000) of 10000 bytes: %d bytes, %v", len(got), err)
+	}
+	_ = ch.Reader.Close()
 }
