@@ -138,7 +138,11 @@ type InitOptions struct {
 
 // ReconnectConfig is the reconnect schedule: the n-th consecutive failed
 // attempt waits min(InitialDelay·Multiplier^n, MaxDelay), randomised by
-// ±Jitter. The count resets after every successful connection.
+// ±Jitter. An attempt succeeds only once the engine registered the worker
+// (it accepted its credentials) and the connection stayed up for
+// StableAfter; then the count resets. A worker the engine refuses, or one
+// whose connection keeps dropping at once, backs off, and MaxRetries
+// counts those attempts.
 type ReconnectConfig struct {
 	InitialDelay time.Duration // default 1 s
 	MaxDelay     time.Duration // default 30 s
@@ -147,6 +151,9 @@ type ReconnectConfig struct {
 	// MaxRetries is the number of consecutive failed attempts after which
 	// the worker gives up (state Failed); 0 retries forever.
 	MaxRetries int
+	// StableAfter is how long a registered connection must stay up for
+	// the count to reset; default 10 s.
+	StableAfter time.Duration
 }
 
 func (r *ReconnectConfig) backoff() connection.Backoff {
@@ -168,6 +175,9 @@ func (r *ReconnectConfig) backoff() connection.Backoff {
 	}
 	if r.MaxRetries > 0 {
 		b.MaxRetries = r.MaxRetries
+	}
+	if r.StableAfter > 0 {
+		b.Stable = r.StableAfter
 	}
 	return b
 }

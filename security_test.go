@@ -396,3 +396,32 @@ func TestChannelReaderLimits(t *testing.T) {
 	}
 	_ = ch.Reader.Close()
 }
+
+func TestRefusedWorkerBacksOffAndMaxRetriesEndsIt(t *testing.T) {
+	var mu sync.Mutex
+	var tries []time.Time
+	eng := iiitest.NewEngine(t, iiitest.WithAuth(func(*http.Request) error {
+		mu.Lock()
+		tries = append(tries, time.Now())
+		mu.Unlock()
+		return errors.New("bad credentials")
+	}))
+	w := iii.RegisterWorker(eng.URL, iii.InitOptions{Reconnect: &iii.ReconnectConfig{
+		InitialDelay: 5 * time.Millisecond, MaxDelay: time.Second, Multiplier: 2, Jitter: -1, MaxRetries: 4}})
+	defer w.Shutdown()
+	err := w.WaitConnected(testCtx(t))
+	if !errors.Is(err, iii.ErrConnectionFailed) || w.State() != iii.Failed {
+		t.Fatalf("a worker the engine refuses: %v in state %v, want ErrConnectionFailed", err, w.State())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(tries) != 5 { // the first attempt and 4 retries
+		t.Fatalf("%d handshakes, want 5", len(tries))
+	}
+	// The waits grow: 5, 10, 20, 40 ms (at least; never back to 5 ms).
+	for i := 1; i < len(tries); i++ {
+		if gap, want := tries[i].Sub(tries[i-1]), 5*time.Millisecond<<(i-1); gap < want {
+			t.Fatalf("retry %d came after %v, want at least %v", i, gap, want)
+		}
+	}
+}

@@ -52,7 +52,8 @@ func TestBackoffResetsAfterASuccessfulConnection(t *testing.T) {
 	states := make(chan State, 100)
 	c, err := New(sys, Config{
 		URL:     eng.URL,
-		Backoff: Backoff{Initial: 10 * time.Millisecond, Max: time.Hour, Multiplier: 4, MaxRetries: -1},
+		// Stable: any registered connection counts as a working one.
+		Backoff: Backoff{Initial: 10 * time.Millisecond, Max: time.Hour, Multiplier: 4, MaxRetries: -1, Stable: time.Nanosecond},
 		OnRetry: func(_ int, d time.Duration) { retries <- d },
 		OnState: func(s State) { states <- s },
 		Router:  nopRouter{},
