@@ -106,15 +106,30 @@ const callerKey = "_caller_worker_id"
 type invocationContext struct {
 	context.Context
 	inv Invocation
+	w   *III // the worker serving it
 }
 
 type invocationKey struct{}
 
+type workerKey struct{}
+
 func (c *invocationContext) Value(key any) any {
-	if key == (invocationKey{}) {
+	switch key {
+	case invocationKey{}:
 		return &c.inv
+	case workerKey{}:
+		return c.w
 	}
 	return c.Context.Value(key)
+}
+
+// workerFrom returns the worker serving the invocation of ctx, or nil.
+func workerFrom(ctx context.Context) *III {
+	if ctx == nil {
+		return nil
+	}
+	w, _ := ctx.Value(workerKey{}).(*III)
+	return w
 }
 
 // InvocationFromContext returns the invocation a handler's context belongs to.
@@ -163,7 +178,7 @@ func (w *III) execute(t *invocation.Task) {
 		if t.Sock != nil {
 			base = t.Sock.Context() // the engine stops the invocation when its socket dies
 		}
-		ctx := &invocationContext{Context: base, inv: Invocation{m: m}}
+		ctx := &invocationContext{Context: base, inv: Invocation{m: m}, w: w}
 		var hctx context.Context = ctx
 		var end func(*wire.InvocationResult)
 		if w.tel != nil {

@@ -425,3 +425,34 @@ func TestRefusedWorkerBacksOffAndMaxRetriesEndsIt(t *testing.T) {
 		}
 	}
 }
+
+func TestZeroLoggerSendsToTheInvocationsWorkerOrToSlog(t *testing.T) {
+	var buf syncBuffer
+	prev := slog.Default()
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	t.Cleanup(func() { slog.SetDefault(prev) })
+
+	engA, engB := iiitest.NewEngine(t), iiitest.NewEngine(t)
+	a := newWorker(t, engA, telemetryOn())
+	b := newWorker(t, engB, telemetryOn()) // registered last
+	var zero iii.Logger
+	mustRegister(t, engA, a, "log::here", func(ctx context.Context, _ any) (any, error) {
+		zero.Info(ctx, "tenant-a record")
+		return nil, nil
+	})
+	if _, _, err := engA.Invoke(testCtx(t), "log::here", []byte(`null`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engA.WaitLogs(testCtx(t), 1); err != nil {
+		t.Fatalf("the invocation's worker got no record: %v", err)
+	}
+	// Outside an invocation: slog, not the last registered worker.
+	zero.Info(context.Background(), "no invocation record")
+	if !strings.Contains(buf.String(), "no invocation record") {
+		t.Fatalf("slog got %q", buf.String())
+	}
+	b.Shutdown() // flushes B's telemetry
+	for _, r := range engB.Logs() {
+		t.Fatalf("the last registered worker's engine got a record: %+v", r)
+	}
+}
