@@ -378,23 +378,23 @@ func TestChannelReaderLimits(t *testing.T) {
 	_ = ch.Reader.Close()
 
 	// A stream over ReadAllLimit's bound (in messages under the limit).
-	ch, err = w.CreateChannel(ctx, 0)
+	ch2, err := w.CreateChannel(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() {
 		for range 10 {
-			if _, err := ch.Writer.Write(make([]byte, 1000)); err != nil {
+			if _, err := ch2.Writer.Write(make([]byte, 1000)); err != nil {
 				break
 			}
 		}
-		_ = ch.Writer.Close()
+		_ = ch2.Writer.Close()
 	}()
-	got, err := ch.Reader.ReadAllLimit(ctx, 5000)
+	got, err := ch2.Reader.ReadAllLimit(ctx, 5000)
 	if !errors.Is(err, iii.ErrChannelTooLarge) || len(got) != 5000 {
 		t.Fatalf("ReadAllLimit(5000) of 10000 bytes: %d bytes, %v", len(got), err)
 	}
-	_ = ch.Reader.Close()
+	_ = ch2.Reader.Close()
 }
 
 func TestRefusedWorkerBacksOffAndMaxRetriesEndsIt(t *testing.T) {
