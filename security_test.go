@@ -456,3 +456,26 @@ func TestZeroLoggerSendsToTheInvocationsWorkerOrToSlog(t *testing.T) {
 		t.Fatalf("the last registered worker's engine got a record: %+v", r)
 	}
 }
+
+func TestStacksFromOtherWorkersAreNotPassedOnByDefault(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	devOpts := fastOptions()
+	devOpts.SendPanicStacks = true
+	dev := newWorker(t, eng, devOpts) // a development worker that sends stacks
+	relay := newWorker(t, eng, fastOptions())
+	caller := newWorker(t, eng, fastOptions())
+	mustRegister(t, eng, dev, "sec::deep", func(ctx context.Context, _ any) (any, error) { panic("deep") })
+	mustRegister(t, eng, relay, "sec::relay", func(ctx context.Context, _ any) (any, error) {
+		_, err := relay.Trigger(ctx, iii.TriggerRequest{FunctionID: "sec::deep"})
+		var re *iii.RemoteError
+		if !errors.As(err, &re) || re.Stacktrace == "" {
+			return nil, fmt.Errorf("the development worker sent no stack: %v", err)
+		}
+		return nil, err // passed on as it came
+	})
+	_, err := caller.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "sec::relay"})
+	var re *iii.RemoteError
+	if !errors.As(err, &re) || re.Message != "panic: deep" || re.Stacktrace != "" {
+		t.Fatalf("through a relay: %+v", err)
+	}
+}
