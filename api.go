@@ -189,15 +189,20 @@ func (w *III) fail(err error) {
 }
 
 func validateURL(address string) error {
+	shown := connection.RedactURL(address) // the URL may carry credentials
 	u, err := url.Parse(address)
 	if err != nil {
-		return fmt.Errorf("iii: engine address %q: %w", address, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text quotes the whole URL
+		}
+		return fmt.Errorf("iii: engine address %q: %w", shown, err)
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return fmt.Errorf("iii: engine address %q: scheme must be ws or wss", address)
+		return fmt.Errorf("iii: engine address %q: scheme must be ws or wss", shown)
 	}
 	if u.Host == "" {
-		return fmt.Errorf("iii: engine address %q has no host", address)
+		return fmt.Errorf("iii: engine address %q has no host", shown)
 	}
 	return nil
 }
@@ -400,6 +405,12 @@ func (f *FunctionRef) Unregister() error {
 // the registration; ValidateInput tells which struct tags shape them, which
 // fields are required, and checks payloads against them. Registering an id
 // twice fails with ErrDuplicate.
+//
+// What the handler returns crosses to the caller, which may be another
+// team's worker: an error's text (err.Error(), or an *InvocationError's
+// Message) goes out as written, so keep secrets, hosts and internal
+// details out of it (see the safeErrors example). A panic sends only
+// "panic: <value>" (see InitOptions.SendPanicStacks).
 func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Context, Req) (Resp, error), opts ...FunctionOption) (*FunctionRef, error) {
 	if handler == nil {
 		return nil, fmt.Errorf("%w: nil handler for function %q", ErrInvalidID, id)
@@ -514,7 +525,9 @@ func Enqueue(queue string) *TriggerAction {
 type TriggerRequest struct {
 	FunctionID string
 	// Payload is encoded to JSON; a json.RawMessage passes through
-	// unchanged (it must be valid JSON); nil is sent as null.
+	// unchanged (it must be valid JSON); nil is sent as null. The SDK
+	// keeps a copy of a json.RawMessage: the caller may reuse it as soon
+	// as Trigger returns.
 	Payload any
 	// Action is nil for an awaited call, or Void() or Enqueue(queue).
 	Action *TriggerAction
@@ -709,7 +722,10 @@ func (w *III) Enqueue(ctx context.Context, queue, functionID string, payload any
 }
 
 // encodeJSON encodes v for a payload or metadata field. A json.RawMessage
-// (or []byte holding JSON) passes through after a validity check.
+// passes through after a validity check, as a copy: the SDK may keep what
+// it returns after the call that passed v has returned (a Void call's
+// frame waits in the socket's queue, a registration is replayed on
+// reconnect), and the caller may reuse its buffer.
 func encodeJSON(v any) (json.RawMessage, error) {
 	switch v := v.(type) {
 	case nil:
@@ -721,7 +737,7 @@ func encodeJSON(v any) (json.RawMessage, error) {
 		if !wire.Valid(v) {
 			return nil, ErrInvalidPayload
 		}
-		return bytes.TrimSpace(v), nil
+		return bytes.Clone(bytes.TrimSpace(v)), nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -730,7 +746,9 @@ func encodeJSON(v any) (json.RawMessage, error) {
 	return b, nil
 }
 
-// rawResult checks a handler's raw JSON result; nil means no result.
+// rawResult checks a handler's raw JSON result; nil means no result. It
+// returns a copy: the reply is written after the handler returned, and the
+// handler may reuse its buffer.
 func rawResult(raw json.RawMessage) (json.RawMessage, error) {
 	if raw == nil {
 		return nil, nil
@@ -738,7 +756,7 @@ func rawResult(raw json.RawMessage) (json.RawMessage, error) {
 	if !wire.Valid(raw) {
 		return nil, &InvocationError{Code: CodeInvocationFailed, Message: "the handler's result is not valid JSON", Err: ErrInvalidPayload}
 	}
-	return bytes.TrimSpace(raw), nil
+	return bytes.Clone(bytes.TrimSpace(raw)), nil
 }
 
 // encodeResult encodes a handler's result; nil means no result.

@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/iii-go/iii/channel"
+	"github.com/iii-go/iii/connection"
 )
 
 // ChannelDirection is the direction of a StreamChannelRef.
@@ -65,6 +64,10 @@ var (
 	// ErrInvalidChannelRef: a ref lacks its id or key, or has the wrong
 	// direction for the end being opened.
 	ErrInvalidChannelRef = channel.ErrInvalid
+	// ErrChannelTooLarge: a stream exceeded ReadAllLimit's bound, or a
+	// message (a text or binary WebSocket message) exceeded the reader's
+	// read limit (InitOptions.ChannelReadLimit).
+	ErrChannelTooLarge = channel.ErrTooLarge
 )
 
 // ChannelError is an error of one end of a data channel: the operation,
@@ -108,7 +111,8 @@ func (w *III) CreateChannel(ctx context.Context, bufferSize int) (*Channel, erro
 		return nil, err
 	}
 	if !refs.Writer.Valid() || !refs.Reader.Valid() {
-		return nil, fmt.Errorf("%w: engine::channels::create returned %+v", ErrInvalidChannelRef, refs)
+		// Not the refs themselves: their access keys are secrets.
+		return nil, fmt.Errorf("%w: engine::channels::create returned refs without an id, key or direction", ErrInvalidChannelRef)
 	}
 	return &Channel{
 		Writer:    newChannelWriter(w.channelConfig(refs.Writer, channel.Write), refs.Writer),
@@ -171,7 +175,7 @@ func NewChannelWriter(engineBase string, ref StreamChannelRef) *ChannelWriter {
 func (w *III) channelConfig(ref StreamChannelRef, dir channel.Dir) channel.Config {
 	u, _ := channelURL(w.address, ref, dir)
 	cfg := channel.Config{URL: u, ChannelID: ref.ChannelID, Sys: w.sys, Ctx: w.ctx, StopErr: ErrShutdown,
-		TLSConfig: w.opts.TLSConfig, DialTimeout: w.opts.DialTimeout, Log: w.log}
+		TLSConfig: w.opts.TLSConfig, DialTimeout: w.opts.DialTimeout, Log: w.log, ReadLimit: w.opts.ChannelReadLimit}
 	if w.initErr != nil {
 		cfg.Ctx, cfg.StopErr = canceled, w.initErr
 	}
@@ -219,13 +223,16 @@ func dirOf(d ChannelDirection) channel.Dir {
 func channelURL(base string, ref StreamChannelRef, dir channel.Dir) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil {
-		return "", fmt.Errorf("%w: engine address %q: %v", ErrInvalidChannelRef, base, err)
+		return "", fmt.Errorf("%w: engine address %q is not a URL", ErrInvalidChannelRef, connection.RedactURL(base))
 	}
 	if (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-		return "", fmt.Errorf("%w: engine address %q is not a ws:// or wss:// URL", ErrInvalidChannelRef, base)
+		return "", fmt.Errorf("%w: engine address %q is not a ws:// or wss:// URL", ErrInvalidChannelRef, connection.RedactURL(base))
 	}
+	// The id comes from a ref another worker sent: escaped, it stays one
+	// path segment ("../x" or "a/b" cannot reach another endpoint).
+	prefix := strings.TrimSuffix(u.EscapedPath(), "/") + "/ws/channels/"
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/ws/channels/" + ref.ChannelID
-	u.RawPath = ""
+	u.RawPath = prefix + url.PathEscape(ref.ChannelID)
 	u.RawQuery = "key=" + url.QueryEscape(ref.AccessKey) + "&dir=" + dir.String()
 	u.Fragment = ""
 	return u.String(), nil
@@ -268,7 +275,8 @@ func (c *ChannelWriter) WriteContext(ctx context.Context, p []byte) (int, error)
 }
 
 // SendMessage sends v as JSON in one text frame, in order with the binary
-// data. A json.RawMessage is sent as it is (it must be valid JSON).
+// data. A json.RawMessage is sent as it is (it must be valid JSON); the
+// writer queues a copy, so the caller may reuse it once SendMessage returns.
 func (c *ChannelWriter) SendMessage(v any) error {
 	return c.SendMessageContext(context.Background(), v)
 }
@@ -343,8 +351,17 @@ func (c *ChannelReader) Open(ctx context.Context) error { return c.r.Open(ctx) }
 func (c *ChannelReader) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // ReadAll reads the stream to its end and returns its binary data. If ctx
-// ends first the reader is closed and ctx's error returned.
+// ends first the reader is closed and ctx's error returned. It keeps
+// whatever the writer sends: for a stream from another worker, prefer
+// ReadAllLimit.
 func (c *ChannelReader) ReadAll(ctx context.Context) ([]byte, error) { return c.r.ReadAll(ctx) }
+
+// ReadAllLimit is ReadAll for a stream of at most max bytes of binary
+// data: once the stream exceeds max, the reader is closed and an error
+// matching ErrChannelTooLarge returned (with the first max bytes).
+func (c *ChannelReader) ReadAllLimit(ctx context.Context, max int64) ([]byte, error) {
+	return c.r.ReadAllLimit(ctx, max)
+}
 
 // OnMessage adds a callback for the messages (text frames) of the stream.
 // Callbacks run on the goroutine that calls Read (or ReadAll), in
@@ -380,47 +397,10 @@ type ChannelRefAt struct {
 // at any depth, with a string channel_id, a string access_key and a
 // direction of "read" or "write" (other members are allowed; a ref's
 // members are not searched further), ordered by pointer with object keys
-// sorted.
+// sorted. A value holding more than DefaultMaxChannelRefs refs is refused
+// with an error matching ErrTooManyChannelRefs (see FindChannelRefsLimit).
 func FindChannelRefs(data json.RawMessage) ([]ChannelRefAt, error) {
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidPayload, err)
-	}
-	var found []ChannelRefAt
-	var walk func(ptr string, v any)
-	walk = func(ptr string, v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if ref, ok := refOf(v); ok {
-				found = append(found, ChannelRefAt{Pointer: ptr, Ref: ref})
-				return
-			}
-			keys := make([]string, 0, len(v))
-			for k := range v {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				walk(ptr+"/"+escapePointer(k), v[k])
-			}
-		case []any:
-			for i, e := range v {
-				walk(ptr+"/"+strconv.Itoa(i), e)
-			}
-		}
-	}
-	walk("", v)
-	return found, nil
-}
-
-func refOf(m map[string]any) (StreamChannelRef, bool) {
-	id, ok1 := m["channel_id"].(string)
-	key, ok2 := m["access_key"].(string)
-	dir, ok3 := m["direction"].(string)
-	if !ok1 || !ok2 || !ok3 || (dir != string(ChannelRead) && dir != string(ChannelWrite)) {
-		return StreamChannelRef{}, false
-	}
-	return StreamChannelRef{ChannelID: id, AccessKey: key, Direction: ChannelDirection(dir)}, true
+	return FindChannelRefsLimit(data, DefaultMaxChannelRefs)
 }
 
 var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
@@ -454,8 +434,12 @@ func (e *ChannelEnds) Close() error {
 // result) and opens the end each one names: a reader for a read ref, a
 // writer for a write ref. If one fails to open, those already open are
 // closed and the error returned.
+//
+// A value holding more than InitOptions.MaxChannelRefs refs (default
+// DefaultMaxChannelRefs) is refused with an error matching
+// ErrTooManyChannelRefs before any end is opened.
 func (w *III) OpenChannelRefs(ctx context.Context, data json.RawMessage) (*ChannelEnds, error) {
-	refs, err := FindChannelRefs(data)
+	refs, err := FindChannelRefsLimit(data, w.opts.MaxChannelRefs)
 	if err != nil {
 		return nil, err
 	}

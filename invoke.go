@@ -1,6 +1,7 @@
 package iii
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,22 +44,61 @@ func (i *Invocation) Traceparent() string { return i.m.Traceparent }
 // Baggage returns the W3C baggage of the call, or "".
 func (i *Invocation) Baggage() string { return i.m.Baggage }
 
-// Payload returns the raw payload. When a worker made the call, the engine
-// added the caller's worker id to it as "_caller_worker_id".
+// Payload returns the raw payload. When a worker made the call directly
+// (awaited or Void), the engine added the caller's worker id to it as
+// "_caller_worker_id" (see CallerWorkerID).
 func (i *Invocation) Payload() json.RawMessage { return i.m.Data }
 
-// CallerWorkerID returns the id of the worker that made the call, as the
-// engine injected it into the payload, or "" (e.g. for trigger fires).
+// CallerWorkerID returns the "_caller_worker_id" member of the payload: the
+// top-level member with exactly that name (no case folding), if it occurs
+// once and is a string; otherwise "".
+//
+// What it proves: on a call a worker made directly (an awaited or Void
+// Trigger, a Call), the engine (v0.22.1) writes that member into the
+// payload object itself, replacing any the caller sent, so it is the
+// engine's id of the connection the call came on.
+//
+// What it does not prove: the engine writes it only there. On an
+// enqueued call (delivered from a queue), a trigger fire (cron, http,
+// queue, a worker's trigger type) or a payload that is not a JSON object,
+// the payload arrives as the caller wrote it, and a "_caller_worker_id"
+// in it is the caller's own claim; the handler cannot tell these cases
+// apart. Nor is a worker id an identity: it names a connection, not a
+// team, tenant or user. Do not base authorisation on it; use the
+// engine's auth (InitOptions.Headers and the engine's RBAC) instead.
 func (i *Invocation) CallerWorkerID() string {
-	var p struct {
-		ID string `json:"_caller_worker_id"`
-	}
 	d := i.m.Data
-	if len(d) == 0 || d[0] != '{' || json.Unmarshal(d, &p) != nil {
+	if len(d) == 0 || d[0] != '{' {
 		return ""
 	}
-	return p.ID
+	dec := json.NewDecoder(bytes.NewReader(d))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	id, n := "", 0
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return ""
+		}
+		if k, _ := t.(string); k == callerKey {
+			n++
+			if json.Unmarshal(v, &id) != nil {
+				return ""
+			}
+		}
+	}
+	if n != 1 {
+		return ""
+	}
+	return id
 }
+
+const callerKey = "_caller_worker_id"
 
 // invocationContext is a handler's context: the context of the socket the
 // invocation came on (cancelled when that socket dies, and by Shutdown),
@@ -66,15 +106,30 @@ func (i *Invocation) CallerWorkerID() string {
 type invocationContext struct {
 	context.Context
 	inv Invocation
+	w   *III // the worker serving it
 }
 
 type invocationKey struct{}
 
+type workerKey struct{}
+
 func (c *invocationContext) Value(key any) any {
-	if key == (invocationKey{}) {
+	switch key {
+	case invocationKey{}:
 		return &c.inv
+	case workerKey{}:
+		return c.w
 	}
 	return c.Context.Value(key)
+}
+
+// workerFrom returns the worker serving the invocation of ctx, or nil.
+func workerFrom(ctx context.Context) *III {
+	if ctx == nil {
+		return nil
+	}
+	w, _ := ctx.Value(workerKey{}).(*III)
+	return w
 }
 
 // InvocationFromContext returns the invocation a handler's context belongs to.
@@ -123,7 +178,7 @@ func (w *III) execute(t *invocation.Task) {
 		if t.Sock != nil {
 			base = t.Sock.Context() // the engine stops the invocation when its socket dies
 		}
-		ctx := &invocationContext{Context: base, inv: Invocation{m: m}}
+		ctx := &invocationContext{Context: base, inv: Invocation{m: m}, w: w}
 		var hctx context.Context = ctx
 		var end func(*wire.InvocationResult)
 		if w.tel != nil {
@@ -138,12 +193,23 @@ func (w *III) execute(t *invocation.Task) {
 					Message: fmt.Sprintf("the frame of the result of %s (%d bytes) exceeds the engine's limit: the limit is %d bytes", m.FunctionID, len(out), w.maxMessage)}
 			}
 		}
+		var pe *panicError
 		if err != nil {
-			res.Error = errorBody(err)
+			if errors.As(err, &pe) {
+				w.log.Error("iii: handler panicked", "function", m.FunctionID, "panic", pe.value, "stack", string(pe.stack))
+			}
+			res.Error = errorBody(err, w.opts.SendPanicStacks)
 			w.log.Debug("iii: handler returned an error", "function", m.FunctionID, "code", res.Error.Code, "err", err)
 		}
 		if end != nil {
-			end(res)
+			if pe != nil && res.Error.Stacktrace == "" {
+				// The worker's own span keeps the stack the caller does not get.
+				local, eb := *res, *res.Error
+				eb.Stacktrace, local.Error = string(pe.stack), &eb
+				end(&local)
+			} else {
+				end(res)
+			}
 		}
 	}
 	if !m.HasInvocationID {
@@ -226,8 +292,11 @@ func callHandler(h func(context.Context, *wire.InvokeFunction) (json.RawMessage,
 
 // errorBody turns a handler's error into the error of its reply: an
 // *InvocationError or a *RemoteError (from a call the handler made) keeps
-// its code; anything else is invocation_failed.
-func errorBody(err error) *wire.ErrorBody {
+// its code; anything else is invocation_failed. A panic's stack, and the
+// stack a *RemoteError brought from another worker, go out only when
+// stacks is set (InitOptions.SendPanicStacks); an *InvocationError's
+// Stacktrace, set by the handler itself, goes out as written.
+func errorBody(err error, stacks bool) *wire.ErrorBody {
 	var ie *InvocationError
 	if errors.As(err, &ie) {
 		code := ie.Code
@@ -238,11 +307,19 @@ func errorBody(err error) *wire.ErrorBody {
 	}
 	var re *RemoteError
 	if errors.As(err, &re) {
-		return &wire.ErrorBody{Code: re.Code, Message: re.Message, Stacktrace: re.Stacktrace}
+		eb := &wire.ErrorBody{Code: re.Code, Message: re.Message}
+		if stacks {
+			eb.Stacktrace = re.Stacktrace
+		}
+		return eb
 	}
 	var pe *panicError
 	if errors.As(err, &pe) {
-		return &wire.ErrorBody{Code: CodeInvocationFailed, Message: pe.Error(), Stacktrace: string(pe.stack)}
+		eb := &wire.ErrorBody{Code: CodeInvocationFailed, Message: pe.Error()}
+		if stacks {
+			eb.Stacktrace = string(pe.stack)
+		}
+		return eb
 	}
 	return &wire.ErrorBody{Code: CodeInvocationFailed, Message: err.Error()}
 }

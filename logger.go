@@ -28,11 +28,15 @@ import (
 // pairs ("sku", "A-1", "qty", 2) or slog.Attr values. Levels map to
 // OpenTelemetry severities (Debug 5, Info 9, Warn 13, Error 17).
 //
-// The zero Logger needs no setup: it sends its records through the most
-// recently registered worker that has telemetry on and is not shut down.
-// When there is none, or when its worker (see III.Logger) has telemetry off
-// or is shut down, records go to slog.Default() instead, with the trace and
-// span ids as attributes; by default that is the standard logger on stderr.
+// The zero Logger needs no setup: given a handler's context (or one
+// derived from it), it sends its records through the worker serving that
+// invocation; given any other context it writes to slog.Default(). It
+// never picks some other worker of the process: with several workers
+// (often for different teams or tenants) that would send one worker's
+// records to another's engine. When the worker (the invocation's, or that
+// of III.Logger) has telemetry off or is shut down, records go to
+// slog.Default() too, with the trace and span ids as attributes; by
+// default that is the standard logger on stderr.
 // Logging never blocks on the network: records that do not fit in the
 // worker's log queue are dropped and counted (see III.TelemetryStats).
 type Logger struct {
@@ -86,21 +90,26 @@ func (l Logger) Log(ctx context.Context, level slog.Level, msg string, args ...a
 	}
 	r := slog.NewRecord(time.Now(), level, msg, 0)
 	r.Add(args...)
-	if t := l.target(); t != nil && t.pipe.EmitLog(logRecord(ctx, r, "", l.attrs)) {
+	if t := l.target(ctx); t != nil && t.pipe.EmitLog(logRecord(ctx, r, "", l.attrs)) {
 		return
 	}
 	fallbackLog(ctx, r, l.attrs)
 }
 
-// target returns the pipeline the Logger's records go to, or nil.
-func (l Logger) target() *telemetry {
-	if l.w != nil {
-		if t := l.w.tel; t != nil && !t.closed.Load() {
+// target returns the pipeline the Logger's records go to, or nil: its
+// worker's, or for the zero Logger that of the worker serving the
+// invocation of ctx.
+func (l Logger) target(ctx context.Context) *telemetry {
+	w := l.w
+	if w == nil {
+		w = workerFrom(ctx)
+	}
+	if w != nil {
+		if t := w.tel; t != nil && !t.closed.Load() {
 			return t
 		}
-		return nil
 	}
-	return live.latest()
+	return nil
 }
 
 // fallbackKey marks a context on its way to the fallback handler, so that
@@ -332,7 +341,7 @@ func (h *slogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if len(h.l.attrs) > 0 {
 		attrs = append(slices.Clip(h.l.attrs), h.attrs...)
 	}
-	if t := h.l.target(); t != nil && ctx.Value(fallbackKey{}) == nil && t.pipe.EmitLog(logRecord(ctx, r, h.prefix, attrs)) {
+	if t := h.l.target(ctx); t != nil && ctx.Value(fallbackKey{}) == nil && t.pipe.EmitLog(logRecord(ctx, r, h.prefix, attrs)) {
 		return nil
 	}
 	if h.prefix != "" {

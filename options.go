@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iii-go/iii/channel"
 	"github.com/iii-go/iii/connection"
 )
 
@@ -37,6 +38,9 @@ const (
 	// (max_frame_size), never applies: the SDK sends a message as
 	// fragments of at most 64 KiB.
 	DefaultMaxMessageSize = 64 << 20
+	// DefaultChannelReadLimit bounds one message a channel reader reads
+	// (16 MiB). SDK writers send binary data in messages of 64 KiB.
+	DefaultChannelReadLimit = channel.DefaultReadLimit
 )
 
 // ConnectionState is the state of a worker's connection to the engine:
@@ -118,11 +122,32 @@ type InitOptions struct {
 	OnStateChange func(ConnectionState)
 	// Telemetry configures traces, logs and metrics; nil means the defaults.
 	Telemetry *TelemetryOptions
+
+	// SendPanicStacks sends callers the Go stack of a handler's panic (and
+	// of a trigger provider's panic in RegisterTrigger), and passes on the
+	// stacks that errors of other workers' functions carry. Stacks show
+	// build paths, function names and addresses to whoever made the call,
+	// often another team's worker: use it for development only. Default
+	// false: the caller gets invocation_failed with the panic value only
+	// ("panic: <value>"), and the stack is logged locally at Error.
+	SendPanicStacks bool
+	// MaxChannelRefs bounds the channel refs OpenChannelRefs accepts in
+	// one JSON value (each is a socket); default DefaultMaxChannelRefs (16).
+	MaxChannelRefs int
+	// ChannelReadLimit bounds one WebSocket message a channel reader of
+	// this worker reads: a JSON message (which is buffered whole) or a
+	// binary one. A bigger message fails the reader with an error matching
+	// ErrChannelTooLarge. Default DefaultChannelReadLimit.
+	ChannelReadLimit int64
 }
 
 // ReconnectConfig is the reconnect schedule: the n-th consecutive failed
 // attempt waits min(InitialDelay·Multiplier^n, MaxDelay), randomised by
-// ±Jitter. The count resets after every successful connection.
+// ±Jitter. An attempt succeeds only once the engine registered the worker
+// (it accepted its credentials) and the connection stayed up for
+// StableAfter; then the count resets. A worker the engine refuses, or one
+// whose connection keeps dropping at once, backs off, and MaxRetries
+// counts those attempts.
 type ReconnectConfig struct {
 	InitialDelay time.Duration // default 1 s
 	MaxDelay     time.Duration // default 30 s
@@ -131,6 +156,9 @@ type ReconnectConfig struct {
 	// MaxRetries is the number of consecutive failed attempts after which
 	// the worker gives up (state Failed); 0 retries forever.
 	MaxRetries int
+	// StableAfter is how long a registered connection must stay up for
+	// the count to reset; default 10 s.
+	StableAfter time.Duration
 }
 
 func (r *ReconnectConfig) backoff() connection.Backoff {
@@ -152,6 +180,9 @@ func (r *ReconnectConfig) backoff() connection.Backoff {
 	}
 	if r.MaxRetries > 0 {
 		b.MaxRetries = r.MaxRetries
+	}
+	if r.StableAfter > 0 {
+		b.Stable = r.StableAfter
 	}
 	return b
 }

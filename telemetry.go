@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,9 +96,15 @@ type TelemetryOptions struct {
 	// ServiceInstanceID is service.instance.id; default a random UUID.
 	ServiceInstanceID string
 	// Endpoint is the WebSocket URL telemetry is sent to; default the
-	// worker URL with /otel appended. The worker's Headers and TLSConfig
-	// apply to it.
+	// worker URL with /otel appended. The worker's TLSConfig applies to
+	// it. The worker's Headers (its credentials for the engine) go to it
+	// only when it is on the engine's own host and port, and not over
+	// plain ws:// when the engine is reached over wss://; an endpoint
+	// elsewhere gets Headers below instead.
 	Endpoint string
+	// Headers are sent with the telemetry endpoint's handshake, on top of
+	// (and taking precedence over) the worker's Headers when those apply.
+	Headers http.Header
 	// Sampler decides which traces are recorded; default parent-based,
 	// always on (a call's sampling decision is its caller's).
 	Sampler sdktrace.Sampler
@@ -202,7 +211,7 @@ func newTelemetry(w *III, o *TelemetryOptions) *telemetry {
 	wres := otelws.Resource(res)
 	backoff := w.opts.Reconnect.backoff()
 	backoff.MaxRetries = -1
-	t.conn = otelws.Dial(otelws.Config{URL: endpoint, Header: w.opts.Headers, TLSConfig: w.opts.TLSConfig,
+	t.conn = otelws.Dial(otelws.Config{URL: endpoint, Header: telemetryHeader(w.address, endpoint, w.opts.Headers, opts.Headers), TLSConfig: w.opts.TLSConfig,
 		DialTimeout: w.opts.DialTimeout, Backoff: backoff,
 		MaxPendingFrames: opts.MaxPendingFrames, MaxPendingBytes: opts.MaxPendingBytes, Log: w.log})
 	t.pipe = otelws.NewPipeline(otelws.PipelineConfig{Conn: t.conn, Resource: wres,
@@ -717,4 +726,48 @@ func putUint64(b []byte, v uint64) {
 	for i := range 8 {
 		b[i] = byte(v >> (56 - 8*i))
 	}
+}
+
+// telemetryHeader returns the handshake headers of the telemetry endpoint:
+// own, plus the worker's auth headers if the endpoint is the engine's own
+// host and port and the headers would not travel in clear where the
+// engine's do not.
+func telemetryHeader(workerURL, endpoint string, auth, own http.Header) http.Header {
+	h := http.Header{}
+	if sameOrigin(workerURL, endpoint) {
+		for k, v := range auth {
+			h[k] = slices.Clone(v)
+		}
+	}
+	for k, v := range own {
+		h[http.CanonicalHeaderKey(k)] = slices.Clone(v)
+	}
+	if len(h) == 0 {
+		return nil
+	}
+	return h
+}
+
+// sameOrigin reports whether endpoint is on the host and port of the
+// worker URL, and not in clear where the worker URL is encrypted.
+func sameOrigin(workerURL, endpoint string) bool {
+	a, err1 := url.Parse(workerURL)
+	b, err2 := url.Parse(endpoint)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	if a.Scheme == "wss" && b.Scheme != "wss" {
+		return false
+	}
+	return strings.EqualFold(a.Hostname(), b.Hostname()) && portOf(a) == portOf(b)
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "wss" || u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
 }

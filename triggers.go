@@ -107,7 +107,7 @@ func RegisterTriggerType[C, R any](w *III, id, description string, handler Trigg
 	t := &registry.TriggerType{
 		Frame: &wire.RegisterTriggerType{ID: id, Description: description,
 			TriggerRequestFormat: schemaOf[C](), CallRequestFormat: schemaOf[R]()},
-		Provider: p,
+		Provider: p, SendStacks: w.opts.SendPanicStacks,
 	}
 	if err := w.reg.AddTriggerType(w.ctx, t); err != nil {
 		return nil, w.reqErr(err)
@@ -218,7 +218,7 @@ func (p *provider[C]) Register(ctx context.Context, m *wire.RegisterTrigger) *wi
 	}()
 	if err != nil {
 		p.forget(m.ID)
-		eb := errorBody(err)
+		eb := errorBody(err, p.w.opts.SendPanicStacks)
 		if eb.Code == CodeInvocationFailed {
 			eb.Code = CodeTriggerRegistrationFailed
 		}

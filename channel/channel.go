@@ -168,8 +168,18 @@ type Config struct {
 	TLSConfig   *tls.Config
 	DialTimeout time.Duration // default DefaultDialTimeout
 	QueueChunks int           // Writer only; default DefaultQueueChunks
-	Log         *slog.Logger
+	// ReadLimit bounds one WebSocket message a Reader reads; default
+	// DefaultReadLimit. A bigger one fails the reader with ErrTooLarge.
+	ReadLimit int64
+	Log       *slog.Logger
 }
+
+// DefaultReadLimit is the default Config.ReadLimit (16 MiB).
+const DefaultReadLimit = 16 << 20
+
+// ErrTooLarge: a message exceeded the reader's ReadLimit, or a stream the
+// bound of Reader.ReadAllLimit.
+var ErrTooLarge = errors.New("iii: channel message or stream too large")
 
 func (c *Config) defaults() {
 	if c.Ctx == nil {
@@ -180,6 +190,9 @@ func (c *Config) defaults() {
 	}
 	if c.DialTimeout <= 0 {
 		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.ReadLimit <= 0 {
+		c.ReadLimit = DefaultReadLimit
 	}
 	if c.QueueChunks <= 0 {
 		c.QueueChunks = DefaultQueueChunks
@@ -310,7 +323,11 @@ func (e *end) dial(ctx context.Context) (*websocket.Conn, error) {
 		resp.Body.Close()
 	}
 	if err == nil {
-		ws.SetReadLimit(-1) // the engine bounds what it forwards
+		if e.dir == Read {
+			ws.SetReadLimit(e.cfg.ReadLimit) // what the engine forwards comes from another worker
+		} else {
+			ws.SetReadLimit(-1) // a writer reads control frames only
+		}
 		return ws, nil
 	}
 	if e.cfg.Ctx.Err() != nil {

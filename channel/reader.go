@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -132,6 +133,11 @@ func (r *Reader) readErr(err error) error {
 	if r.closing.Load() {
 		return r.wrap("read", ErrClosed)
 	}
+	if errors.Is(err, websocket.ErrReadLimit) {
+		terr := fmt.Errorf("%w: a message exceeds the read limit of %d bytes", ErrTooLarge, r.cfg.ReadLimit)
+		r.fail(terr)
+		return r.wrap("read", terr)
+	}
 	if cleanEnd(err) {
 		r.eof = true
 		r.fail(ErrClosed) // gorilla answered the Close; release the end
@@ -165,6 +171,26 @@ func (r *Reader) ReadAll(ctx context.Context) ([]byte, error) {
 	_, err := b.ReadFrom(r)
 	if err != nil {
 		return b.Bytes(), err
+	}
+	return b.Bytes(), nil
+}
+
+// ReadAllLimit is ReadAll for a stream of at most max bytes: once the
+// stream exceeds max, the reader is closed and an error matching
+// ErrTooLarge returned, with the first max bytes.
+func (r *Reader) ReadAllLimit(ctx context.Context, max int64) ([]byte, error) {
+	if err := r.open(ctx); err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { r.fail(ctx.Err()) })
+	defer stop()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(io.LimitReader(r, max+1)); err != nil {
+		return b.Bytes(), err
+	}
+	if int64(b.Len()) > max {
+		_ = r.Close()
+		return b.Bytes()[:max], r.wrap("read", fmt.Errorf("%w: the stream exceeds %d bytes", ErrTooLarge, max))
 	}
 	return b.Bytes(), nil
 }

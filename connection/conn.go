@@ -72,15 +72,23 @@ var (
 )
 
 // Backoff is the reconnect schedule: the n-th consecutive failed attempt
-// waits min(Initial·Multiplier^n, Max), randomised by ±Jitter. The count
-// resets after every successful connection.
+// waits min(Initial·Multiplier^n, Max), randomised by ±Jitter. An attempt
+// fails unless the engine registers the worker (workerregistered) and the
+// connection then stays up for Stable: a handshake the engine answers
+// with an auth error and a Close, or a connection that drops soon after,
+// counts as failed, so a refused worker backs off and MaxRetries ends it.
+// The count resets once a connection passed that test.
 type Backoff struct {
 	Initial    time.Duration
 	Max        time.Duration
 	Multiplier float64
-	Jitter     float64 // fraction, e.g. 0.3 for ±30 %
-	MaxRetries int     // consecutive failed attempts before Failed; <0 retries forever
+	Jitter     float64       // fraction, e.g. 0.3 for ±30 %
+	MaxRetries int           // consecutive failed attempts before Failed; <0 retries forever
+	Stable     time.Duration // default DefaultStable
 }
+
+// DefaultStable is the default Backoff.Stable.
+const DefaultStable = 10 * time.Second
 
 // Delay returns the wait before attempt n (0-based), jitter included.
 func (b Backoff) Delay(n int) time.Duration {
@@ -194,9 +202,11 @@ type Conn struct {
 	dialing    bool
 	attempt    int
 	everOpened bool
-	gen        uint64 // of the latest dial
-	opened     uint64 // gen of the socket last opened for traffic
-	registered uint64 // gen of the socket last registered by the engine
+	gen        uint64        // of the latest dial
+	opened     uint64        // gen of the socket last opened for traffic
+	registered uint64        // gen of the socket last registered by the engine
+	regAt      time.Time     // when registered was set
+	early      *socketClosed // the dial in flight's socket died before its dialed message
 	workerID   string
 	token      string
 	retry      *time.Timer
@@ -626,7 +636,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 		c.dialing = false
 		if m.err != nil {
 			c.setState(c.retryState(), m.err)
-			c.log.Warn("iii: cannot connect to the engine", "url", c.cfg.URL, "err", m.err)
+			c.log.Warn("iii: cannot connect to the engine", "url", RedactURL(c.cfg.URL), "err", m.err)
 			c.scheduleRetry()
 			return
 		}
@@ -634,8 +644,14 @@ func (a *connActor) Receive(ctx actor.Context) {
 			m.s.Close(ErrClosed)
 			return
 		}
-		c.attempt = 0
 		c.sock = m.s
+		if early := c.early; early != nil {
+			c.early = nil
+			if early.s == m.s { // it died before its dial was reported
+				c.socketGone(early)
+				return
+			}
+		}
 		s, pid, sys := m.s, c.self, c.sys
 		c.cfg.Router.Opened(s, func() { sys.Send(pid, &replayed{s: s}) })
 	case *replayed:
@@ -653,22 +669,17 @@ func (a *connActor) Receive(ctx actor.Context) {
 			c.mu.Lock()
 			c.workerID, c.token = m.m.WorkerID, m.m.ReattachToken
 			c.mu.Unlock()
-			c.registered = m.s.gen
+			c.registered, c.regAt = m.s.gen, time.Now()
 			c.connectedIfRegistered()
 		}
 	case *socketClosed:
 		if m.s != c.sock {
+			if c.dialing && m.s.gen == c.gen {
+				c.early = m // the socket of the dial in flight: see dialed
+			}
 			return
 		}
-		c.sock = nil
-		c.cur.CompareAndSwap(m.s, nil)
-		c.cfg.Router.Closed(m.s, m.err)
-		if c.closed {
-			return
-		}
-		c.log.Warn("iii: lost the connection to the engine; reconnecting", "err", m.err)
-		c.setState(Reconnecting, m.err)
-		c.scheduleRetry()
+		c.socketGone(m)
 	case *fatal:
 		if m.s != c.sock {
 			return
@@ -688,10 +699,32 @@ func (a *connActor) Receive(ctx actor.Context) {
 	}
 }
 
+// socketGone handles the death of the current socket m.s: the router is
+// told and a reconnect scheduled.
+func (c *Conn) socketGone(m *socketClosed) {
+	c.sock = nil
+	c.cur.CompareAndSwap(m.s, nil)
+	c.cfg.Router.Closed(m.s, m.err)
+	if c.closed {
+		return
+	}
+	stable := c.cfg.Backoff.Stable
+	if stable <= 0 {
+		stable = DefaultStable
+	}
+	if c.registered == m.s.gen && time.Since(c.regAt) >= stable {
+		c.attempt = 0 // it was a working connection: start the schedule afresh
+	}
+	c.log.Warn("iii: lost the connection to the engine; reconnecting", "err", m.err)
+	c.setState(Reconnecting, m.err)
+	c.scheduleRetry()
+}
+
 // reconcile makes the actor's state consistent again after a panic.
 func (c *Conn) reconcile() {
 	c.gen++
 	c.dialing = false
+	c.early = nil
 	if c.retry != nil {
 		c.retry.Stop()
 		c.retry = nil
@@ -846,9 +879,9 @@ func (c *Conn) connect(pid *actor.PID, gen uint64, reattach *wire.Reattach) (*So
 	}
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", c.cfg.URL, err, resp.Status)
+			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", RedactURL(c.cfg.URL), err, resp.Status)
 		}
-		return nil, fmt.Errorf("dial %s: %w", c.cfg.URL, err)
+		return nil, fmt.Errorf("dial %s: %w", RedactURL(c.cfg.URL), err)
 	}
 	bc.Buffer()
 	sys := c.sys

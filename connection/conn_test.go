@@ -51,8 +51,9 @@ func TestBackoffResetsAfterASuccessfulConnection(t *testing.T) {
 	retries := make(chan time.Duration, 100)
 	states := make(chan State, 100)
 	c, err := New(sys, Config{
-		URL:     eng.URL,
-		Backoff: Backoff{Initial: 10 * time.Millisecond, Max: time.Hour, Multiplier: 4, MaxRetries: -1},
+		URL: eng.URL,
+		// Stable: any registered connection counts as a working one.
+		Backoff: Backoff{Initial: 10 * time.Millisecond, Max: time.Hour, Multiplier: 4, MaxRetries: -1, Stable: time.Nanosecond},
 		OnRetry: func(_ int, d time.Duration) { retries <- d },
 		OnState: func(s State) { states <- s },
 		Router:  nopRouter{},

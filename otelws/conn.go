@@ -92,10 +92,14 @@ type Config struct {
 func EndpointURL(workerURL string) (string, error) {
 	u, err := url.Parse(workerURL)
 	if err != nil {
-		return "", err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text quotes the whole URL, credentials and all
+		}
+		return "", fmt.Errorf("otelws: %q: %w", connection.RedactURL(workerURL), err)
 	}
 	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return "", fmt.Errorf("otelws: %q: scheme must be ws or wss", workerURL)
+		return "", fmt.Errorf("otelws: %q: scheme must be ws or wss", connection.RedactURL(workerURL))
 	}
 	p := strings.TrimRight(u.EscapedPath(), "/")
 	if !strings.HasSuffix(p, "/otel") {
@@ -344,7 +348,7 @@ func (c *Conn) run() {
 			if c.ctx.Err() != nil {
 				return
 			}
-			c.log.Debug("iii: cannot connect the telemetry endpoint", "url", c.cfg.URL, "err", err)
+			c.log.Debug("iii: cannot connect the telemetry endpoint", "url", connection.RedactURL(c.cfg.URL), "err", err)
 		} else {
 			if opened {
 				c.reconnects.Add(1)
@@ -356,7 +360,7 @@ func (c *Conn) run() {
 			if c.ctx.Err() != nil {
 				return
 			}
-			c.log.Debug("iii: lost the telemetry connection; reconnecting", "url", c.cfg.URL, "err", err)
+			c.log.Debug("iii: lost the telemetry connection; reconnecting", "url", connection.RedactURL(c.cfg.URL), "err", err)
 			if time.Since(start) >= stableAfter {
 				attempt = 0
 			}
@@ -388,9 +392,9 @@ func (c *Conn) dial() (*websocket.Conn, error) {
 	}
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", c.cfg.URL, err, resp.Status)
+			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", connection.RedactURL(c.cfg.URL), err, resp.Status)
 		}
-		return nil, fmt.Errorf("dial %s: %w", c.cfg.URL, err)
+		return nil, fmt.Errorf("dial %s: %w", connection.RedactURL(c.cfg.URL), err)
 	}
 	return ws, nil
 }

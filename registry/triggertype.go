@@ -30,6 +30,10 @@ type Provider interface {
 type TriggerType struct {
 	Frame    *wire.RegisterTriggerType
 	Provider Provider
+	// SendStacks puts the Go stack of a panic of the provider's Register
+	// into the refusal the engine relays to the binding's worker; without
+	// it the refusal carries the panic value only (the stack is logged).
+	SendStacks bool
 
 	pid      *actor.PID
 	bindings atomic.Pointer[[]*wire.RegisterTrigger] // snapshot, in registration order
@@ -208,7 +212,12 @@ func (a *typeActor) publish() {
 func (a *typeActor) register(m *wire.RegisterTrigger) (eb *wire.ErrorBody) {
 	defer func() {
 		if v := recover(); v != nil {
-			eb = &wire.ErrorBody{Code: "trigger_registration_failed", Message: fmt.Sprintf("panic: %v", v), Stacktrace: string(debug.Stack())}
+			stack := string(debug.Stack())
+			a.log.Error("iii: a trigger provider panicked in Register", "type", a.t.Frame.ID, "trigger", m.ID, "panic", v, "stack", stack)
+			eb = &wire.ErrorBody{Code: "trigger_registration_failed", Message: fmt.Sprintf("panic: %v", v)}
+			if a.t.SendStacks {
+				eb.Stacktrace = stack
+			}
 		}
 	}()
 	return a.t.Provider.Register(a.ctx, m)

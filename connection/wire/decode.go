@@ -61,14 +61,27 @@ func Decode(b []byte) (Message, error) {
 // Interner remembers strings that recur across frames (function ids), so
 // that decoding them does not allocate each time. It is not safe for
 // concurrent use: give each read loop its own. The zero value is ready.
+//
+// The strings come from the peer (the engine relays other workers'
+// function ids), so what it keeps is bounded: at most MaxInterned strings
+// of at most MaxInternedLen bytes each, MaxInternedBytes in all. Other
+// strings are decoded as usual, just not kept.
 type Interner struct {
-	m map[string]string
+	m     map[string]string
+	bytes int
 }
 
-// maxInterned bounds an Interner; beyond it new strings are not kept.
-const maxInterned = 4096
+// Bounds of an Interner.
+const (
+	MaxInterned      = 4096      // strings kept
+	MaxInternedLen   = 256       // bytes of a string kept; longer ones are not
+	MaxInternedBytes = 256 << 10 // bytes of all the strings kept
+)
 
 func (in *Interner) intern(b []byte) string {
+	if len(b) > MaxInternedLen {
+		return string(b)
+	}
 	if s, ok := in.m[string(b)]; ok { // no allocation for the lookup
 		return s
 	}
@@ -76,8 +89,9 @@ func (in *Interner) intern(b []byte) string {
 	if in.m == nil {
 		in.m = make(map[string]string)
 	}
-	if len(in.m) < maxInterned {
+	if len(in.m) < MaxInterned && in.bytes+len(s) <= MaxInternedBytes {
 		in.m[s] = s
+		in.bytes += len(s)
 	}
 	return s
 }

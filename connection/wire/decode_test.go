@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -269,5 +270,41 @@ func TestValidAgreesWithEncodingJSON(t *testing.T) {
 		if Valid([]byte(s)) != json.Valid([]byte(s)) {
 			t.Errorf("Valid(%q) = %v, encoding/json says %v", s, Valid([]byte(s)), json.Valid([]byte(s)))
 		}
+	}
+}
+
+func TestInternerKeepsABoundedNumberOfShortStrings(t *testing.T) {
+	var in Interner
+	frame := func(id string) []byte {
+		return []byte(`{"type":"invocationresult","invocation_id":"5b0e7c1a-9d2f-4e3b-8a6c-1f0e2d3c4b5a","function_id":"` + id + `"}`)
+	}
+	// A peer sending long ids: none is kept.
+	long := strings.Repeat("x", 64<<10)
+	for i := range 50 {
+		id := fmt.Sprint(i) + long
+		m, err := DecodeInterned(frame(id), &in)
+		if err != nil || m.(*InvocationResult).FunctionID != id {
+			t.Fatalf("long id: %v", err)
+		}
+	}
+	if len(in.m) != 0 || in.bytes != 0 {
+		t.Fatalf("kept %d long ids (%d bytes)", len(in.m), in.bytes)
+	}
+	// Many distinct short ids: at most MaxInterned, MaxInternedBytes.
+	mid := strings.Repeat("y", MaxInternedLen-8)
+	for i := range 2 * MaxInterned {
+		if _, err := DecodeInterned(frame(fmt.Sprintf("%08d", i)+mid), &in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := 0
+	for s := range in.m {
+		total += len(s)
+		if len(s) > MaxInternedLen {
+			t.Fatalf("kept a %d-byte string", len(s))
+		}
+	}
+	if len(in.m) > MaxInterned || total > MaxInternedBytes || total != in.bytes {
+		t.Fatalf("kept %d strings, %d bytes (counted %d)", len(in.m), total, in.bytes)
 	}
 }

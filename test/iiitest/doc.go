@@ -1,5 +1,10 @@
 // Package iiitest provides an in-process double of the iii engine (v0.22.1)
-// for tests, like net/http/httptest provides a server: it serves the worker
+// for tests, like net/http/httptest provides a server. It is a test tool,
+// not an engine to deploy: it trusts every worker, keeps everything in
+// memory, and its auth gate is only what WithAuth checks. It listens on
+// loopback only and accepts WebSocket handshakes without an Origin header
+// or from loopback pages only (a page on another site cannot reach it
+// through a browser). It serves the worker
 // protocol on a loopback port, so that a worker under test (the Go SDK, the
 // official Node SDK, a raw WebSocket client) can connect to it unchanged.
 //
