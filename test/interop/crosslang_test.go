@@ -230,11 +230,11 @@ func TestNodeWorkerCallsGoWorker(t *testing.T) {
 		t.Fatalf("E_GO carries a stack %q", *fail.Stacktrace)
 	}
 
-	// A panic is invocation_failed with the panic value and the Go stack.
+	// A panic is invocation_failed with the panic value only: the Go stack
+	// stays in the worker's log unless InitOptions.SendPanicStacks is set.
 	panicked := requireError(t, result(t, caller, "missing"), "invocation_failed", "panic: go handler exploded")
-	if panicked.Stacktrace == nil || !strings.Contains(*panicked.Stacktrace, "goroutine ") ||
-		!strings.Contains(*panicked.Stacktrace, "crosslang_test.go") {
-		t.Fatalf("panic stacktrace %v; want the Go stack of the handler", panicked.Stacktrace)
+	if panicked.Stacktrace != nil {
+		t.Fatalf("panic stacktrace %q reached another worker", *panicked.Stacktrace)
 	}
 	caller.waitExit()
 

@@ -240,10 +240,11 @@ func TestRustWorkerCallsGoWorker(t *testing.T) {
 	if st := requireRustError(t, rustCallResult(t, caller, "fail"), "E_GO", "go handler refused the order"); st != nil {
 		t.Fatalf("E_GO carries a stack %q", *st)
 	}
-	// A Go panic: invocation_failed with the panic value and the Go stack.
+	// A Go panic: invocation_failed with the panic value only; the Go stack
+	// stays in the worker's log unless InitOptions.SendPanicStacks is set.
 	st := requireRustError(t, rustCallResult(t, caller, "panic"), "invocation_failed", "panic: go handler exploded")
-	if st == nil || !strings.Contains(*st, "goroutine ") || !strings.Contains(*st, "rust_test.go") {
-		t.Fatalf("panic stacktrace %v; want the Go stack of the handler", st)
+	if st != nil {
+		t.Fatalf("panic stacktrace %q reached another worker", *st)
 	}
 	if st := requireRustError(t, rustCallResult(t, caller, "missing"), "function_not_found", "Function interop::missing not found"); st != nil {
 		t.Fatalf("function_not_found carries a stack %q", *st)
