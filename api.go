@@ -434,7 +434,7 @@ func RegisterFunction[Req, Resp any](w *III, id string, handler func(context.Con
 			return nil, err
 		}
 		if rawResp {
-			return rawResult(*(*json.RawMessage)(unsafe.Pointer(&resp)))
+			return rawResult(*(*json.RawMessage)(unsafe.Pointer(&resp)), m.Data)
 		}
 		return encodeResult(resp)
 	}
@@ -748,15 +748,31 @@ func encodeJSON(v any) (json.RawMessage, error) {
 
 // rawResult checks a handler's raw JSON result; nil means no result. It
 // returns a copy: the reply is written after the handler returned, and the
-// handler may reuse its buffer.
-func rawResult(raw json.RawMessage) (json.RawMessage, error) {
+// handler may reuse its buffer. A result within in, the invocation's data
+// (an echo, or a part of it), needs none: that is the SDK's own buffer,
+// made for this frame and never reused.
+func rawResult(raw, in json.RawMessage) (json.RawMessage, error) {
 	if raw == nil {
 		return nil, nil
 	}
 	if !wire.Valid(raw) {
 		return nil, &InvocationError{Code: CodeInvocationFailed, Message: "the handler's result is not valid JSON", Err: ErrInvalidPayload}
 	}
-	return bytes.Clone(bytes.TrimSpace(raw)), nil
+	raw = bytes.TrimSpace(raw)
+	if within(raw, in) {
+		return raw, nil
+	}
+	return bytes.Clone(raw), nil
+}
+
+// within reports whether sub lies inside buf's memory.
+func within(sub, buf []byte) bool {
+	if len(sub) == 0 || len(buf) == 0 {
+		return false
+	}
+	s := uintptr(unsafe.Pointer(unsafe.SliceData(sub)))
+	b := uintptr(unsafe.Pointer(unsafe.SliceData(buf)))
+	return s >= b && s+uintptr(len(sub)) <= b+uintptr(len(buf))
 }
 
 // encodeResult encodes a handler's result; nil means no result.

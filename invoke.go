@@ -193,19 +193,21 @@ func (w *III) execute(t *invocation.Task) {
 					Message: fmt.Sprintf("the frame of the result of %s (%d bytes) exceeds the engine's limit: the limit is %d bytes", m.FunctionID, len(out), w.maxMessage)}
 			}
 		}
-		var pe *panicError
+		var panicStack []byte // declared apart from pe, which escapes: no allocation without an error
 		if err != nil {
+			var pe *panicError
 			if errors.As(err, &pe) {
 				w.log.Error("iii: handler panicked", "function", m.FunctionID, "panic", pe.value, "stack", string(pe.stack))
+				panicStack = pe.stack
 			}
 			res.Error = errorBody(err, w.opts.SendPanicStacks)
 			w.log.Debug("iii: handler returned an error", "function", m.FunctionID, "code", res.Error.Code, "err", err)
 		}
 		if end != nil {
-			if pe != nil && res.Error.Stacktrace == "" {
+			if panicStack != nil && res.Error.Stacktrace == "" {
 				// The worker's own span keeps the stack the caller does not get.
 				local, eb := *res, *res.Error
-				eb.Stacktrace, local.Error = string(pe.stack), &eb
+				eb.Stacktrace, local.Error = string(panicStack), &eb
 				end(&local)
 			} else {
 				end(res)

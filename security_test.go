@@ -152,7 +152,9 @@ func TestRawJSONIsCopiedWhereTheSDKKeepsIt(t *testing.T) {
 	// handler results (RawResult) are written after the call returned.
 	for name, f := range map[string]func(json.RawMessage) (json.RawMessage, error){
 		"EncodeJSON": func(r json.RawMessage) (json.RawMessage, error) { return iii.EncodeJSON(r) },
-		"RawResult":  iii.RawResult,
+		"RawResult": func(r json.RawMessage) (json.RawMessage, error) {
+			return iii.RawResult(r, json.RawMessage(`{"other":1}`))
+		},
 	} {
 		buf := json.RawMessage(` {"a":1} `)
 		out, err := f(buf)
@@ -162,6 +164,22 @@ func TestRawJSONIsCopiedWhereTheSDKKeepsIt(t *testing.T) {
 		copy(buf, ` {"b":2} `)
 		if string(out) != `{"a":1}` {
 			t.Fatalf("%s: kept %s, aliasing the caller's buffer", name, out)
+		}
+	}
+}
+
+func TestRawResultWithinTheInvocationsDataIsNotCopied(t *testing.T) {
+	// The invocation's data is the SDK's own buffer, made for its frame:
+	// a handler that echoes it (or part of it) needs no copy.
+	in := json.RawMessage(`{"order":{"id":7}}`)
+	part := in[9 : len(in)-1]
+	for _, r := range []json.RawMessage{in, part} {
+		out, err := iii.RawResult(r, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if &out[0] != &r[0] || string(out) != string(r) {
+			t.Fatalf("RawResult(%s) = %s, a copy", r, out)
 		}
 	}
 }
