@@ -353,3 +353,28 @@ func TestDrainHonoursItsDeadline(t *testing.T) {
 	close(release)
 	waitFor(t, "the stuck handler to return", func() bool { return w.Stats().Running == 0 })
 }
+
+func TestOnStateChangePanicIsLoggedAndLaterChangesStillArrive(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	var logs syncBuffer
+	states := make(chan iii.ConnectionState, 16)
+	opts := fastOptions()
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	opts.OnStateChange = func(s iii.ConnectionState) {
+		states <- s
+		if s == iii.Connected {
+			panic("callback exploded")
+		}
+	}
+	w := newWorker(t, eng, opts)
+	waitState(t, states, iii.Connected)
+	if !eng.DropWorker(w.WorkerID()) {
+		t.Fatal("worker not connected")
+	}
+	// The process survived the panic, and the notifier still delivers.
+	waitState(t, states, iii.Reconnecting)
+	waitState(t, states, iii.Connected)
+	if !strings.Contains(logs.String(), "OnStateChange panicked") || !strings.Contains(logs.String(), "callback exploded") {
+		t.Fatalf("the panic was not logged: %s", logs.String())
+	}
+}

@@ -259,7 +259,7 @@ func New(sys *actors.System, cfg Config) (*Conn, error) {
 	for range cfg.MaxParked {
 		c.space <- struct{}{}
 	}
-	c.notify.start(cfg.OnState)
+	c.notify.start(cfg.OnState, c.log)
 	props := actor.PropsFromProducer(func() actor.Actor { return &connActor{c: c} },
 		actor.WithDispatcher(sys.Dispatcher))
 	pid, err := sys.SpawnCritical("connection", props)
@@ -947,11 +947,12 @@ type stateNotifier struct {
 	done   chan struct{}
 	closed bool
 	fn     func(State)
+	log    *slog.Logger
 	g      atomic.Uint64 // id of the notifier's goroutine
 }
 
-func (n *stateNotifier) start(fn func(State)) {
-	n.fn = fn
+func (n *stateNotifier) start(fn func(State), log *slog.Logger) {
+	n.fn, n.log = fn, log
 	if fn == nil {
 		return
 	}
@@ -970,10 +971,21 @@ func (n *stateNotifier) start(fn func(State)) {
 				st := n.queue[0]
 				n.queue = n.queue[1:]
 				n.mu.Unlock()
-				n.fn(st)
+				n.call(st)
 			}
 		}
 	}()
+}
+
+// call runs the callback; a panic in it is logged, not fatal to the
+// process, and later changes are still delivered.
+func (n *stateNotifier) call(st State) {
+	defer func() {
+		if v := recover(); v != nil {
+			n.log.Error("iii: OnStateChange panicked", "state", st, "panic", fmt.Sprint(v))
+		}
+	}()
+	n.fn(st)
 }
 
 func (n *stateNotifier) push(st State) {
