@@ -28,15 +28,16 @@ const (
 	// StateEvent.
 	TriggerTypeState = "state"
 	// TriggerTypeStream is the engine trigger type "stream" (changes of
-	// stream items); its configuration is StreamConfig.
+	// stream items); its configuration is StreamConfig and a fire delivers
+	// a StreamEvent.
 	TriggerTypeStream = "stream"
 	// TriggerTypeStreamJoin is the engine trigger type "stream:join" (a
 	// client subscribes to a stream); its configuration is
-	// StreamJoinLeaveConfig.
+	// StreamJoinLeaveConfig and a fire delivers a StreamJoinLeaveEvent.
 	TriggerTypeStreamJoin = "stream:join"
 	// TriggerTypeStreamLeave is the engine trigger type "stream:leave" (a
 	// client's subscription ends); its configuration is
-	// StreamJoinLeaveConfig.
+	// StreamJoinLeaveConfig and a fire delivers a StreamJoinLeaveEvent.
 	TriggerTypeStreamLeave = "stream:leave"
 	// TriggerTypeLog is the engine trigger type "log" (log records the
 	// engine's observability worker receives); its configuration is
@@ -218,6 +219,73 @@ type StreamJoinLeaveConfig struct {
 	// ConditionFunctionID names a condition function (not applied by
 	// v0.22.1).
 	ConditionFunctionID string `json:"condition_function_id,omitempty"`
+}
+
+// StreamEvent is what an engine "stream" trigger (TriggerTypeStream)
+// delivers to its function when an item of the watched stream changes, or
+// when an event is sent to the stream.
+type StreamEvent struct {
+	// Type is always "stream".
+	Type string `json:"type"`
+	// Timestamp is when the change happened, in milliseconds since the
+	// Unix epoch.
+	Timestamp int64 `json:"timestamp"`
+	// StreamName is the stream.
+	StreamName string `json:"streamName"`
+	// GroupID is the group of the changed item.
+	GroupID string `json:"groupId"`
+	// ID is the changed item's id; empty for an event sent to a whole
+	// group.
+	ID string `json:"id"`
+	// Change is what happened.
+	Change StreamChange `json:"event"`
+}
+
+// StreamChange is the change a StreamEvent reports (engine trigger type
+// "stream").
+type StreamChange struct {
+	// Type is "create", "update" or "delete" for a change of the item
+	// (with Data), or "event" for an event sent to the stream (with Event).
+	Type string `json:"type"`
+	// Data is the item's new value (its old one for "delete").
+	Data json.RawMessage `json:"data,omitempty"`
+	// Event is the event sent, for Type "event".
+	Event *StreamMessage `json:"event,omitempty"`
+}
+
+// StreamMessage is an event sent to a stream, as a StreamChange of Type
+// "event" carries it (engine trigger type "stream").
+type StreamMessage struct {
+	// Type is the sender's event type.
+	Type string `json:"type"`
+	// Data is the sender's data.
+	Data json.RawMessage `json:"data"`
+}
+
+// StreamJoinLeaveEvent is what an engine "stream:join" or "stream:leave"
+// trigger (TriggerTypeStreamJoin, TriggerTypeStreamLeave) delivers to its
+// function when a client subscribes to a stream or its subscription ends.
+// A join function may answer with a StreamJoinResult to refuse the client.
+type StreamJoinLeaveEvent struct {
+	// SubscriptionID is the client's subscription id.
+	SubscriptionID string `json:"subscription_id"`
+	// StreamName is the stream.
+	StreamName string `json:"stream_name"`
+	// GroupID is the group subscribed to.
+	GroupID string `json:"group_id"`
+	// ID is the item subscribed to; empty for a whole group.
+	ID string `json:"id"`
+	// Context is what the stream's authentication function returned for
+	// the client's connection; the JSON null when there is none.
+	Context json.RawMessage `json:"context"`
+}
+
+// StreamJoinResult is what a function bound to an engine "stream:join"
+// trigger (TriggerTypeStreamJoin) may return: Unauthorized true refuses the
+// client's subscription.
+type StreamJoinResult struct {
+	// Unauthorized refuses the subscription when true.
+	Unauthorized bool `json:"unauthorized"`
 }
 
 // LogLevel is the level filter of an engine "log" trigger (LogConfig.Level).

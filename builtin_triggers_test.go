@@ -151,3 +151,49 @@ func TestLogRecordDecodesEnginePayload(t *testing.T) {
 		t.Fatalf("sparse record decoded as %+v", s)
 	}
 }
+
+// Stream events as the engine's stream worker builds them: an item set
+// (create), a deletion, and an event sent to a group (no item id).
+func TestStreamEventDecodesEnginePayload(t *testing.T) {
+	cases := []struct {
+		raw  string
+		want iii.StreamEvent
+	}{
+		{`{"type":"stream","timestamp":1764757800123,"streamName":"chat","groupId":"room-1","id":"m1","event":{"type":"create","data":{"text":"hi"}}}`,
+			iii.StreamEvent{Type: "stream", Timestamp: 1764757800123, StreamName: "chat", GroupID: "room-1", ID: "m1",
+				Change: iii.StreamChange{Type: "create", Data: json.RawMessage(`{"text":"hi"}`)}}},
+		{`{"type":"stream","timestamp":2,"streamName":"chat","groupId":"room-1","id":"m1","event":{"type":"delete","data":{"text":"hi"}}}`,
+			iii.StreamEvent{Type: "stream", Timestamp: 2, StreamName: "chat", GroupID: "room-1", ID: "m1",
+				Change: iii.StreamChange{Type: "delete", Data: json.RawMessage(`{"text":"hi"}`)}}},
+		{`{"type":"stream","timestamp":3,"streamName":"chat","groupId":"room-1","id":null,"event":{"type":"event","event":{"type":"typing","data":{"user":"ada"}}}}`,
+			iii.StreamEvent{Type: "stream", Timestamp: 3, StreamName: "chat", GroupID: "room-1",
+				Change: iii.StreamChange{Type: "event", Event: &iii.StreamMessage{Type: "typing", Data: json.RawMessage(`{"user":"ada"}`)}}}},
+	}
+	for _, c := range cases {
+		var e iii.StreamEvent
+		if err := json.Unmarshal([]byte(c.raw), &e); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(e, c.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.raw, e, c.want)
+		}
+	}
+}
+
+// A join event as the engine's stream worker builds it, and the answer a
+// join function gives to refuse the client.
+func TestStreamJoinLeaveEventDecodesEnginePayload(t *testing.T) {
+	raw := `{"subscription_id":"sub-1","stream_name":"chat","group_id":"room-1","id":null,"context":{"user":"ada"}}`
+	var e iii.StreamJoinLeaveEvent
+	if err := json.Unmarshal([]byte(raw), &e); err != nil {
+		t.Fatal(err)
+	}
+	want := iii.StreamJoinLeaveEvent{SubscriptionID: "sub-1", StreamName: "chat", GroupID: "room-1",
+		Context: json.RawMessage(`{"user":"ada"}`)}
+	if !reflect.DeepEqual(e, want) {
+		t.Fatalf("got %+v\nwant %+v", e, want)
+	}
+	if b, _ := json.Marshal(iii.StreamJoinResult{Unauthorized: true}); string(b) != `{"unauthorized":true}` {
+		t.Fatalf("join result = %s", b)
+	}
+}
