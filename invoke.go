@@ -370,7 +370,7 @@ func schemaOf[T any]() json.RawMessage {
 	// (the reflector would recurse until the stack overflows): it gets
 	// $defs and $refs, with the root type itself a $ref.
 	r := jsonschema.Reflector{DoNotReference: true, ExpandedStruct: true}
-	if recursive(t, nil) {
+	if recursive(t, nil, map[reflect.Type]bool{}) {
 		r = jsonschema.Reflector{}
 	}
 	s := r.ReflectFromType(t)
@@ -382,25 +382,35 @@ func schemaOf[T any]() json.RawMessage {
 }
 
 // recursive reports whether t contains itself (through fields, pointers,
-// slices, arrays or maps), path being the types being walked.
-func recursive(t reflect.Type, path []reflect.Type) bool {
+// slices, arrays or maps), path being the types being walked and acyclic
+// the types already found not to lead back to themselves (so that a type
+// reached along many paths is walked once).
+func recursive(t reflect.Type, path []reflect.Type, acyclic map[reflect.Type]bool) bool {
+	if acyclic[t] {
+		return false
+	}
 	for _, p := range path {
 		if p == t {
 			return true
 		}
 	}
+	path = append(path, t)
+	found := false
 	switch t.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Array:
-		return recursive(t.Elem(), append(path, t))
+		found = recursive(t.Elem(), path, acyclic)
 	case reflect.Map:
-		return recursive(t.Key(), append(path, t)) || recursive(t.Elem(), append(path, t))
+		found = recursive(t.Key(), path, acyclic) || recursive(t.Elem(), path, acyclic)
 	case reflect.Struct:
-		path = append(path, t)
 		for i := range t.NumField() {
-			if f := t.Field(i); (f.IsExported() || f.Anonymous) && recursive(f.Type, path) {
-				return true
+			if f := t.Field(i); (f.IsExported() || f.Anonymous) && recursive(f.Type, path, acyclic) {
+				found = true
+				break
 			}
 		}
 	}
-	return false
+	if !found {
+		acyclic[t] = true
+	}
+	return found
 }

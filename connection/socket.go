@@ -326,7 +326,8 @@ const CodeDeserializationError = "deserialization_error"
 
 // undecodable handles a frame that does not decode. If its invocation id
 // can still be read, nobody is left waiting for a timeout: an invocation
-// is answered at once with an error, and a result fails its call at once
+// is answered at once with an error (unless the socket's queue is full:
+// then, as for an overload refusal, the answer is dropped), and a result fails its call at once
 // (through the router, as a result carrying that error). Anything else is
 // dropped, as the engine does.
 func (s *Socket) undecodable(frame []byte, err error) {
@@ -338,12 +339,11 @@ func (s *Socket) undecodable(frame []byte, err error) {
 		res := &wire.InvocationResult{InvocationID: v.InvocationID, FunctionID: v.FunctionID,
 			Error: &wire.ErrorBody{Code: CodeDeserializationError, Message: "the worker cannot decode this invocation: " + err.Error()}}
 		if !s.TrySend(res) {
-			// The queue is full: wait for room, but not on the read loop.
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				_ = s.Send(context.Background(), res)
-			}()
+			// The read loop never waits for room, and a flood of such frames
+			// must not pile up goroutines: as with an overload refusal, the
+			// answer is dropped and that caller sees its timeout.
+			s.log.Warn("iii: no room to answer an undecodable invocation; dropping the answer",
+				"function", v.FunctionID, "invocation", v.InvocationID.String())
 		}
 	case ok && v.Kind == wire.KindInvocationResult:
 		s.log.Warn("iii: the result of a call does not decode; failing the call",
