@@ -529,7 +529,8 @@ func TestNodeWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
 		return slices.Contains(describe(eng.Journal(second)), "invokefunction engine::workers::register")
 	})
 	journal := eng.Journal(second)
-	got := describe(journal)
+	// (The provider's answer to its own binding races the metadata call.)
+	got := slices.DeleteFunc(describe(journal), func(s string) bool { return s == "triggerregistrationresult" })
 	if len(got) < 5 || got[0] != "reattach" || !slices.Equal(got[1:5], replay) {
 		t.Fatalf("second connection's journal:\n%s\nwant reattach, then:\n%s", strings.Join(got, "\n"), strings.Join(replay, "\n"))
 	}
