@@ -32,7 +32,9 @@ const runtimeWorkerName = "iii-engine-functions"
 // engineVersion is the engine version the double imitates.
 const engineVersion = "0.22.1"
 
-var builtins map[string]builtinDef
+// builtins are the engine:: (and other in-engine) functions. Files of the
+// package add theirs to it in init funcs (it exists before any init runs).
+var builtins = map[string]builtinDef{}
 
 func init() {
 	logFn := func(level string) builtinDef {
@@ -40,7 +42,7 @@ func init() {
 			builtinLog(e, c, id, level, data, reply)
 		}, description: "Log a " + level + " message"}
 	}
-	builtins = map[string]builtinDef{
+	for id, def := range map[string]builtinDef{
 		"engine::channels::create":          {fn: builtinChannelsCreate, description: "Create a streaming channel pair"},
 		"engine::functions::list":           {fn: builtinFunctionsList, description: "List registered functions with their owning worker name."},
 		"engine::functions::info":           {fn: builtinFunctionsInfo, description: "Inspect functions: schemas, owner, and registered triggers. Single `function_id`, or `function_ids: [...]` (max 32) to fetch several contracts in one call."},
@@ -63,6 +65,8 @@ func init() {
 		"engine::log::error": logFn("error"),
 		"engine::log::debug": logFn("debug"),
 		"engine::log::trace": logFn("trace"),
+	} {
+		builtins[id] = def
 	}
 }
 

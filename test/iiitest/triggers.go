@@ -30,6 +30,42 @@ type ttype struct {
 	triggerRequestFormat json.RawMessage
 	callRequestFormat    json.RawMessage
 	provider             *worker // nil: provided by the engine
+	// engine is the double's own provider of an engine-provided type
+	// (http, cron, state, stream, ...); nil for types it only lists.
+	engine engineProvider
+}
+
+// engineProvider is a trigger type the engine provides itself (its builtin
+// workers: http, cron, state, stream, ...). Both methods run with e.mu held
+// and must not block; what they send goes through ob.
+type engineProvider interface {
+	// bind starts firing a binding; a non-nil error body refuses it (the
+	// binding is dropped and, for a worker's registertrigger, the engine
+	// logs it as the engine does).
+	bind(e *Engine, ob *outbox, st *state, b *binding) *wire.ErrorBody
+	// unbind stops firing a binding (unregistered, or its owner left).
+	unbind(e *Engine, ob *outbox, st *state, b *binding)
+}
+
+// An engineProvider that holds timers or goroutines also implements
+// close() { ... }: stopTimers calls it, with e.mu held, when the engine
+// stops or restarts (a restart makes a new provider with newProvider).
+
+// engineTriggerType describes an engine-provided trigger type; files of
+// the package add theirs with registerEngineTriggerType in an init func.
+type engineTriggerType struct {
+	id, description string
+	// newProvider makes the provider for one engine state (called on
+	// every start and restart of the double); nil lists the type only.
+	newProvider func(e *Engine) engineProvider
+}
+
+var engineTriggerTypes []engineTriggerType
+
+// registerEngineTriggerType adds an engine-provided trigger type to every
+// engine the double starts. Call it from an init func.
+func registerEngineTriggerType(t engineTriggerType) {
+	engineTriggerTypes = append(engineTriggerTypes, t)
 }
 
 // binding is a trigger: a trigger type bound to a function.
@@ -102,6 +138,12 @@ func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) {
 	}
 	if tt.provider != nil {
 		ob.add(tt.provider, b.registerMsg())
+	} else if tt.engine != nil {
+		if errb := tt.engine.bind(e, ob, st, b); errb != nil {
+			delete(st.parked, b.id)
+			e.cfg.logger.Warn("iiitest: engine trigger type refused a binding", "id", b.id, "type", b.ttype, "code", errb.Code, "message", errb.Message)
+			return
+		}
 	}
 	delete(st.parked, b.id)
 	st.bindings[b.id] = b
@@ -116,12 +158,23 @@ func (e *Engine) unregisterTriggerLocked(ob *outbox, st *state, id string) bool 
 		delete(st.parked, id)
 		return ok
 	}
-	if tt := st.ttypes[b.ttype]; tt != nil && tt.provider != nil {
-		ob.add(tt.provider, &wire.UnregisterTrigger{ID: id, TriggerType: b.ttype})
-	}
+	e.stopBindingLocked(ob, st, b)
 	delete(st.bindings, id)
 	delete(st.parked, id)
 	return true
+}
+
+// stopBindingLocked tells a live binding's provider (a worker or the
+// engine itself) to stop firing it.
+func (e *Engine) stopBindingLocked(ob *outbox, st *state, b *binding) {
+	tt := st.ttypes[b.ttype]
+	switch {
+	case tt == nil:
+	case tt.provider != nil:
+		ob.add(tt.provider, &wire.UnregisterTrigger{ID: b.id, TriggerType: b.ttype})
+	case tt.engine != nil:
+		tt.engine.unbind(e, ob, st, b)
+	}
 }
 
 func (e *Engine) triggerResultLocked(ob *outbox, c *worker, m *wire.TriggerRegistrationResult) {

@@ -69,6 +69,13 @@ func newState(e *Engine) *state {
 	for _, tt := range mandatoryTriggerTypes {
 		st.ttypes[tt.id] = &ttype{id: tt.id, description: tt.description}
 	}
+	for _, t := range engineTriggerTypes {
+		tt := &ttype{id: t.id, description: t.description}
+		if t.newProvider != nil {
+			tt.engine = t.newProvider(e)
+		}
+		st.ttypes[t.id] = tt
+	}
 	st.fnHash = st.functionsHash()
 	return st
 }
@@ -78,6 +85,11 @@ func (st *state) stopTimers() {
 	for _, c := range st.workers {
 		for _, a := range c.acks {
 			a.timer.Stop()
+		}
+	}
+	for _, tt := range st.ttypes {
+		if c, ok := tt.engine.(interface{ close() }); ok {
+			c.close()
 		}
 	}
 }
@@ -471,9 +483,7 @@ func (e *Engine) cleanupLocked(ob *outbox, c *worker) {
 			continue
 		}
 		delete(st.bindings, id)
-		if tt := st.ttypes[b.ttype]; tt != nil && tt.provider != nil {
-			ob.add(tt.provider, &wire.UnregisterTrigger{ID: id, TriggerType: b.ttype})
-		}
+		e.stopBindingLocked(ob, st, b)
 	}
 	for id, b := range st.parked {
 		if b.owner == c {
