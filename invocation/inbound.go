@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/faults"
 )
 
 // Task is one inbound invocation: the dispatch frame and the socket it came
@@ -107,7 +109,9 @@ type Inbound struct {
 	active       int           // dispatched and not finished
 	quiet        chan struct{} // closed when active drops to 0 (while someone waits)
 	closed       bool
+	all          []*actor.PID   // every invocation actor (for the fault hook)
 	gone         sync.WaitGroup // invocation actors' goroutines
+	restarts     atomic.Int64   // invocation actors restarted (and started again)
 }
 
 // NewInbound starts the invocation supervisor under sys.
@@ -212,6 +216,37 @@ func (in *Inbound) next(self *actor.PID, fresh bool) *Task {
 		in.idle = append(in.idle, self)
 	}
 	return nil
+}
+
+// spawned records a new invocation actor (for the fault hook).
+func (in *Inbound) spawned(pid *actor.PID) {
+	in.mu.Lock()
+	in.all = append(in.all, pid)
+	in.mu.Unlock()
+}
+
+// unidle removes pid from the idle list.
+func (in *Inbound) unidle(pid *actor.PID) {
+	in.mu.Lock()
+	in.idle = slices.DeleteFunc(in.idle, func(p *actor.PID) bool { return p.Equal(pid) })
+	in.mu.Unlock()
+}
+
+// crashActor makes an invocation actor panic in its own code (faults).
+type crashActor struct{}
+
+func init() {
+	// faults.Crash("invocation", in, "") makes every invocation actor of in
+	// fail once, idle or busy (a busy one after its current tasks).
+	faults.Set("invocation", func(target any, _ string) {
+		in := target.(*Inbound)
+		in.mu.Lock()
+		all := slices.Clone(in.all)
+		in.mu.Unlock()
+		for _, pid := range all {
+			in.sys.Send(pid, crashActor{})
+		}
+	})
 }
 
 // finished records the end of a task.
@@ -327,7 +362,21 @@ type invocationActor struct {
 func (a *invocationActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		a.runFrom(ctx.Self(), a.in.next(ctx.Self(), a.fresh))
+		self := ctx.Self()
+		if a.fresh {
+			a.in.spawned(self)
+		} else {
+			// Restarted: it may have failed while parked as idle; take it
+			// off the idle list before next parks it again, so the pool
+			// never hands two tasks at once to one actor.
+			a.in.unidle(self)
+		}
+		a.runFrom(self, a.in.next(self, a.fresh))
+		if !a.fresh {
+			a.in.restarts.Add(1)
+		}
+	case crashActor:
+		panic("iii: invocation actor crashed on purpose (faults)")
 	case *Task:
 		a.runFrom(ctx.Self(), m)
 	case *actor.Restarting:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/faults"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -321,4 +322,70 @@ func TestInboundRepliesToTasksWhoseExecutorFailsAndKeepsThePool(t *testing.T) {
 		t.Fatal("two tasks never ran at once: the pool shrank")
 	}
 	stopInbound(in, sys)
+}
+
+// An invocation actor that fails in its own code, idle or busy, is
+// restarted into the pool exactly once: the pool keeps its size and never
+// runs more tasks at once than its limit.
+func TestInboundRestartsFailedActorsWithoutGrowingOrShrinkingThePool(t *testing.T) {
+	sys := actors.NewSystem(nil)
+	var running, peak atomic.Int32
+	gate := make(chan chan struct{}, 1)
+	in, err := NewInbound(sys, Config{Exec: func(t *Task) {
+		n := running.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		release := <-gate
+		gate <- release
+		<-release
+		running.Add(-1)
+	}, Limit: 2, MaxBacklog: 100, MaxBacklogBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	round := func(tasks, wantRunning, wantQueued int, crash bool) {
+		t.Helper()
+		release := make(chan struct{})
+		gate <- release
+		for range tasks {
+			in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "f"}))
+		}
+		waitCounts(t, in, wantRunning, wantQueued)
+		for running.Load() != int32(wantRunning) {
+			time.Sleep(time.Millisecond)
+		}
+		if crash { // both actors are busy: each fails after its tasks
+			faults.Crash("invocation", in, "")
+		}
+		close(release)
+		if err := in.Idle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		<-gate
+	}
+	round(2, 2, 0, false) // spawns both actors
+	faults.Crash("invocation", in, "")
+	waitRestarts(t, in, 2)
+	round(3, 2, 1, true)
+	waitRestarts(t, in, 4)
+	round(3, 2, 1, false)
+	if p := peak.Load(); p != 2 {
+		t.Fatalf("peak concurrency %d, want the limit 2", p)
+	}
+	stopInbound(in, sys)
+}
+
+func waitRestarts(t *testing.T, in *Inbound, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for in.restarts.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d restarts, want %d", in.restarts.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
