@@ -139,9 +139,9 @@ func (p *cronParser) name() (string, bool) {
 
 // specifier is "*" | ordinal "-" ordinal | ordinal | name "-" name; with
 // any, "?" (as "*") first.
-func (p *cronParser) specifier(any bool) (cronSpec, bool) {
+func (p *cronParser) specifier(withAny bool) (cronSpec, bool) {
 	start := p.i
-	if any && p.lit('?') {
+	if withAny && p.lit('?') {
 		return cronSpec{kind: cronAll}, true
 	}
 	if p.lit('*') {
@@ -168,9 +168,9 @@ func (p *cronParser) specifier(any bool) (cronSpec, bool) {
 }
 
 // rootSpecifier is specifier "/" ordinal | specifier | name.
-func (p *cronParser) rootSpecifier(any bool) (cronSpec, bool) {
+func (p *cronParser) rootSpecifier(withAny bool) (cronSpec, bool) {
 	start := p.i
-	if s, ok := p.specifier(any); ok {
+	if s, ok := p.specifier(withAny); ok {
 		if p.lit('/') {
 			if step, ok := p.ordinal(); ok {
 				s.period, s.step = true, step
@@ -179,7 +179,7 @@ func (p *cronParser) rootSpecifier(any bool) (cronSpec, bool) {
 		}
 	}
 	p.i = start
-	if s, ok := p.specifier(any); ok {
+	if s, ok := p.specifier(withAny); ok {
 		return s, true
 	}
 	p.i = start
@@ -192,9 +192,9 @@ func (p *cronParser) rootSpecifier(any bool) (cronSpec, bool) {
 
 // field is [ws] rootSpecifier ("," rootSpecifier)* [ws]. On failure the
 // parser stays where the engine's does: after the leading whitespace.
-func (p *cronParser) field(any bool) ([]cronSpec, bool) {
+func (p *cronParser) field(withAny bool) ([]cronSpec, bool) {
 	p.ws()
-	first, ok := p.rootSpecifier(any)
+	first, ok := p.rootSpecifier(withAny)
 	if !ok {
 		return nil, false
 	}
@@ -204,7 +204,7 @@ func (p *cronParser) field(any bool) ([]cronSpec, bool) {
 		if !p.lit(',') {
 			break
 		}
-		s, ok := p.rootSpecifier(any)
+		s, ok := p.rootSpecifier(withAny)
 		if !ok {
 			p.i = mark
 			break
@@ -397,9 +397,9 @@ func parseCron(expr string) (*cronSchedule, error) {
 	units := []*cronUnit{cronSeconds, cronMinutes, cronHours, cronDays, cronMonths, cronWeekdays, cronYears}
 	sets := make([]cronSet, len(units))
 	for i, u := range units {
-		any := u == cronDays || u == cronWeekdays
+		withAny := u == cronDays || u == cronWeekdays
 		mark := p.i
-		specs, ok := p.field(any)
+		specs, ok := p.field(withAny)
 		if !ok {
 			if u == cronYears { // the year is optional
 				p.i = mark

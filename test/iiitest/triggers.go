@@ -59,7 +59,9 @@ type engineProvider interface {
 type engineTriggerType struct {
 	id, description string
 	// newProvider makes the provider for one engine state (called on
-	// every start and restart of the double); nil lists the type only.
+	// every start and restart of the double); nil lists the type only. A
+	// newProvider that returns nil leaves the type out of that engine
+	// (a worker the engine does not run, e.g. the queue without WithQueue).
 	newProvider func(e *Engine) engineProvider
 }
 
