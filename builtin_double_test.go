@@ -109,3 +109,40 @@ func TestQueueConfigOnTheDouble(t *testing.T) {
 		}
 	}
 }
+
+func TestLogConfigOnTheDouble(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	ctx := doubleCtx(t)
+	w := iii.RegisterWorker(eng.URL, iii.InitOptions{})
+	t.Cleanup(w.Shutdown)
+	recs := make(chan iii.LogRecord, 4)
+	iii.RegisterFunction(w, "alerts::on-warn", func(ctx context.Context, r iii.LogRecord) (any, error) {
+		recs <- r
+		return nil, nil
+	})
+	tr, err := w.RegisterTrigger(iii.TriggerInput{Type: iii.TriggerTypeLog, FunctionID: "alerts::on-warn", Config: iii.LogConfig{Level: iii.LogLevelWarn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.WaitTrigger(ctx, tr.ID()); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ fn, msg string }{{"engine::log::info", "ignored"}, {"engine::log::warn", "disk low"}} {
+		if _, err := iii.Call[any](ctx, w, c.fn, map[string]any{"message": c.msg, "data": map[string]any{"free_gb": 3}, "service_name": "storage"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case r := <-recs:
+		if r.Body != "disk low" || r.SeverityText != "WARN" || r.SeverityNumber != 13 || r.ServiceName != "storage" || string(r.Attributes["free_gb"]) != "3" {
+			t.Fatalf("record = %+v", r)
+		}
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+	select {
+	case r := <-recs:
+		t.Fatalf("a second record: %+v", r)
+	default:
+	}
+}

@@ -1028,5 +1028,6 @@ func builtinLog(e *Engine, c *worker, id, level string, data json.RawMessage, re
 		rec.Attributes = wire.Attributes{{Key: "service.name", Value: wire.AnyValue{StringValue: in.ServiceName}}}
 	}
 	e.tel.addLogs(e, []wire.LogRecord{rec})
+	e.fireLogRecords([]storedLog{logBuiltinRecord(level, *in.Message, in.Data, in.TraceID, in.SpanID, in.ServiceName)})
 	reply(nil, nil)
 }

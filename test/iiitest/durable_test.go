@@ -18,7 +18,13 @@ type pubClient struct {
 
 func (c *pubClient) publish(data string) *wire.InvocationResult {
 	c.t.Helper()
-	id := c.call(durablePublish, data)
+	return c.callEarly(durablePublish, data)
+}
+
+// callEarly calls fn and returns its result, keeping what arrived first.
+func (c *pubClient) callEarly(fn, data string) *wire.InvocationResult {
+	c.t.Helper()
+	id := c.call(fn, data)
 	for {
 		m := c.nextMsg()
 		if r, ok := m.(*wire.InvocationResult); ok && r.InvocationID == id {
