@@ -217,24 +217,24 @@ func (p *cronParser) field(withAny bool) ([]cronSpec, bool) {
 
 func (u *cronUnit) ordinalFromName(n string) (int, error) {
 	if u.names == nil {
-		return 0, fmt.Errorf("The '%s' field does not support using names. '%s' specified.", u.name, n)
+		return 0, cronErrorf("The '%s' field does not support using names. '%s' specified.", u.name, n)
 	}
 	v, ok := u.names[strings.ToLower(n)]
 	if !ok {
 		if u == cronMonths {
-			return 0, fmt.Errorf("'%s' is not a valid month name.", n)
+			return 0, cronErrorf("'%s' is not a valid month name.", n)
 		}
-		return 0, fmt.Errorf("'%s' is not a valid day of the week.", n)
+		return 0, cronErrorf("'%s' is not a valid day of the week.", n)
 	}
 	return v, nil
 }
 
 func (u *cronUnit) validate(v int) error {
 	if v < u.min {
-		return fmt.Errorf("%s must be greater than or equal to %d. ('%d' specified.)", u.name, u.min, v)
+		return cronErrorf("%s must be greater than or equal to %d. ('%d' specified.)", u.name, u.min, v)
 	}
 	if v > u.max {
-		return fmt.Errorf("%s must be less than %d. ('%d' specified.)", u.name, u.max, v)
+		return cronErrorf("%s must be less than %d. ('%d' specified.)", u.name, u.max, v)
 	}
 	return nil
 }
@@ -255,7 +255,7 @@ func (u *cronUnit) ordinals(s cronSpec) ([]int, error) {
 		return []int{s.a}, nil
 	case cronRange:
 		if u.validate(s.a) != nil || u.validate(s.b) != nil || s.a > s.b {
-			return nil, fmt.Errorf("Invalid range for %s: %d-%d", u.name, s.a, s.b)
+			return nil, cronErrorf("Invalid range for %s: %d-%d", u.name, s.a, s.b)
 		}
 		return seq(s.a, s.b), nil
 	case cronNamedRange:
@@ -268,7 +268,7 @@ func (u *cronUnit) ordinals(s cronSpec) ([]int, error) {
 			return nil, err
 		}
 		if u.validate(a) != nil || u.validate(b) != nil || a > b {
-			return nil, fmt.Errorf("Invalid named range for %s: %s-%s", u.name, s.na, s.nb)
+			return nil, cronErrorf("Invalid named range for %s: %s-%s", u.name, s.na, s.nb)
 		}
 		return seq(a, b), nil
 	default: // cronNamedPoint
@@ -287,10 +287,10 @@ func (u *cronUnit) build(specs []cronSpec) (cronSet, error) {
 		var vals []int
 		if s.period {
 			if s.step == 0 {
-				return set, fmt.Errorf("range step cannot be zero")
+				return set, cronErrorf("range step cannot be zero")
 			}
 			if s.step < 1 || s.step > u.max {
-				return set, fmt.Errorf("%s must be between 1 and %d. ('%d' specified.)", u.name, u.max, s.step)
+				return set, cronErrorf("%s must be between 1 and %d. ('%d' specified.)", u.name, u.max, s.step)
 			}
 			var base []int
 			if s.kind == cronPoint {
@@ -337,6 +337,16 @@ func (u *cronUnit) one(v int) cronSet {
 	var set cronSet
 	set.add(v - u.min)
 	return set
+}
+
+// cronFieldError is why a field's value is invalid, in the engine's
+// words (capitalised and punctuated as they are).
+type cronFieldError string
+
+func (e cronFieldError) Error() string { return string(e) }
+
+func cronErrorf(format string, args ...any) error {
+	return cronFieldError(fmt.Sprintf(format, args...))
 }
 
 // cronParseError is an invalid expression: where the engine's parser

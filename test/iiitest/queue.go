@@ -55,6 +55,13 @@ type QueueConfig struct {
 // letter (see [Engine.DeadLetters]). Jobs run concurrently, at most
 // Concurrency per queue, and in no particular order; there is no FIFO
 // mode.
+//
+// It also installs the queue worker's topics: the "durable:subscriber"
+// trigger type (iii.QueueConfig) and iii::durable::publish, whose messages
+// go to the subscribed functions with the same retry defaults
+// (MaxAttempts, Backoff, Concurrency per subscription) unless a binding's
+// queue_config says otherwise. Retry waits run on the engine's Clock
+// (see WithClock).
 func WithQueue(cfg QueueConfig) Option {
 	return func(c *config) {
 		if cfg.MaxAttempts <= 0 {
