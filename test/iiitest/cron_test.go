@@ -258,3 +258,21 @@ func TestCronOnTheRealClock(t *testing.T) {
 		t.Fatalf("fire = %s (%v)", inv.Data, err)
 	}
 }
+
+func TestCronStopsWhenItsWorkerLeaves(t *testing.T) {
+	clock := NewFakeClock(mustTime(t, "2026-12-03T10:00:00Z"))
+	e := NewEngine(t, WithClock(clock))
+	c := dial(t, e)
+	c.register("jobs::tick")
+	c.send(&wire.RegisterTrigger{ID: "t1", TriggerType: "cron", FunctionID: "jobs::tick", Config: json.RawMessage(`{"expression":"* * * * * *"}`)})
+	if err := clock.WaitTimers(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	c.close()
+	if err := e.WaitFunctionGone(ctxT(t), "jobs::tick"); err != nil {
+		t.Fatal(err)
+	}
+	if n := clock.Timers(); n != 0 {
+		t.Fatalf("%d timers after the owner left", n)
+	}
+}
