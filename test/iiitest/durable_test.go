@@ -177,3 +177,35 @@ func TestDurableConditionFunction(t *testing.T) {
 		t.Fatalf("handler call = %s", wire.Encode(inv))
 	}
 }
+
+func TestDurableFIFOSubscriptionDeliversOneAtATimeAndRetriesInline(t *testing.T) {
+	clock := NewFakeClock(mustTime(t, "2026-12-03T10:00:00Z"))
+	e := NewEngine(t, WithQueue(QueueConfig{}), WithClock(clock))
+	c := &pubClient{client: dial(t, e)}
+	c.register("ledger::post")
+	c.send(&wire.RegisterTrigger{ID: "s1", TriggerType: "durable:subscriber", FunctionID: "ledger::post", Config: json.RawMessage(`{"topic":"ledger","queue_config":{"type":"fifo","backoffDelayMs":500}}`)})
+	c.publish(`{"topic":"ledger","data":1}`)
+	c.publish(`{"topic":"ledger","data":2}`)
+	inv := c.nextInvoke()
+	if string(inv.Data) != "1" || len(c.early) != 0 {
+		t.Fatalf("first delivery %s, early %s", inv.Data, encodeAll(c.early))
+	}
+	c.expectQuiet() // 2 waits for 1
+	c.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: inv.FunctionID, Error: &wire.ErrorBody{Code: "E", Message: "x"}})
+	if err := clock.WaitTimers(ctxT(t), 1); err != nil {
+		t.Fatal(err)
+	}
+	c.expectQuiet() // the retry of 1 still blocks 2
+	if at, _ := clock.NextTimer(); !at.Equal(clock.Now().Add(500 * time.Millisecond)) {
+		t.Fatalf("retry due %s", at)
+	}
+	clock.Advance(500 * time.Millisecond)
+	inv = c.nextInvoke()
+	if string(inv.Data) != "1" {
+		t.Fatalf("retry delivered %s", inv.Data)
+	}
+	c.send(&wire.InvocationResult{InvocationID: inv.InvocationID, FunctionID: inv.FunctionID, Result: json.RawMessage(`null`)})
+	if inv = c.nextInvoke(); string(inv.Data) != "2" {
+		t.Fatalf("then %s", inv.Data)
+	}
+}
