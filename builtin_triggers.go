@@ -66,9 +66,16 @@ type HTTPConfig struct {
 // CronConfig is the configuration of an engine "cron" trigger
 // (TriggerTypeCron). Each fire delivers a CronEvent.
 type CronConfig struct {
-	// Expression is the schedule, in the engine's six-field cron format
-	// with seconds first: "sec min hour day-of-month month day-of-week"
-	// (e.g. "0 */5 * * * *"). Required: the engine refuses an empty one.
+	// Expression is the schedule, in the engine's cron format, in UTC:
+	// six fields with seconds first, "sec min hour day-of-month month
+	// day-of-week" (e.g. "0 */5 * * * *"), and an optional seventh, the
+	// year; or @yearly, @monthly, @weekly, @daily, @hourly. Days of the
+	// week run from 1 (Sunday) to 7, or SUN-SAT; a time must match both
+	// the day of the month and the day of the week. The engine refuses an
+	// empty or invalid expression (the five-field Unix form included) with
+	// a trigger_registration_failed TriggerError. A run that is still going
+	// when the next time comes delays it: runs of one trigger never
+	// overlap, and the times missed meanwhile are skipped.
 	Expression string `json:"expression"`
 	// ConditionFunctionID, if set, is a function the engine calls with the
 	// CronEvent first; the bound function is skipped when it returns false.

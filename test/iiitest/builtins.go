@@ -903,10 +903,14 @@ func builtinRegisterTrigger(e *Engine, c *worker, id string, data json.RawMessag
 	st := e.st
 	tt := st.ttypes[b.ttype]
 	if tt == nil || tt.provider == nil {
-		e.addBindingLocked(&ob, st, b)
+		errb := e.addBindingLocked(&ob, st, b)
 		e.notifyLocked()
 		e.mu.Unlock()
 		e.flush(&ob)
+		if errb != nil {
+			reply(nil, errb)
+			return
+		}
 		reply(idResult(b.id), nil)
 		return
 	}
@@ -1024,5 +1028,6 @@ func builtinLog(e *Engine, c *worker, id, level string, data json.RawMessage, re
 		rec.Attributes = wire.Attributes{{Key: "service.name", Value: wire.AnyValue{StringValue: in.ServiceName}}}
 	}
 	e.tel.addLogs(e, []wire.LogRecord{rec})
+	e.fireLogRecords([]storedLog{logBuiltinRecord(level, *in.Message, in.Data, in.TraceID, in.SpanID, in.ServiceName)})
 	reply(nil, nil)
 }

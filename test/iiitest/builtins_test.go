@@ -118,8 +118,18 @@ func TestFunctionsListFiltersInternalAndSorts(t *testing.T) {
 			}
 		}
 	}
-	// The queue provider is there only WithQueue.
-	if n != len(builtins)-1 || len(list.Functions) != len(builtins)-1+3 {
+	// The queue worker's functions are there only WithQueue.
+	engineIDs, all := 0, 0
+	for id := range builtins {
+		if id == enqueueProvider || id == durablePublish {
+			continue
+		}
+		all++
+		if strings.HasPrefix(id, "engine::") {
+			engineIDs++
+		}
+	}
+	if n != engineIDs || len(list.Functions) != all+3 {
 		t.Fatalf("include_internal: %d builtins of %d", n, len(list.Functions))
 	}
 	c.builtin("engine::functions::list", `{"search":"LAST"}`, &list)
@@ -186,14 +196,33 @@ func TestTriggerIntrospectionBuiltins(t *testing.T) {
 	}
 	c.builtin("engine::triggers::list", `{}`, &tl)
 	// Every engine also lists its mandatory workers' types: configuration,
-	// log and trace (seen on engine v0.22.1).
-	if len(tl.Triggers) != 4 || tl.Triggers[1] != (triggerTypeSummary{"fs::watch", "fs", "Watch files"}) ||
-		tl.Triggers[0].ID != "configuration" || tl.Triggers[0].WorkerName != "configuration" ||
-		tl.Triggers[2] != (triggerTypeSummary{"log", "iii-observability", "Log event trigger"}) || tl.Triggers[3].ID != "trace" {
+	// log and trace (seen on engine v0.22.1), and the double the types its
+	// in-engine workers provide (cron, ...).
+	extra := map[string]bool{}
+	for _, et := range engineTriggerTypes {
+		if et.newProvider != nil && et.newProvider(e) == nil {
+			continue // not installed in this engine
+		}
+		if et.id != "configuration" && et.id != "log" && et.id != "trace" {
+			extra[et.id] = true
+		}
+	}
+	byID := map[string]triggerTypeSummary{}
+	for _, tt := range tl.Triggers {
+		byID[tt.ID] = tt
+	}
+	if len(tl.Triggers) != 4+len(extra) || len(byID) != len(tl.Triggers) || byID["fs::watch"] != (triggerTypeSummary{"fs::watch", "fs", "Watch files"}) ||
+		byID["configuration"].WorkerName != "configuration" ||
+		byID["log"] != (triggerTypeSummary{"log", "iii-observability", "Log event trigger"}) || byID["trace"].ID != "trace" {
 		t.Fatalf("triggers::list = %+v", tl)
 	}
+	for id := range extra {
+		if byID[id].ID != id {
+			t.Fatalf("triggers::list lacks %s: %+v", id, tl)
+		}
+	}
 	c.builtin("engine::triggers::list", `{"include_internal":true}`, &tl)
-	if len(tl.Triggers) != 6 {
+	if len(tl.Triggers) != 6+len(extra) {
 		t.Fatalf("triggers::list internal = %+v", tl)
 	}
 	var ti map[string]any

@@ -28,6 +28,39 @@
 // /ws/channels/{id}; telemetry frames (OTLP/LOGS/MTRC) on "/" and "/otel";
 // an optional authentication gate.
 //
+// It also runs some of the engine's in-engine workers:
+//
+//   - cron (the "cron" trigger type): the engine's expression dialect (six
+//     or seven fields, seconds first, UTC, day of week 1-7 from Sunday,
+//     day of month AND day of week) with its error messages; each binding
+//     is armed for its next time, fires a CronEvent with the binding's
+//     metadata (after the condition function, if any), and is re-armed
+//     only when the run's result came back, from the time then: runs
+//     never overlap and times missed meanwhile are skipped. WithClock
+//     and FakeClock make the schedules fire when a test says.
+//   - the queue worker's topics, WithQueue: the "durable:subscriber"
+//     trigger type and iii::durable::publish. A message is queued once for
+//     each function subscribed to its topic (nothing keeps it if none is);
+//     the subscriptions of one function compete for its copy; delivery
+//     passes the data as published, without metadata; a failed delivery
+//     (or condition function) is retried after the backoff, doubling, up
+//     to the attempts (queue_config maxRetries + 1, backoffDelayMs,
+//     concurrency and type "fifo" are honoured), then becomes a
+//     DeadLetter with its Topic.
+//   - the observability worker's "log" trigger type: the records of the
+//     engine::log::* functions and of the workers' OTLP LOGS frames, in
+//     the shape the engine stores them, go to every binding whose level is
+//     "all" or the record's severity, with the binding's metadata.
+//
+// Known differences from the engine in these: no traceparent on their
+// calls; the engine also delivers its own log lines (and an echo of each
+// engine::log::* record, scope "tracing") to log triggers; the engine's
+// queue keeps a message published to a topic with no subscriber (in a
+// queue nothing consumes), and honours a FIFO subscription's message
+// groups and concurrency, its visibility timeout, delays and the
+// persistence of its adapters; a cron job's lock (one engine instance
+// fires it) has no counterpart.
+//
 // For tests it adds inspection (Workers, Functions, Received, Journal,
 // FrameCount, Spans, Logs, Metrics and Wait* helpers) and fault injection
 // (DropWorker, StallWorker, Stop, Resume, Restart). Proxy breaks the
@@ -37,13 +70,12 @@
 // What it leaves out: RBAC sessions beyond the auth gate (function
 // prefixes, FORBIDDEN answers, middleware, registration hooks),
 // HTTP-invoked functions (dropped, as by an engine without its
-// http_functions module), and every in-engine module (http, cron, state,
+// http_functions module), and the other in-engine modules (http, state,
 // streams, pubsub): bindings of their trigger types are parked like
 // bindings of any unknown type, where the engine with that module
 // validates them (an http binding without api_path gets a
 // trigger_registration_failed triggerregistrationresult). The trigger
-// types of the engine's mandatory workers (configuration, log, trace) are
-// listed, but never fire.
+// types configuration and trace are listed, but never fire.
 //
 // Concurrency: every Engine method is safe for concurrent use. Each
 // connection has one reader and one writer goroutine; the reader processes

@@ -71,6 +71,7 @@ type config struct {
 	outWait          time.Duration
 	queue            *QueueConfig
 	unordered        bool
+	clock            Clock // nil: the real clock
 }
 
 // UnorderedEnv is the environment variable that, set to 1, makes every

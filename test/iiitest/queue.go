@@ -55,6 +55,13 @@ type QueueConfig struct {
 // letter (see [Engine.DeadLetters]). Jobs run concurrently, at most
 // Concurrency per queue, and in no particular order; there is no FIFO
 // mode.
+//
+// It also installs the queue worker's topics: the "durable:subscriber"
+// trigger type (iii.QueueConfig) and iii::durable::publish, whose messages
+// go to the subscribed functions with the same retry defaults
+// (MaxAttempts, Backoff, Concurrency per subscription) unless a binding's
+// queue_config says otherwise. Retry waits run on the engine's Clock
+// (see WithClock).
 func WithQueue(cfg QueueConfig) Option {
 	return func(c *config) {
 		if cfg.MaxAttempts <= 0 {
@@ -71,12 +78,22 @@ func WithQueue(cfg QueueConfig) Option {
 	}
 }
 
-// DeadLetter is a job that failed every attempt.
+// DeadLetter is a job that failed every attempt: a job of a named queue
+// (enqueued with the enqueue action), or a message published to a topic
+// (iii::durable::publish) that a "durable:subscriber" function failed.
 type DeadLetter struct {
-	Queue      string
+	// Queue is the named queue of an enqueued job; empty for a topic's
+	// message.
+	Queue string
+	// Topic is the topic of a published message; empty for an enqueued
+	// job.
+	Topic string
+	// FunctionID is the function that failed.
 	FunctionID string
-	Data       json.RawMessage
-	Attempts   int
+	// Data is the job's (or message's) data.
+	Data json.RawMessage
+	// Attempts is how many times it was tried.
+	Attempts int
 	// Error is the last attempt's error.
 	Error *wire.ErrorBody
 }
@@ -150,9 +167,10 @@ func (e *Engine) runJob(st *state, stop <-chan struct{}, job queuedJob) {
 			return
 		}
 		e.log.Debug("iiitest: queue job failed, retrying", "function", job.fnID, "attempt", attempt)
-		t := time.NewTimer(qc.Backoff << (attempt - 1))
+		due := make(chan struct{})
+		t := e.clock().AfterFunc(qc.Backoff<<(attempt-1), func() { close(due) })
 		select {
-		case <-t.C:
+		case <-due:
 		case <-stop:
 			t.Stop()
 			return

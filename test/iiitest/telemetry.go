@@ -57,6 +57,9 @@ func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload []byte) {
 	e.mu.Lock()
 	e.notifyLocked()
 	e.mu.Unlock()
+	if k == wire.TelemetryLogs && e.hasLogBindings() {
+		e.fireOTLPLogs(payload) // log triggers see the records at once
+	}
 }
 
 // decodeLocked decodes the frames received since the last look. Parse

@@ -265,7 +265,7 @@ func TestRegisterTriggerBuiltinParksUnknownTypesAndUnregisterIsIdempotent(t *tes
 	e := NewEngine(t)
 	c := dial(t, e)
 	var reg struct{ ID string }
-	if errb := c.builtin("engine::register_trigger", `{"trigger_type":"cron","function_id":"r::n","config":{"expression":"* * * * * *"}}`, &reg); errb != nil || reg.ID == "" {
+	if errb := c.builtin("engine::register_trigger", `{"trigger_type":"fs::watch","function_id":"r::n","config":{"path":"/tmp"}}`, &reg); errb != nil || reg.ID == "" {
 		t.Fatalf("register_trigger = %+v %v", reg, errb)
 	}
 	var un struct {
@@ -275,7 +275,7 @@ func TestRegisterTriggerBuiltinParksUnknownTypesAndUnregisterIsIdempotent(t *tes
 	if !un.Removed {
 		t.Fatal("parked binding not removed")
 	}
-	c.builtin("engine::unregister_trigger", `{"id":"`+reg.ID+`","trigger_type":"cron"}`, &un)
+	c.builtin("engine::unregister_trigger", `{"id":"`+reg.ID+`","trigger_type":"fs::watch"}`, &un)
 	if un.Removed {
 		t.Fatal("second unregister reported removal")
 	}

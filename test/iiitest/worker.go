@@ -56,7 +56,7 @@ func newState(e *Engine) *state {
 		startedAt:  time.Now(),
 	}
 	for id, b := range builtins {
-		if id == enqueueProvider && e.cfg.queue == nil {
+		if (id == enqueueProvider || id == durablePublish) && e.cfg.queue == nil {
 			continue
 		}
 		st.functions[id] = &function{id: id, builtin: b.fn, description: b.description, metadata: b.metadata}
@@ -72,7 +72,9 @@ func newState(e *Engine) *state {
 	for _, t := range engineTriggerTypes {
 		tt := &ttype{id: t.id, description: t.description}
 		if t.newProvider != nil {
-			tt.engine = t.newProvider(e)
+			if tt.engine = t.newProvider(e); tt.engine == nil {
+				continue // not installed (the queue worker without WithQueue)
+			}
 		}
 		st.ttypes[t.id] = tt
 	}
