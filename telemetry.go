@@ -63,16 +63,23 @@ const (
 // TelemetryOptions configures a worker's OpenTelemetry: a span per handled
 // invocation and per call, metrics, and the records of Logger, all sent to
 // the engine over a WebSocket of their own to <worker URL>/otel, as binary
-// OTLP/JSON frames (see the protocol specification §9). Telemetry is on by
-// default, as in the Node SDK; it never delays or fails an invocation: when
-// the engine cannot take it, it is dropped (and counted, see
-// III.TelemetryStats).
+// OTLP/JSON frames (see the protocol specification §9), unless the
+// application gives its own providers (TracerProvider, MeterProvider,
+// LoggerProvider below), which then take the signal instead. Telemetry is
+// on by default, as in the Node SDK; it never delays or fails an
+// invocation: when the engine cannot take it, it is dropped (and counted,
+// see III.TelemetryStats). The /otel socket uses the worker's PingInterval
+// and IdleTimeout: a dead or half-open endpoint is dropped and redialled
+// once nothing has come back for IdleTimeout (noticed at the next ping).
 //
 // Environment variables, for the fields left zero (the official SDKs honour
 // the same):
 //   - OTEL_ENABLED=false (or 0, no, off) turns telemetry off unless Enabled
 //     is set, as does OTEL_SDK_DISABLED=true;
-//   - OTEL_METRICS_ENABLED=false turns metrics off;
+//   - OTEL_METRICS_ENABLED=false turns metrics off, OTEL_LOGS_ENABLED=false
+//     the export of Logger records (this one is the Go SDK's own);
+//   - III_DISABLE_TRACE_PAYLOADS=1 (or true) leaves the payload events out,
+//     III_TRACE_PAYLOAD_MAX_BYTES bounds them;
 //   - OTEL_SERVICE_NAME, SERVICE_VERSION, SERVICE_NAMESPACE and
 //     SERVICE_INSTANCE_ID describe the service; OTEL_RESOURCE_ATTRIBUTES
 //     adds resource attributes;
