@@ -275,6 +275,9 @@ func newTelemetry(w *III, o *TelemetryOptions) *telemetry {
 			t.dialOwn(w, &opts, endpoint, own)
 		}
 	}
+	if t.tracer == nil { // no span provider: none given, and the own one could not be built
+		t.tracer = tracenoop.NewTracerProvider().Tracer(scopeName)
+	}
 	var meter metric.Meter = metricnoop.NewMeterProvider().Meter(scopeName)
 	switch {
 	case t.mp != nil:
@@ -666,7 +669,7 @@ func (w *III) FlushTelemetry(ctx context.Context) error {
 // Tracer(ctx) starts children of it.
 func (w *III) TracerProvider() trace.TracerProvider {
 	switch {
-	case w.tel == nil:
+	case w.tel == nil || (w.tel.tp == nil && w.tel.appTP == nil):
 		return tracenoop.NewTracerProvider()
 	case w.tel.appTP != nil:
 		return w.tel.appTP
