@@ -209,6 +209,7 @@ type telemetry struct {
 	nfns     atomic.Int64        // function ids with series of their own
 	other    *fnTelemetry        // the metric series of the ids beyond fnLimit
 	gauges   metric.Registration // the process gauges' callback, or nil
+	observed metric.Registration // the worker's own gauges' callback, or nil
 
 	running   atomic.Int64 // handlers running
 	connected atomic.Bool  // the worker connected at least once
@@ -346,35 +347,29 @@ func (t *telemetry) instrument(meter metric.Meter) {
 	t.m.reconnects, _ = meter.Int64Counter("iii.connection.reconnects", metric.WithUnit("{connection}"),
 		metric.WithDescription("Connections to the engine after the first"))
 	w := t.w
-	_, _ = meter.Int64ObservableGauge("iii.invocations.active", metric.WithUnit("{invocation}"),
-		metric.WithDescription("Handlers running"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(t.running.Load())
-			return nil
-		}))
-	_, _ = meter.Int64ObservableGauge("iii.invocations.queued", metric.WithUnit("{invocation}"),
-		metric.WithDescription("Invocations received and waiting for a free handler slot"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(max(int64(w.inbound.Active())-t.running.Load(), 0))
-			return nil
-		}))
-	_, _ = meter.Int64ObservableGauge("iii.calls.pending", metric.WithUnit("{call}"),
-		metric.WithDescription("Awaited calls waiting for their result"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(w.pending.Len()))
-			return nil
-		}))
+	active, _ := meter.Int64ObservableGauge("iii.invocations.active", metric.WithUnit("{invocation}"),
+		metric.WithDescription("Handlers running"))
+	queued, _ := meter.Int64ObservableGauge("iii.invocations.queued", metric.WithUnit("{invocation}"),
+		metric.WithDescription("Invocations received and waiting for a free handler slot"))
+	pending, _ := meter.Int64ObservableGauge("iii.calls.pending", metric.WithUnit("{call}"),
+		metric.WithDescription("Awaited calls waiting for their result"))
+	dropped, _ := meter.Int64ObservableCounter("iii.telemetry.dropped", metric.WithUnit("{item}"),
+		metric.WithDescription("Spans, log records and frames dropped because a telemetry queue was full or the engine unreachable"))
 	signal := attribute.Key("iii.telemetry.signal")
 	spans, logs, frames := metric.WithAttributes(signal.String("spans")), metric.WithAttributes(signal.String("logs")), metric.WithAttributes(signal.String("frames"))
-	_, _ = meter.Int64ObservableCounter("iii.telemetry.dropped", metric.WithUnit("{item}"),
-		metric.WithDescription("Spans, log records and frames dropped because a telemetry queue was full or the engine unreachable"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			s := t.stats()
-			o.Observe(int64(s.SpansDropped), spans)
-			o.Observe(int64(s.LogsDropped), logs)
-			o.Observe(int64(s.FramesDropped), frames)
-			return nil
-		}))
+	// One callback, unregistered by close: an application's meter provider
+	// outlives the worker.
+	t.observed, _ = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		running := t.running.Load()
+		o.ObserveInt64(active, running)
+		o.ObserveInt64(queued, max(int64(w.inbound.Active())-running, 0))
+		o.ObserveInt64(pending, int64(w.pending.Len()))
+		s := t.stats()
+		o.ObserveInt64(dropped, int64(s.SpansDropped), spans)
+		o.ObserveInt64(dropped, int64(s.LogsDropped), logs)
+		o.ObserveInt64(dropped, int64(s.FramesDropped), frames)
+		return nil
+	}, active, queued, pending, dropped)
 }
 
 // fn returns the per-function data of id. The first fnLimit ids are kept;
@@ -564,8 +559,10 @@ func (t *telemetry) close() {
 		t.closed.Store(true)
 		ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 		defer cancel()
-		if t.gauges != nil {
-			_ = t.gauges.Unregister() // an application's meter outlives the worker
+		for _, r := range []metric.Registration{t.observed, t.gauges} {
+			if r != nil {
+				_ = r.Unregister() // an application's meter outlives the worker
+			}
 		}
 		if t.tp != nil {
 			_ = t.tp.Shutdown(ctx) // batches the ended spans

@@ -468,3 +468,40 @@ func TestOtelConnectionNoticesAHalfOpenSocket(t *testing.T) {
 	}
 	waitSpanNamed(t, eng, "execute otel::after")
 }
+
+// The application's meter provider outlives the worker: once it is shut
+// down, the worker's gauges are no longer observed.
+func TestAShutDownWorkerLeavesNoGaugeInTheApplicationsMeterProvider(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	app := newAppProviders(t)
+	w := newWorker(t, eng, telemetryOptions(iii.TelemetryOptions{MeterProvider: app.mp}))
+	gauges := func() []string {
+		var rm metricdata.ResourceMetrics
+		if err := app.reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				switch d := m.Data.(type) {
+				case metricdata.Gauge[int64]:
+					if len(d.DataPoints) > 0 {
+						names = append(names, m.Name)
+					}
+				case metricdata.Gauge[float64]:
+					if len(d.DataPoints) > 0 {
+						names = append(names, m.Name)
+					}
+				}
+			}
+		}
+		return names
+	}
+	if got := strings.Join(gauges(), " "); !strings.Contains(got, "iii.invocations.active") || !strings.Contains(got, "iii.worker.uptime_seconds") {
+		t.Fatalf("gauges of a running worker: %s", got)
+	}
+	w.Shutdown()
+	if got := gauges(); len(got) != 0 {
+		t.Fatalf("gauges observed after Shutdown: %v", got)
+	}
+}
