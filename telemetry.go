@@ -143,7 +143,9 @@ type TelemetryOptions struct {
 	// three are given (or the signals not given are off), the worker opens
 	// no /otel connection at all. The worker never shuts them down or
 	// flushes them: they are the application's. nil means the worker's
-	// own provider, exporting to the engine.
+	// own provider, exporting to the engine. With telemetry off (Enabled,
+	// OTEL_ENABLED) they are not used either, nor MeterProvider with
+	// metrics off or LoggerProvider with logs off.
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
 	LoggerProvider otellog.LoggerProvider
