@@ -505,3 +505,26 @@ func TestAShutDownWorkerLeavesNoGaugeInTheApplicationsMeterProvider(t *testing.T
 		t.Fatalf("gauges observed after Shutdown: %v", got)
 	}
 }
+
+// The payload events reach the engine with the worker's own provider.
+func TestPayloadEventsReachTheEngine(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, telemetryOn())
+	mustRegister(t, eng, w, "pay::echo", func(ctx context.Context, in map[string]any) (map[string]any, error) { return in, nil })
+	if _, _, err := eng.Invoke(testCtx(t), "pay::echo", []byte(`{"sku":"A-1","api_key":"k"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s := waitSpanNamed(t, eng, "execute pay::echo")
+	in, okIn := event(s, "iii.invocation.input")
+	out, okOut := event(s, "iii.invocation.output")
+	if !okIn || !okOut {
+		t.Fatalf("span events: %+v", s.Events)
+	}
+	const want = `{"api_key":"[REDACTED]","sku":"A-1"}`
+	if attr(in.Attributes, "iii.payload.json") != want || attr(out.Attributes, "iii.payload.json") != want {
+		t.Fatalf("payloads: input %+v, output %+v", in.Attributes, out.Attributes)
+	}
+	if v, _ := out.Attributes.Get("iii.payload.ok"); v != "true" {
+		t.Fatalf("iii.payload.ok = %q", v)
+	}
+}
