@@ -136,7 +136,7 @@ type TelemetryOptions struct {
 	ShutdownTimeout time.Duration
 
 	// TracerProvider, MeterProvider and LoggerProvider are the
-	// application's own providers (see telemetry_providers.go). Each one
+	// application's own providers. Each one
 	// given replaces, for its signal, the provider the worker would build:
 	// the worker's spans, metrics or Logger records go to it, and nothing
 	// of that signal is sent to the engine's /otel endpoint. When all
