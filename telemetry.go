@@ -136,8 +136,8 @@ type TelemetryOptions struct {
 	ShutdownTimeout time.Duration
 
 	// TracerProvider, MeterProvider and LoggerProvider are the
-	// application's own providers. Each one
-	// given replaces, for its signal, the provider the worker would build:
+	// application's own providers. Each one given replaces, for its
+	// signal, the provider the worker would build:
 	// the worker's spans, metrics or Logger records go to it, and nothing
 	// of that signal is sent to the engine's /otel endpoint. When all
 	// three are given (or the signals not given are off), the worker opens
