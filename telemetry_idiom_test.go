@@ -450,8 +450,8 @@ func TestOtelConnectionNoticesAHalfOpenSocket(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	p := iiitest.NewProxy(t, eng.URL)
 	opts := telemetryOptions(iii.TelemetryOptions{Endpoint: p.URL + "/otel"})
-	opts.IdleTimeout = 400 * time.Millisecond
-	opts.DialTimeout = 500 * time.Millisecond
+	opts.IdleTimeout = time.Second // for the main connection too, which stays healthy
+	opts.DialTimeout = time.Second
 	w := newWorker(t, eng, opts)
 	waitFor(t, "the /otel connection", func() bool { return w.TelemetryStats().Connected })
 	p.Stall()

@@ -75,10 +75,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // redialled.
 func TestConnPingsAndDropsASilentPeer(t *testing.T) {
 	s := newPingServer(t)
-	c := otelws.Dial(otelws.Config{URL: s.url(), Backoff: fast, PingInterval: 20 * time.Millisecond, IdleTimeout: 200 * time.Millisecond})
+	c := otelws.Dial(otelws.Config{URL: s.url(), Backoff: fast, PingInterval: 50 * time.Millisecond, IdleTimeout: time.Second})
 	defer c.Close(context.Background())
 	// Many idle timeouts' worth of pings, all answered: still the first socket.
-	waitUntil(t, "30 pings", func() bool { return s.pings.Load() >= 30 })
+	waitUntil(t, "50 pings", func() bool { return s.pings.Load() >= 50 })
 	if st := c.Stats(); !st.Connected || st.Reconnects != 0 || s.conns.Load() != 1 {
 		t.Fatalf("a healthy idle socket was dropped: %+v, %d connections", st, s.conns.Load())
 	}
