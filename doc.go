@@ -23,7 +23,9 @@
 // (RegisterTriggerType, RegisterTrigger), introspection of the engine
 // (ListFunctions, ListWorkers, ...), data channels that stream bytes and
 // messages between workers (CreateChannel, ChannelReader, ChannelWriter),
-// and OpenTelemetry traces, logs (Logger) and metrics sent to the engine.
+// and OpenTelemetry traces, logs (Logger) and metrics sent to the engine,
+// or to the application's own providers (TelemetryOptions.TracerProvider,
+// MeterProvider, LoggerProvider).
 //
 // Errors: every error works with errors.Is and errors.As (see the Err*
 // sentinels, RemoteError, InvocationError, TriggerError, ChannelError,

@@ -21,7 +21,10 @@ import (
 // Logger writes structured log records that travel to the engine as
 // OpenTelemetry logs (LOGS frames on the worker's telemetry connection),
 // correlated with the span of the context passed in: inside a handler, the
-// invocation's trace and span ids are on every record. It is a small value,
+// invocation's trace and span ids are on every record. When the
+// application gave its own TelemetryOptions.LoggerProvider, records are
+// emitted through it instead (with the context, from which it takes the
+// span), and none go to the engine. It is a small value,
 // safe for concurrent use and cheap to copy, like the Rust SDK's Logger.
 //
 // Arguments after the message are attributes, as for log/slog: key-value
@@ -34,7 +37,8 @@ import (
 // never picks some other worker of the process: with several workers
 // (often for different teams or tenants) that would send one worker's
 // records to another's engine. When the worker (the invocation's, or that
-// of III.Logger) has telemetry off or is shut down, records go to
+// of III.Logger) has telemetry or its logs off (TelemetryOptions.DisableLogs)
+// or is shut down, records go to
 // slog.Default() too, with the trace and span ids as attributes; by
 // default that is the standard logger on stderr.
 // Logging never blocks on the network: records that do not fit in the
@@ -90,22 +94,22 @@ func (l Logger) Log(ctx context.Context, level slog.Level, msg string, args ...a
 	}
 	r := slog.NewRecord(time.Now(), level, msg, 0)
 	r.Add(args...)
-	if t := l.target(ctx); t != nil && t.pipe.EmitLog(logRecord(ctx, r, "", l.attrs)) {
+	if t := l.target(ctx); t != nil && t.emitLog(ctx, r, "", l.attrs) {
 		return
 	}
 	fallbackLog(ctx, r, l.attrs)
 }
 
-// target returns the pipeline the Logger's records go to, or nil: its
+// target returns the telemetry the Logger's records go to, or nil: its
 // worker's, or for the zero Logger that of the worker serving the
-// invocation of ctx.
+// invocation of ctx; nil when that worker's logs are off.
 func (l Logger) target(ctx context.Context) *telemetry {
 	w := l.w
 	if w == nil {
 		w = workerFrom(ctx)
 	}
 	if w != nil {
-		if t := w.tel; t != nil && !t.closed.Load() {
+		if t := w.tel; t != nil && !t.logsOff && !t.closed.Load() {
 			return t
 		}
 	}
@@ -341,7 +345,7 @@ func (h *slogHandler) Handle(ctx context.Context, r slog.Record) error {
 	if len(h.l.attrs) > 0 {
 		attrs = append(slices.Clip(h.l.attrs), h.attrs...)
 	}
-	if t := h.l.target(ctx); t != nil && ctx.Value(fallbackKey{}) == nil && t.pipe.EmitLog(logRecord(ctx, r, h.prefix, attrs)) {
+	if t := h.l.target(ctx); t != nil && ctx.Value(fallbackKey{}) == nil && t.emitLog(ctx, r, h.prefix, attrs) {
 		return nil
 	}
 	if h.prefix != "" {

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
+	otellog "go.opentelemetry.io/otel/log"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
@@ -62,16 +63,23 @@ const (
 // TelemetryOptions configures a worker's OpenTelemetry: a span per handled
 // invocation and per call, metrics, and the records of Logger, all sent to
 // the engine over a WebSocket of their own to <worker URL>/otel, as binary
-// OTLP/JSON frames (see the protocol specification §9). Telemetry is on by
-// default, as in the Node SDK; it never delays or fails an invocation: when
-// the engine cannot take it, it is dropped (and counted, see
-// III.TelemetryStats).
+// OTLP/JSON frames (see the protocol specification §9), unless the
+// application gives its own providers (TracerProvider, MeterProvider,
+// LoggerProvider below), which then take the signal instead. Telemetry is
+// on by default, as in the Node SDK; it never delays or fails an
+// invocation: when the engine cannot take it, it is dropped (and counted,
+// see III.TelemetryStats). The /otel socket uses the worker's PingInterval
+// and IdleTimeout: a dead or half-open endpoint is dropped and redialled
+// once nothing has come back for IdleTimeout (noticed at the next ping).
 //
 // Environment variables, for the fields left zero (the official SDKs honour
 // the same):
 //   - OTEL_ENABLED=false (or 0, no, off) turns telemetry off unless Enabled
 //     is set, as does OTEL_SDK_DISABLED=true;
-//   - OTEL_METRICS_ENABLED=false turns metrics off;
+//   - OTEL_METRICS_ENABLED=false turns metrics off, OTEL_LOGS_ENABLED=false
+//     the export of Logger records (this one is the Go SDK's own);
+//   - III_DISABLE_TRACE_PAYLOADS=1 (or true) leaves the payload events out,
+//     III_TRACE_PAYLOAD_MAX_BYTES bounds them;
 //   - OTEL_SERVICE_NAME, SERVICE_VERSION, SERVICE_NAMESPACE and
 //     SERVICE_INSTANCE_ID describe the service; OTEL_RESOURCE_ATTRIBUTES
 //     adds resource attributes;
@@ -126,6 +134,46 @@ type TelemetryOptions struct {
 	// ShutdownTimeout bounds how long Shutdown waits to write buffered
 	// telemetry (only while the /otel connection is up); default 2 s.
 	ShutdownTimeout time.Duration
+
+	// TracerProvider, MeterProvider and LoggerProvider are the
+	// application's own providers. Each one given replaces, for its
+	// signal, the provider the worker would build:
+	// the worker's spans, metrics or Logger records go to it, and nothing
+	// of that signal is sent to the engine's /otel endpoint. When all
+	// three are given (or the signals not given are off), the worker opens
+	// no /otel connection at all. The worker never shuts them down or
+	// flushes them: they are the application's. nil means the worker's
+	// own provider, exporting to the engine. With telemetry off (Enabled,
+	// OTEL_ENABLED) they are not used either, nor MeterProvider with
+	// metrics off or LoggerProvider with logs off.
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	LoggerProvider otellog.LoggerProvider
+
+	// DisableLogs turns the Logger's export off, keeping traces and
+	// metrics: records then go to slog.Default(), as with telemetry off.
+	// $OTEL_LOGS_ENABLED=false does the same.
+	DisableLogs bool
+	// DisableTracePayloads leaves out the iii.invocation.input and
+	// iii.invocation.output events that record, on each invocation span,
+	// the handler's input and its output (or error) as JSON, with the
+	// values of keys that look secret (password, api_key, token, ...)
+	// replaced by "[REDACTED]". They are on by default, as in the Rust and
+	// Node SDKs; $III_DISABLE_TRACE_PAYLOADS=1 (or true) turns them off.
+	DisableTracePayloads bool
+	// TracePayloadMaxBytes bounds the JSON of a payload event; longer
+	// payloads are cut and marked truncated. Default
+	// $III_TRACE_PAYLOAD_MAX_BYTES, else unlimited (as in the Rust and
+	// Node SDKs).
+	TracePayloadMaxBytes int
+	// MaxMetricFunctions bounds the distinct iii.function.id values of the
+	// worker's metrics: the first MaxMetricFunctions function ids called
+	// or invoked get series of their own; later ones share one series per
+	// instrument and outcome, which has otel.metric.overflow=true instead
+	// of iii.function.id (the OpenTelemetry SDKs' mark of an overflow
+	// series). Spans always carry the real id. Default
+	// DefaultMaxMetricFunctions.
+	MaxMetricFunctions int
 }
 
 // The instrumentation scope of the worker's own spans, metrics and logs.
@@ -146,13 +194,24 @@ var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
 // that nothing extra runs on the hot path.
 type telemetry struct {
 	w       *III
-	conn    *otelws.Conn
-	pipe    *otelws.Pipeline
-	tp      *sdktrace.TracerProvider
+	conn    *otelws.Conn             // nil when nothing goes to /otel
+	pipe    *otelws.Pipeline         // nil when neither spans nor logs go to /otel
+	tp      *sdktrace.TracerProvider // the worker's own; nil with the application's
+	appTP   trace.TracerProvider     // the application's, or nil
+	appMP   metric.MeterProvider     // the application's, or nil (also when metrics are off)
 	tracer  trace.Tracer
-	mp      *sdkmetric.MeterProvider // nil when metrics are off
+	mp      *sdkmetric.MeterProvider // the worker's own; nil when metrics are off or the application's
 	m       instruments
 	timeout time.Duration
+
+	logger   otellog.Logger      // the application's LoggerProvider's; nil: pipe
+	logsOff  bool                // DisableLogs: Logger records go to slog.Default()
+	payloads payloadConfig       // invocation input/output span events
+	fnLimit  int64               // MaxMetricFunctions
+	nfns     atomic.Int64        // function ids with series of their own
+	other    *fnTelemetry        // the metric series of the ids beyond fnLimit
+	gauges   metric.Registration // the process gauges' callback, or nil
+	observed metric.Registration // the worker's own gauges' callback, or nil
 
 	running   atomic.Int64 // handlers running
 	connected atomic.Bool  // the worker connected at least once
@@ -195,50 +254,81 @@ func newTelemetry(w *III, o *TelemetryOptions) *telemetry {
 	if !telemetryEnabled(&opts) {
 		return nil
 	}
-	endpoint := opts.Endpoint
-	if endpoint == "" {
-		var err error
-		if endpoint, err = otelws.EndpointURL(w.address); err != nil {
-			w.log.Warn("iii: telemetry is off: no endpoint", "err", err)
-			return nil
-		}
-	}
-	t := &telemetry{w: w, timeout: opts.ShutdownTimeout}
+	t := &telemetry{w: w, timeout: opts.ShutdownTimeout, payloads: newPayloadConfig(&opts)}
 	if t.timeout <= 0 {
 		t.timeout = DefaultTelemetryShutdownTimeout
 	}
-	res := telemetryResource(w, &opts)
+	t.initFunctionLimit(&opts)
+	metricsOn := !opts.DisableMetrics && !envOff("OTEL_METRICS_ENABLED")
+	t.logsOff = opts.DisableLogs || envOff("OTEL_LOGS_ENABLED")
+	own := t.useProviders(&opts, metricsOn) // what the application does not provide
+	if own.any() {
+		endpoint := opts.Endpoint
+		if endpoint == "" {
+			var err error
+			if endpoint, err = otelws.EndpointURL(w.address); err != nil {
+				w.log.Warn("iii: the worker's own telemetry is off: no endpoint", "err", err)
+				if !t.app() {
+					return nil
+				}
+				own = ownSignals{} // keep the application's providers
+			}
+		}
+		if own.any() {
+			t.dialOwn(w, &opts, endpoint, own)
+		}
+	}
+	if t.tracer == nil { // no span provider: none given, and the own one could not be built
+		t.tracer = tracenoop.NewTracerProvider().Tracer(scopeName)
+	}
+	var meter metric.Meter = metricnoop.NewMeterProvider().Meter(scopeName)
+	switch {
+	case t.mp != nil:
+		meter = t.mp.Meter(scopeName, metric.WithInstrumentationVersion(Version))
+	case metricsOn && opts.MeterProvider != nil:
+		meter = opts.MeterProvider.Meter(scopeName, metric.WithInstrumentationVersion(Version))
+	}
+	t.instrument(meter)
+	if metricsOn {
+		t.processGauges(meter)
+	}
+	return t
+}
+
+// dialOwn builds the worker's own providers of the signals in own, which
+// export to endpoint.
+func (t *telemetry) dialOwn(w *III, opts *TelemetryOptions, endpoint string, own ownSignals) {
+	res := telemetryResource(w, opts)
 	wres := otelws.Resource(res)
 	backoff := w.opts.Reconnect.backoff()
 	backoff.MaxRetries = -1
 	t.conn = otelws.Dial(otelws.Config{URL: endpoint, Header: telemetryHeader(w.address, endpoint, w.opts.Headers, opts.Headers), TLSConfig: w.opts.TLSConfig,
 		DialTimeout: w.opts.DialTimeout, Backoff: backoff,
+		PingInterval: w.opts.PingInterval, IdleTimeout: w.opts.IdleTimeout,
 		MaxPendingFrames: opts.MaxPendingFrames, MaxPendingBytes: opts.MaxPendingBytes, Log: w.log})
-	t.pipe = otelws.NewPipeline(otelws.PipelineConfig{Conn: t.conn, Resource: wres,
-		LogScope:          wire.Scope{Name: scopeName, Version: Version},
-		SpanFlushInterval: firstDuration(opts.SpanFlushInterval, envMillis("OTEL_SPANS_FLUSH_INTERVAL_MS")),
-		LogFlushInterval:  firstDuration(opts.LogFlushInterval, envMillis("OTEL_LOGS_FLUSH_INTERVAL_MS")),
-		MaxQueuedSpans:    opts.MaxQueuedSpans, MaxQueuedLogs: opts.MaxQueuedLogs,
-	})
-	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSpanProcessor(t.pipe),
-		sdktrace.WithIDGenerator(randomIDs{})}
-	if opts.Sampler != nil {
-		topts = append(topts, sdktrace.WithSampler(opts.Sampler))
+	if own.spans || own.logs {
+		t.pipe = otelws.NewPipeline(otelws.PipelineConfig{Conn: t.conn, Resource: wres,
+			LogScope:          wire.Scope{Name: scopeName, Version: Version},
+			SpanFlushInterval: firstDuration(opts.SpanFlushInterval, envMillis("OTEL_SPANS_FLUSH_INTERVAL_MS")),
+			LogFlushInterval:  firstDuration(opts.LogFlushInterval, envMillis("OTEL_LOGS_FLUSH_INTERVAL_MS")),
+			MaxQueuedSpans:    opts.MaxQueuedSpans, MaxQueuedLogs: opts.MaxQueuedLogs,
+		})
 	}
-	t.tp = sdktrace.NewTracerProvider(topts...)
-	t.tracer = t.tp.Tracer(scopeName, trace.WithInstrumentationVersion(Version))
-
-	var meter metric.Meter = metricnoop.NewMeterProvider().Meter(scopeName)
-	if !opts.DisableMetrics && !envOff("OTEL_METRICS_ENABLED") {
+	if own.spans {
+		topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res), sdktrace.WithSpanProcessor(t.pipe),
+			sdktrace.WithIDGenerator(randomIDs{})}
+		if opts.Sampler != nil {
+			topts = append(topts, sdktrace.WithSampler(opts.Sampler))
+		}
+		t.tp = sdktrace.NewTracerProvider(topts...)
+		t.tracer = t.tp.Tracer(scopeName, trace.WithInstrumentationVersion(Version))
+	}
+	if own.metrics {
 		interval := firstDuration(opts.MetricsInterval, envMillis("OTEL_METRIC_EXPORT_INTERVAL"), DefaultMetricsInterval)
 		t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
 			sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
 			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(&otelws.MetricExporter{Conn: t.conn}, sdkmetric.WithInterval(interval))))
-		meter = t.mp.Meter(scopeName, metric.WithInstrumentationVersion(Version))
 	}
-	t.instrument(meter)
-	live.add(t)
-	return t
 }
 
 // instrument creates the worker's instruments on meter.
@@ -259,47 +349,45 @@ func (t *telemetry) instrument(meter metric.Meter) {
 	t.m.reconnects, _ = meter.Int64Counter("iii.connection.reconnects", metric.WithUnit("{connection}"),
 		metric.WithDescription("Connections to the engine after the first"))
 	w := t.w
-	_, _ = meter.Int64ObservableGauge("iii.invocations.active", metric.WithUnit("{invocation}"),
-		metric.WithDescription("Handlers running"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(t.running.Load())
-			return nil
-		}))
-	_, _ = meter.Int64ObservableGauge("iii.invocations.queued", metric.WithUnit("{invocation}"),
-		metric.WithDescription("Invocations received and waiting for a free handler slot"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(max(int64(w.inbound.Active())-t.running.Load(), 0))
-			return nil
-		}))
-	_, _ = meter.Int64ObservableGauge("iii.calls.pending", metric.WithUnit("{call}"),
-		metric.WithDescription("Awaited calls waiting for their result"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(w.pending.Len()))
-			return nil
-		}))
+	active, _ := meter.Int64ObservableGauge("iii.invocations.active", metric.WithUnit("{invocation}"),
+		metric.WithDescription("Handlers running"))
+	queued, _ := meter.Int64ObservableGauge("iii.invocations.queued", metric.WithUnit("{invocation}"),
+		metric.WithDescription("Invocations received and waiting for a free handler slot"))
+	pending, _ := meter.Int64ObservableGauge("iii.calls.pending", metric.WithUnit("{call}"),
+		metric.WithDescription("Awaited calls waiting for their result"))
+	dropped, _ := meter.Int64ObservableCounter("iii.telemetry.dropped", metric.WithUnit("{item}"),
+		metric.WithDescription("Spans, log records and frames dropped because a telemetry queue was full or the engine unreachable"))
 	signal := attribute.Key("iii.telemetry.signal")
 	spans, logs, frames := metric.WithAttributes(signal.String("spans")), metric.WithAttributes(signal.String("logs")), metric.WithAttributes(signal.String("frames"))
-	_, _ = meter.Int64ObservableCounter("iii.telemetry.dropped", metric.WithUnit("{item}"),
-		metric.WithDescription("Spans, log records and frames dropped because a telemetry queue was full or the engine unreachable"),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			s := t.stats()
-			o.Observe(int64(s.SpansDropped), spans)
-			o.Observe(int64(s.LogsDropped), logs)
-			o.Observe(int64(s.FramesDropped), frames)
-			return nil
-		}))
+	// One callback, unregistered by close: an application's meter provider
+	// outlives the worker.
+	t.observed, _ = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		running := t.running.Load()
+		o.ObserveInt64(active, running)
+		o.ObserveInt64(queued, max(int64(w.inbound.Active())-running, 0))
+		o.ObserveInt64(pending, int64(w.pending.Len()))
+		s := t.stats()
+		o.ObserveInt64(dropped, int64(s.SpansDropped), spans)
+		o.ObserveInt64(dropped, int64(s.LogsDropped), logs)
+		o.ObserveInt64(dropped, int64(s.FramesDropped), frames)
+		return nil
+	}, active, queued, pending, dropped)
 }
 
-// fn returns the per-function data of id.
+// fn returns the per-function data of id. The first fnLimit ids are kept;
+// beyond them the metric series are shared (see overflowFn).
 func (t *telemetry) fn(id string) *fnTelemetry {
 	if f, ok := t.fns.Load(id); ok {
 		return f.(*fnTelemetry)
 	}
-	fa := attrFunctionID.String(id)
-	f := &fnTelemetry{execName: "execute " + id, callName: "trigger " + id, fn: fa, fnOpt: trace.WithAttributes(fa),
-		ok:     metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("ok"))),
-		failed: metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("error")))}
-	v, _ := t.fns.LoadOrStore(id, f)
+	if t.nfns.Add(1) > t.fnLimit {
+		t.nfns.Add(-1)
+		return t.overflowFn(id)
+	}
+	v, loaded := t.fns.LoadOrStore(id, newFnTelemetry(id))
+	if loaded {
+		t.nfns.Add(-1)
+	}
 	return v.(*fnTelemetry)
 }
 
@@ -353,12 +441,18 @@ func (t *telemetry) startInvocation(ctx context.Context, m *wire.InvokeFunction)
 	} else {
 		hctx, span = t.tracer.Start(parent, f.execName, serverKind, f.fnOpt)
 	}
+	if t.payloads.on {
+		t.payloads.input(span, m.Data)
+	}
 	t.running.Add(1)
 	start := time.Now()
 	return hctx, func(res *wire.InvocationResult) {
 		d := time.Since(start).Seconds()
 		t.running.Add(-1)
 		bg := context.Background() // exemplars are off; a span here would only cost
+		if t.payloads.on {
+			t.payloads.output(span, res)
+		}
 		if res.Error != nil {
 			recordFailure(span, res.Error)
 			span.End()
@@ -464,35 +558,57 @@ func (t *telemetry) connectionState(s connection.State) {
 // close flushes what is buffered and stops the pipeline.
 func (t *telemetry) close() {
 	t.closeOnce.Do(func() {
-		live.remove(t)
 		t.closed.Store(true)
 		ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
 		defer cancel()
-		_ = t.tp.Shutdown(ctx) // batches the ended spans
+		for _, r := range []metric.Registration{t.observed, t.gauges} {
+			if r != nil {
+				_ = r.Unregister() // an application's meter outlives the worker
+			}
+		}
+		if t.tp != nil {
+			_ = t.tp.Shutdown(ctx) // batches the ended spans
+		}
 		if t.mp != nil {
 			_ = t.mp.Shutdown(ctx) // a last collection
 		}
-		t.pipe.Close()
-		t.conn.Close(ctx)
+		if t.pipe != nil {
+			t.pipe.Close()
+		}
+		if t.conn != nil {
+			t.conn.Close(ctx)
+		}
 	})
 }
 
 // flush hands everything recorded so far to the connection and waits until
 // it is written.
 func (t *telemetry) flush(ctx context.Context) error {
-	if err := t.pipe.ForceFlush(ctx); err != nil {
-		return err
+	if t.pipe != nil {
+		if err := t.pipe.ForceFlush(ctx); err != nil {
+			return err
+		}
 	}
 	if t.mp != nil {
 		if err := t.mp.ForceFlush(ctx); err != nil {
 			return err
 		}
 	}
+	if t.conn == nil {
+		return nil
+	}
 	return t.conn.Flush(ctx, true)
 }
 
 func (t *telemetry) stats() TelemetryStats {
-	p, c := t.pipe.Stats(), t.conn.Stats()
+	var p otelws.PipelineStats
+	var c otelws.ConnStats
+	if t.pipe != nil {
+		p = t.pipe.Stats()
+	}
+	if t.conn != nil {
+		c = t.conn.Stats()
+	}
 	return TelemetryStats{
 		SpansExported: p.SpansExported, SpansDropped: p.SpansDropped, SpansQueued: p.SpansQueued,
 		LogsExported: p.LogsExported, LogsDropped: p.LogsDropped, LogsQueued: p.LogsQueued,
@@ -533,7 +649,9 @@ func (w *III) TelemetryStats() TelemetryStats {
 // the /otel connection if it is down, until ctx ends. Shutdown flushes too,
 // but only for a short while and only if the connection is up; a
 // short-lived program that must not lose its telemetry calls FlushTelemetry
-// first. It returns nil at once when telemetry is off.
+// first. It returns nil at once when telemetry is off. It flushes only what
+// the worker exports itself: providers the application gave
+// (TelemetryOptions.TracerProvider, ...) are the application's to flush.
 func (w *III) FlushTelemetry(ctx context.Context) error {
 	if w.tel == nil {
 		return nil
@@ -541,78 +659,65 @@ func (w *III) FlushTelemetry(ctx context.Context) error {
 	return w.tel.flush(ctx)
 }
 
-// TracerProvider returns the worker's tracer provider, whose spans are
-// exported to the engine (a no-op provider when telemetry is off). Pass it
-// to instrumentation libraries, or install it with otel.SetTracerProvider.
-// Inside a handler, trace.SpanFromContext(ctx) is the invocation's span and
+// TracerProvider returns the tracer provider of the worker's spans: the
+// application's TelemetryOptions.TracerProvider when it gave one, else the
+// worker's own, whose spans are exported to the engine (a no-op provider
+// when telemetry is off). Pass it to instrumentation libraries (see the
+// otelhttp example), or install it with otel.SetTracerProvider. Inside a
+// handler, trace.SpanFromContext(ctx) is the invocation's span and
 // Tracer(ctx) starts children of it.
 func (w *III) TracerProvider() trace.TracerProvider {
-	if w.tel == nil {
+	switch {
+	case w.tel == nil || (w.tel.tp == nil && w.tel.appTP == nil):
 		return tracenoop.NewTracerProvider()
+	case w.tel.appTP != nil:
+		return w.tel.appTP
 	}
 	return w.tel.tp
 }
 
-// MeterProvider returns the worker's meter provider, whose metrics are
-// exported to the engine with the worker's own (a no-op provider when
-// telemetry or metrics are off).
+// MeterProvider returns the meter provider of the worker's metrics: the
+// application's TelemetryOptions.MeterProvider when it gave one, else the
+// worker's own, whose metrics are exported to the engine with the
+// worker's (a no-op provider when telemetry or metrics are off).
 func (w *III) MeterProvider() metric.MeterProvider {
-	if w.tel == nil || w.tel.mp == nil {
+	switch {
+	case w.tel == nil || (w.tel.mp == nil && w.tel.appMP == nil):
 		return metricnoop.NewMeterProvider()
+	case w.tel.appMP != nil:
+		return w.tel.appMP
 	}
 	return w.tel.mp
 }
 
-// Tracer returns a tracer for spans of your own: that of the span in ctx
-// (inside a handler, the invocation's span, so that
-// Tracer(ctx).Start(ctx, "step") makes a child of it), else that of the
-// most recently registered worker with telemetry on, else a no-op tracer.
+// Tracer returns a tracer for spans of your own, so that
+// Tracer(ctx).Start(ctx, "step") makes a child of the span in ctx. It
+// takes the tracer provider of the span in ctx (inside a handler, the
+// invocation's span); failing a recording span, that of the worker
+// serving the invocation of ctx; failing both, a no-op tracer. It never
+// picks a worker the context does not name: outside a handler, use
+// w.TracerProvider().Tracer(name) for the worker you mean.
 func Tracer(ctx context.Context) trace.Tracer {
-	var tp trace.TracerProvider
-	if span := trace.SpanFromContext(ctx); span.SpanContext().IsValid() {
-		tp = span.TracerProvider()
-	} else if t := live.latest(); t != nil {
-		tp = t.tp
-	} else {
-		tp = tracenoop.NewTracerProvider()
+	return tracerProvider(ctx).Tracer(scopeName, trace.WithInstrumentationVersion(Version))
+}
+
+// tracerProvider is the provider Tracer uses.
+func tracerProvider(ctx context.Context) trace.TracerProvider {
+	if ctx == nil {
+		return tracenoop.NewTracerProvider()
 	}
-	return tp.Tracer(scopeName, trace.WithInstrumentationVersion(Version))
-}
-
-// live is the set of workers with telemetry on; the latest serves the
-// zero Logger and Tracer outside a span.
-var live liveSet
-
-type liveSet struct {
-	mu   sync.Mutex
-	list []*telemetry
-	last atomic.Pointer[telemetry]
-}
-
-func (s *liveSet) add(t *telemetry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.list = append(s.list, t)
-	s.last.Store(t)
-}
-
-func (s *liveSet) remove(t *telemetry) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, x := range s.list {
-		if x == t {
-			s.list = append(s.list[:i], s.list[i+1:]...)
-			break
-		}
+	span := trace.SpanFromContext(ctx)
+	if span.IsRecording() {
+		return span.TracerProvider()
 	}
-	if n := len(s.list); n > 0 {
-		s.last.Store(s.list[n-1])
-	} else {
-		s.last.Store(nil)
+	if w := workerFrom(ctx); w != nil && w.tel != nil {
+		return w.TracerProvider()
 	}
+	if span.SpanContext().IsValid() {
+		return span.TracerProvider()
+	}
+	return tracenoop.NewTracerProvider()
 }
-
-func (s *liveSet) latest() *telemetry { return s.last.Load() }
 
 // telemetryResource describes the process: options first, then the
 // environment, then defaults.

@@ -82,9 +82,22 @@ type Config struct {
 	// 16 MiB.
 	MaxPendingFrames int
 	MaxPendingBytes  int
+	// PingInterval is how often the Conn pings the endpoint; default
+	// connection.DefaultPingInterval (20 s), and at most IdleTimeout/2.
+	PingInterval time.Duration
+	// IdleTimeout bounds how long a dead or half-open endpoint goes
+	// unnoticed: the Conn drops the socket, and reconnects, once nothing (a
+	// pong, a frame) has arrived for IdleTimeout. The engine answers
+	// pings on /otel, so a healthy idle socket stays up. Default
+	// connection.DefaultIdleTimeout (60 s).
+	IdleTimeout time.Duration
 	// Log receives connection diagnostics; nil discards them.
 	Log *slog.Logger
 }
+
+// ErrIdleTimeout is why a socket is dropped when nothing arrived on it
+// for Config.IdleTimeout: the endpoint is dead or the path to it half-open.
+var ErrIdleTimeout = errors.New("otelws: nothing from the telemetry endpoint within the idle timeout")
 
 // EndpointURL returns the telemetry endpoint of an engine worker URL: the
 // same address with "/otel" appended to its path (unless it ends so
@@ -157,6 +170,13 @@ func Dial(cfg Config) *Conn {
 	if cfg.MaxPendingBytes <= 0 {
 		cfg.MaxPendingBytes = DefaultMaxPendingBytes
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = connection.DefaultIdleTimeout
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = connection.DefaultPingInterval
+	}
+	cfg.PingInterval = min(cfg.PingInterval, max(cfg.IdleTimeout/2, time.Millisecond))
 	log := cfg.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -400,10 +420,24 @@ func (c *Conn) dial() (*websocket.Conn, error) {
 }
 
 // serve writes queued frames on ws until it fails or the Conn closes. A
-// reader goroutine answers control frames and notices the peer's close.
+// reader goroutine answers control frames and notices the peer's close;
+// the writer pings every PingInterval and gives the socket up once nothing
+// has arrived for IdleTimeout, and a write blocked for that long fails.
 func (c *Conn) serve(ws *websocket.Conn) error {
 	dead := make(chan struct{})
 	var readErr error
+	var lastRead atomic.Int64 // UnixNano of the last frame, ping or pong
+	touch := func() { lastRead.Store(time.Now().UnixNano()) }
+	touch()
+	ws.SetPongHandler(func(string) error { touch(); return nil })
+	ws.SetPingHandler(func(data string) error {
+		touch()
+		err := ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+			return err
+		}
+		return nil
+	})
 	go func() {
 		defer close(dead)
 		for {
@@ -412,6 +446,7 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 				readErr = err
 				return
 			}
+			touch()
 			// The engine sends nothing on /otel but pongs and Close; the
 			// engine double's auth gate sends an error frame first.
 			if _, err := io.Copy(io.Discard, r); err != nil {
@@ -424,10 +459,13 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 		_ = ws.Close()
 		<-dead
 	}()
+	ping := time.NewTicker(c.cfg.PingInterval)
+	defer ping.Stop()
+	writeTimeout := min(c.cfg.WriteTimeout, c.cfg.IdleTimeout)
 	for {
 		frames := c.take()
 		for i, f := range frames {
-			_ = ws.SetWriteDeadline(time.Now().Add(c.cfg.WriteTimeout))
+			_ = ws.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if err := ws.WriteMessage(websocket.BinaryMessage, f); err != nil {
 				c.finish(i, true)
 				c.finish(1, false) // it may have gone out in part
@@ -438,6 +476,15 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 		c.finish(len(frames), true)
 		select {
 		case <-c.wake:
+		case <-ping.C:
+			if time.Since(time.Unix(0, lastRead.Load())) >= c.cfg.IdleTimeout {
+				c.log.Warn("iii: nothing from the telemetry endpoint within the idle timeout; reconnecting",
+					"url", connection.RedactURL(c.cfg.URL), "idle", c.cfg.IdleTimeout)
+				return ErrIdleTimeout
+			}
+			if err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout)); err != nil {
+				return err
+			}
 		case <-dead:
 			return readErr
 		case <-c.ctx.Done():

@@ -1,0 +1,87 @@
+package otelws_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/iii-go/iii/otelws"
+)
+
+// pingServer is a /otel endpoint on loopback that counts the pings it gets
+// and answers them unless deaf.
+type pingServer struct {
+	srv   *httptest.Server
+	pings atomic.Int32
+	deaf  atomic.Bool
+	conns atomic.Int32
+}
+
+func newPingServer(t *testing.T) *pingServer {
+	s := &pingServer{}
+	up := websocket.Upgrader{}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		s.conns.Add(1)
+		ws.SetPingHandler(func(data string) error {
+			s.pings.Add(1)
+			if s.deaf.Load() {
+				return nil
+			}
+			return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		for {
+			if _, _, err := ws.NextReader(); err != nil {
+				return
+			}
+		}
+	}))
+	s.srv.Listener.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.srv.Listener = ln
+	s.srv.Start()
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *pingServer) url() string { return "ws" + s.srv.URL[len("http"):] + "/otel" }
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An idle socket whose peer answers pings stays up; one whose peer stops
+// answering (a half-open path) is dropped within the idle timeout and
+// redialled.
+func TestConnPingsAndDropsASilentPeer(t *testing.T) {
+	s := newPingServer(t)
+	c := otelws.Dial(otelws.Config{URL: s.url(), Backoff: fast, PingInterval: 50 * time.Millisecond, IdleTimeout: time.Second})
+	defer c.Close(context.Background())
+	// Many idle timeouts' worth of pings, all answered: still the first socket.
+	waitUntil(t, "50 pings", func() bool { return s.pings.Load() >= 50 })
+	if st := c.Stats(); !st.Connected || st.Reconnects != 0 || s.conns.Load() != 1 {
+		t.Fatalf("a healthy idle socket was dropped: %+v, %d connections", st, s.conns.Load())
+	}
+	s.deaf.Store(true)
+	waitUntil(t, "the silent socket to be replaced", func() bool { return c.Stats().Reconnects >= 1 })
+}

@@ -1,0 +1,181 @@
+package iii
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/iii-go/iii/connection/wire"
+)
+
+// The span events of invocation payloads, and their attributes, as the
+// Rust and Node SDKs record them.
+const (
+	eventInvocationInput  = "iii.invocation.input"
+	eventInvocationOutput = "iii.invocation.output"
+	attrPayloadJSON       = attribute.Key("iii.payload.json")
+	attrPayloadTruncated  = attribute.Key("iii.payload.truncated")
+	attrPayloadOK         = attribute.Key("iii.payload.ok")
+)
+
+// Placeholders of payload events: the value of a secret-looking key, and
+// the end of a payload cut at its size bound.
+const (
+	redactedValue   = "[REDACTED]"
+	truncatedMarker = `..."[TRUNCATED]"`
+)
+
+// payloadConfig says whether invocation spans get payload events.
+type payloadConfig struct {
+	on  bool
+	max int // bytes of a payload's JSON; 0: unlimited
+}
+
+// newPayloadConfig applies the options, then the environment.
+func newPayloadConfig(o *TelemetryOptions) payloadConfig {
+	c := payloadConfig{on: !o.DisableTracePayloads && !payloadsDisabledByEnv(), max: o.TracePayloadMaxBytes}
+	if c.max <= 0 {
+		if n, err := strconv.Atoi(strings.TrimSpace(os.Getenv("III_TRACE_PAYLOAD_MAX_BYTES"))); err == nil && n > 0 {
+			c.max = n
+		}
+	}
+	return c
+}
+
+// payloadsDisabledByEnv reads III_DISABLE_TRACE_PAYLOADS: "1" or "true"
+// (any case) turn the payload events off, as in the Rust and Node SDKs.
+func payloadsDisabledByEnv() bool {
+	v := strings.TrimSpace(os.Getenv("III_DISABLE_TRACE_PAYLOADS"))
+	return v == "1" || strings.EqualFold(v, "true")
+}
+
+// input records the invocation's input on its span.
+func (c payloadConfig) input(span trace.Span, data json.RawMessage) {
+	if !span.IsRecording() {
+		return
+	}
+	s, cut := c.render(data)
+	span.AddEvent(eventInvocationInput, trace.WithAttributes(attrPayloadJSON.String(s), attrPayloadTruncated.Bool(cut)))
+}
+
+// output records the invocation's result, or its error as
+// {"error": message}, on its span.
+func (c payloadConfig) output(span trace.Span, res *wire.InvocationResult) {
+	if !span.IsRecording() {
+		return
+	}
+	data, ok := res.Result, res.Error == nil
+	if !ok {
+		data, _ = json.Marshal(map[string]string{"error": res.Error.Message})
+	}
+	s, cut := c.render(data)
+	span.AddEvent(eventInvocationOutput, trace.WithAttributes(attrPayloadJSON.String(s), attrPayloadTruncated.Bool(cut), attrPayloadOK.Bool(ok)))
+}
+
+// render returns the JSON of a payload with secrets redacted, cut to the
+// size bound, and whether it was cut.
+func (c payloadConfig) render(data json.RawMessage) (string, bool) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = json.RawMessage("null")
+	}
+	s := string(redactJSON(data))
+	if c.max <= 0 || len(s) <= c.max {
+		return s, false
+	}
+	if c.max <= len(truncatedMarker) {
+		return truncatedMarker[:c.max], true
+	}
+	cut := c.max - len(truncatedMarker)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + truncatedMarker, true
+}
+
+// secretWords are in every key whose value is redacted; a payload without
+// any of them (in any case) is recorded as it is, without being parsed.
+var secretWords = []string{"key", "password", "secret", "credential", "authorization", "token", "bearer"}
+
+// redactJSON returns data with the values of secret-looking keys replaced
+// by "[REDACTED]", at any depth. Data that cannot hold such a key is
+// returned as it is.
+func redactJSON(data []byte) []byte {
+	if !mayHoldSecret(data) {
+		return data
+	}
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return data // not JSON: no keys either
+	}
+	out, err := json.Marshal(redactValue(v))
+	if err != nil {
+		return data
+	}
+	return out
+}
+
+func mayHoldSecret(data []byte) bool {
+	for _, w := range secretWords {
+		if containsFold(data, w) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold reports whether b contains the lower-case ASCII word w in
+// any case.
+func containsFold(b []byte, w string) bool {
+	for i := 0; i+len(w) <= len(b); i++ {
+		j := 0
+		for j < len(w) && b[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
+}
+
+func redactValue(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if secretKey(k) {
+				x[k] = redactedValue
+			} else {
+				x[k] = redactValue(e)
+			}
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = redactValue(e)
+		}
+	}
+	return v
+}
+
+// secretKey reports whether the value of key k is redacted: k contains
+// (in any case) api_key, apikey, api-key, password, secret, credential,
+// authorization, auth_token, access_token, refresh_token, bearer,
+// private_key or client_secret, or is "token" or ends in _token or -token.
+// (A plain "token" inside a word, as in "tokenizer", is not enough.)
+func secretKey(k string) bool {
+	l := strings.ToLower(k)
+	for _, f := range []string{"api_key", "apikey", "api-key", "password", "secret", "credential",
+		"authorization", "auth_token", "access_token", "refresh_token", "bearer", "private_key", "client_secret"} {
+		if strings.Contains(l, f) {
+			return true
+		}
+	}
+	return l == "token" || strings.HasSuffix(l, "_token") || strings.HasSuffix(l, "-token")
+}

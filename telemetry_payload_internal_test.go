@@ -1,0 +1,75 @@
+package iii
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	metricapi "go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/iii-go/iii/connection/wire"
+)
+
+func TestPayloadRenderRedactsSecretKeysAtAnyDepth(t *testing.T) {
+	c := payloadConfig{on: true}
+	for in, want := range map[string]string{
+		`{"a":1,"b":[true,null]}`:                                     `{"a":1,"b":[true,null]}`, // no secret word: as it is
+		`{"API_KEY":"x","Model":"m"}`:                                 `{"API_KEY":"[REDACTED]","Model":"m"}`,
+		`{"headers":{"Authorization":"Bearer x"},"keyboard":1}`:       `{"headers":{"Authorization":"[REDACTED]"},"keyboard":1}`,
+		`{"accounts":[{"access_token":"a","user":"u"}]}`:              `{"accounts":[{"access_token":"[REDACTED]","user":"u"}]}`,
+		`{"credentials":[{"token":"t"}]}`:                             `{"credentials":"[REDACTED]"}`,
+		`{"token":1,"id-token":2,"tokenizer":3,"notification":"key"}`: `{"id-token":"[REDACTED]","notification":"key","token":"[REDACTED]","tokenizer":3}`,
+		`{"n":12345678901234567890,"secret":{}}`:                      `{"n":12345678901234567890,"secret":"[REDACTED]"}`,
+		``:                                                            `null`,
+		`not json with a password`:                                    `not json with a password`,
+	} {
+		if got, cut := c.render(json.RawMessage(in)); got != want || cut {
+			t.Errorf("render(%s) = %s (cut %v), want %s", in, got, cut, want)
+		}
+	}
+}
+
+func TestPayloadRenderCutsAtTheBoundOnARuneBoundary(t *testing.T) {
+	in := json.RawMessage(`"` + strings.Repeat("é", 100) + `"`)
+	for _, max := range []int{1, 5, len(truncatedMarker), len(truncatedMarker) + 1, 40, 41, 199} {
+		got, cut := payloadConfig{on: true, max: max}.render(in)
+		if !cut || len(got) > max || (max > len(truncatedMarker) && !strings.HasSuffix(got, truncatedMarker)) || !utf8.ValidString(got) {
+			t.Errorf("max %d: %q (cut %v)", max, got, cut)
+		}
+	}
+	if got, cut := (payloadConfig{on: true, max: 202}).render(in); cut || got != string(in) {
+		t.Errorf("a payload within the bound is cut: %q", got)
+	}
+}
+
+// benchInvocation measures the invocation span path, payload events on and
+// off: go test -run '^$' -bench InvocationSpan -benchmem
+func BenchmarkInvocationSpan(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "payloads-off"
+		if on {
+			name = "payloads-on"
+		}
+		b.Run(name, func(b *testing.B) {
+			tp := sdktrace.NewTracerProvider() // no processor: the SDK's own cost only
+			defer tp.Shutdown(context.Background())
+			t := &telemetry{tracer: tp.Tracer(scopeName), payloads: payloadConfig{on: on}}
+			t.initFunctionLimit(&TelemetryOptions{})
+			t.instrument(metricNoop())
+			m := &wire.InvokeFunction{FunctionID: "bench::echo", Data: json.RawMessage(`{"sku":"A-1","qty":2}`), HasInvocationID: true}
+			res := &wire.InvocationResult{Result: json.RawMessage(`{"ok":true}`)}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				_, end := t.startInvocation(ctx, m)
+				end(res)
+			}
+		})
+	}
+}
+
+func metricNoop() metricapi.Meter { return metricnoop.NewMeterProvider().Meter(scopeName) }
