@@ -129,6 +129,9 @@ func RegisterWorker(address string, opts InitOptions) *III {
 		w.fail(err)
 		return w
 	}
+	if w.tel != nil {
+		w.tel.engineConn.Store(w.conn)
+	}
 	w.sys.OnFailure(func(*actors.Failure) { w.failInternal() })
 	return w
 }

@@ -193,16 +193,19 @@ var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0
 // telemetry is the worker's OpenTelemetry pipeline; nil when it is off, so
 // that nothing extra runs on the hot path.
 type telemetry struct {
-	w       *III
-	conn    *otelws.Conn             // nil when nothing goes to /otel
-	pipe    *otelws.Pipeline         // nil when neither spans nor logs go to /otel
-	tp      *sdktrace.TracerProvider // the worker's own; nil with the application's
-	appTP   trace.TracerProvider     // the application's, or nil
-	appMP   metric.MeterProvider     // the application's, or nil (also when metrics are off)
-	tracer  trace.Tracer
-	mp      *sdkmetric.MeterProvider // the worker's own; nil when metrics are off or the application's
-	m       instruments
-	timeout time.Duration
+	w *III
+	// engineConn is the worker's engine connection, stored once
+	// RegisterWorker has made it (collections start before that).
+	engineConn atomic.Pointer[connection.Conn]
+	conn       *otelws.Conn             // nil when nothing goes to /otel
+	pipe       *otelws.Pipeline         // nil when neither spans nor logs go to /otel
+	tp         *sdktrace.TracerProvider // the worker's own; nil with the application's
+	appTP      trace.TracerProvider     // the application's, or nil
+	appMP      metric.MeterProvider     // the application's, or nil (also when metrics are off)
+	tracer     trace.Tracer
+	mp         *sdkmetric.MeterProvider // the worker's own; nil when metrics are off or the application's
+	m          instruments
+	timeout    time.Duration
 
 	logger   otellog.Logger      // the application's LoggerProvider's; nil: pipe
 	logsOff  bool                // DisableLogs: Logger records go to slog.Default()

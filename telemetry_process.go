@@ -37,8 +37,10 @@ func (t *telemetry) processGauges(meter metric.Meter) {
 	var lastCPU time.Duration
 	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		attrs := []attribute.KeyValue{attribute.String("worker.name", w.meta.Name)}
-		if id := w.WorkerID(); id != "" {
-			attrs = append(attrs, attribute.String("worker.id", id))
+		if c := t.engineConn.Load(); c != nil {
+			if id := c.WorkerID(); id != "" {
+				attrs = append(attrs, attribute.String("worker.id", id))
+			}
 		}
 		opt := metric.WithAttributes(attrs...)
 		now := time.Now()
