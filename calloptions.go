@@ -10,8 +10,9 @@ type CallOption func(*callConfig)
 // A namespace option belongs here once the engine routes calls by
 // namespace (v0.22.1 has none); it is not offered before then.
 type callConfig struct {
-	timeout  time.Duration
-	metadata any
+	timeout   time.Duration
+	metadata  any
+	namespace string
 }
 
 // WithCallTimeout bounds the call: without its result after d, Call
@@ -34,5 +35,5 @@ func callRequest(functionID string, payload any, opts []CallOption) TriggerReque
 	for _, o := range opts {
 		o(&c)
 	}
-	return TriggerRequest{FunctionID: functionID, Payload: payload, Timeout: c.timeout, Metadata: c.metadata}
+	return TriggerRequest{FunctionID: functionID, Payload: payload, Timeout: c.timeout, Metadata: c.metadata, Namespace: c.namespace}
 }

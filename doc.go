@@ -4,7 +4,7 @@
 // sends it, and invokes other workers' functions (awaited, fire-and-forget,
 // or through a queue).
 //
-//	w := iii.RegisterWorker("ws://localhost:49134", iii.InitOptions{})
+//	w := iii.RegisterWorker("ws://127.0.0.1:49134", iii.InitOptions{})
 //	defer w.Close()
 //	iii.RegisterFunction(w, "greet::hello", func(ctx context.Context, name string) (string, error) {
 //		return "hello, " + name, nil

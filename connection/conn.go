@@ -916,9 +916,10 @@ func (c *Conn) frame(self *actor.PID, s *Socket, m wire.Message) {
 		c.lastErr = &RefusedError{Code: m.Error.Code, Message: m.Error.Message}
 		c.mu.Unlock()
 	case *wire.RegistrationRejected:
-		if m.Code == wire.WorkerNamespaceConflict {
-			err := &RefusedError{Code: m.Code, Message: fmt.Sprintf(
-				"worker name %q is already in use in namespace %q by worker %s", m.WorkerName, m.Namespace, m.OwnerWorkerID)}
+		if err := NewRegistrationRejectedError(m); err.Fatal() {
+			// A worker conflict, or a code this SDK does not know: the
+			// engine closes the connection, and a reconnect would be
+			// rejected again.
 			c.log.Error("iii: the engine refused this worker for good", "err", err)
 			c.sys.Send(self, &fatal{s: s, err: err})
 			return
