@@ -833,6 +833,9 @@ func builtinWorkersRegister(e *Engine, c *worker, id string, data json.RawMessag
 		reply(nil, missingField(id, "_caller_worker_id"))
 		return
 	}
+	if e.cfg.namespaces && !e.nsWorkerRegister(callerID, data, in.Name, reply) {
+		return
+	}
 	ob := outbox{}
 	e.mu.Lock()
 	st := e.st

@@ -71,6 +71,7 @@ type config struct {
 	outWait          time.Duration
 	queue            *QueueConfig
 	unordered        bool
+	namespaces       bool // WithNamespaces
 }
 
 // UnorderedEnv is the environment variable that, set to 1, makes every

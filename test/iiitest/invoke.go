@@ -27,18 +27,25 @@ func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
 	if !sync {
 		id = wire.NewUUID()
 	}
+	if e.nsInvokeRefused(c, m, sync) {
+		return
+	}
 	e.mu.Lock()
 	if c.gone {
 		e.mu.Unlock()
 		return
 	}
-	f := c.st.functions[m.FunctionID]
+	f := c.st.functions[e.invokeKey(m)]
 	if f == nil || f.builtin != nil {
+		var missing *wire.ErrorBody
+		if f == nil {
+			missing = e.notFoundLocked(c.st, e.invokeKey(m))
+		}
 		e.mu.Unlock()
 		if f != nil {
 			e.callBuiltin(c, f, m, sync)
 		} else if sync {
-			e.reply(c, m, nil, notFound(m.FunctionID))
+			e.reply(c, m, nil, missing)
 		}
 		return
 	}
@@ -177,7 +184,8 @@ func (e *Engine) callLocked(ob *outbox, st *state, fnID string, data, metadata j
 	f := st.functions[fnID]
 	if f == nil {
 		if cb != nil {
-			ob.later = append(ob.later, func() { cb(nil, notFound(fnID)) })
+			errb := e.notFoundLocked(st, fnID)
+			ob.later = append(ob.later, func() { cb(nil, errb) })
 		}
 		return wire.UUID{}
 	}
@@ -187,7 +195,7 @@ func (e *Engine) callLocked(ob *outbox, st *state, fnID string, data, metadata j
 			reply = cb
 		}
 		data := bytes.Clone(data)
-		ob.later = append(ob.later, func() { f.builtin(e, nil, fnID, data, reply) })
+		ob.later = append(ob.later, func() { f.builtin(e, nil, f.id, data, reply) })
 		return wire.UUID{}
 	}
 	if f.owner.isClosed() {
@@ -197,14 +205,14 @@ func (e *Engine) callLocked(ob *outbox, st *state, fnID string, data, metadata j
 		return wire.UUID{}
 	}
 	id := wire.NewUUID()
-	st.pending[id] = pending{handler: f.owner, functionID: fnID, cb: cb}
+	st.pending[id] = pending{handler: f.owner, functionID: f.id, cb: cb}
 	if data == nil {
 		data = json.RawMessage("null")
 	}
 	ob.addCall(f.owner, &wire.InvokeFunction{
 		InvocationID:    id,
 		HasInvocationID: true,
-		FunctionID:      fnID,
+		FunctionID:      f.id,
 		Data:            data,
 		Traceparent:     traceparent,
 		Baggage:         baggage,
