@@ -684,8 +684,13 @@ func (a *connActor) Receive(ctx actor.Context) {
 		if m.s != c.sock {
 			return
 		}
+		// Detach the socket first: its close must not look like a lost
+		// connection, which would schedule a reconnect.
+		c.sock = nil
+		c.cur.CompareAndSwap(m.s, nil)
 		c.fail(m.err)
 		m.s.Close(m.err)
+		c.cfg.Router.Closed(m.s, m.err)
 	case *retryNow:
 		c.retry = nil
 		if !c.closed && c.sock == nil && !c.dialing && c.State() != Failed {
