@@ -54,7 +54,9 @@ var (
 // Code CodeWorkerNamespaceConflict (or a code this SDK does not know) is
 // fatal: the engine closes the connection, the worker's state becomes
 // Failed, every pending call fails with it, and Err returns it (wrapped in
-// ErrConnectionFailed). Code CodeFunctionNamespaceConflict costs one
+// ErrConnectionFailed). It answers the worker's engine::workers::register,
+// sent once connected: WaitConnected may have returned nil before it came,
+// so watch InitOptions.OnStateChange or Err. Code CodeFunctionNamespaceConflict costs one
 // function: the worker stays connected, the rejection is logged at Error
 // and FunctionRef.Err returns it.
 type RegistrationRejectedError = connection.RegistrationRejectedError
