@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/connection/wire"
@@ -297,5 +298,34 @@ func TestFunctionNamespaceConflictOnFunctionRef(t *testing.T) {
 	}
 	if other.Err() != nil || w.Err() != nil || w.State() != iii.Connected {
 		t.Fatalf("the worker: %v %v %v", other.Err(), w.Err(), w.State())
+	}
+}
+
+// A namespaced worker whose connection went half-open reconnects into its
+// own name and functions: its reattach retires the old connection before
+// the new one claims the name, so there is no conflict with itself.
+func TestNamespacedWorkerReconnectsIntoItsOwnName(t *testing.T) {
+	eng := iiitest.NewEngine(t, iiitest.WithNamespaces())
+	opts := fastOptions()
+	opts.PingInterval = 20 * time.Millisecond
+	opts.IdleTimeout = 150 * time.Millisecond
+	opts.Metadata = &iii.WorkerMetadata{Name: "sticky"}
+	opts.Namespace = "orders"
+	w := newWorker(t, eng, opts)
+	registerAnswer(t, w, "greet", "sticky")
+	if err := eng.WaitFunctionIn(testCtx(t), "orders", "greet"); err != nil {
+		t.Fatal(err)
+	}
+	first := w.WorkerID()
+	if !eng.StallWorker(first) { // the engine still thinks it is live
+		t.Fatal("not connected")
+	}
+	waitFor(t, "the reconnect", func() bool {
+		return w.State() == iii.Connected && w.WorkerID() != first && w.WorkerID() != "" &&
+			eng.FunctionsIn("orders")["greet"] == w.WorkerID()
+	})
+	caller := nsWorker(t, eng, "caller", "orders")
+	if got, err := iii.Call[string](testCtx(t), caller, "greet", nil); err != nil || got != "sticky" || w.Err() != nil {
+		t.Fatalf("Call = %q, %v; worker Err %v", got, err, w.Err())
 	}
 }

@@ -71,7 +71,8 @@ type config struct {
 	outWait          time.Duration
 	queue            *QueueConfig
 	unordered        bool
-	namespaces       bool // WithNamespaces
+	namespaces       bool          // WithNamespaces
+	nsGrace          time.Duration // WithNamespaceGrace
 }
 
 // UnorderedEnv is the environment variable that, set to 1, makes every

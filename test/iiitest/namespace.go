@@ -39,13 +39,23 @@ import (
 //     gets both in the registertrigger it is sent ("namespace" and
 //     "trigger_namespace", each omitted when "default").
 //
-// Not modelled: re-homing a binding from the default provider when a
-// provider registers later in the connection's namespace (it stays where
-// it was bound), RBAC scoping of namespaces, and namespaces in the
-// introspection builtins and in queue jobs (enqueue resolves in
-// "default"). In listings, a function or trigger type of another namespace
+// A binding that fell back to the default provider moves to a provider
+// that registers later in the binding's home namespace (the default one is
+// told to unregister it). Not modelled: RBAC scoping of namespaces, and
+// namespaces in the introspection builtins and in queue jobs (enqueue
+// resolves in "default").
+//
+// The SDKs' default worker name is hostname:pid, the same for every worker
+// of a test process: give each worker a name of its own
+// (WorkerMetadata.Name), or the second is refused. In listings, a function or trigger type of another namespace
 // shows as "<namespace>\x00<id>".
 func WithNamespaces() Option { return func(c *config) { c.namespaces = true } }
+
+// WithNamespaceGrace sets how long, with WithNamespaces, a connection's
+// registrations wait for its engine::workers::register before they are
+// filed under "default" (default 5 s; the engine's
+// registration_namespace_grace_ms).
+func WithNamespaceGrace(d time.Duration) Option { return func(c *config) { c.nsGrace = d } }
 
 // Namespace codes of engine v0.23.
 const (
@@ -190,7 +200,11 @@ func (e *Engine) nsControlLocked(ob *outbox, c *worker, msg wire.Message) bool {
 	if !c.nsx.resolved {
 		c.nsx.buf = append(c.nsx.buf, msg)
 		if c.nsx.grace == nil {
-			c.nsx.grace = time.AfterFunc(namespaceGrace, func() { e.graceExpired(c) })
+			grace := e.cfg.nsGrace
+			if grace <= 0 {
+				grace = namespaceGrace
+			}
+			c.nsx.grace = time.AfterFunc(grace, func() { e.graceExpired(c) })
 		}
 		return true
 	}
@@ -354,6 +368,17 @@ func (e *Engine) nsRegisterTriggerTypeLocked(ob *outbox, c *worker, m *wire.Regi
 		if b := st.bindings[id]; b.ttype == key {
 			ob.add(c, b.registerMsg())
 		}
+	}
+	// Bindings of this namespace that fell back to the default provider
+	// move to the one that just registered at home.
+	for _, id := range sortedKeys(st.bindings) {
+		b := st.bindings[id]
+		if b.nsx == nil || b.nsx.explicit != "" || b.nsx.typ != m.ID || nsName(b.nsx.home) != nsName(ns) || b.ttype == key {
+			continue
+		}
+		e.stopBindingLocked(ob, st, b)
+		b.ttype = key
+		ob.add(c, b.registerMsg())
 	}
 	for _, id := range sortedKeys(st.parked) {
 		b := st.parked[id]

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iii-go/iii/connection/wire"
 )
@@ -213,5 +214,46 @@ func TestNamespacesBindingsCarryNamespaces(t *testing.T) {
 	r := expectMsg[*wire.TriggerRegistrationResult](t, orders)
 	if r.Error == nil || r.Error.Code != invalidNamespace || !strings.Contains(r.Error.Message, "trigger_namespace") {
 		t.Fatalf("blank trigger_namespace: %s", wire.Encode(r))
+	}
+}
+
+func TestNamespacesGraceFilesRegistrationsUnderDefault(t *testing.T) {
+	e := NewEngine(t, WithNamespaces(), WithNamespaceGrace(20*time.Millisecond))
+	c := dial(t, e)
+	c.register("early")
+	waitFn(t, e, "early") // in default once the grace ran out
+	// A late announce cannot move the connection any more.
+	c.announce("late", "orders")
+	c.register("later")
+	waitFn(t, e, "later")
+	if got := e.FunctionsIn("orders"); len(got) != 0 {
+		t.Fatalf("orders = %v", got)
+	}
+	if infos := e.Workers(); infos[0].Namespace != "default" {
+		t.Fatalf("namespace %q", infos[0].Namespace)
+	}
+}
+
+func TestNamespacesBindingMovesToAProviderAtHome(t *testing.T) {
+	e := NewEngine(t, WithNamespaces())
+	def := dial(t, e)
+	def.announce("def", "")
+	def.send(&wire.RegisterTriggerType{ID: "tick", Description: "d"})
+	def.expectQuiet()
+	orders := dial(t, e)
+	orders.announce("orders", "orders")
+	orders.send(&wire.RegisterTrigger{ID: "t1", TriggerType: "tick", FunctionID: "f", Config: json.RawMessage(`{}`), Namespace: "orders"})
+	orders.expectQuiet()
+	if got := expectMsg[*wire.RegisterTrigger](t, def); got.ID != "t1" {
+		t.Fatalf("default provider got %s", wire.Encode(got))
+	}
+	home := dial(t, e)
+	home.announce("home", "orders")
+	home.send(&wire.RegisterTriggerType{ID: "tick", Description: "h"})
+	if got := expectMsg[*wire.RegisterTrigger](t, home); got.ID != "t1" || got.TriggerNamespace != "orders" || got.Namespace != "orders" {
+		t.Fatalf("home provider got %s", wire.Encode(got))
+	}
+	if got := expectMsg[*wire.UnregisterTrigger](t, def); got.ID != "t1" || got.TriggerType != "tick" {
+		t.Fatalf("default provider got %s", wire.Encode(got))
 	}
 }
