@@ -329,3 +329,37 @@ func TestNamespacedWorkerReconnectsIntoItsOwnName(t *testing.T) {
 		t.Fatalf("Call = %q, %v; worker Err %v", got, err, w.Err())
 	}
 }
+
+// An enqueued call runs in the namespace it names (here the worker's).
+func TestNamespaceEnqueueRunsInTheNamespace(t *testing.T) {
+	eng := iiitest.NewEngine(t, iiitest.WithNamespaces(), iiitest.WithQueue(iiitest.QueueConfig{}))
+	got := make(chan string, 2)
+	for _, ns := range []string{"orders", ""} {
+		w := nsWorker(t, eng, "handler-"+ns, ns)
+		ns := ns
+		if _, err := w.RegisterFunctionRaw("job", func(context.Context, json.RawMessage) (any, error) {
+			got <- ns
+			return nil, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eng.WaitFunctionIn(testCtx(t), "orders", "job"); err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.WaitFunction(testCtx(t), "job"); err != nil {
+		t.Fatal(err)
+	}
+	caller := nsWorker(t, eng, "caller", "orders")
+	if _, err := caller.Enqueue(testCtx(t), iiitest.DefaultQueueName, "job", 1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ns := <-got:
+		if ns != "orders" {
+			t.Fatalf("the job ran in %q", ns)
+		}
+	case <-testCtx(t).Done():
+		t.Fatal("the job never ran")
+	}
+}

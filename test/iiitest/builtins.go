@@ -957,6 +957,7 @@ func builtinEnqueue(e *Engine, c *worker, id string, data json.RawMessage, reply
 		Receipt     *string         `json:"messageReceiptId"`
 		Traceparent *string         `json:"traceparent"`
 		Baggage     *string         `json:"baggage"`
+		Namespace   *string         `json:"namespace"`
 	}
 	if errb := decodeInput(id, data, &in); errb != nil {
 		reply(nil, errb)
@@ -965,6 +966,10 @@ func builtinEnqueue(e *Engine, c *worker, id string, data json.RawMessage, reply
 	if in.FunctionID == nil {
 		reply(nil, missingField(id, "function_id"))
 		return
+	}
+	fnID := *in.FunctionID
+	if e.cfg.namespaces {
+		fnID = nsKey(deref(in.Namespace), fnID)
 	}
 	receipt := deref(in.Receipt)
 	if receipt == "" {
@@ -978,7 +983,7 @@ func builtinEnqueue(e *Engine, c *worker, id string, data json.RawMessage, reply
 		reply(nil, &wire.ErrorBody{Code: "queue_error", Message: "Queue '" + q + "' not found"})
 		return
 	}
-	e.queueJob(queuedJob{queue: q, fnID: *in.FunctionID, data: bytes.Clone(rawOrNull(in.Data)), traceparent: deref(in.Traceparent), baggage: deref(in.Baggage)})
+	e.queueJob(queuedJob{queue: q, fnID: fnID, data: bytes.Clone(rawOrNull(in.Data)), traceparent: deref(in.Traceparent), baggage: deref(in.Baggage)})
 	reply(receiptResult(receipt), nil)
 }
 

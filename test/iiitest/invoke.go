@@ -18,6 +18,9 @@ func notFound(id string) *wire.ErrorBody {
 // invoke routes a worker's invokefunction (§4.5). m aliases the read
 // buffer; everything is encoded before returning.
 func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
+	if e.nsInvokeRefused(c, m, m.HasInvocationID) {
+		return
+	}
 	if m.Action.Kind == wire.ActionEnqueue {
 		e.enqueueAction(c, m)
 		return
@@ -26,9 +29,6 @@ func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
 	id := m.InvocationID
 	if !sync {
 		id = wire.NewUUID()
-	}
-	if e.nsInvokeRefused(c, m, sync) {
-		return
 	}
 	e.mu.Lock()
 	if c.gone {
@@ -268,7 +268,8 @@ func (e *Engine) enqueueAction(c *worker, m *wire.InvokeFunction) {
 		Receipt     string          `json:"messageReceiptId"`
 		Traceparent *string         `json:"traceparent"`
 		Baggage     *string         `json:"baggage"`
-	}{m.Action.Queue, m.FunctionID, m.Data, receipt, optString(m.Traceparent), optString(enqueueBaggage(m.Baggage, m.FunctionID))})
+		Namespace   string          `json:"namespace,omitempty"` // WithNamespaces, not default
+	}{m.Action.Queue, m.FunctionID, m.Data, receipt, optString(m.Traceparent), optString(enqueueBaggage(m.Baggage, m.FunctionID)), e.enqueueNamespace(m)})
 	var cp *wire.InvokeFunction
 	if m.HasInvocationID {
 		cp = &wire.InvokeFunction{InvocationID: m.InvocationID, FunctionID: m.FunctionID, Traceparent: m.Traceparent, Baggage: m.Baggage}

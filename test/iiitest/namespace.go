@@ -41,9 +41,10 @@ import (
 //
 // A binding that fell back to the default provider moves to a provider
 // that registers later in the binding's home namespace (the default one is
-// told to unregister it). Not modelled: RBAC scoping of namespaces, and
-// namespaces in the introspection builtins and in queue jobs (enqueue
-// resolves in "default").
+// told to unregister it). An enqueued call runs in its namespace (the
+// queue provider gets it as "namespace"; a dead letter of another
+// namespace has FunctionID "<namespace>\x00<id>"). Not modelled: RBAC
+// scoping of namespaces and namespaces in the introspection builtins.
 //
 // The SDKs' default worker name is hostname:pid, the same for every worker
 // of a test process: give each worker a name of its own
@@ -165,6 +166,16 @@ func (e *Engine) invokeKey(m *wire.InvokeFunction) string {
 		return m.FunctionID
 	}
 	return nsKey(m.Namespace, m.FunctionID)
+}
+
+// enqueueNamespace is the "namespace" of the enqueue provider's input: the
+// call's, when not default (the engine omits it for default, which queue
+// providers that predate namespaces refuse).
+func (e *Engine) enqueueNamespace(m *wire.InvokeFunction) string {
+	if !e.cfg.namespaces || nsName(m.Namespace) == defaultNamespace {
+		return ""
+	}
+	return m.Namespace
 }
 
 // nsInvokeRefused answers an invokefunction with a blank namespace.
