@@ -363,3 +363,33 @@ func TestNamespaceEnqueueRunsInTheNamespace(t *testing.T) {
 		t.Fatal("the job never ran")
 	}
 }
+
+// Introspection reports namespaces, and a namespaced worker's functions.
+func TestNamespaceIntrospection(t *testing.T) {
+	eng := iiitest.NewEngine(t, iiitest.WithNamespaces())
+	w := nsWorker(t, eng, "lister", "orders")
+	registerAnswer(t, w, "greet", "x")
+	if err := eng.WaitFunctionIn(testCtx(t), "orders", "greet"); err != nil {
+		t.Fatal(err)
+	}
+	fns, err := w.ListFunctions(testCtx(t), iii.FunctionFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range fns {
+		if f.FunctionID == "greet" {
+			found = f.Namespace == "orders"
+		}
+	}
+	if !found {
+		t.Fatalf("greet in orders not listed: %+v", fns)
+	}
+	d, err := w.WorkerInfo(testCtx(t), "lister")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Worker.Namespace != "orders" || len(d.Functions) != 1 || d.Functions[0].FunctionID != "greet" || d.Functions[0].Namespace != "orders" {
+		t.Fatalf("WorkerInfo = %+v", d)
+	}
+}

@@ -168,6 +168,16 @@ func (e *Engine) invokeKey(m *wire.InvokeFunction) string {
 	return nsKey(m.Namespace, m.FunctionID)
 }
 
+// nsField is the "namespace" of the introspection entry of table key k:
+// none without WithNamespaces.
+func (e *Engine) nsField(k string) string {
+	if !e.cfg.namespaces {
+		return ""
+	}
+	ns, _ := splitKey(k)
+	return nsName(ns)
+}
+
 // enqueueNamespace is the "namespace" of the enqueue provider's input: the
 // call's, when not default (the engine omits it for default, which queue
 // providers that predate namespaces refuse).
