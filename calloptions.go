@@ -5,10 +5,8 @@ import "time"
 // CallOption configures one call made with Call.
 type CallOption func(*callConfig)
 
-// callConfig is what the CallOptions of one call set.
-//
-// A namespace option belongs here once the engine routes calls by
-// namespace (v0.22.1 has none); it is not offered before then.
+// callConfig is what the CallOptions of one call set (the namespace one,
+// WithCallNamespace, is in namespace.go).
 type callConfig struct {
 	timeout   time.Duration
 	metadata  any

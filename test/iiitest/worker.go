@@ -365,32 +365,30 @@ func (c *worker) handle(b []byte) {
 // controlLocked applies a control frame of c.
 func (e *Engine) controlLocked(ob *outbox, c *worker, msg wire.Message) {
 	st := c.st
-	{
-		switch m := msg.(type) {
-		case *wire.RegisterFunction:
-			e.registerFunctionLocked(ob, c, m)
-		case *wire.UnregisterFunction:
-			delete(c.fns, m.ID)
-			if f := st.functions[m.ID]; f != nil && f.owner == c {
-				delete(st.functions, m.ID)
-			}
-		case *wire.RegisterTriggerType:
-			e.registerTriggerTypeLocked(ob, c, m)
-		case *wire.RegisterTrigger:
-			e.registerTriggerLocked(ob, c, m)
-		case *wire.UnregisterTrigger:
-			e.unregisterTriggerLocked(ob, st, m.ID)
-		case *wire.TriggerRegistrationResult:
-			e.triggerResultLocked(ob, c, m)
-		case *wire.RegisterService:
-			st.services[m.ID] = *m
-		case *wire.Reattach:
-			e.reattachLocked(ob, c, m)
-		default:
-			// unregistertriggertype (which v0.22.1 cannot decode) and the
-			// engine-to-worker types are dropped.
-			e.log.Debug("iiitest: frame dropped", "worker", c.id, "type", msg.Kind().String())
+	switch m := msg.(type) {
+	case *wire.RegisterFunction:
+		e.registerFunctionLocked(ob, c, m)
+	case *wire.UnregisterFunction:
+		delete(c.fns, m.ID)
+		if f := st.functions[m.ID]; f != nil && f.owner == c {
+			delete(st.functions, m.ID)
 		}
+	case *wire.RegisterTriggerType:
+		e.registerTriggerTypeLocked(ob, c, m)
+	case *wire.RegisterTrigger:
+		e.registerTriggerLocked(ob, c, m)
+	case *wire.UnregisterTrigger:
+		e.unregisterTriggerLocked(ob, st, m.ID)
+	case *wire.TriggerRegistrationResult:
+		e.triggerResultLocked(ob, c, m)
+	case *wire.RegisterService:
+		st.services[m.ID] = *m
+	case *wire.Reattach:
+		e.reattachLocked(ob, c, m)
+	default:
+		// unregistertriggertype (which v0.22.1 cannot decode) and the
+		// engine-to-worker types are dropped.
+		e.log.Debug("iiitest: frame dropped", "worker", c.id, "type", msg.Kind().String())
 	}
 }
 
