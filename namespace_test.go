@@ -14,13 +14,24 @@ import (
 	"github.com/iii-go/iii/test/iiitest"
 )
 
-// nsWorker connects a worker named name in namespace ns ("" for none) to eng.
+// nsWorker connects a worker named name in namespace ns ("" for none) to eng
+// and waits until the engine applied its engine::workers::register (which
+// holds its name in the namespace).
 func nsWorker(t testing.TB, eng *iiitest.Engine, name, ns string) *iii.III {
 	t.Helper()
 	opts := fastOptions()
 	opts.Metadata = &iii.WorkerMetadata{Name: name}
 	opts.Namespace = ns
-	return newWorker(t, eng, opts)
+	w := newWorker(t, eng, opts)
+	waitFor(t, name+"'s engine::workers::register", func() bool {
+		for _, wi := range eng.Workers() {
+			if wi.ID == w.WorkerID() && wi.Name == name {
+				return true
+			}
+		}
+		return false
+	})
+	return w
 }
 
 // workersRegister returns the data of the last engine::workers::register

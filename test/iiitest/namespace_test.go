@@ -10,8 +10,24 @@ import (
 )
 
 // announce sends c's engine::workers::register with name and namespace ns
-// ("" sends none) and waits until the engine applied it.
-func (c *client) announce(name, ns string) {
+// ("" sends none) and, with WithNamespaces, waits until e applied it (the
+// builtin may run on a goroutine of its own: WithUnorderedDispatch).
+func (c *client) announce(e *Engine, name, ns string) {
+	c.t.Helper()
+	c.sendAnnounce(name, ns)
+	if !e.cfg.namespaces {
+		return
+	}
+	if err := e.waitFor(ctxT(c.t), func() bool {
+		w := e.st.workers[c.id]
+		return w != nil && w.nsx.resolved && w.meta.name != nil && *w.meta.name == name
+	}); err != nil {
+		c.t.Fatalf("announce of %s: %v", name, err)
+	}
+}
+
+// sendAnnounce sends c's engine::workers::register.
+func (c *client) sendAnnounce(name, ns string) {
 	c.t.Helper()
 	data := `{"name":` + string(wire.AppendString(nil, name))
 	if ns != "" {
@@ -52,7 +68,7 @@ func (c *client) answer(result string) *wire.InvokeFunction {
 func TestNamespacesV022IgnoresNamespaceFields(t *testing.T) {
 	e := NewEngine(t)
 	h := dial(t, e)
-	h.announce("h", "orders")
+	h.announce(e, "h", "orders")
 	h.register("greet")
 	waitFn(t, e, "greet")
 	caller := dial(t, e)
@@ -73,7 +89,7 @@ func TestNamespacesRouteCallsByNamespace(t *testing.T) {
 	e := NewEngine(t, WithNamespaces())
 	orders := dial(t, e)
 	orders.register("greet") // sent before the announce: it waits for it
-	orders.announce("orders-worker", "orders")
+	orders.announce(e, "orders-worker", "orders")
 	if err := e.WaitFunctionIn(ctxT(t), "orders", "greet"); err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +126,12 @@ func TestNamespacesFunctionConflict(t *testing.T) {
 	e := NewEngine(t, WithNamespaces())
 	a := dial(t, e)
 	a.register("greet")
-	a.announce("a", "orders")
+	a.announce(e, "a", "orders")
 	if err := e.WaitFunctionIn(ctxT(t), "orders", "greet"); err != nil {
 		t.Fatal(err)
 	}
 	b := dial(t, e)
-	b.announce("b", "orders")
+	b.announce(e, "b", "orders")
 	b.register("greet")
 	b.register("engine::mine")
 	got := b.sync()
@@ -131,7 +147,7 @@ func TestNamespacesFunctionConflict(t *testing.T) {
 	}
 	// Another namespace may hold the same id.
 	c := dial(t, e)
-	c.announce("c", "billing")
+	c.announce(e, "c", "billing")
 	c.register("greet")
 	c.expectQuiet()
 	// Once the owner is gone, the id is free again.
@@ -149,14 +165,14 @@ func TestNamespacesFunctionConflict(t *testing.T) {
 func TestNamespacesWorkerNameConflict(t *testing.T) {
 	e := NewEngine(t, WithNamespaces())
 	a := dial(t, e)
-	a.announce("same", "orders")
+	a.announce(e, "same", "orders")
 	a.expectQuiet()
 	other := dial(t, e)
-	other.announce("same", "billing") // another namespace: no conflict
+	other.announce(e, "same", "billing") // another namespace: no conflict
 	other.expectQuiet()
 	b := dial(t, e)
 	b.register("late")
-	b.announce("same", "orders")
+	b.sendAnnounce("same", "orders")
 	got := expectMsg[*wire.RegistrationRejected](t, b)
 	want := &wire.RegistrationRejected{Code: workerNamespaceConflict, Namespace: "orders", WorkerName: "same", OwnerWorkerID: a.id}
 	if string(wire.Encode(got)) != string(wire.Encode(want)) {
@@ -173,16 +189,16 @@ func TestNamespacesWorkerNameConflict(t *testing.T) {
 func TestNamespacesBindingsCarryNamespaces(t *testing.T) {
 	e := NewEngine(t, WithNamespaces())
 	def := dial(t, e) // provider of "tick" in default
-	def.announce("def", "")
+	def.announce(e, "def", "")
 	def.send(&wire.RegisterTriggerType{ID: "tick", Description: "d"})
 	tools := dial(t, e) // provider of "tick" in tools
-	tools.announce("tools", "tools")
+	tools.announce(e, "tools", "tools")
 	tools.send(&wire.RegisterTriggerType{ID: "tick", Description: "t"})
 	def.expectQuiet()
 	tools.expectQuiet()
 
 	orders := dial(t, e)
-	orders.announce("orders", "orders")
+	orders.announce(e, "orders", "orders")
 	orders.register("onTick")
 	// No trigger_namespace: home (orders) has no provider, default has.
 	orders.send(&wire.RegisterTrigger{ID: "t1", TriggerType: "tick", FunctionID: "onTick", Config: json.RawMessage(`{}`), Namespace: "orders"})
@@ -203,7 +219,7 @@ func TestNamespacesBindingsCarryNamespaces(t *testing.T) {
 
 	// A provider that registers in "nowhere" gets the parked binding.
 	nw := dial(t, e)
-	nw.announce("nw", "nowhere")
+	nw.announce(e, "nw", "nowhere")
 	nw.send(&wire.RegisterTriggerType{ID: "tick", Description: "n"})
 	if got := expectMsg[*wire.RegisterTrigger](t, nw); got.ID != "t3" || got.Namespace != "" || got.TriggerNamespace != "nowhere" {
 		t.Fatalf("nowhere provider got %s", wire.Encode(got))
@@ -223,7 +239,7 @@ func TestNamespacesGraceFilesRegistrationsUnderDefault(t *testing.T) {
 	c.register("early")
 	waitFn(t, e, "early") // in default once the grace ran out
 	// A late announce cannot move the connection any more.
-	c.announce("late", "orders")
+	c.announce(e, "late", "orders")
 	c.register("later")
 	waitFn(t, e, "later")
 	if got := e.FunctionsIn("orders"); len(got) != 0 {
@@ -237,18 +253,18 @@ func TestNamespacesGraceFilesRegistrationsUnderDefault(t *testing.T) {
 func TestNamespacesBindingMovesToAProviderAtHome(t *testing.T) {
 	e := NewEngine(t, WithNamespaces())
 	def := dial(t, e)
-	def.announce("def", "")
+	def.announce(e, "def", "")
 	def.send(&wire.RegisterTriggerType{ID: "tick", Description: "d"})
 	def.expectQuiet()
 	orders := dial(t, e)
-	orders.announce("orders", "orders")
+	orders.announce(e, "orders", "orders")
 	orders.send(&wire.RegisterTrigger{ID: "t1", TriggerType: "tick", FunctionID: "f", Config: json.RawMessage(`{}`), Namespace: "orders"})
 	orders.expectQuiet()
 	if got := expectMsg[*wire.RegisterTrigger](t, def); got.ID != "t1" {
 		t.Fatalf("default provider got %s", wire.Encode(got))
 	}
 	home := dial(t, e)
-	home.announce("home", "orders")
+	home.announce(e, "home", "orders")
 	home.send(&wire.RegisterTriggerType{ID: "tick", Description: "h"})
 	if got := expectMsg[*wire.RegisterTrigger](t, home); got.ID != "t1" || got.TriggerNamespace != "orders" || got.Namespace != "orders" {
 		t.Fatalf("home provider got %s", wire.Encode(got))
