@@ -109,6 +109,22 @@ func (w *III) callNamespace(explicit, functionID string) (string, error) {
 	return w.ns, nil
 }
 
+// waitNamespace is the namespace a call of functionID from w resolves in.
+func (w *III) waitNamespace(functionID string) string {
+	if strings.HasPrefix(functionID, "engine::") {
+		return DefaultNamespace
+	}
+	return w.Namespace()
+}
+
+// waitKey is the WaitForFunction key of functionID in namespace ns.
+func waitKey(ns, functionID string) string { return ns + "\x00" + functionID }
+
+func splitWaitKey(key string) (ns, functionID string) {
+	ns, functionID, _ = strings.Cut(key, "\x00")
+	return ns, functionID
+}
+
 // Namespace returns the worker's namespace: InitOptions.Namespace, else
 // $III_NAMESPACE, else DefaultNamespace.
 func (w *III) Namespace() string {

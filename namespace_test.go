@@ -404,3 +404,32 @@ func TestNamespaceIntrospection(t *testing.T) {
 		t.Fatalf("WorkerInfo = %+v", d)
 	}
 }
+
+// WaitForFunction waits for the function in the namespace the worker's
+// calls resolve it in, not for the id anywhere.
+func TestWaitForFunctionInTheWorkersNamespace(t *testing.T) {
+	eng := iiitest.NewEngine(t, iiitest.WithNamespaces(), iiitest.WithFunctionsPollInterval(20*time.Millisecond))
+	registerAnswer(t, nsWorker(t, eng, "default-greeter", ""), "greet", "default")
+	if err := eng.WaitFunction(testCtx(t), "greet"); err != nil {
+		t.Fatal(err)
+	}
+	w := nsWorker(t, eng, "waiter", "orders")
+	short, cancel := context.WithTimeout(testCtx(t), 200*time.Millisecond)
+	defer cancel()
+	if err := w.WaitForFunction(short, "greet"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("WaitForFunction with greet in default only: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- w.WaitForFunction(testCtx(t), "greet") }()
+	registerAnswer(t, nsWorker(t, eng, "orders-greeter", "orders"), "greet", "orders")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got, err := iii.Call[string](testCtx(t), w, "greet", nil); err != nil || got != "orders" {
+		t.Fatalf("Call = %q, %v", got, err)
+	}
+	// engine:: functions are looked for in the default namespace.
+	if err := w.WaitForFunction(testCtx(t), "engine::functions::list"); err != nil {
+		t.Fatal(err)
+	}
+}
