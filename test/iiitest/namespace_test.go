@@ -273,3 +273,18 @@ func TestNamespacesBindingMovesToAProviderAtHome(t *testing.T) {
 		t.Fatalf("default provider got %s", wire.Encode(got))
 	}
 }
+
+func TestNamespacesBlankWorkerNamespaceRefused(t *testing.T) {
+	e := NewEngine(t, WithNamespaces())
+	c := dial(t, e)
+	r := c.builtin("engine::workers::register", `{"name":"w","namespace":" "}`, nil)
+	if r == nil || r.Code != invalidNamespace {
+		t.Fatalf("blank namespace: %+v", r)
+	}
+	// Still unresolved: a later announce places it.
+	c.announce(e, "w", "orders")
+	c.register("f")
+	if err := e.WaitFunctionIn(ctxT(t), "orders", "f"); err != nil {
+		t.Fatal(err)
+	}
+}
