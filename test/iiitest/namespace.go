@@ -18,7 +18,8 @@ import (
 //     engine::workers::register call (absent: "default"). Its
 //     registrations (functions, services, trigger types, triggers and
 //     their removals) wait, in order, until that call arrives, or until
-//     5 s passed, which files them under "default".
+//     the grace (WithNamespaceGrace, 5 s) ran out, which files them under
+//     "default".
 //   - Functions are kept per namespace. An invokefunction resolves in its
 //     "namespace" only (absent: "default", whoever the caller is); a miss
 //     is function_not_found naming the namespaces the id is in. A blank
@@ -37,19 +38,23 @@ import (
 //     in the connection's namespace, else the one in "default". Its target
 //     resolves in its "namespace" (absent: "default"), and the provider
 //     gets both in the registertrigger it is sent ("namespace" and
-//     "trigger_namespace", each omitted when "default").
+//     "trigger_namespace", each omitted when "default"). A binding that
+//     fell back to the default provider moves to a provider that registers
+//     later in its home namespace (the default one is told to unregister
+//     it).
+//   - An enqueued call runs in its namespace (the queue provider gets it
+//     as "namespace" when not "default").
+//   - engine::functions::list, engine::workers::list and ::info report
+//     "namespace".
 //
-// A binding that fell back to the default provider moves to a provider
-// that registers later in the binding's home namespace (the default one is
-// told to unregister it). An enqueued call runs in its namespace (the
-// queue provider gets it as "namespace"; a dead letter of another
-// namespace has FunctionID "<namespace>\x00<id>"). Not modelled: RBAC
-// scoping of namespaces and namespaces in the introspection builtins.
+// Not modelled: RBAC scoping of namespaces, and the other introspection
+// builtins: trigger types are listed without their namespace, and
+// registered triggers and dead letters show a function or trigger type of
+// another namespace as "<namespace>\x00<id>".
 //
 // The SDKs' default worker name is hostname:pid, the same for every worker
 // of a test process: give each worker a name of its own
-// (WorkerMetadata.Name), or the second is refused. In listings, a function or trigger type of another namespace
-// shows as "<namespace>\x00<id>".
+// (WorkerMetadata.Name), or the second is refused.
 func WithNamespaces() Option { return func(c *config) { c.namespaces = true } }
 
 // WithNamespaceGrace sets how long, with WithNamespaces, a connection's
