@@ -31,6 +31,7 @@ type III struct {
 	timeout    time.Duration
 	maxMessage int // bytes of payload+metadata or result per frame
 	meta       WorkerMetadata
+	ns         string // the worker's namespace; "" is the default one
 
 	sys     *actors.System
 	conn    *connection.Conn
@@ -86,6 +87,10 @@ func RegisterWorker(address string, opts InitOptions) *III {
 		return w
 	}
 	var err error
+	if w.ns, err = workerNamespace(opts.Namespace); err != nil {
+		w.fail(err)
+		return w
+	}
 	if w.reg, err = registry.New(w.ctx, w.sys, log); err == nil {
 		cfg := invocation.Config{Exec: w.execute, Refuse: w.refuse, Fail: w.failed, Log: log,
 			Limit: opts.MaxConcurrentInvocations, MaxBacklog: opts.MaxQueuedInvocations, MaxBacklogBytes: opts.MaxQueuedInvocationBytes}
@@ -213,7 +218,10 @@ func validateURL(address string) error {
 // metadataFrame builds the void engine::workers::register call sent after
 // every connection's replay.
 func (w *III) metadataFrame() wire.Message {
-	data, _ := json.Marshal(w.meta)
+	data, _ := json.Marshal(struct {
+		WorkerMetadata
+		Namespace string `json:"namespace,omitempty"` // engine v0.23
+	}{w.meta, w.ns})
 	return &wire.InvokeFunction{FunctionID: "engine::workers::register", Data: data,
 		Action: wire.TriggerAction{Kind: wire.ActionVoid}}
 }
@@ -386,8 +394,9 @@ func (w *III) idle(ctx context.Context, self int) error {
 
 // FunctionRef is a registered function.
 type FunctionRef struct {
-	w  *III
-	id string
+	w   *III
+	id  string
+	rej rejection
 }
 
 // ID returns the function's id.
@@ -502,10 +511,11 @@ func (w *III) register(id string, h registry.Handler, reqSchema, respSchema func
 		}
 		frame.Metadata = md
 	}
-	if err := w.reg.AddFunction(w.ctx, &registry.Function{Frame: frame, Handler: h}); err != nil {
+	ref := &FunctionRef{w: w, id: id}
+	if err := w.reg.AddFunction(w.ctx, &registry.Function{Frame: frame, Handler: h, OnRejected: ref.rej.set}); err != nil {
 		return nil, w.reqErr(err)
 	}
-	return &FunctionRef{w: w, id: id}, nil
+	return ref, nil
 }
 
 // TriggerAction says how a call is delivered; see Void and Enqueue. A nil
@@ -539,6 +549,12 @@ type TriggerRequest struct {
 	Timeout time.Duration
 	// Metadata travels beside the payload to the handler (any JSON value).
 	Metadata any
+	// Namespace is the namespace the function is resolved in (engine
+	// v0.23). Empty means the worker's (InitOptions.Namespace), except for
+	// the engine's engine:: functions, which live in DefaultNamespace. A
+	// worker in a namespace reaches the default one with DefaultNamespace.
+	// An engine v0.22.1 ignores it.
+	Namespace string
 }
 
 // EnqueueResult is the engine's receipt for an enqueued call.
@@ -580,8 +596,12 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 	if err != nil {
 		return nil, fmt.Errorf("payload of call to %s: %w", req.FunctionID, err)
 	}
+	ns, err := w.callNamespace(req.Namespace, req.FunctionID)
+	if err != nil {
+		return nil, err
+	}
 	m := newInvokeFrame()
-	m.FunctionID, m.Data = req.FunctionID, data
+	m.FunctionID, m.Data, m.Namespace = req.FunctionID, data, ns
 	if req.Metadata != nil {
 		if m.Metadata, err = encodeJSON(req.Metadata); err != nil {
 			return nil, fmt.Errorf("metadata of call to %s: %w", req.FunctionID, err)

@@ -5,13 +5,12 @@ import "time"
 // CallOption configures one call made with Call.
 type CallOption func(*callConfig)
 
-// callConfig is what the CallOptions of one call set.
-//
-// A namespace option belongs here once the engine routes calls by
-// namespace (v0.22.1 has none); it is not offered before then.
+// callConfig is what the CallOptions of one call set (the namespace one,
+// WithCallNamespace, is in namespace.go).
 type callConfig struct {
-	timeout  time.Duration
-	metadata any
+	timeout   time.Duration
+	metadata  any
+	namespace string
 }
 
 // WithCallTimeout bounds the call: without its result after d, Call
@@ -34,5 +33,5 @@ func callRequest(functionID string, payload any, opts []CallOption) TriggerReque
 	for _, o := range opts {
 		o(&c)
 	}
-	return TriggerRequest{FunctionID: functionID, Payload: payload, Timeout: c.timeout, Metadata: c.metadata}
+	return TriggerRequest{FunctionID: functionID, Payload: payload, Timeout: c.timeout, Metadata: c.metadata, Namespace: c.namespace}
 }

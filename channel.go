@@ -157,7 +157,7 @@ func (w *III) OpenChannelWriter(ctx context.Context, ref StreamChannelRef) (*Cha
 
 // NewChannelReader returns the reading end of a channel from a read ref,
 // for use without a worker; engineBase is the engine's worker URL (e.g.
-// "ws://localhost:49134"). It connects on first use (or Open), and an
+// "ws://127.0.0.1:49134"). It connects on first use (or Open), and an
 // invalid URL or ref is reported then. With no worker to supervise it, its
 // actor runs under a standalone actor system shared by all such ends,
 // started with the first and stopped when the last one is closed: close

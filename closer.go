@@ -22,7 +22,8 @@ type RefusedError = connection.RefusedError
 //   - the connection gave up: an error matching ErrConnectionFailed that
 //     wraps the cause (the last dial error once the retries
 //     (ReconnectConfig.MaxRetries) are exhausted, or the engine's refusal,
-//     a *RefusedError);
+//     a *RefusedError, or a *RegistrationRejectedError when another live
+//     worker of the same name is in the namespace);
 //   - an internal actor cannot run: an *InternalError, matching ErrInternal;
 //   - it was shut down: ErrShutdown.
 //

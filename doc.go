@@ -4,7 +4,7 @@
 // sends it, and invokes other workers' functions (awaited, fire-and-forget,
 // or through a queue).
 //
-//	w := iii.RegisterWorker("ws://localhost:49134", iii.InitOptions{})
+//	w := iii.RegisterWorker("ws://127.0.0.1:49134", iii.InitOptions{})
 //	defer w.Close()
 //	iii.RegisterFunction(w, "greet::hello", func(ctx context.Context, name string) (string, error) {
 //		return "hello, " + name, nil
@@ -27,9 +27,16 @@
 // or to the application's own providers (TelemetryOptions.TracerProvider,
 // MeterProvider, LoggerProvider).
 //
+// Namespaces (engine v0.23): InitOptions.Namespace (or $III_NAMESPACE)
+// places a worker's name, functions and trigger types in a namespace; its
+// calls and bindings resolve there unless they name another
+// (TriggerRequest.Namespace, TriggerInput.Namespace), and a provider's Fire
+// calls each binding in the binding's namespace. An engine v0.22.1 ignores
+// all of it, and a worker without a namespace sends nothing new.
+//
 // Errors: every error works with errors.Is and errors.As (see the Err*
 // sentinels, RemoteError, InvocationError, TriggerError, ChannelError,
-// RefusedError, InternalError); (*III).Err says why a worker is unusable.
+// RefusedError, RegistrationRejectedError, InternalError); (*III).Err says why a worker is unusable.
 // Without InitOptions.Logger, the SDK's own warnings and errors go to
 // slog.Default() at Warn and above.
 //

@@ -22,7 +22,7 @@ func Example_readme() {
 
 	// README begin
 	ctx := context.Background()
-	w := iii.RegisterWorker("", iii.InitOptions{}) // "": $III_URL, else ws://localhost:49134
+	w := iii.RegisterWorker("", iii.InitOptions{}) // "": $III_URL, else ws://127.0.0.1:49134
 	defer w.Close()
 
 	_, err := iii.RegisterFunction(w, "greet::hello", func(ctx context.Context, name string) (string, error) {

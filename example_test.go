@@ -10,7 +10,7 @@ import (
 )
 
 // A worker that registers a typed function and calls it. Outside tests the
-// address is the engine's, e.g. "ws://localhost:49134".
+// address is the engine's, e.g. "ws://127.0.0.1:49134".
 func Example() {
 	eng, _ := iiitest.Start("127.0.0.1:0") // an engine double
 	defer eng.Close()

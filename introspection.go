@@ -16,6 +16,9 @@ type FunctionInfo struct {
 	RequestSchema      json.RawMessage `json:"request_schema,omitempty"`
 	ResponseSchema     json.RawMessage `json:"response_schema,omitempty"`
 	RegisteredTriggers []TriggerRef    `json:"registered_triggers,omitempty"`
+	// Namespace is the namespace the function is registered in (engine
+	// v0.23, where an id may be in several); empty from engine v0.22.1.
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // TriggerRef is a binding as FunctionInfo lists it.
@@ -35,6 +38,9 @@ type TriggerInfo struct {
 	RequestSchema       json.RawMessage `json:"request_schema,omitempty"`
 	ResponseSchema      json.RawMessage `json:"response_schema,omitempty"`
 	InstanceCount       int             `json:"instance_count,omitempty"`
+	// Namespace is the namespace the provider serves (engine v0.23);
+	// empty from engine v0.22.1.
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // RegisteredTriggerInfo describes a binding, as
@@ -71,6 +77,9 @@ type WorkerInfo struct {
 	PID               int             `json:"pid,omitempty"`
 	Internal          bool            `json:"internal,omitempty"`
 	LatestMetrics     json.RawMessage `json:"latest_metrics,omitempty"`
+	// Namespace is the worker's namespace (engine v0.23); empty from
+	// engine v0.22.1.
+	Namespace string `json:"namespace,omitempty"`
 }
 
 // WorkerDetail is what engine::workers::info reports about one worker.

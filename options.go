@@ -16,8 +16,10 @@ import (
 	"github.com/iii-go/iii/connection"
 )
 
-// DefaultEngineURL is the engine's default worker endpoint.
-const DefaultEngineURL = "ws://localhost:49134"
+// DefaultEngineURL is the engine's default worker endpoint. It names the
+// IPv4 loopback address, as the official SDKs of engine v0.23 do: the
+// engine listens on 127.0.0.1, which "localhost" may not resolve to first.
+const DefaultEngineURL = "ws://127.0.0.1:49134"
 
 // Defaults of InitOptions.
 const (
@@ -65,6 +67,15 @@ type InitOptions struct {
 	// Unset fields take defaults: Name from $III_WORKER_NAME or
 	// hostname:pid, Isolation from $III_ISOLATION, Runtime "go", and so on.
 	Metadata *WorkerMetadata
+	// Namespace is the namespace the worker registers its functions, its
+	// name and its trigger types in (engine v0.23): empty means
+	// $III_NAMESPACE, else the default namespace. Its calls and bindings
+	// resolve in it too unless they name another (TriggerRequest.Namespace,
+	// TriggerInput.Namespace). The engine allows one live worker of a name
+	// per namespace: a second one fails with a *RegistrationRejectedError.
+	// A blank (spaces only) value fails the worker with ErrInvalidNamespace.
+	// An engine v0.22.1 ignores it.
+	Namespace string
 	// Headers are sent with the WebSocket handshake (e.g. credentials for
 	// the engine's auth function).
 	Headers http.Header

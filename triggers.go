@@ -19,6 +19,14 @@ type TriggerBinding[C any] struct {
 	FunctionID string
 	Config     C
 	Metadata   json.RawMessage // delivered to the function with every fire
+	// Namespace is the namespace FunctionID resolves in (engine v0.23):
+	// Fire and FireVoid call it there. DefaultNamespace when the engine
+	// named none (always, with an engine v0.22.1).
+	Namespace string
+	// TriggerNamespace is the namespace of this provider the binding was
+	// filed under: DefaultNamespace, or the namespace of the worker that
+	// registered the trigger type.
+	TriggerNamespace string
 }
 
 // TriggerHandler is the provider side of a trigger type. The engine asks
@@ -143,14 +151,15 @@ func (r *TriggerTypeRef[C, R]) binding(id string) (TriggerBinding[C], error) {
 	return b, nil
 }
 
-// Fire invokes the function of binding bindingID with payload and the
-// binding's metadata, and waits for its result.
+// Fire invokes the function of binding bindingID, in the binding's
+// namespace, with payload and the binding's metadata, and waits for its
+// result.
 func (r *TriggerTypeRef[C, R]) Fire(ctx context.Context, bindingID string, payload R) (json.RawMessage, error) {
 	b, err := r.binding(bindingID)
 	if err != nil {
 		return nil, err
 	}
-	return r.w.Trigger(ctx, TriggerRequest{FunctionID: b.FunctionID, Payload: payload, Metadata: b.Metadata})
+	return r.w.Trigger(ctx, TriggerRequest{FunctionID: b.FunctionID, Payload: payload, Metadata: b.Metadata, Namespace: b.Namespace})
 }
 
 // FireVoid invokes the function of binding bindingID without waiting.
@@ -159,7 +168,7 @@ func (r *TriggerTypeRef[C, R]) FireVoid(ctx context.Context, bindingID string, p
 	if err != nil {
 		return err
 	}
-	_, err = r.w.Trigger(ctx, TriggerRequest{FunctionID: b.FunctionID, Payload: payload, Metadata: b.Metadata, Action: Void()})
+	_, err = r.w.Trigger(ctx, TriggerRequest{FunctionID: b.FunctionID, Payload: payload, Metadata: b.Metadata, Namespace: b.Namespace, Action: Void()})
 	return err
 }
 
@@ -192,7 +201,8 @@ type provider[C any] struct {
 }
 
 func (p *provider[C]) Register(ctx context.Context, m *wire.RegisterTrigger) *wire.ErrorBody {
-	b := TriggerBinding[C]{ID: m.ID, FunctionID: m.FunctionID, Metadata: m.Metadata}
+	b := TriggerBinding[C]{ID: m.ID, FunctionID: m.FunctionID, Metadata: m.Metadata,
+		Namespace: cmp.Or(m.Namespace, DefaultNamespace), TriggerNamespace: cmp.Or(m.TriggerNamespace, DefaultNamespace)}
 	if wire.IsNull(b.Metadata) {
 		b.Metadata = nil
 	}
@@ -258,6 +268,15 @@ type TriggerInput struct {
 	Metadata any
 	// ID is the binding's id; empty means a new UUID.
 	ID string
+	// Namespace is the namespace FunctionID resolves in when the trigger
+	// fires (engine v0.23). Empty means the worker's (InitOptions.Namespace):
+	// the namespace its own functions live in.
+	Namespace string
+	// TriggerNamespace is the namespace whose provider of Type serves the
+	// binding, and only that one (engine v0.23). Empty lets the engine
+	// choose: the worker's namespace if a provider of Type is there, else
+	// the default namespace (where the engine's own types live).
+	TriggerNamespace string
 	// OnError, if set, is called (on its own goroutine) with each refusal
 	// of the binding by the engine or the type's provider.
 	OnError func(t *Trigger, err *TriggerError)
@@ -365,6 +384,12 @@ func (w *III) RegisterTrigger(in TriggerInput) (*Trigger, error) {
 	if in.Type == "" || in.FunctionID == "" {
 		return nil, fmt.Errorf("%w: a trigger needs a type and a function id", ErrInvalidID)
 	}
+	if err := checkNamespace(in.Namespace, "TriggerInput.Namespace"); err != nil {
+		return nil, err
+	}
+	if err := checkNamespace(in.TriggerNamespace, "TriggerInput.TriggerNamespace"); err != nil {
+		return nil, err
+	}
 	id := in.ID
 	if id == "" {
 		id = wire.NewUUID().String()
@@ -373,7 +398,8 @@ func (w *III) RegisterTrigger(in TriggerInput) (*Trigger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trigger config: %w", err)
 	}
-	frame := &wire.RegisterTrigger{ID: id, TriggerType: in.Type, FunctionID: in.FunctionID, Config: cfg}
+	frame := &wire.RegisterTrigger{ID: id, TriggerType: in.Type, FunctionID: in.FunctionID, Config: cfg,
+		Namespace: wireNamespace(cmp.Or(in.Namespace, w.ns)), TriggerNamespace: in.TriggerNamespace}
 	if in.Metadata != nil {
 		if frame.Metadata, err = encodeJSON(in.Metadata); err != nil {
 			return nil, fmt.Errorf("trigger metadata: %w", err)

@@ -10,7 +10,8 @@ import (
 
 // WaitForFunction waits until function id is registered with the engine,
 // by any worker, so that a call to it no longer fails with
-// function_not_found. It returns nil at once if the function is registered
+// function_not_found: with engine v0.23, in the namespace this worker's
+// calls resolve it in (its own; DefaultNamespace for engine:: ids). It returns nil at once if the function is registered
 // already; otherwise it waits for the engine's engine::functions-available
 // notification that lists it (it does not poll). It returns ctx's error
 // when ctx ends first, and ErrShutdown (or why the worker failed) when the
@@ -34,11 +35,12 @@ func (w *III) WaitForFunction(ctx context.Context, id string) error {
 	if ok, err := w.functionListed(ctx, id); ok || err != nil {
 		return err
 	}
-	ch, err := w.avail.wait(w, id)
+	key := waitKey(w.waitNamespace(id), id)
+	ch, err := w.avail.wait(w, key)
 	if err != nil {
 		return err
 	}
-	defer w.avail.forget(id, ch)
+	defer w.avail.forget(key, ch)
 	// Look again: the function may have come between the first look and
 	// the subscription. From here on the notification cannot be missed:
 	// the binding reached the engine before this look did.
@@ -64,8 +66,10 @@ func (w *III) functionListed(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	ns := w.waitNamespace(id)
 	for _, f := range fns {
-		if f.FunctionID == id {
+		// An engine v0.22.1 reports no namespaces: any entry will do.
+		if f.FunctionID == id && (f.Namespace == "" || f.Namespace == ns) {
 			return true, nil
 		}
 	}
@@ -134,14 +138,20 @@ func (a *availability) subscribe(w *III) (*Subscription, error) {
 	return &Subscription{Function: f, Trigger: t}, nil
 }
 
-// notify wakes the waiters of every function listed.
+// notify wakes the waiters of every function listed: those of its
+// namespace, or of any when the engine reports none (v0.22.1).
 func (a *availability) notify(fns []FunctionInfo) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, f := range fns {
-		for ch := range a.waiting[f.FunctionID] {
-			close(ch)
+		for key, chs := range a.waiting {
+			if ns, id := splitWaitKey(key); id != f.FunctionID || (f.Namespace != "" && f.Namespace != ns) {
+				continue
+			}
+			for ch := range chs {
+				close(ch)
+			}
+			delete(a.waiting, key)
 		}
-		delete(a.waiting, f.FunctionID)
 	}
 }

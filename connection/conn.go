@@ -684,8 +684,13 @@ func (a *connActor) Receive(ctx actor.Context) {
 		if m.s != c.sock {
 			return
 		}
+		// Detach the socket first: its close must not look like a lost
+		// connection, which would schedule a reconnect.
+		c.sock = nil
+		c.cur.CompareAndSwap(m.s, nil)
 		c.fail(m.err)
 		m.s.Close(m.err)
+		c.cfg.Router.Closed(m.s, m.err)
 	case *retryNow:
 		c.retry = nil
 		if !c.closed && c.sock == nil && !c.dialing && c.State() != Failed {
@@ -916,9 +921,10 @@ func (c *Conn) frame(self *actor.PID, s *Socket, m wire.Message) {
 		c.lastErr = &RefusedError{Code: m.Error.Code, Message: m.Error.Message}
 		c.mu.Unlock()
 	case *wire.RegistrationRejected:
-		if m.Code == wire.WorkerNamespaceConflict {
-			err := &RefusedError{Code: m.Code, Message: fmt.Sprintf(
-				"worker name %q is already in use in namespace %q by worker %s", m.WorkerName, m.Namespace, m.OwnerWorkerID)}
+		if err := NewRegistrationRejectedError(m); err.Fatal() {
+			// A worker conflict, or a code this SDK does not know: the
+			// engine closes the connection, and a reconnect would be
+			// rejected again.
 			c.log.Error("iii: the engine refused this worker for good", "err", err)
 			c.sys.Send(self, &fatal{s: s, err: err})
 			return

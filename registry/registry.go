@@ -44,6 +44,10 @@ type Handler func(ctx context.Context, m *wire.InvokeFunction) (json.RawMessage,
 type Function struct {
 	Frame   *wire.RegisterFunction
 	Handler Handler
+	// OnRejected, if set, receives the engine's registrationrejected for
+	// it (a function namespace conflict); it runs on the registry actor
+	// and must not block.
+	OnRejected func(*wire.RegistrationRejected)
 }
 
 // Trigger is a binding this worker made.
@@ -413,6 +417,9 @@ func (r *Registry) engineFrame(s *connection.Socket, m wire.Message) {
 	case *wire.RegistrationRejected:
 		st.log.Error("iii: the engine refused a function registration", "function", m.FunctionID,
 			"code", m.Code, "namespace", m.Namespace, "owner", m.OwnerWorkerID)
+		if f := st.funcs[m.FunctionID].v; f != nil && f.OnRejected != nil {
+			f.OnRejected(m)
+		}
 	}
 }
 

@@ -116,6 +116,7 @@ type functionSummary struct {
 	WorkerName  string          `json:"worker_name"`
 	Description *string         `json:"description,omitempty"`
 	Metadata    json.RawMessage `json:"metadata,omitempty"`
+	Namespace   string          `json:"namespace,omitempty"` // WithNamespaces
 }
 
 type registeredTriggerRef struct {
@@ -183,6 +184,7 @@ type workerSummary struct {
 	ActiveInvocations int     `json:"active_invocations"`
 	Isolation         *string `json:"isolation"`
 	IPAddress         *string `json:"ip_address"`
+	Namespace         string  `json:"namespace,omitempty"` // WithNamespaces
 }
 
 type workerDetail struct {
@@ -265,8 +267,9 @@ func workerNameFor(idx map[string]string, fnID string) string {
 func (e *Engine) functionSummariesLocked(st *state) []functionSummary {
 	idx := st.ownerIndex()
 	out := make([]functionSummary, 0, len(st.functions))
-	for _, f := range st.functions {
-		out = append(out, functionSummary{FunctionID: f.id, WorkerName: workerNameFor(idx, f.id), Description: optDesc(f.description), Metadata: optRaw(f.metadata)})
+	for k, f := range st.functions {
+		out = append(out, functionSummary{FunctionID: f.id, WorkerName: workerNameFor(idx, f.id), Description: optDesc(f.description), Metadata: optRaw(f.metadata),
+			Namespace: e.nsField(k)})
 	}
 	slices.SortFunc(out, func(a, b functionSummary) int { return strings.Compare(a.FunctionID, b.FunctionID) })
 	return out
@@ -388,6 +391,9 @@ func (st *state) workerSummary(c *worker) workerSummary {
 	}
 	if c.ip != "" {
 		ws.IPAddress = strPtr(c.ip)
+	}
+	if c.e.cfg.namespaces {
+		ws.Namespace = nsName(c.nsx.ns)
 	}
 	return ws
 }
@@ -736,7 +742,7 @@ func builtinWorkersInfo(e *Engine, c *worker, id string, data json.RawMessage, r
 			if w.meta.name != nil && *w.meta.name == name {
 				env = &workerDetail{workerSummary: st.workerSummary(w), PID: w.meta.pid}
 				for id := range w.fns {
-					fnIDs = append(fnIDs, id)
+					fnIDs = append(fnIDs, w.fnKey(id))
 				}
 				break
 			}
@@ -753,8 +759,8 @@ func builtinWorkersInfo(e *Engine, c *worker, id string, data json.RawMessage, r
 	fnSet := make(map[string]bool)
 	for _, id := range fnIDs {
 		if f := st.functions[id]; f != nil {
-			fns = append(fns, functionSummary{id, workerNameFor(idx, id), optDesc(f.description), optRaw(f.metadata)})
-			fnSet[id] = true
+			fns = append(fns, functionSummary{f.id, workerNameFor(idx, f.id), optDesc(f.description), optRaw(f.metadata), e.nsField(id)})
+			fnSet[f.id] = true
 		}
 	}
 	tts := []triggerTypeSummary{}
@@ -831,6 +837,9 @@ func builtinWorkersRegister(e *Engine, c *worker, id string, data json.RawMessag
 		callerID = *in.Caller
 	} else {
 		reply(nil, missingField(id, "_caller_worker_id"))
+		return
+	}
+	if e.cfg.namespaces && !e.nsWorkerRegister(callerID, data, in.Name, reply) {
 		return
 	}
 	ob := outbox{}
@@ -958,6 +967,7 @@ func builtinEnqueue(e *Engine, c *worker, id string, data json.RawMessage, reply
 		Receipt     *string         `json:"messageReceiptId"`
 		Traceparent *string         `json:"traceparent"`
 		Baggage     *string         `json:"baggage"`
+		Namespace   *string         `json:"namespace"`
 	}
 	if errb := decodeInput(id, data, &in); errb != nil {
 		reply(nil, errb)
@@ -966,6 +976,10 @@ func builtinEnqueue(e *Engine, c *worker, id string, data json.RawMessage, reply
 	if in.FunctionID == nil {
 		reply(nil, missingField(id, "function_id"))
 		return
+	}
+	fnID := *in.FunctionID
+	if e.cfg.namespaces {
+		fnID = nsKey(deref(in.Namespace), fnID)
 	}
 	receipt := deref(in.Receipt)
 	if receipt == "" {
@@ -979,7 +993,7 @@ func builtinEnqueue(e *Engine, c *worker, id string, data json.RawMessage, reply
 		reply(nil, &wire.ErrorBody{Code: "queue_error", Message: "Queue '" + q + "' not found"})
 		return
 	}
-	e.queueJob(queuedJob{queue: q, fnID: *in.FunctionID, data: bytes.Clone(rawOrNull(in.Data)), traceparent: deref(in.Traceparent), baggage: deref(in.Baggage)})
+	e.queueJob(queuedJob{queue: q, fnID: fnID, data: bytes.Clone(rawOrNull(in.Data)), traceparent: deref(in.Traceparent), baggage: deref(in.Baggage)})
 	reply(receiptResult(receipt), nil)
 }
 

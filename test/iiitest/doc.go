@@ -26,7 +26,10 @@
 // dead letters); the engine::workers-available
 // and engine::functions-available trigger types; data channels on
 // /ws/channels/{id}; telemetry frames (OTLP/LOGS/MTRC) on "/" and "/otel";
-// an optional authentication gate.
+// an optional authentication gate. WithNamespaces switches to the
+// namespaces of engine v0.23 (first live owner wins, per namespace;
+// registrationrejected); without it, namespace fields are ignored, as
+// v0.22.1 does.
 //
 // It also runs some of the engine's in-engine workers:
 //

@@ -71,7 +71,9 @@ type config struct {
 	outWait          time.Duration
 	queue            *QueueConfig
 	unordered        bool
-	clock            Clock // nil: the real clock
+	clock            Clock         // nil: the real clock
+	namespaces       bool          // WithNamespaces
+	nsGrace          time.Duration // WithNamespaceGrace
 }
 
 // UnorderedEnv is the environment variable that, set to 1, makes every

@@ -18,6 +18,9 @@ func notFound(id string) *wire.ErrorBody {
 // invoke routes a worker's invokefunction (§4.5). m aliases the read
 // buffer; everything is encoded before returning.
 func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
+	if e.nsInvokeRefused(c, m, m.HasInvocationID) {
+		return
+	}
 	if m.Action.Kind == wire.ActionEnqueue {
 		e.enqueueAction(c, m)
 		return
@@ -32,13 +35,17 @@ func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
 		e.mu.Unlock()
 		return
 	}
-	f := c.st.functions[m.FunctionID]
+	f := c.st.functions[e.invokeKey(m)]
 	if f == nil || f.builtin != nil {
+		var missing *wire.ErrorBody
+		if f == nil {
+			missing = e.notFoundLocked(c.st, e.invokeKey(m))
+		}
 		e.mu.Unlock()
 		if f != nil {
 			e.callBuiltin(c, f, m, sync)
 		} else if sync {
-			e.reply(c, m, nil, notFound(m.FunctionID))
+			e.reply(c, m, nil, missing)
 		}
 		return
 	}
@@ -177,7 +184,8 @@ func (e *Engine) callLocked(ob *outbox, st *state, fnID string, data, metadata j
 	f := st.functions[fnID]
 	if f == nil {
 		if cb != nil {
-			ob.later = append(ob.later, func() { cb(nil, notFound(fnID)) })
+			errb := e.notFoundLocked(st, fnID)
+			ob.later = append(ob.later, func() { cb(nil, errb) })
 		}
 		return wire.UUID{}
 	}
@@ -187,7 +195,7 @@ func (e *Engine) callLocked(ob *outbox, st *state, fnID string, data, metadata j
 			reply = cb
 		}
 		data := bytes.Clone(data)
-		ob.later = append(ob.later, func() { f.builtin(e, nil, fnID, data, reply) })
+		ob.later = append(ob.later, func() { f.builtin(e, nil, f.id, data, reply) })
 		return wire.UUID{}
 	}
 	if f.owner.isClosed() {
@@ -197,14 +205,14 @@ func (e *Engine) callLocked(ob *outbox, st *state, fnID string, data, metadata j
 		return wire.UUID{}
 	}
 	id := wire.NewUUID()
-	st.pending[id] = pending{handler: f.owner, functionID: fnID, cb: cb}
+	st.pending[id] = pending{handler: f.owner, functionID: f.id, cb: cb}
 	if data == nil {
 		data = json.RawMessage("null")
 	}
 	ob.addCall(f.owner, &wire.InvokeFunction{
 		InvocationID:    id,
 		HasInvocationID: true,
-		FunctionID:      fnID,
+		FunctionID:      f.id,
 		Data:            data,
 		Traceparent:     traceparent,
 		Baggage:         baggage,
@@ -260,7 +268,8 @@ func (e *Engine) enqueueAction(c *worker, m *wire.InvokeFunction) {
 		Receipt     string          `json:"messageReceiptId"`
 		Traceparent *string         `json:"traceparent"`
 		Baggage     *string         `json:"baggage"`
-	}{m.Action.Queue, m.FunctionID, m.Data, receipt, optString(m.Traceparent), optString(enqueueBaggage(m.Baggage, m.FunctionID))})
+		Namespace   string          `json:"namespace,omitempty"` // WithNamespaces, not default
+	}{m.Action.Queue, m.FunctionID, m.Data, receipt, optString(m.Traceparent), optString(enqueueBaggage(m.Baggage, m.FunctionID)), e.enqueueNamespace(m)})
 	var cp *wire.InvokeFunction
 	if m.HasInvocationID {
 		cp = &wire.InvokeFunction{InvocationID: m.InvocationID, FunctionID: m.FunctionID, Traceparent: m.Traceparent, Baggage: m.Baggage}

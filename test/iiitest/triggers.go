@@ -80,13 +80,17 @@ type binding struct {
 	function string
 	config   json.RawMessage
 	metadata json.RawMessage
-	owner    *worker // nil: ownerless (engine::register_trigger)
+	owner    *worker    // nil: ownerless (engine::register_trigger)
+	nsx      *bindingNS // made with WithNamespaces; ttype and function are namespace keys
 }
 
 func (b *binding) registerMsg() *wire.RegisterTrigger {
 	cfg := b.config
 	if cfg == nil {
 		cfg = json.RawMessage("null")
+	}
+	if b.nsx != nil {
+		return b.nsRegisterMsg(cfg)
 	}
 	return &wire.RegisterTrigger{ID: b.id, TriggerType: b.ttype, FunctionID: b.function, Config: cfg, Metadata: b.metadata}
 }
@@ -180,7 +184,7 @@ func (e *Engine) stopBindingLocked(ob *outbox, st *state, b *binding) {
 	switch {
 	case tt == nil:
 	case tt.provider != nil:
-		ob.add(tt.provider, &wire.UnregisterTrigger{ID: b.id, TriggerType: b.ttype})
+		ob.add(tt.provider, &wire.UnregisterTrigger{ID: b.id, TriggerType: b.typeID()})
 	case tt.engine != nil:
 		tt.engine.unbind(e, ob, st, b)
 	}
@@ -208,7 +212,7 @@ func (e *Engine) triggerResultLocked(ob *outbox, c *worker, m *wire.TriggerRegis
 	delete(st.bindings, m.ID)
 	st.parked[m.ID] = b
 	if b.owner != nil {
-		ob.add(b.owner, &wire.TriggerRegistrationResult{ID: b.id, TriggerType: b.ttype, FunctionID: b.function, Error: m.Error})
+		ob.add(b.owner, &wire.TriggerRegistrationResult{ID: b.id, TriggerType: b.typeID(), FunctionID: b.functionID(), Error: m.Error})
 	}
 }
 

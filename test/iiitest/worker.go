@@ -37,7 +37,8 @@ type state struct {
 	queueWaiting int                      // jobs waiting for a slot
 	runtimeID    string
 	startedAt    time.Time
-	fnHash       uint64 // functions-available: last fired function-set hash
+	fnHash       uint64             // functions-available: last fired function-set hash
+	names        map[string]*worker // WithNamespaces: worker name leases
 }
 
 func newState(e *Engine) *state {
@@ -127,6 +128,9 @@ type WorkerInfo struct {
 	Version     string
 	OS          string
 	PID         int
+	// Namespace is the connection's namespace with WithNamespaces
+	// ("default" until engine::workers::register fixes it); "" without.
+	Namespace string
 	// Metadata is the payload of the worker's last engine::workers::register
 	// call, as sent (without _caller_worker_id); nil before the first.
 	Metadata    json.RawMessage
@@ -156,6 +160,7 @@ type worker struct {
 	fns  map[string]struct{}
 	meta workerMeta
 	acks map[string]*ackWait
+	nsx  nsConn // WithNamespaces
 
 	jmu      sync.Mutex
 	journal  []journalEntry
@@ -350,36 +355,43 @@ func (c *worker) handle(b []byte) {
 	ob := outbox{from: c.sock}
 	e.mu.Lock()
 	if !c.gone {
-		st := c.st
-		switch m := msg.(type) {
-		case *wire.RegisterFunction:
-			e.registerFunctionLocked(&ob, c, m)
-		case *wire.UnregisterFunction:
-			delete(c.fns, m.ID)
-			if f := st.functions[m.ID]; f != nil && f.owner == c {
-				delete(st.functions, m.ID)
-			}
-		case *wire.RegisterTriggerType:
-			e.registerTriggerTypeLocked(&ob, c, m)
-		case *wire.RegisterTrigger:
-			e.registerTriggerLocked(&ob, c, m)
-		case *wire.UnregisterTrigger:
-			e.unregisterTriggerLocked(&ob, st, m.ID)
-		case *wire.TriggerRegistrationResult:
-			e.triggerResultLocked(&ob, c, m)
-		case *wire.RegisterService:
-			st.services[m.ID] = *m
-		case *wire.Reattach:
-			e.reattachLocked(&ob, c, m)
-		default:
-			// unregistertriggertype (which v0.22.1 cannot decode) and the
-			// engine-to-worker types are dropped.
-			e.log.Debug("iiitest: frame dropped", "worker", c.id, "type", k.String())
+		if !e.cfg.namespaces || !e.nsControlLocked(&ob, c, msg) {
+			e.controlLocked(&ob, c, msg)
 		}
 		e.notifyLocked()
 	}
 	e.mu.Unlock()
 	e.flush(&ob)
+}
+
+// controlLocked applies a control frame of c.
+func (e *Engine) controlLocked(ob *outbox, c *worker, msg wire.Message) {
+	st := c.st
+	switch m := msg.(type) {
+	case *wire.RegisterFunction:
+		e.registerFunctionLocked(ob, c, m)
+	case *wire.UnregisterFunction:
+		delete(c.fns, m.ID)
+		if f := st.functions[m.ID]; f != nil && f.owner == c {
+			delete(st.functions, m.ID)
+		}
+	case *wire.RegisterTriggerType:
+		e.registerTriggerTypeLocked(ob, c, m)
+	case *wire.RegisterTrigger:
+		e.registerTriggerLocked(ob, c, m)
+	case *wire.UnregisterTrigger:
+		e.unregisterTriggerLocked(ob, st, m.ID)
+	case *wire.TriggerRegistrationResult:
+		e.triggerResultLocked(ob, c, m)
+	case *wire.RegisterService:
+		st.services[m.ID] = *m
+	case *wire.Reattach:
+		e.reattachLocked(ob, c, m)
+	default:
+		// unregistertriggertype (which v0.22.1 cannot decode) and the
+		// engine-to-worker types are dropped.
+		e.log.Debug("iiitest: frame dropped", "worker", c.id, "type", msg.Kind().String())
+	}
 }
 
 func (e *Engine) registerFunctionLocked(ob *outbox, c *worker, m *wire.RegisterFunction) {
@@ -447,10 +459,11 @@ func (e *Engine) cleanupLocked(ob *outbox, c *worker) {
 
 	// 1. functions still owned by c
 	for id := range c.fns {
-		if f := st.functions[id]; f != nil && f.owner == c {
-			delete(st.functions, id)
+		if f := st.functions[c.fnKey(id)]; f != nil && f.owner == c {
+			delete(st.functions, c.fnKey(id))
 		}
 	}
+	e.nsCleanupLocked(c)
 	// 2. in-flight invocations, as handler and as caller
 	for id, p := range st.pending {
 		switch {
@@ -591,6 +604,9 @@ func (c *worker) infoLocked() WorkerInfo {
 		Metadata:    c.meta.raw,
 		ConnectedAt: c.connectedAt,
 	}
+	if c.e.cfg.namespaces {
+		wi.Namespace = nsName(c.nsx.ns)
+	}
 	if c.meta.pid != nil {
 		wi.PID = int(*c.meta.pid)
 	}
@@ -622,7 +638,7 @@ func (e *Engine) Functions() map[string]string {
 	defer e.mu.Unlock()
 	out := make(map[string]string)
 	for id, f := range e.st.functions {
-		if f.owner != nil {
+		if ns, _ := splitKey(id); f.owner != nil && ns == "" { // other namespaces: FunctionsIn
 			out[id] = f.owner.id
 		}
 	}
