@@ -63,7 +63,10 @@ func TestChannelStreams64MiBToAProcessorThroughAReaderRefInThePayload(t *testing
 	eng := iiitest.NewEngine(t)
 	sender := newWorker(t, eng, iii.InitOptions{})
 	processor := newWorker(t, eng, iii.InitOptions{})
-	ctx := testCtx(t)
+	// 64 MiB under -race on a loaded machine: a generous bound, not a
+	// speed check.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 
 	iii.RegisterFunction(processor, "files::digest", func(ctx context.Context, in upload) (digest, error) {
 		r, err := processor.OpenChannelReader(ctx, in.Upload)
@@ -89,7 +92,7 @@ func TestChannelStreams64MiBToAProcessorThroughAReaderRefInThePayload(t *testing
 	}
 	res := make(chan outcome, 1)
 	go func() {
-		d, err := iii.Call[digest](ctx, sender, "files::digest", upload{Name: "blob", Upload: ch.ReaderRef})
+		d, err := iii.Call[digest](ctx, sender, "files::digest", upload{Name: "blob", Upload: ch.ReaderRef}, iii.WithCallTimeout(3*time.Minute))
 		res <- outcome{d, err}
 	}()
 	const total = 64 << 20
