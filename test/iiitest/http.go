@@ -255,14 +255,21 @@ func (p *httpProvider) match(method, path string) (route *httpRoute, allow []str
 		return nil, nil, false
 	}
 	var get *httpRoute
+	has := map[string]bool{}
 	for _, r := range cands {
 		if r.method == method {
 			return r, nil, true
 		}
 		if r.method == "GET" {
 			get = r
+			has["HEAD"] = true
 		}
-		allow = append(allow, r.method)
+		has[r.method] = true
+	}
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"} {
+		if has[m] {
+			allow = append(allow, m)
+		}
 	}
 	if method == "HEAD" && get != nil {
 		// The router serves HEAD with the GET route, whose handler then
@@ -448,6 +455,10 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 	timeout := func() {
 		w.WriteHeader(http.StatusGatewayTimeout)
 	}
+	// The engine's permissive CORS layer (its default) marks every answer.
+	h := w.Header()
+	h.Set("Vary", "origin, access-control-request-method, access-control-request-headers")
+	h.Set("Access-Control-Allow-Origin", "*")
 	e.mu.Lock()
 	var p *httpProvider
 	if tt := e.st.ttypes[triggerHTTP]; tt != nil {
@@ -466,9 +477,21 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		done = p.done
 	}
 	e.mu.Unlock()
+	if r.Method == "OPTIONS" {
+		// The CORS layer answers every OPTIONS request as a preflight:
+		// OPTIONS routes are never called.
+		h.Set("Access-Control-Allow-Headers", "*")
+		h.Set("Access-Control-Allow-Methods", "*")
+		if found && route == nil {
+			h.Set("Allow", strings.Join(allow, ","))
+		}
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	h.Set("Access-Control-Expose-Headers", "*")
 	switch {
 	case found && route == nil:
-		w.Header().Set("Allow", strings.Join(allow, ","))
+		h.Set("Allow", strings.Join(allow, ","))
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	case !found || rt.function == "":
@@ -504,9 +527,9 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		delete(e.st.channels, reqCh.id)
 		delete(e.st.channels, resCh.id)
 		e.mu.Unlock()
-		reqCh.markReaderGone()
-		resCh.markReaderGone()
 	}
+	// When the request is over, nobody reads the response channel any more.
+	defer resCh.markReaderGone()
 	req.RequestBody = &channelRef{reqCh.id, reqCh.key, "read"}
 	req.Response = &channelRef{resCh.id, resCh.key, "write"}
 
@@ -524,9 +547,8 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 			reqCh.items <- chItem{binary: true, data: body}
 		}
 		reqCh.closeItems()
-		var c bytes.Buffer
-		if json.Valid(body) && json.Compact(&c, body) == nil {
-			req.Body = c.Bytes()
+		if json.Valid(body) {
+			req.Body = canonicalJSON(body)
 		}
 	} else {
 		pump.Add(1)
@@ -670,7 +692,6 @@ phase1:
 		}
 	}
 	removeChannels()
-	h := w.Header()
 	h["Content-Type"] = nil // no sniffing: the engine sets only what it was told
 	for k, v := range headers {
 		if validHeader(k, v) {
