@@ -467,3 +467,33 @@ func TestHTTPPortKeepsItsAddressAcrossRestart(t *testing.T) {
 		t.Fatalf("after restart: %d %q", r.status, r.body)
 	}
 }
+
+func TestHTTPBindingsTheEngineRefuses(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	w.register("v::fn")
+	w.send(&wire.RegisterTrigger{ID: "bad", TriggerType: "http", FunctionID: "v::fn", Config: json.RawMessage(`{"http_method":"GET"}`)})
+	w.send(&wire.RegisterTrigger{ID: "a1", TriggerType: "http", FunctionID: "v::fn", Config: json.RawMessage(`{"api_path":"/c/:a"}`)})
+	w.send(&wire.RegisterTrigger{ID: "a2", TriggerType: "http", FunctionID: "v::fn", Config: json.RawMessage(`{"api_path":"/c/:b"}`)})
+	got := w.sync()
+	want := []string{
+		`{"type":"triggerregistrationresult","id":"bad","trigger_type":"http","function_id":"v::fn","error":{"code":"trigger_registration_failed","message":"api_path is required for http triggers"}}`,
+		`{"type":"triggerregistrationresult","id":"a2","trigger_type":"http","function_id":"v::fn","error":{"code":"trigger_registration_failed","message":"Route 'GET /c/:b' conflicts with already-registered route 'GET /c/:a': routes with identical structure but different path-parameter names are not supported"}}`,
+	}
+	if encodeAll(got) != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s", encodeAll(got))
+	}
+	errb := w.builtin("engine::register_trigger", `{"trigger_type":"http","function_id":"v::fn","config":{}}`, nil)
+	if errb == nil || errb.Code != "trigger_registration_failed" || errb.Message != "api_path is required for http triggers" {
+		t.Fatalf("engine::register_trigger: %+v", errb)
+	}
+	var list struct {
+		Triggers []struct {
+			ID string `json:"id"`
+		} `json:"registered_triggers"`
+	}
+	w.builtin("engine::registered-triggers::list", `{}`, &list)
+	if len(list.Triggers) != 1 || list.Triggers[0].ID != "a1" {
+		t.Fatalf("registered triggers %+v", list)
+	}
+}
