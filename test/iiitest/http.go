@@ -8,7 +8,6 @@ import (
 	"log"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -426,9 +425,11 @@ func requestHeaders(r *http.Request) map[string]string {
 	return h
 }
 
-// queryParams are the query parameters as the engine decodes them (the
-// last value of a repeated name).
-func queryParams(raw string) (map[string]string, bool) {
+// queryParams are the query parameters as the engine decodes them
+// (application/x-www-form-urlencoded: "+" is a space, a malformed escape
+// stays as it is, invalid UTF-8 becomes U+FFFD; the last value of a
+// repeated name wins).
+func queryParams(raw string) map[string]string {
 	q := map[string]string{}
 	for raw != "" {
 		var kv string
@@ -437,14 +438,39 @@ func queryParams(raw string) (map[string]string, bool) {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
-		k, err1 := url.QueryUnescape(k)
-		v, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil {
-			return nil, false
-		}
-		q[k] = v
+		q[formDecode(k)] = formDecode(v)
 	}
-	return q, true
+	return q
+}
+
+func formDecode(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // serveAPI serves one request on the HTTP port, as the engine's iii-http
@@ -498,11 +524,7 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorEnvelope("NOT_FOUND", "Not Found", ""))
 		return
 	}
-	query, ok := queryParams(r.URL.RawQuery)
-	if !ok {
-		http.Error(w, "Failed to deserialize query string", http.StatusBadRequest)
-		return
-	}
+	query := queryParams(r.URL.RawQuery)
 	actual := r.URL.EscapedPath()
 	req := apiRequest{
 		QueryParams: query,

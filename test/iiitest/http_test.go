@@ -195,6 +195,14 @@ func TestHTTPRoutingFollowsTheEnginesRouter(t *testing.T) {
 		t.Fatalf("path_params %v", pp)
 	}
 	reply(t, w, inv, `null`) // null: the response comes from the channel, which the worker never opens
+	// The query is form-decoded leniently.
+	resp = do(t, "GET", base+"/p/q?a=%zz&b=x+y&b=z%21&&c", "", "", nil)
+	inv, req = invocation(t, w)
+	if b, _ := json.Marshal(req["query_params"]); string(b) != `{"a":"%zz","b":"z!","c":""}` {
+		t.Fatalf("query_params %s", b)
+	}
+	reply(t, w, inv, `{}`)
+	wait(t, resp)
 	// No route: the engine's error envelope.
 	for _, path := range []string{"/p/1/", "/p/", "//p/1", "/nothing"} {
 		r := wait(t, do(t, "GET", base+path, "", "", nil))
