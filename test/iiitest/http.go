@@ -2,6 +2,7 @@ package iiitest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,6 +45,23 @@ func (e *Engine) HTTPAddr() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.api.addr
+}
+
+// WaitHTTPRoute waits until an "http" binding serves method (GET when
+// empty, any case) and apiPath, the path as bound (e.g. "/orders/:id").
+func (e *Engine) WaitHTTPRoute(ctx context.Context, method, apiPath string) error {
+	if method == "" {
+		method = "GET"
+	}
+	key := routeKey(method, apiPath)
+	return e.waitFor(ctx, func() bool {
+		if tt := e.st.ttypes[triggerHTTP]; tt != nil {
+			if p, ok := tt.engine.(*httpProvider); ok {
+				return p.routes[key] != nil
+			}
+		}
+		return false
+	})
 }
 
 // apiServer is the HTTP port of one engine.
