@@ -440,6 +440,9 @@ func requestHeaders(r *http.Request) map[string]string {
 			h[strings.ToLower(k)] = vs[len(vs)-1]
 		}
 	}
+	if te := r.TransferEncoding; len(te) > 0 { // net/http takes it out of Header
+		h["transfer-encoding"] = te[len(te)-1]
+	}
 	return h
 }
 

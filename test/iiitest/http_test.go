@@ -260,7 +260,7 @@ func TestHTTPRequestBodies(t *testing.T) {
 	big := strings.Repeat("0123456789", 20000)
 	resp = do(t, "POST", e.HTTPURL()+"/b", "text/plain", big, nil)
 	inv, req = invocation(t, w)
-	if req["body"] != nil || req["headers"].(map[string]any)["content-type"] != "text/plain" {
+	if hd := req["headers"].(map[string]any); req["body"] != nil || hd["content-type"] != "text/plain" || hd["content-length"] != "200000" {
 		t.Fatalf("envelope %.300s", inv.Data)
 	}
 	if got := readAll(t, channelOf(t, e, req["request_body"])); got != big {
@@ -503,5 +503,31 @@ func TestHTTPBindingsTheEngineRefuses(t *testing.T) {
 	w.builtin("engine::registered-triggers::list", `{}`, &list)
 	if len(list.Triggers) != 1 || list.Triggers[0].ID != "a1" {
 		t.Fatalf("registered triggers %+v", list)
+	}
+}
+
+func TestHTTPChunkedRequestKeepsItsTransferEncodingHeader(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	route(t, w, "c::post", "POST", "/c")
+	req, _ := http.NewRequest("POST", e.HTTPURL()+"/c", struct{ io.Reader }{strings.NewReader("abc")}) // unknown length: chunked
+	out := make(chan error, 1)
+	go func() {
+		res, err := testHTTPClient(t).Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		out <- err
+	}()
+	inv, env := invocation(t, w)
+	if hd := env["headers"].(map[string]any); hd["transfer-encoding"] != "chunked" {
+		t.Fatalf("headers %v", hd)
+	}
+	if got := readAll(t, channelOf(t, e, env["request_body"])); got != "abc" {
+		t.Fatalf("body %q", got)
+	}
+	reply(t, w, inv, `{}`)
+	if err := <-out; err != nil {
+		t.Fatal(err)
 	}
 }
