@@ -518,10 +518,10 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		route, allow, found = p.match(r.Method, r.URL.EscapedPath())
 	}
 	var rt httpRoute
-	var done chan struct{}
+	var engineGone chan struct{}
 	if route != nil {
 		rt = *route
-		done = p.done
+		engineGone = p.done
 	}
 	e.mu.Unlock()
 	if r.Method == "OPTIONS" {
@@ -557,6 +557,21 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		Trigger:     &apiTrigger{Type: "http", Path: rt.path, Method: r.Method},
 	}
 	traceparent := childTraceparent(r.Header.Get("traceparent"))
+	// done ends every wait: the engine's state is gone, or the client (or
+	// the server's shutdown) ended the request.
+	done := make(chan struct{})
+	// (The request's context ends when serveAPI returns, which ends the
+	// goroutine.)
+	stopDone := context.AfterFunc(r.Context(), func() { close(done) })
+	go func() {
+		select {
+		case <-engineGone:
+			if stopDone() {
+				close(done)
+			}
+		case <-done:
+		}
+	}()
 
 	// The two channels: the engine writes the request body into one and
 	// reads the response from the other.
@@ -576,12 +591,18 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 	req.RequestBody = &channelRef{reqCh.id, reqCh.key, "read"}
 	req.Response = &channelRef{resCh.id, resCh.key, "write"}
 
+	// The request body goes to the request_body channel: parsed too when
+	// it is JSON, else streamed by a pump goroutine. When the request ends
+	// the pump discards the rest (as net/http would); an aborted request
+	// stops it at once.
 	var pump sync.WaitGroup
 	stopPump := make(chan struct{})
+	aborting := false
 	defer func() {
 		close(stopPump)
-		// unblock a body read still waiting on the client
-		http.NewResponseController(w).SetReadDeadline(time.Now())
+		if aborting {
+			http.NewResponseController(w).SetReadDeadline(time.Now())
+		}
 		pump.Wait()
 	}()
 	if strings.Contains(r.Header.Get("Content-Type"), "application/json") {
@@ -593,21 +614,24 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		if json.Valid(body) {
 			req.Body = canonicalJSON(body)
 		}
+	} else if r.Body == nil || r.Body == http.NoBody {
+		reqCh.closeItems()
 	} else {
 		pump.Add(1)
 		go func() {
 			defer pump.Done()
 			defer reqCh.closeItems()
 			buf := make([]byte, 32<<10)
+			stopped := false
 			for {
 				n, err := r.Body.Read(buf)
-				if n > 0 {
+				if n > 0 && !stopped {
 					select {
 					case reqCh.items <- chItem{binary: true, data: bytes.Clone(buf[:n])}:
 					case <-reqCh.readerGone:
-						return
+						stopped = true
 					case <-stopPump:
-						return
+						stopped = true
 					}
 				}
 				if err != nil {
@@ -615,6 +639,10 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 		}()
+	}
+	abort := func() {
+		aborting = true
+		panic(http.ErrAbortHandler) // the connection just drops
 	}
 
 	if rt.condition != "" {
@@ -636,11 +664,11 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 			timeout()
 			return
 		case <-done:
-			return
+			abort()
 		}
 	}
 	for _, mw := range rt.middleware {
-		if !e.runMiddleware(w, mw, &req, traceparent, timer, done) {
+		if !e.runMiddleware(w, mw, &req, traceparent, timer, done, abort) {
 			removeChannels()
 			return
 		}
@@ -708,7 +736,7 @@ phase1:
 			timeout()
 			return
 		case <-done:
-			return
+			abort()
 		}
 	}
 	// Phase 2: the call returned nothing: the response comes from the
@@ -730,7 +758,7 @@ phase1:
 				timeout()
 				return
 			case <-done:
-				return
+				abort()
 			}
 		}
 	}
@@ -763,7 +791,7 @@ phase1:
 			}
 			rc.Flush()
 		case <-done:
-			return
+			abort()
 		case <-r.Context().Done():
 			return
 		}
@@ -910,7 +938,7 @@ func writeResult(w http.ResponseWriter, res json.RawMessage) {
 
 // runMiddleware runs a route's middleware function; it answers the request
 // and returns false when the middleware responds, fails or times out.
-func (e *Engine) runMiddleware(w http.ResponseWriter, fnID string, req *apiRequest, traceparent string, timer *time.Timer, done <-chan struct{}) bool {
+func (e *Engine) runMiddleware(w http.ResponseWriter, fnID string, req *apiRequest, traceparent string, timer *time.Timer, done <-chan struct{}, abort func()) bool {
 	in := marshal(struct {
 		Phase   string `json:"phase"`
 		Request struct {
@@ -933,6 +961,7 @@ func (e *Engine) runMiddleware(w http.ResponseWriter, fnID string, req *apiReque
 		writeJSON(w, http.StatusGatewayTimeout, errorEnvelope("MIDDLEWARE_TIMEOUT", "Middleware timeout", ""))
 		return false
 	case <-done:
+		abort()
 		return false
 	}
 	if o.errb != nil {

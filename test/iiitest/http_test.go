@@ -1,6 +1,7 @@
 package iiitest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -531,4 +532,63 @@ func TestHTTPChunkedRequestKeepsItsTransferEncodingHeader(t *testing.T) {
 	if err := <-out; err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestHTTPRequestWaitingForItsHandlerEndsWithTheEngine(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	route(t, w, "h::get", "GET", "/h")
+	resp := do(t, "GET", e.HTTPURL()+"/h", "", "", nil)
+	invocation(t, w) // never answered
+	closed := make(chan struct{})
+	go func() {
+		e.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(testTimeout):
+		t.Fatal("Close waited for the HTTP request")
+	}
+	if r := <-resp; r.err == nil {
+		t.Fatalf("response %d %q from a closed engine", r.status, r.body)
+	}
+}
+
+func TestHTTPKeepAliveConnectionSurvivesABodyTheHandlerNeverRead(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	route(t, w, "k::post", "POST", "/k")
+	for i := range 5 {
+		resp := do(t, "POST", e.HTTPURL()+"/k", "text/plain", strings.Repeat("x", 1000*i), nil)
+		inv, _ := invocation(t, w)
+		reply(t, w, inv, fmt.Sprintf(`{"body":%d}`, i))
+		if r := wait(t, resp); r.status != 200 || r.body != fmt.Sprint(i) {
+			t.Fatalf("request %d: %d %q", i, r.status, r.body)
+		}
+	}
+	w.expectQuiet() // no request was sent twice
+}
+
+func TestHTTPRequestWhoseClientGoesAwayIsDropped(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	route(t, w, "g::get", "GET", "/g")
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.HTTPURL()+"/g", nil)
+	out := make(chan error, 1)
+	go func() {
+		res, err := testHTTPClient(t).Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		out <- err
+	}()
+	inv, _ := invocation(t, w)
+	cancel()
+	if err := <-out; err == nil {
+		t.Fatal("a cancelled request got a response")
+	}
+	reply(t, w, inv, `{"body":"late"}`) // nobody waits for it any more
+	w.expectQuiet()
 }
