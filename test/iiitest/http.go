@@ -390,11 +390,11 @@ type apiOutcome struct {
 
 // apiCall invokes fnID like the engine's HTTP worker does (an engine call, with
 // the binding's metadata) and returns the channel its outcome arrives on.
-func (e *Engine) apiCall(fnID string, data, metadata json.RawMessage, traceparent string) <-chan apiOutcome {
+func (e *Engine) apiCall(fnID string, data, metadata json.RawMessage, traceparent, baggage string) <-chan apiOutcome {
 	ch := make(chan apiOutcome, 1)
 	ob := outbox{}
 	e.mu.Lock()
-	e.callLocked(&ob, e.st, fnID, data, metadata, traceparent, "", func(res json.RawMessage, errb *wire.ErrorBody) {
+	e.callLocked(&ob, e.st, fnID, data, metadata, traceparent, baggage, func(res json.RawMessage, errb *wire.ErrorBody) {
 		ch <- apiOutcome{bytes.Clone(res), errb}
 	})
 	e.mu.Unlock()
@@ -556,7 +556,10 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		Body:        json.RawMessage("null"),
 		Trigger:     &apiTrigger{Type: "http", Path: rt.path, Method: r.Method},
 	}
+	// The engine's HTTP span is the parent of the calls it makes; the
+	// request's baggage goes along.
 	traceparent := childTraceparent(r.Header.Get("traceparent"))
+	baggage := strings.TrimSpace(r.Header.Get("baggage"))
 	// done ends every wait: the engine's state is gone, or the client (or
 	// the server's shutdown) ended the request.
 	done := make(chan struct{})
@@ -649,7 +652,7 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		cond := req
 		cond.RequestBody, cond.Response = nil, nil
 		select {
-		case o := <-e.apiCall(rt.condition, marshal(cond), nil, traceparent):
+		case o := <-e.apiCall(rt.condition, marshal(cond), nil, traceparent, baggage):
 			switch {
 			case o.errb != nil:
 				removeChannels()
@@ -668,13 +671,13 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, mw := range rt.middleware {
-		if !e.runMiddleware(w, mw, &req, traceparent, timer, done, abort) {
+		if !e.runMiddleware(w, mw, &req, traceparent, baggage, timer, done, abort) {
 			removeChannels()
 			return
 		}
 	}
 
-	outcome := e.apiCall(rt.function, marshal(req), rt.metadata, traceparent)
+	outcome := e.apiCall(rt.function, marshal(req), rt.metadata, traceparent, baggage)
 	var status = 200
 	headers := map[string]string{}
 	var first []byte
@@ -938,7 +941,7 @@ func writeResult(w http.ResponseWriter, res json.RawMessage) {
 
 // runMiddleware runs a route's middleware function; it answers the request
 // and returns false when the middleware responds, fails or times out.
-func (e *Engine) runMiddleware(w http.ResponseWriter, fnID string, req *apiRequest, traceparent string, timer *time.Timer, done <-chan struct{}, abort func()) bool {
+func (e *Engine) runMiddleware(w http.ResponseWriter, fnID string, req *apiRequest, traceparent, baggage string, timer *time.Timer, done <-chan struct{}, abort func()) bool {
 	in := marshal(struct {
 		Phase   string `json:"phase"`
 		Request struct {
@@ -956,7 +959,7 @@ func (e *Engine) runMiddleware(w http.ResponseWriter, fnID string, req *apiReque
 	}{req.PathParams, req.QueryParams, req.Headers, req.Method}})
 	var o apiOutcome
 	select {
-	case o = <-e.apiCall(fnID, in, nil, traceparent):
+	case o = <-e.apiCall(fnID, in, nil, traceparent, baggage):
 	case <-timer.C:
 		writeJSON(w, http.StatusGatewayTimeout, errorEnvelope("MIDDLEWARE_TIMEOUT", "Middleware timeout", ""))
 		return false

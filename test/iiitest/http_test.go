@@ -592,3 +592,28 @@ func TestHTTPRequestWhoseClientGoesAwayIsDropped(t *testing.T) {
 	reply(t, w, inv, `{"body":"late"}`) // nobody waits for it any more
 	w.expectQuiet()
 }
+
+func TestHTTPCallCarriesTheRequestsTraceAndTheBindingsMetadata(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	w.register("tp::get")
+	w.send(&wire.RegisterTrigger{ID: "tp1", TriggerType: "http", FunctionID: "tp::get", Config: json.RawMessage(`{"api_path":"/tp"}`), Metadata: json.RawMessage(`{"m":1}`)})
+	w.sync()
+	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	resp := do(t, "GET", e.HTTPURL()+"/tp", "", "", map[string]string{"traceparent": parent, "baggage": "k=v"})
+	inv, _ := invocation(t, w)
+	if p := strings.Split(inv.Traceparent, "-"); len(p) != 4 || p[1] != "0af7651916cd43dd8448eb211c80319c" || p[2] == "b7ad6b7169203331" || p[3] != "01" ||
+		inv.Baggage != "k=v" || string(inv.Metadata) != `{"m":1}` {
+		t.Fatalf("invocation %s", wire.Encode(inv))
+	}
+	reply(t, w, inv, `{}`)
+	wait(t, resp)
+	// Without one, the engine starts a trace of its own.
+	resp = do(t, "GET", e.HTTPURL()+"/tp", "", "", nil)
+	inv, _ = invocation(t, w)
+	if normalizeTraceparent(inv.Traceparent) != inv.Traceparent || inv.Traceparent == "" || strings.Contains(inv.Traceparent, "0af7651916cd43dd8448eb211c80319c") {
+		t.Fatalf("traceparent %q", inv.Traceparent)
+	}
+	reply(t, w, inv, `{}`)
+	wait(t, resp)
+}
