@@ -72,7 +72,7 @@ func TestHTTPFunctionIsCalledAtItsURL(t *testing.T) {
 	wantBody := `{"_caller_worker_id":"` + w.id + `","a":1,"b":2}`
 	if req.method != "POST" || req.body != wantBody || req.header.Get("Content-Type") != "application/json" ||
 		req.header.Get("X-Iii-Function-Path") != "ext::hook" || req.header.Get("X-Iii-Invocation-Id") == "" ||
-		req.header.Get("X-Custom") != "c" {
+		req.header.Get("X-Custom") != "c" || req.header.Get("Accept") != "*/*" || req.header.Get("User-Agent") != "" || req.header.Get("Accept-Encoding") != "" {
 		t.Fatalf("request %s %v %s", req.method, req.header, req.body)
 	}
 	ts, _ := strconv.ParseInt(req.header.Get("X-Iii-Timestamp"), 10, 64)
