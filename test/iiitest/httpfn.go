@@ -154,7 +154,7 @@ func invokeHTTPFunction(fnID, target, method string, timeout time.Duration, head
 	}
 	ts := time.Now().Unix()
 	h := req.Header
-	h.Set("Accept", "*/*")          // as the engine's HTTP client sends,
+	h.Set("Accept", "*/*")         // as the engine's HTTP client sends,
 	h["User-Agent"] = []string{""} // with no User-Agent
 	h.Set("Content-Type", "application/json")
 	h.Set("x-iii-Function-Path", fnID)
