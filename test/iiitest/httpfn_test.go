@@ -81,6 +81,12 @@ func TestHTTPFunctionIsCalledAtItsURL(t *testing.T) {
 	if sig := req.header.Get("X-Iii-Signature"); sig != "sha256="+hex.EncodeToString(m.Sum(nil)) {
 		t.Fatalf("signature %q", sig)
 	}
+	// Like a call of a worker's function, it is not journaled as a builtin.
+	for _, m := range e.Journal(w.id) {
+		if inv, ok := m.(*wire.InvokeFunction); ok {
+			t.Fatalf("journal has %s", wire.Encode(inv))
+		}
+	}
 	// The engine's own call (a trigger fire, Invoke): no caller id.
 	res, errb, err := e.Invoke(ctxT(t), "ext::hook", json.RawMessage(`{"x":1}`))
 	if err != nil || errb != nil || string(res) != `{"n":1.0,"ok":true}` {
