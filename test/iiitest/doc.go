@@ -46,7 +46,9 @@
 // request envelope: query_params, path_params, headers (lower-case, last
 // value), path (the api_path as bound), method, body (parsed only for a
 // JSON Content-Type, else null), trigger, and two channel refs,
-// request_body (the raw request bytes, to read) and response (to write).
+// request_body (the raw request bytes, to read) and response (to write);
+// the call carries the binding's metadata, the request's baggage and a
+// traceparent in the request's trace (a new trace without one).
 // The function answers either with a result envelope (status_code,
 // headers as an object or "Name: value" lines, body; JSON bodies are
 // re-encoded as the engine does, with sorted keys) or, returning null, by
