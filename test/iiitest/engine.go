@@ -73,6 +73,7 @@ type config struct {
 	unordered        bool
 	httpAddr         string
 	httpTimeout      time.Duration
+	httpConcurrency  int
 }
 
 // UnorderedEnv is the environment variable that, set to 1, makes every
@@ -252,6 +253,7 @@ func Start(addr string, opts ...Option) (*Engine, error) {
 		unordered:        os.Getenv(UnorderedEnv) == "1",
 		httpAddr:         "127.0.0.1:0",
 		httpTimeout:      DefaultHTTPTimeout,
+		httpConcurrency:  DefaultHTTPConcurrencyLimit,
 	}
 	for _, o := range opts {
 		o(&cfg)
