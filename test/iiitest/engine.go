@@ -74,6 +74,9 @@ type config struct {
 	clock            Clock         // nil: the real clock
 	namespaces       bool          // WithNamespaces
 	nsGrace          time.Duration // WithNamespaceGrace
+	httpAddr         string
+	httpTimeout      time.Duration
+	httpConcurrency  int
 }
 
 // UnorderedEnv is the environment variable that, set to 1, makes every
@@ -193,8 +196,9 @@ func WithOutboundLimits(frames int, maxBytes int64, wait time.Duration) Option {
 
 // Engine is an in-process double of the iii engine v0.22.1: it serves the
 // worker protocol on "/", telemetry on "/otel" and data channels on
-// "/ws/channels/{id}" on a loopback port. Its methods are safe for
-// concurrent use.
+// "/ws/channels/{id}" on a loopback port, and the functions bound with
+// "http" triggers on a second one ([Engine.HTTPURL]). Its methods are safe
+// for concurrent use.
 type Engine struct {
 	// URL is the worker URL, "ws://127.0.0.1:PORT".
 	URL string
@@ -219,6 +223,8 @@ type Engine struct {
 
 	counts [32]atomic.Int64
 	tel    telemetry
+
+	api apiServer // the HTTP port (the engine's iii-http worker)
 }
 
 // NewEngine starts an engine double on 127.0.0.1 with a free port, closes
@@ -249,6 +255,9 @@ func Start(addr string, opts ...Option) (*Engine, error) {
 		outBytes:         DefaultOutboundBytes,
 		outWait:          DefaultOutboundWait,
 		unordered:        os.Getenv(UnorderedEnv) == "1",
+		httpAddr:         "127.0.0.1:0",
+		httpTimeout:      DefaultHTTPTimeout,
+		httpConcurrency:  DefaultHTTPConcurrencyLimit,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -285,6 +294,11 @@ func (e *Engine) listen(addr string) error {
 	if err != nil {
 		return err
 	}
+	apiLn, err := e.listenAPI()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(e.serveHTTP),
 		ReadHeaderTimeout: e.cfg.handshakeTimeout,
@@ -305,9 +319,11 @@ func (e *Engine) listen(addr string) error {
 	if e.closed {
 		e.mu.Unlock()
 		ln.Close()
+		apiLn.Close()
 		return ErrClosed
 	}
 	e.ln, e.srv, e.down = ln, srv, false
+	e.serveAPILocked(apiLn)
 	e.stopBg = make(chan struct{})
 	stop := e.stopBg
 	e.wg.Add(2)
@@ -342,8 +358,10 @@ func (e *Engine) shutdown(final bool) bool {
 		socks = append(socks, s)
 	}
 	e.st.stopTimers()
+	apiSrv := e.api.srv
 	e.mu.Unlock()
 	srv.Close()
+	apiSrv.Close()
 	for _, s := range socks {
 		if s.otel {
 			// The engine ends /otel connections with a Close frame

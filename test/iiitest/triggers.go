@@ -154,7 +154,7 @@ func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) *wire.Error
 		if errb := tt.engine.bind(e, ob, st, b); errb != nil {
 			delete(st.parked, b.id)
 			e.cfg.logger.Warn("iiitest: engine trigger type refused a binding", "id", b.id, "type", b.ttype, "code", errb.Code, "message", errb.Message)
-			return errb
+			return &wire.ErrorBody{Code: "trigger_registration_failed", Message: errb.Message}
 		}
 	}
 	delete(st.parked, b.id)

@@ -396,9 +396,7 @@ func (e *Engine) controlLocked(ob *outbox, c *worker, msg wire.Message) {
 
 func (e *Engine) registerFunctionLocked(ob *outbox, c *worker, m *wire.RegisterFunction) {
 	if m.Invocation != nil {
-		// The engine needs its http_functions module for these and drops
-		// the registration silently without it; so does the double.
-		e.log.Debug("iiitest: HTTP-invoked function dropped", "function", m.ID)
+		e.registerHTTPFunctionLocked(c, m) // httpfn.go
 		return
 	}
 	st := c.st
