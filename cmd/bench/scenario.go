@@ -491,6 +491,12 @@ func (e *env) runLoad(ctx context.Context, impl string, l load) (res result) {
 	phase.Store(1)
 	step.measuring()
 	sleepCtx(ctx, e.opt.duration)
+	// A window without a completed operation measures nothing (a very short
+	// -duration on a loaded machine): it is extended until one completes,
+	// for at most 30 s. The rate is over the window's real length.
+	for waited := time.Duration(0); ops.Load() == 0 && l.kind != kindVoid && waited < 30*time.Second && ctx.Err() == nil; waited += 10 * time.Millisecond {
+		sleepCtx(ctx, 10*time.Millisecond)
+	}
 	measured := ops.Load()
 	after, err := e.sample(ctx, l.ns, impl)
 	shutdown()
