@@ -460,3 +460,30 @@ func TestHandleHTTPUnregisterRemovesRouteAndFunction(t *testing.T) {
 		t.Fatalf("registering the id again: %v", err)
 	}
 }
+
+func TestHandleHTTPContextEndsWithTheInvocation(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, fastOptions())
+	started, ended := make(chan struct{}), make(chan error, 1)
+	_, err := iii.HandleHTTP(w, "slow::get", "GET", "/slow", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+		ended <- r.Context().Err()
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(testCtx(t))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _, _ = eng.Invoke(ctx, "slow::get", json.RawMessage(`{"method":"GET","path":"/slow","headers":{},"query_params":{},"path_params":{},"body":null}`))
+	}()
+	<-started
+	eng.Stop() // the socket the invocation came on dies
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Errorf("the handler's context ended with %v; want context.Canceled", err)
+	}
+	cancel()
+	<-done
+}
