@@ -71,6 +71,9 @@ type config struct {
 	outWait          time.Duration
 	queue            *QueueConfig
 	unordered        bool
+	httpAddr         string
+	httpTimeout      time.Duration
+	httpFnAllow      func(*url.URL) bool
 }
 
 // UnorderedEnv is the environment variable that, set to 1, makes every
@@ -216,6 +219,8 @@ type Engine struct {
 
 	counts [32]atomic.Int64
 	tel    telemetry
+
+	api apiServer // the HTTP port (the engine's iii-http worker)
 }
 
 // NewEngine starts an engine double on 127.0.0.1 with a free port, closes
@@ -246,6 +251,8 @@ func Start(addr string, opts ...Option) (*Engine, error) {
 		outBytes:         DefaultOutboundBytes,
 		outWait:          DefaultOutboundWait,
 		unordered:        os.Getenv(UnorderedEnv) == "1",
+		httpAddr:         "127.0.0.1:0",
+		httpTimeout:      DefaultHTTPTimeout,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -282,6 +289,11 @@ func (e *Engine) listen(addr string) error {
 	if err != nil {
 		return err
 	}
+	apiLn, err := e.listenAPI()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
 		Handler:           http.HandlerFunc(e.serveHTTP),
 		ReadHeaderTimeout: e.cfg.handshakeTimeout,
@@ -302,9 +314,11 @@ func (e *Engine) listen(addr string) error {
 	if e.closed {
 		e.mu.Unlock()
 		ln.Close()
+		apiLn.Close()
 		return ErrClosed
 	}
 	e.ln, e.srv, e.down = ln, srv, false
+	e.serveAPILocked(apiLn)
 	e.stopBg = make(chan struct{})
 	stop := e.stopBg
 	e.wg.Add(2)
@@ -339,8 +353,10 @@ func (e *Engine) shutdown(final bool) bool {
 		socks = append(socks, s)
 	}
 	e.st.stopTimers()
+	apiSrv := e.api.srv
 	e.mu.Unlock()
 	srv.Close()
+	apiSrv.Close()
 	for _, s := range socks {
 		if s.otel {
 			// The engine ends /otel connections with a Close frame
