@@ -1,0 +1,159 @@
+package iii_test
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/test/iiitest"
+)
+
+// httpGet sends a request to the double's HTTP port.
+func httpDo(t *testing.T, method, url, contentType string, body io.Reader) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, string(b)
+}
+
+// waitRoute waits until the HTTP port routes method url to a function.
+func waitRoute(t *testing.T, method, url string) {
+	t.Helper()
+	waitFor(t, method+" "+url+" routed", func() bool {
+		req, _ := http.NewRequestWithContext(testCtx(t), method, url, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode != http.StatusNotFound || res.Header.Get("X-Served-By") != ""
+	})
+}
+
+func TestHandleHTTPOverTheEnginesHTTPPort(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{})
+	h := ordersMux()
+	for _, r := range []struct{ fn, method, path string }{
+		{"orders::get", "GET", "/orders/:id"},
+		{"orders::create", "POST", "/orders"},
+		{"orders::delete", "DELETE", "/orders/:id"},
+	} {
+		if _, err := iii.HandleHTTP(w, r.fn, r.method, r.path, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := eng.HTTPURL()
+	waitRoute(t, "GET", base+"/orders/1")
+	waitRoute(t, "POST", base+"/orders")
+	waitRoute(t, "DELETE", base+"/orders/1")
+
+	res, body := httpDo(t, "GET", base+"/orders/42?fields=total", "", nil)
+	if res.StatusCode != 200 || body != `{"id":"42","fields":"total"}` || res.Header.Get("Content-Type") != "application/json" ||
+		res.Header.Get("X-Served-By") != "iii-go" {
+		t.Errorf("GET /orders/42: %d %v %q", res.StatusCode, res.Header, body)
+	}
+	res, body = httpDo(t, "POST", base+"/orders", "application/json", strings.NewReader(`{"item": "tea"}`))
+	if res.StatusCode != 201 || body != "created tea for " || res.Header.Get("Location") != "/orders/1" {
+		t.Errorf("POST /orders: %d %v %q", res.StatusCode, res.Header, body)
+	}
+	res, body = httpDo(t, "POST", base+"/orders", "application/json", strings.NewReader(`{"item": `))
+	if res.StatusCode != 400 || !strings.HasPrefix(body, "bad order: ") {
+		t.Errorf("POST /orders with a broken body: %d %q", res.StatusCode, body)
+	}
+	res, body = httpDo(t, "DELETE", base+"/orders/42", "", nil)
+	if res.StatusCode != 204 || body != "" || res.Header.Get("Content-Type") != "" || res.Header.Get("X-Served-By") != "iii-go" {
+		t.Errorf("DELETE /orders/42: %d %v %q", res.StatusCode, res.Header, body)
+	}
+}
+
+func TestHandleHTTPStreamsBothWaysOverTheEnginesHTTPPort(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{})
+	next := make(chan struct{})
+	mux := http.NewServeMux()
+	// A request body read as a stream: a checksum of an upload.
+	mux.HandleFunc("PUT /blobs/{name}", func(rw http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(rw, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(rw, "%s: %d bytes, %x", r.PathValue("name"), n, h.Sum(nil)[:4])
+	})
+	// A response written in flushes: the client sees each line before the
+	// handler writes the next.
+	mux.HandleFunc("GET /ticks", func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "text/plain")
+		for i := range 3 {
+			fmt.Fprintf(rw, "tick %d\n", i)
+			rw.(http.Flusher).Flush()
+			if i < 2 {
+				select {
+				case <-next:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+	})
+	if _, err := iii.HandleHTTP(w, "blobs::put", "PUT", "/blobs/:name", mux); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := iii.HandleHTTP(w, "ticks::get", "GET", "/ticks", mux); err != nil {
+		t.Fatal(err)
+	}
+	base := eng.HTTPURL()
+	waitRoute(t, "PUT", base+"/blobs/x")
+
+	upload := strings.Repeat("iii ", 1<<19) // 2 MiB
+	res, body := httpDo(t, "PUT", base+"/blobs/a.bin", "application/octet-stream", strings.NewReader(upload))
+	sum := sha256.Sum256([]byte(upload))
+	if want := fmt.Sprintf("a.bin: %d bytes, %x", len(upload), sum[:4]); res.StatusCode != 200 || body != want {
+		t.Errorf("PUT /blobs/a.bin: %d %q; want %q", res.StatusCode, body, want)
+	}
+
+	req, _ := http.NewRequestWithContext(testCtx(t), "GET", base+"/ticks", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/plain" {
+		t.Errorf("GET /ticks: %d %v", resp.StatusCode, resp.Header)
+	}
+	lines := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		line, err := lines.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("tick %d\n", i) {
+			t.Fatalf("line %d = %q, %v", i, line, err)
+		}
+		if i < 2 {
+			next <- struct{}{} // only now does the handler write the next line
+		}
+	}
+	if rest, err := io.ReadAll(lines); err != nil || len(rest) != 0 {
+		t.Errorf("after the last tick: %q, %v", rest, err)
+	}
+}
