@@ -14,6 +14,7 @@
 //	go run ./cmd/bench -peer node,rust,python -scenario rpc   # the other SDKs beside Go and raw
 //	go run ./cmd/bench -json > bench.json                 # machine-readable
 //	go run ./cmd/bench -serve 127.0.0.1:49134             # only the engine double
+//	go run ./cmd/bench -serve 127.0.0.1:49134 -serve-http 127.0.0.1:3111   # with its HTTP port there
 //	go run ./cmd/bench -role handler -engine ws://host:49134   # one side per process
 //	go run ./cmd/bench -role caller  -engine ws://host:49134
 //
@@ -88,6 +89,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	var (
 		serve       = fs.String("serve", "", "run only the engine double, listening on `addr` (e.g. 127.0.0.1:49134), until SIGINT/SIGTERM")
+		serveHTTP   = fs.String("serve-http", "", "with -serve: the `addr` of the double's HTTP port, where \"http\" triggers are served (default: a free loopback port)")
 		engine      = fs.String("engine", "", "use the engine at `url` (ws://host:port: a real iii engine, or -serve in another process) instead of starting the double")
 		role        = fs.String("role", "both", "`side` run by this process: both, handler (serve the bench functions until SIGINT) or caller (run the scenarios against a handler in another process); handler and caller need -engine")
 		double      = fs.String("double", "child", "`where` the engine double runs without -engine: child (a child process, so that CPU and allocations are the workers' own) or inproc")
@@ -122,8 +124,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "bench: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	if *serveHTTP != "" && *serve == "" {
+		fmt.Fprintln(stderr, "bench: -serve-http needs -serve")
+		return 2
+	}
 	if *serve != "" {
-		if err := runServe(*serve, doubleOptions()...); err != nil {
+		if err := runServe(*serve, serveOptions(*serveHTTP)...); err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
 		}

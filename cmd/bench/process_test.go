@@ -8,7 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -216,5 +218,23 @@ func TestServeChildProtocol(t *testing.T) {
 	stdin.Close()
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("the child did not exit cleanly when its stdin closed: %v", err)
+	}
+}
+
+func TestServeHTTPFlagPutsTheDoublesHTTPPortAtTheAddress(t *testing.T) {
+	exe := buildBench(t)
+	addr, httpAddr := freeAddr(t), freeAddr(t)
+	startProc(t, exe, "-serve", addr, "-serve-http", httpAddr)
+	waitListening(t, httpAddr)
+	tr := &http.Transport{DisableKeepAlives: true}
+	defer tr.CloseIdleConnections()
+	res, err := (&http.Client{Transport: tr}).Get("http://" + httpAddr + "/no/route")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 404 || string(body) != `{"error":{"code":"NOT_FOUND","message":"Not Found"}}` {
+		t.Fatalf("GET: %d %s", res.StatusCode, body)
 	}
 }

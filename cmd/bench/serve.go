@@ -17,6 +17,16 @@ func doubleOptions() []iiitest.Option {
 	return []iiitest.Option{iiitest.WithQueue(iiitest.QueueConfig{Queues: []string{queueName}})}
 }
 
+// serveOptions are the options of -serve: the benchmark's, and the HTTP
+// port's address when -serve-http gives one.
+func serveOptions(httpAddr string) []iiitest.Option {
+	opts := doubleOptions()
+	if httpAddr != "" {
+		opts = append(opts, iiitest.WithHTTPAddr(httpAddr))
+	}
+	return opts
+}
+
 // runServe runs the engine double on addr until SIGINT or SIGTERM (or, in
 // a child of the benchmark, until its stdin closes).
 func runServe(addr string, opts ...iiitest.Option) error {
@@ -30,7 +40,7 @@ func runServe(addr string, opts ...iiitest.Option) error {
 	if isChild() {
 		serveChild(eng.URL, stop)
 	} else {
-		slog.New(slog.NewTextHandler(os.Stderr, nil)).Info("engine double listening", "url", eng.URL)
+		slog.New(slog.NewTextHandler(os.Stderr, nil)).Info("engine double listening", "url", eng.URL, "http", eng.HTTPURL())
 	}
 	<-ctx.Done()
 	return nil

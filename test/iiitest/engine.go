@@ -73,7 +73,6 @@ type config struct {
 	unordered        bool
 	httpAddr         string
 	httpTimeout      time.Duration
-	httpFnAllow      func(*url.URL) bool
 }
 
 // UnorderedEnv is the environment variable that, set to 1, makes every

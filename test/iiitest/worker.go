@@ -382,9 +382,7 @@ func (c *worker) handle(b []byte) {
 
 func (e *Engine) registerFunctionLocked(ob *outbox, c *worker, m *wire.RegisterFunction) {
 	if m.Invocation != nil {
-		// The engine needs its http_functions module for these and drops
-		// the registration silently without it; so does the double.
-		e.log.Debug("iiitest: HTTP-invoked function dropped", "function", m.ID)
+		e.registerHTTPFunctionLocked(c, m) // httpfn.go
 		return
 	}
 	st := c.st
