@@ -3,11 +3,14 @@ package iii_test
 import (
 	"bufio"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/test/iiitest"
@@ -156,4 +159,50 @@ func TestHandleHTTPStreamsBothWaysOverTheEnginesHTTPPort(t *testing.T) {
 	if rest, err := io.ReadAll(lines); err != nil || len(rest) != 0 {
 		t.Errorf("after the last tick: %q, %v", rest, err)
 	}
+}
+
+func TestRegisterHTTPFunctionIsCalledThroughTheEngine(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	t.Setenv("IIIGO_TEST_BILLING_TOKEN", "s3cret")
+	type seen struct{ method, auth, team, body string }
+	calls := make(chan seen, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		calls <- seen{r.Method, r.Header.Get("Authorization"), r.Header.Get("X-Team"), string(b)}
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(rw, `{"charged":true}`)
+	}))
+	defer srv.Close()
+	w := newWorker(t, eng, fastOptions())
+	_, err := iii.RegisterHTTPFunction(w, "billing::charge", iii.HTTPInvocation{URL: srv.URL + "/charge", Method: "PUT",
+		Timeout: 5 * time.Second, Headers: map[string]string{"X-Team": "billing"}, Auth: iii.BearerAuth("IIIGO_TEST_BILLING_TOKEN")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func() {
+		t.Helper()
+		if err := w.WaitForFunction(testCtx(t), "billing::charge"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := iii.Call[map[string]bool](testCtx(t), w, "billing::charge", map[string]int{"cents": 250})
+		if err != nil || !res["charged"] {
+			t.Fatalf("Call = %v, %v", res, err)
+		}
+		got := <-calls
+		var body map[string]any
+		if err := json.Unmarshal([]byte(got.body), &body); err != nil || body["cents"] != float64(250) {
+			t.Errorf("the endpoint got body %q", got.body)
+		}
+		if got.method != "PUT" || got.auth != "Bearer s3cret" || got.team != "billing" {
+			t.Errorf("the endpoint got %+v", got)
+		}
+	}
+	call()
+	// The registration is replayed on the next connection.
+	old := w.WorkerID()
+	if err := eng.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the reconnect", func() bool { return w.WorkerID() != old && w.State() == iii.Connected })
+	call()
 }
