@@ -1,0 +1,121 @@
+package iii_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iii-go/iii/test/iiitest"
+)
+
+// TestREADMEHTTPRoutesProgramServesCurl builds the program of the README's
+// "HTTP routes" section as it is there, runs it against the engine double
+// and sends it the README's curl requests.
+func TestREADMEHTTPRoutesProgramServesCurl(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a program")
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "\n## HTTP routes\n")
+	if !ok {
+		t.Fatal(`README.md has no "HTTP routes" section`)
+	}
+	_, code, ok := strings.Cut(sec, "```go\n")
+	code, _, ok2 := strings.Cut(code, "```\n")
+	if !ok || !ok2 {
+		t.Fatal(`the "HTTP routes" section has no Go block`)
+	}
+	root, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := os.ReadFile("go.sum")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	goMod := "module readme\n\ngo 1.26.0\n\nrequire github.com/iii-go/iii v0.0.0\n\nreplace github.com/iii-go/iii => " + root + "\n"
+	for name, body := range map[string][]byte{"go.mod": []byte(goMod), "go.sum": sum, "main.go": []byte(code)} {
+		if err := os.WriteFile(filepath.Join(dir, name), body, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exe := filepath.Join(dir, "todos")
+	if runtime.GOOS == "windows" {
+		exe += ".exe"
+	}
+	build := exec.Command("go", "build", "-mod=mod", "-o", exe, ".")
+	build.Dir = dir
+	build.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the README's program: %v\n%s", err, out)
+	}
+
+	eng := iiitest.NewEngine(t)
+	var logs bytes.Buffer
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "III_URL="+eng.URL)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	}()
+
+	base := eng.HTTPURL()
+	do := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(testCtx(t), method, base+path, strings.NewReader(body))
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		// Until the routes are bound, the port answers 404 with the
+		// engine's JSON error.
+		code, _ := do("POST", "/todos", `{"id":"1","title":"try iii"}`)
+		if code == http.StatusCreated {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POST /todos never answered 201 (last %d); program output:\n%s", code, logs.String())
+		}
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("the program exited: %v\n%s", err, logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if code, body := do("GET", "/todos/1", ""); code != 200 || body != "{\"id\":\"1\",\"title\":\"try iii\"}\n" {
+		t.Errorf("GET /todos/1 = %d %q", code, body)
+	}
+	if code, body := do("DELETE", "/todos/1", ""); code != 204 || body != "" {
+		t.Errorf("DELETE /todos/1 = %d %q", code, body)
+	}
+	if code, body := do("GET", "/todos/1", ""); code != 404 || body != "not found\n" {
+		t.Errorf("GET /todos/1 after DELETE = %d %q", code, body)
+	}
+}
