@@ -1,7 +1,6 @@
 package iii_test
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"os"
@@ -62,10 +61,15 @@ func TestREADMEHTTPRoutesProgramServesCurl(t *testing.T) {
 	}
 
 	eng := iiitest.NewEngine(t)
-	var logs bytes.Buffer
+	logs, err := os.Create(filepath.Join(dir, "output"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	output := func() string { b, _ := os.ReadFile(logs.Name()); return string(b) }
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), "III_URL="+eng.URL)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -100,12 +104,12 @@ func TestREADMEHTTPRoutesProgramServesCurl(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("POST /todos never answered 201 (last %d); program output:\n%s", code, logs.String())
+			t.Fatalf("POST /todos never answered 201 (last %d); program output:\n%s", code, output())
 		}
 		select {
 		case err := <-exited:
 			exited <- err
-			t.Fatalf("the program exited: %v\n%s", err, logs.String())
+			t.Fatalf("the program exited: %v\n%s", err, output())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
