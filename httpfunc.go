@@ -17,8 +17,10 @@ import (
 // body of a request to URL and takes the JSON response as the result.
 type HTTPInvocation struct {
 	// URL is the endpoint, http:// or https://. Required. The engine
-	// validates it (its http_functions security settings may refuse
-	// private addresses).
+	// validates it: by default its iii-http-functions worker takes only
+	// https URLs and refuses private and loopback addresses (its security
+	// settings, url_allowlist, require_https and block_private_ips, relax
+	// that).
 	URL string
 	// Method is GET, POST, PUT, PATCH or DELETE; empty means POST.
 	Method string
@@ -122,7 +124,7 @@ var httpInvocationMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
 // function; this worker owns the registration, which is replayed on every
 // reconnect and withdrawn by Unregister or when the worker leaves.
 //
-// The engine needs its http_functions worker for this. It refuses a
+// The engine needs its iii-http-functions worker for this. It refuses a
 // registration it cannot honour (a URL its security settings forbid, an
 // auth variable unset on its host) without telling the worker: it logs
 // the reason, and the function stays unknown (FunctionInfo reports it).
