@@ -474,8 +474,10 @@ func (rw *httpResponseWriter) finish(functionID string) (json.RawMessage, error)
 	}
 	if !rw.streaming {
 		rw.sniff()
-		_, typed := rw.sent["Content-Type"]
-		if typed && utf8.Valid(rw.buf.Bytes()) {
+		// Without a Content-Type the engine would send the body as JSON
+		// and add one; a Content-Type suppressed by a nil value is
+		// honoured by streaming too.
+		if rw.sent.Get("Content-Type") != "" && utf8.Valid(rw.buf.Bytes()) {
 			out := rw.envelope()
 			// Room for the frame around the result.
 			if len(out)+len(functionID)+1024 <= rw.s.w.maxMessage {
@@ -541,8 +543,10 @@ func (rw *httpResponseWriter) panicked(functionID string, p *panicError) (json.R
 		rw.s.w.log.Error("iii: HTTP handler panicked", "function", functionID, "panic", p.value, "stack", string(p.stack))
 	}
 	if rw.streaming {
+		// The status went out already: end the body where it stands.
 		_ = rw.close(functionID)
-		return nil, p
+		return nil, &InvocationError{Code: CodeInvocationFailed,
+			Message: fmt.Sprintf("function %s: the HTTP handler panicked after its response started", functionID)}
 	}
 	msg := http.StatusText(http.StatusInternalServerError) + "\n"
 	if rw.s.w.opts.SendPanicStacks {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -205,4 +206,58 @@ func TestRegisterHTTPFunctionIsCalledThroughTheEngine(t *testing.T) {
 	}
 	waitFor(t, "the reconnect", func() bool { return w.WorkerID() != old && w.State() == iii.Connected })
 	call()
+}
+
+func TestHandleHTTPPanicAfterTheResponseStartedEndsItAndTheWorkerKeepsServing(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	logs := &logRecorder{}
+	w := newWorker(t, eng, iii.InitOptions{Logger: slog.New(logs)})
+	_, err := iii.HandleHTTP(w, "half::get", "GET", "/half", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("ok") != "" {
+			_, _ = io.WriteString(rw, "fine")
+			return
+		}
+		_, _ = io.WriteString(rw, "partial")
+		rw.(http.Flusher).Flush()
+		panic("secret internal state")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := eng.HTTPURL()
+	waitRoute(t, "GET", base+"/half?ok=1")
+	req, _ := http.NewRequestWithContext(testCtx(t), "GET", base+"/half", nil)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(body) != "partial" {
+		t.Errorf("got %d %q; want the 200 and the part written before the panic", res.StatusCode, body)
+	}
+	waitFor(t, "the panic logged", func() bool { return logs.find("HTTP handler panicked", "secret internal state", "goroutine") != "" })
+	if _, b := httpDo(t, "GET", base+"/half?ok=1", "", nil); b != "fine" {
+		t.Errorf("the next request got %q", b)
+	}
+	if n := strings.Count(logs.all(), "ERROR iii: HTTP handler panicked"); n != 1 || logs.find("ERROR iii: handler panicked") != "" {
+		t.Errorf("the panic was logged %d times, or again as a plain handler's; want once:\n%s", n, logs.all())
+	}
+}
+
+func TestHandleHTTPHonoursASuppressedContentType(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{})
+	_, err := iii.HandleHTTP(w, "plain::get", "GET", "/plain", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header()["Content-Type"] = nil // net/http: do not sniff
+		_, _ = io.WriteString(rw, "<html>")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRoute(t, "GET", eng.HTTPURL()+"/plain")
+	res, body := httpDo(t, "GET", eng.HTTPURL()+"/plain", "", nil)
+	if res.StatusCode != 200 || body != "<html>" || res.Header.Get("Content-Type") != "" {
+		t.Errorf("got %d %v %q; want the body as written with no Content-Type", res.StatusCode, res.Header, body)
+	}
 }
