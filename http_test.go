@@ -34,6 +34,10 @@ func invokeHTTP(t *testing.T, eng *iiitest.Engine, w *iii.III, fn string, req ii
 	t.Helper()
 	ctx, cancel := context.WithCancel(testCtx(t))
 	defer cancel()
+	// The engine may see the invocation before the registration otherwise.
+	if err := w.WaitForFunction(ctx, fn); err != nil {
+		t.Fatal(err)
+	}
 	reqCh, err := w.CreateChannel(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -473,13 +477,21 @@ func TestHandleHTTPContextEndsWithTheInvocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := w.WaitForFunction(testCtx(t), "slow::get"); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(testCtx(t))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// It ends with invocation_stopped once the socket dies.
 		_, _, _ = eng.Invoke(ctx, "slow::get", json.RawMessage(`{"method":"GET","path":"/slow","headers":{},"query_params":{},"path_params":{},"body":null}`))
 	}()
-	<-started
+	select {
+	case <-started:
+	case <-done:
+		t.Fatal("the handler never ran")
+	}
 	eng.Stop() // the socket the invocation came on dies
 	if err := <-ended; !errors.Is(err, context.Canceled) {
 		t.Errorf("the handler's context ended with %v; want context.Canceled", err)
