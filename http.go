@@ -117,7 +117,11 @@ var httpRouteMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
 // InitOptions.SendPanicStacks); the worker keeps serving.
 //
 // The returned Trigger is the route: its Unregister removes the route and
-// the function. Both are re-registered on every reconnect until then.
+// the function. Both are re-registered on every reconnect until then. The
+// engine acknowledges nothing on success; a route it refuses (one that
+// clashes with another worker's) is reported by the Trigger's Err and
+// WaitError. It handles a worker's messages in order, so a call made
+// after HandleHTTP returns reaches it after the route.
 func HandleHTTP(w *III, functionID, method, path string, h http.Handler, opts ...FunctionOption) (*Trigger, error) {
 	if err := w.err(); err != nil {
 		return nil, err
