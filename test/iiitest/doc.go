@@ -26,7 +26,8 @@
 // dead letters); the engine::workers-available
 // and engine::functions-available trigger types; data channels on
 // /ws/channels/{id}; telemetry frames (OTLP/LOGS/MTRC) on "/" and "/otel";
-// an optional authentication gate.
+// an optional authentication gate; the "http" trigger type on an HTTP port
+// and HTTP-invoked functions (below).
 //
 // For tests it adds inspection (Workers, Functions, Received, Journal,
 // FrameCount, Spans, Logs, Metrics and Wait* helpers) and fault injection
@@ -34,16 +35,55 @@
 // network itself, between a worker and the double or a real engine: it
 // stalls (half-open), black-holes one direction, or resets connections.
 //
+// HTTP: like the engine's iii-http worker, the double serves the functions
+// bound with "http" triggers on an HTTP port of its own, at
+// [Engine.HTTPURL] (a free loopback port, or WithHTTPAddr; it keeps its
+// address across Restart). A request is routed as the engine's router does
+// (method and api_path with ":name" segments, a literal segment beating a
+// parameter, 404 with the engine's {"error":{...}} envelope, 405 with
+// Allow, HEAD reaching the GET route and then 404, every OPTIONS answered
+// by the permissive CORS layer) and handed to the function as the engine's
+// request envelope: query_params, path_params, headers (lower-case, last
+// value), path (the api_path as bound), method, body (parsed only for a
+// JSON Content-Type, else null), trigger, and two channel refs,
+// request_body (the raw request bytes, to read) and response (to write);
+// the call carries the binding's metadata, the request's baggage and a
+// traceparent in the request's trace (a new trace without one).
+// The function answers either with a result envelope (status_code,
+// headers as an object or "Name: value" lines, body; JSON bodies are
+// re-encoded as the engine does, with sorted keys) or, returning null, by
+// writing to the response channel: text frames {"type":"set_status",...}
+// and {"type":"set_headers",...}, then binary frames streamed as the body,
+// flushed as they come, until the channel closes. A binary frame before the
+// result starts the stream and the result is then ignored. A handler error
+// answers 500 with the error's code and message and an error_id; no
+// response within WithHTTPTimeout (30 s) answers 504 with no body. The
+// condition_function_id (422 CONDITION_NOT_MET) and the per-route
+// middleware_function_ids (continue/respond) run as on the engine. A
+// binding without api_path, or with a route that differs from a bound one
+// only in its parameter names, is refused with trigger_registration_failed.
+// WaitHTTPRoute waits for a route.
+//
+// HTTP-invoked functions: a registerfunction with an invocation makes the
+// double call that URL whenever the function is invoked, as the engine's
+// iii-http-functions worker does: the payload as the JSON body (with
+// _caller_worker_id for a worker's call), x-iii-Function-Path,
+// x-iii-Invocation-ID, x-iii-Timestamp and the registration's headers,
+// hmac (x-iii-Signature), bearer or api_key auth with the secret read from
+// the environment at registration, timeout_ms (default 30 s). A 2xx JSON
+// body is the result (empty: null), a 4xx/5xx answer an error
+// ({"error":{"code","message"}} or http_error "HTTP <status>"). Unlike the
+// engine, whose default policy wants https and refuses private addresses,
+// the double calls loopback http(s) URLs only.
+//
 // What it leaves out: RBAC sessions beyond the auth gate (function
-// prefixes, FORBIDDEN answers, middleware, registration hooks),
-// HTTP-invoked functions (dropped, as by an engine without its
-// http_functions module), and every in-engine module (http, cron, state,
-// streams, pubsub): bindings of their trigger types are parked like
-// bindings of any unknown type, where the engine with that module
-// validates them (an http binding without api_path gets a
-// trigger_registration_failed triggerregistrationresult). The trigger
-// types of the engine's mandatory workers (configuration, log, trace) are
-// listed, but never fire.
+// prefixes, FORBIDDEN answers, middleware, registration hooks), the
+// iii-http worker's configuration (global middleware, CORS restrictions,
+// the concurrency limit of 1024 requests) and the other in-engine modules
+// (cron, state, streams, pubsub): bindings of their trigger types are
+// parked like bindings of any unknown type, where the engine with that
+// module validates them. The trigger types of the engine's mandatory
+// workers (configuration, log, trace) are listed, but never fire.
 //
 // Concurrency: every Engine method is safe for concurrent use. Each
 // connection has one reader and one writer goroutine; the reader processes

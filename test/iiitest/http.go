@@ -2,13 +2,13 @@ package iiitest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -45,6 +45,23 @@ func (e *Engine) HTTPAddr() string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.api.addr
+}
+
+// WaitHTTPRoute waits until an "http" binding serves method (GET when
+// empty, any case) and apiPath, the path as bound (e.g. "/orders/:id").
+func (e *Engine) WaitHTTPRoute(ctx context.Context, method, apiPath string) error {
+	if method == "" {
+		method = "GET"
+	}
+	key := routeKey(method, apiPath)
+	return e.waitFor(ctx, func() bool {
+		if tt := e.st.ttypes[triggerHTTP]; tt != nil {
+			if p, ok := tt.engine.(*httpProvider); ok {
+				return p.routes[key] != nil
+			}
+		}
+		return false
+	})
 }
 
 // apiServer is the HTTP port of one engine.
@@ -373,11 +390,11 @@ type apiOutcome struct {
 
 // apiCall invokes fnID like the engine's HTTP worker does (an engine call, with
 // the binding's metadata) and returns the channel its outcome arrives on.
-func (e *Engine) apiCall(fnID string, data, metadata json.RawMessage, traceparent string) <-chan apiOutcome {
+func (e *Engine) apiCall(fnID string, data, metadata json.RawMessage, traceparent, baggage string) <-chan apiOutcome {
 	ch := make(chan apiOutcome, 1)
 	ob := outbox{}
 	e.mu.Lock()
-	e.callLocked(&ob, e.st, fnID, data, metadata, traceparent, "", func(res json.RawMessage, errb *wire.ErrorBody) {
+	e.callLocked(&ob, e.st, fnID, data, metadata, traceparent, baggage, func(res json.RawMessage, errb *wire.ErrorBody) {
 		ch <- apiOutcome{bytes.Clone(res), errb}
 	})
 	e.mu.Unlock()
@@ -423,12 +440,17 @@ func requestHeaders(r *http.Request) map[string]string {
 			h[strings.ToLower(k)] = vs[len(vs)-1]
 		}
 	}
+	if te := r.TransferEncoding; len(te) > 0 { // net/http takes it out of Header
+		h["transfer-encoding"] = te[len(te)-1]
+	}
 	return h
 }
 
-// queryParams are the query parameters as the engine decodes them (the
-// last value of a repeated name).
-func queryParams(raw string) (map[string]string, bool) {
+// queryParams are the query parameters as the engine decodes them
+// (application/x-www-form-urlencoded: "+" is a space, a malformed escape
+// stays as it is, invalid UTF-8 becomes U+FFFD; the last value of a
+// repeated name wins).
+func queryParams(raw string) map[string]string {
 	q := map[string]string{}
 	for raw != "" {
 		var kv string
@@ -437,14 +459,39 @@ func queryParams(raw string) (map[string]string, bool) {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
-		k, err1 := url.QueryUnescape(k)
-		v, err2 := url.QueryUnescape(v)
-		if err1 != nil || err2 != nil {
-			return nil, false
-		}
-		q[k] = v
+		q[formDecode(k)] = formDecode(v)
 	}
-	return q, true
+	return q
+}
+
+func formDecode(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b = append(b, unhex(s[i+1])<<4|unhex(s[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }
 
 // serveAPI serves one request on the HTTP port, as the engine's iii-http
@@ -471,10 +518,10 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		route, allow, found = p.match(r.Method, r.URL.EscapedPath())
 	}
 	var rt httpRoute
-	var done chan struct{}
+	var engineGone chan struct{}
 	if route != nil {
 		rt = *route
-		done = p.done
+		engineGone = p.done
 	}
 	e.mu.Unlock()
 	if r.Method == "OPTIONS" {
@@ -498,11 +545,7 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorEnvelope("NOT_FOUND", "Not Found", ""))
 		return
 	}
-	query, ok := queryParams(r.URL.RawQuery)
-	if !ok {
-		http.Error(w, "Failed to deserialize query string", http.StatusBadRequest)
-		return
-	}
+	query := queryParams(r.URL.RawQuery)
 	actual := r.URL.EscapedPath()
 	req := apiRequest{
 		QueryParams: query,
@@ -513,7 +556,25 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		Body:        json.RawMessage("null"),
 		Trigger:     &apiTrigger{Type: "http", Path: rt.path, Method: r.Method},
 	}
+	// The engine's HTTP span is the parent of the calls it makes; the
+	// request's baggage goes along.
 	traceparent := childTraceparent(r.Header.Get("traceparent"))
+	baggage := strings.TrimSpace(r.Header.Get("baggage"))
+	// done ends every wait: the engine's state is gone, or the client (or
+	// the server's shutdown) ended the request.
+	done := make(chan struct{})
+	// (The request's context ends when serveAPI returns, which ends the
+	// goroutine.)
+	stopDone := context.AfterFunc(r.Context(), func() { close(done) })
+	go func() {
+		select {
+		case <-engineGone:
+			if stopDone() {
+				close(done)
+			}
+		case <-done:
+		}
+	}()
 
 	// The two channels: the engine writes the request body into one and
 	// reads the response from the other.
@@ -533,12 +594,18 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 	req.RequestBody = &channelRef{reqCh.id, reqCh.key, "read"}
 	req.Response = &channelRef{resCh.id, resCh.key, "write"}
 
+	// The request body goes to the request_body channel: parsed too when
+	// it is JSON, else streamed by a pump goroutine. When the request ends
+	// the pump discards the rest (as net/http would); an aborted request
+	// stops it at once.
 	var pump sync.WaitGroup
 	stopPump := make(chan struct{})
+	aborting := false
 	defer func() {
 		close(stopPump)
-		// unblock a body read still waiting on the client
-		http.NewResponseController(w).SetReadDeadline(time.Now())
+		if aborting {
+			http.NewResponseController(w).SetReadDeadline(time.Now())
+		}
 		pump.Wait()
 	}()
 	if strings.Contains(r.Header.Get("Content-Type"), "application/json") {
@@ -550,21 +617,24 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 		if json.Valid(body) {
 			req.Body = canonicalJSON(body)
 		}
+	} else if r.Body == nil || r.Body == http.NoBody {
+		reqCh.closeItems()
 	} else {
 		pump.Add(1)
 		go func() {
 			defer pump.Done()
 			defer reqCh.closeItems()
 			buf := make([]byte, 32<<10)
+			stopped := false
 			for {
 				n, err := r.Body.Read(buf)
-				if n > 0 {
+				if n > 0 && !stopped {
 					select {
 					case reqCh.items <- chItem{binary: true, data: bytes.Clone(buf[:n])}:
 					case <-reqCh.readerGone:
-						return
+						stopped = true
 					case <-stopPump:
-						return
+						stopped = true
 					}
 				}
 				if err != nil {
@@ -573,12 +643,16 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 			}
 		}()
 	}
+	abort := func() {
+		aborting = true
+		panic(http.ErrAbortHandler) // the connection just drops
+	}
 
 	if rt.condition != "" {
 		cond := req
 		cond.RequestBody, cond.Response = nil, nil
 		select {
-		case o := <-e.apiCall(rt.condition, marshal(cond), nil, traceparent):
+		case o := <-e.apiCall(rt.condition, marshal(cond), nil, traceparent, baggage):
 			switch {
 			case o.errb != nil:
 				removeChannels()
@@ -593,17 +667,17 @@ func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
 			timeout()
 			return
 		case <-done:
-			return
+			abort()
 		}
 	}
 	for _, mw := range rt.middleware {
-		if !e.runMiddleware(w, mw, &req, traceparent, timer, done) {
+		if !e.runMiddleware(w, mw, &req, traceparent, baggage, timer, done, abort) {
 			removeChannels()
 			return
 		}
 	}
 
-	outcome := e.apiCall(rt.function, marshal(req), rt.metadata, traceparent)
+	outcome := e.apiCall(rt.function, marshal(req), rt.metadata, traceparent, baggage)
 	var status = 200
 	headers := map[string]string{}
 	var first []byte
@@ -665,7 +739,7 @@ phase1:
 			timeout()
 			return
 		case <-done:
-			return
+			abort()
 		}
 	}
 	// Phase 2: the call returned nothing: the response comes from the
@@ -687,7 +761,7 @@ phase1:
 				timeout()
 				return
 			case <-done:
-				return
+				abort()
 			}
 		}
 	}
@@ -720,7 +794,7 @@ phase1:
 			}
 			rc.Flush()
 		case <-done:
-			return
+			abort()
 		case <-r.Context().Done():
 			return
 		}
@@ -867,7 +941,7 @@ func writeResult(w http.ResponseWriter, res json.RawMessage) {
 
 // runMiddleware runs a route's middleware function; it answers the request
 // and returns false when the middleware responds, fails or times out.
-func (e *Engine) runMiddleware(w http.ResponseWriter, fnID string, req *apiRequest, traceparent string, timer *time.Timer, done <-chan struct{}) bool {
+func (e *Engine) runMiddleware(w http.ResponseWriter, fnID string, req *apiRequest, traceparent, baggage string, timer *time.Timer, done <-chan struct{}, abort func()) bool {
 	in := marshal(struct {
 		Phase   string `json:"phase"`
 		Request struct {
@@ -885,11 +959,12 @@ func (e *Engine) runMiddleware(w http.ResponseWriter, fnID string, req *apiReque
 	}{req.PathParams, req.QueryParams, req.Headers, req.Method}})
 	var o apiOutcome
 	select {
-	case o = <-e.apiCall(fnID, in, nil, traceparent):
+	case o = <-e.apiCall(fnID, in, nil, traceparent, baggage):
 	case <-timer.C:
 		writeJSON(w, http.StatusGatewayTimeout, errorEnvelope("MIDDLEWARE_TIMEOUT", "Middleware timeout", ""))
 		return false
 	case <-done:
+		abort()
 		return false
 	}
 	if o.errb != nil {

@@ -1,6 +1,7 @@
 package iiitest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -194,7 +195,16 @@ func TestHTTPRoutingFollowsTheEnginesRouter(t *testing.T) {
 	if pp := req["path_params"].(map[string]any); pp["id"] != "a%2Fb" {
 		t.Fatalf("path_params %v", pp)
 	}
-	reply(t, w, inv, `null`) // null: the response comes from the channel, which the worker never opens
+	reply(t, w, inv, `{}`)
+	wait(t, resp)
+	// The query is form-decoded leniently.
+	resp = do(t, "GET", base+"/p/q?a=%zz&b=x+y&b=z%21&&c", "", "", nil)
+	inv, req = invocation(t, w)
+	if b, _ := json.Marshal(req["query_params"]); string(b) != `{"a":"%zz","b":"z!","c":""}` {
+		t.Fatalf("query_params %s", b)
+	}
+	reply(t, w, inv, `{}`)
+	wait(t, resp)
 	// No route: the engine's error envelope.
 	for _, path := range []string{"/p/1/", "/p/", "//p/1", "/nothing"} {
 		r := wait(t, do(t, "GET", base+path, "", "", nil))
@@ -252,7 +262,7 @@ func TestHTTPRequestBodies(t *testing.T) {
 	big := strings.Repeat("0123456789", 20000)
 	resp = do(t, "POST", e.HTTPURL()+"/b", "text/plain", big, nil)
 	inv, req = invocation(t, w)
-	if req["body"] != nil || req["headers"].(map[string]any)["content-type"] != "text/plain" {
+	if hd := req["headers"].(map[string]any); req["body"] != nil || hd["content-type"] != "text/plain" || hd["content-length"] != "200000" {
 		t.Fatalf("envelope %.300s", inv.Data)
 	}
 	if got := readAll(t, channelOf(t, e, req["request_body"])); got != big {
@@ -466,4 +476,144 @@ func TestHTTPPortKeepsItsAddressAcrossRestart(t *testing.T) {
 	if r := wait(t, resp); r.body != `"back"` {
 		t.Fatalf("after restart: %d %q", r.status, r.body)
 	}
+}
+
+func TestHTTPBindingsTheEngineRefuses(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	w.register("v::fn")
+	w.send(&wire.RegisterTrigger{ID: "bad", TriggerType: "http", FunctionID: "v::fn", Config: json.RawMessage(`{"http_method":"GET"}`)})
+	w.send(&wire.RegisterTrigger{ID: "a1", TriggerType: "http", FunctionID: "v::fn", Config: json.RawMessage(`{"api_path":"/c/:a"}`)})
+	w.send(&wire.RegisterTrigger{ID: "a2", TriggerType: "http", FunctionID: "v::fn", Config: json.RawMessage(`{"api_path":"/c/:b"}`)})
+	got := w.sync()
+	want := []string{
+		`{"type":"triggerregistrationresult","id":"bad","trigger_type":"http","function_id":"v::fn","error":{"code":"trigger_registration_failed","message":"api_path is required for http triggers"}}`,
+		`{"type":"triggerregistrationresult","id":"a2","trigger_type":"http","function_id":"v::fn","error":{"code":"trigger_registration_failed","message":"Route 'GET /c/:b' conflicts with already-registered route 'GET /c/:a': routes with identical structure but different path-parameter names are not supported"}}`,
+	}
+	if encodeAll(got) != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s", encodeAll(got))
+	}
+	errb := w.builtin("engine::register_trigger", `{"trigger_type":"http","function_id":"v::fn","config":{}}`, nil)
+	if errb == nil || errb.Code != "trigger_registration_failed" || errb.Message != "api_path is required for http triggers" {
+		t.Fatalf("engine::register_trigger: %+v", errb)
+	}
+	var list struct {
+		Triggers []struct {
+			ID string `json:"id"`
+		} `json:"registered_triggers"`
+	}
+	w.builtin("engine::registered-triggers::list", `{}`, &list)
+	if len(list.Triggers) != 1 || list.Triggers[0].ID != "a1" {
+		t.Fatalf("registered triggers %+v", list)
+	}
+}
+
+func TestHTTPChunkedRequestKeepsItsTransferEncodingHeader(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	route(t, w, "c::post", "POST", "/c")
+	req, _ := http.NewRequest("POST", e.HTTPURL()+"/c", struct{ io.Reader }{strings.NewReader("abc")}) // unknown length: chunked
+	out := make(chan error, 1)
+	go func() {
+		res, err := testHTTPClient(t).Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		out <- err
+	}()
+	inv, env := invocation(t, w)
+	if hd := env["headers"].(map[string]any); hd["transfer-encoding"] != "chunked" {
+		t.Fatalf("headers %v", hd)
+	}
+	if got := readAll(t, channelOf(t, e, env["request_body"])); got != "abc" {
+		t.Fatalf("body %q", got)
+	}
+	reply(t, w, inv, `{}`)
+	if err := <-out; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestHTTPRequestWaitingForItsHandlerEndsWithTheEngine(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	route(t, w, "h::get", "GET", "/h")
+	resp := do(t, "GET", e.HTTPURL()+"/h", "", "", nil)
+	invocation(t, w) // never answered
+	closed := make(chan struct{})
+	go func() {
+		e.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(testTimeout):
+		t.Fatal("Close waited for the HTTP request")
+	}
+	if r := <-resp; r.err == nil {
+		t.Fatalf("response %d %q from a closed engine", r.status, r.body)
+	}
+}
+
+func TestHTTPKeepAliveConnectionSurvivesABodyTheHandlerNeverRead(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	route(t, w, "k::post", "POST", "/k")
+	for i := range 5 {
+		resp := do(t, "POST", e.HTTPURL()+"/k", "text/plain", strings.Repeat("x", 1000*i), nil)
+		inv, _ := invocation(t, w)
+		reply(t, w, inv, fmt.Sprintf(`{"body":%d}`, i))
+		if r := wait(t, resp); r.status != 200 || r.body != fmt.Sprint(i) {
+			t.Fatalf("request %d: %d %q", i, r.status, r.body)
+		}
+	}
+	w.expectQuiet() // no request was sent twice
+}
+
+func TestHTTPRequestWhoseClientGoesAwayIsDropped(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	route(t, w, "g::get", "GET", "/g")
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.HTTPURL()+"/g", nil)
+	out := make(chan error, 1)
+	go func() {
+		res, err := testHTTPClient(t).Do(req)
+		if err == nil {
+			res.Body.Close()
+		}
+		out <- err
+	}()
+	inv, _ := invocation(t, w)
+	cancel()
+	if err := <-out; err == nil {
+		t.Fatal("a cancelled request got a response")
+	}
+	reply(t, w, inv, `{"body":"late"}`) // nobody waits for it any more
+	w.expectQuiet()
+}
+
+func TestHTTPCallCarriesTheRequestsTraceAndTheBindingsMetadata(t *testing.T) {
+	e := NewEngine(t)
+	w := dial(t, e)
+	w.register("tp::get")
+	w.send(&wire.RegisterTrigger{ID: "tp1", TriggerType: "http", FunctionID: "tp::get", Config: json.RawMessage(`{"api_path":"/tp"}`), Metadata: json.RawMessage(`{"m":1}`)})
+	w.sync()
+	const parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	resp := do(t, "GET", e.HTTPURL()+"/tp", "", "", map[string]string{"traceparent": parent, "baggage": "k=v"})
+	inv, _ := invocation(t, w)
+	if p := strings.Split(inv.Traceparent, "-"); len(p) != 4 || p[1] != "0af7651916cd43dd8448eb211c80319c" || p[2] == "b7ad6b7169203331" || p[3] != "01" ||
+		inv.Baggage != "k=v" || string(inv.Metadata) != `{"m":1}` {
+		t.Fatalf("invocation %s", wire.Encode(inv))
+	}
+	reply(t, w, inv, `{}`)
+	wait(t, resp)
+	// Without one, the engine starts a trace of its own.
+	resp = do(t, "GET", e.HTTPURL()+"/tp", "", "", nil)
+	inv, _ = invocation(t, w)
+	if normalizeTraceparent(inv.Traceparent) != inv.Traceparent || inv.Traceparent == "" || strings.Contains(inv.Traceparent, "0af7651916cd43dd8448eb211c80319c") {
+		t.Fatalf("traceparent %q", inv.Traceparent)
+	}
+	reply(t, w, inv, `{}`)
+	wait(t, resp)
 }

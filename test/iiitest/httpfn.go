@@ -30,7 +30,7 @@ const DefaultHTTPFunctionTimeout = 30 * time.Second
 // the engine's, it follows no redirects. It keeps no idle connections, so
 // that no goroutine outlives a call.
 var httpFunctionClient = &http.Client{
-	Transport:     &http.Transport{DisableKeepAlives: true},
+	Transport:     &http.Transport{DisableKeepAlives: true, DisableCompression: true},
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	Timeout:       60 * time.Second,
 }
@@ -154,6 +154,8 @@ func invokeHTTPFunction(fnID, target, method string, timeout time.Duration, head
 	}
 	ts := time.Now().Unix()
 	h := req.Header
+	h.Set("Accept", "*/*")         // as the engine's HTTP client sends,
+	h["User-Agent"] = []string{""} // with no User-Agent
 	h.Set("Content-Type", "application/json")
 	h.Set("x-iii-Function-Path", fnID)
 	h.Set("x-iii-Invocation-ID", wire.NewUUID().String())

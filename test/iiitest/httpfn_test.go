@@ -72,7 +72,7 @@ func TestHTTPFunctionIsCalledAtItsURL(t *testing.T) {
 	wantBody := `{"_caller_worker_id":"` + w.id + `","a":1,"b":2}`
 	if req.method != "POST" || req.body != wantBody || req.header.Get("Content-Type") != "application/json" ||
 		req.header.Get("X-Iii-Function-Path") != "ext::hook" || req.header.Get("X-Iii-Invocation-Id") == "" ||
-		req.header.Get("X-Custom") != "c" {
+		req.header.Get("X-Custom") != "c" || req.header.Get("Accept") != "*/*" || req.header.Get("User-Agent") != "" || req.header.Get("Accept-Encoding") != "" {
 		t.Fatalf("request %s %v %s", req.method, req.header, req.body)
 	}
 	ts, _ := strconv.ParseInt(req.header.Get("X-Iii-Timestamp"), 10, 64)
@@ -80,6 +80,12 @@ func TestHTTPFunctionIsCalledAtItsURL(t *testing.T) {
 	m.Write([]byte(strconv.FormatInt(ts, 10) + ":" + base64.StdEncoding.EncodeToString([]byte(wantBody))))
 	if sig := req.header.Get("X-Iii-Signature"); sig != "sha256="+hex.EncodeToString(m.Sum(nil)) {
 		t.Fatalf("signature %q", sig)
+	}
+	// Like a call of a worker's function, it is not journaled as a builtin.
+	for _, m := range e.Journal(w.id) {
+		if inv, ok := m.(*wire.InvokeFunction); ok {
+			t.Fatalf("journal has %s", wire.Encode(inv))
+		}
 	}
 	// The engine's own call (a trigger fire, Invoke): no caller id.
 	res, errb, err := e.Invoke(ctxT(t), "ext::hook", json.RawMessage(`{"x":1}`))

@@ -162,15 +162,16 @@ func appendJSONString(b []byte, s string) []byte {
 
 // childTraceparent is the traceparent of a call the engine makes for an
 // HTTP request: the request's trace (when its traceparent header is valid)
-// with a new span id, or "".
+// with a new span id, else a new sampled trace (seen on engine v0.22.1).
 func childTraceparent(header string) string {
-	tp := normalizeTraceparent(header)
-	if tp == "" {
-		return ""
-	}
 	var span [8]byte
 	rand.Read(span[:])
-	parts := strings.Split(tp, "-")
-	parts[2] = hex.EncodeToString(span[:])
-	return strings.Join(parts, "-")
+	if tp := normalizeTraceparent(header); tp != "" {
+		parts := strings.Split(tp, "-")
+		parts[2] = hex.EncodeToString(span[:])
+		return strings.Join(parts, "-")
+	}
+	var trace [16]byte
+	rand.Read(trace[:])
+	return "00-" + hex.EncodeToString(trace[:]) + "-" + hex.EncodeToString(span[:]) + "-01"
 }

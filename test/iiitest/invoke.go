@@ -160,7 +160,9 @@ func (e *Engine) callBuiltin(c *worker, f *function, m *wire.InvokeFunction, syn
 	cp := *m
 	cp.Data = bytes.Clone(m.Data)
 	cp.Metadata = bytes.Clone(m.Metadata)
-	c.record(&cp, true)
+	if f.owner == nil { // an HTTP-invoked function (httpfn.go) is no builtin
+		c.record(&cp, true)
+	}
 	reply := func(json.RawMessage, *wire.ErrorBody) {}
 	if sync {
 		reply = func(res json.RawMessage, errb *wire.ErrorBody) { e.reply(c, &cp, res, errb) }

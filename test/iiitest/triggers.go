@@ -39,9 +39,10 @@ type ttype struct {
 // workers: http, cron, state, stream, ...). Both methods run with e.mu held
 // and must not block; what they send goes through ob.
 type engineProvider interface {
-	// bind starts firing a binding; a non-nil error body refuses it (the
-	// binding is dropped and, for a worker's registertrigger, the engine
-	// logs it as the engine does).
+	// bind starts firing a binding; a non-nil error body refuses it: the
+	// binding is dropped and, as on the engine, a worker's registertrigger
+	// gets a triggerregistrationresult and engine::register_trigger fails,
+	// both with code trigger_registration_failed and the body's message.
 	bind(e *Engine, ob *outbox, st *state, b *binding) *wire.ErrorBody
 	// unbind stops firing a binding (unregistered, or its owner left).
 	unbind(e *Engine, ob *outbox, st *state, b *binding)
@@ -125,16 +126,22 @@ func (e *Engine) registerTriggerTypeLocked(ob *outbox, c *worker, m *wire.Regist
 
 func (e *Engine) registerTriggerLocked(ob *outbox, c *worker, m *wire.RegisterTrigger) {
 	b := &binding{id: m.ID, ttype: m.TriggerType, function: m.FunctionID, config: m.Config, metadata: m.Metadata, owner: c}
-	e.addBindingLocked(ob, c.st, b)
+	if errb := e.addBindingLocked(ob, c.st, b); errb != nil {
+		// The engine answers a refused registertrigger with a
+		// triggerregistrationresult carrying the error.
+		ob.add(c, &wire.TriggerRegistrationResult{ID: b.id, TriggerType: b.ttype, FunctionID: b.function, Error: errb})
+	}
 }
 
 // addBindingLocked stores a binding and asks its provider to start firing
-// it; a binding of an unknown type is parked.
-func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) {
+// it; a binding of an unknown type is parked. An engine-provided type may
+// refuse it: the binding is dropped and the error returned, as the
+// engine's trigger_registration_failed.
+func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) *wire.ErrorBody {
 	tt := st.ttypes[b.ttype]
 	if tt == nil {
 		st.parked[b.id] = b
-		return
+		return nil
 	}
 	if tt.provider != nil {
 		ob.add(tt.provider, b.registerMsg())
@@ -142,11 +149,12 @@ func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) {
 		if errb := tt.engine.bind(e, ob, st, b); errb != nil {
 			delete(st.parked, b.id)
 			e.cfg.logger.Warn("iiitest: engine trigger type refused a binding", "id", b.id, "type", b.ttype, "code", errb.Code, "message", errb.Message)
-			return
+			return &wire.ErrorBody{Code: "trigger_registration_failed", Message: errb.Message}
 		}
 	}
 	delete(st.parked, b.id)
 	st.bindings[b.id] = b
+	return nil
 }
 
 // unregisterTriggerLocked removes a binding by id (any connection may) and
