@@ -39,19 +39,12 @@ func httpDo(t *testing.T, method, url, contentType string, body io.Reader) (*htt
 	return res, string(b)
 }
 
-// waitRoute waits until the HTTP port routes method url to a function.
-func waitRoute(t *testing.T, method, url string) {
+// waitRoute waits until the double's HTTP port serves method apiPath.
+func waitRoute(t *testing.T, eng *iiitest.Engine, method, apiPath string) {
 	t.Helper()
-	waitFor(t, method+" "+url+" routed", func() bool {
-		req, _ := http.NewRequestWithContext(testCtx(t), method, url, nil)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		_, _ = io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		return res.StatusCode != http.StatusNotFound || res.Header.Get("X-Served-By") != ""
-	})
+	if err := eng.WaitHTTPRoute(testCtx(t), method, apiPath); err != nil {
+		t.Fatalf("route %s %s: %v", method, apiPath, err)
+	}
 }
 
 func TestHandleHTTPOverTheEnginesHTTPPort(t *testing.T) {
@@ -68,9 +61,9 @@ func TestHandleHTTPOverTheEnginesHTTPPort(t *testing.T) {
 		}
 	}
 	base := eng.HTTPURL()
-	waitRoute(t, "GET", base+"/orders/1")
-	waitRoute(t, "POST", base+"/orders")
-	waitRoute(t, "DELETE", base+"/orders/1")
+	waitRoute(t, eng, "GET", "/orders/:id")
+	waitRoute(t, eng, "POST", "/orders")
+	waitRoute(t, eng, "DELETE", "/orders/:id")
 
 	res, body := httpDo(t, "GET", base+"/orders/42?fields=total", "", nil)
 	if res.StatusCode != 200 || body != `{"id":"42","fields":"total"}` || res.Header.Get("Content-Type") != "application/json" ||
@@ -129,7 +122,8 @@ func TestHandleHTTPStreamsBothWaysOverTheEnginesHTTPPort(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := eng.HTTPURL()
-	waitRoute(t, "PUT", base+"/blobs/x")
+	waitRoute(t, eng, "PUT", "/blobs/:name")
+	waitRoute(t, eng, "GET", "/ticks")
 
 	upload := strings.Repeat("iii ", 1<<19) // 2 MiB
 	res, body := httpDo(t, "PUT", base+"/blobs/a.bin", "application/octet-stream", strings.NewReader(upload))
@@ -231,7 +225,7 @@ func TestHandleHTTPPanicAfterTheResponseStartedEndsItAndTheWorkerKeepsServing(t 
 		t.Fatal(err)
 	}
 	base := eng.HTTPURL()
-	waitRoute(t, "GET", base+"/half?ok=1")
+	waitRoute(t, eng, "GET", "/half")
 	req, _ := http.NewRequestWithContext(testCtx(t), "GET", base+"/half", nil)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -261,7 +255,7 @@ func TestHandleHTTPHonoursASuppressedContentType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitRoute(t, "GET", eng.HTTPURL()+"/plain")
+	waitRoute(t, eng, "GET", "/plain")
 	res, body := httpDo(t, "GET", eng.HTTPURL()+"/plain", "", nil)
 	if res.StatusCode != 200 || body != "<html>" || res.Header.Get("Content-Type") != "" {
 		t.Errorf("got %d %v %q; want the body as written with no Content-Type", res.StatusCode, res.Header, body)

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/iii-go/iii/test/iiitest"
 )
@@ -95,23 +94,13 @@ func TestREADMEHTTPRoutesProgramServesCurl(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		// Until the routes are bound, the port answers 404 with the
-		// engine's JSON error.
-		code, _ := do("POST", "/todos", `{"id":"1","title":"try iii"}`)
-		if code == http.StatusCreated {
-			break
+	for _, r := range [][2]string{{"GET", "/todos/:id"}, {"POST", "/todos"}, {"DELETE", "/todos/:id"}} {
+		if err := eng.WaitHTTPRoute(testCtx(t), r[0], r[1]); err != nil {
+			t.Fatalf("route %s %s: %v; program output:\n%s", r[0], r[1], err, output())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("POST /todos never answered 201 (last %d); program output:\n%s", code, output())
-		}
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("the program exited: %v\n%s", err, output())
-		case <-time.After(20 * time.Millisecond):
-		}
+	}
+	if code, body := do("POST", "/todos", `{"id":"1","title":"try iii"}`); code != 201 || body != "" {
+		t.Errorf("POST /todos = %d %q", code, body)
 	}
 	if code, body := do("GET", "/todos/1", ""); code != 200 || body != "{\"id\":\"1\",\"title\":\"try iii\"}\n" {
 		t.Errorf("GET /todos/1 = %d %q", code, body)
