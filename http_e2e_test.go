@@ -261,3 +261,50 @@ func TestHandleHTTPHonoursASuppressedContentType(t *testing.T) {
 		t.Errorf("got %d %v %q; want the body as written with no Content-Type", res.StatusCode, res.Header, body)
 	}
 }
+
+// BenchmarkHandleHTTP measures a request through the double's HTTP port to
+// a HandleHTTP route: a whole response (in the result) and a flushed one
+// (through the response channel).
+func BenchmarkHandleHTTP(b *testing.B) {
+	eng := iiitest.NewEngine(b)
+	w := newWorker(b, eng, iii.InitOptions{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /whole/{id}", func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(rw, `{"id":%q}`, r.PathValue("id"))
+	})
+	mux.HandleFunc("GET /flushed/{id}", func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(rw, `{"id":%q}`, r.PathValue("id"))
+		rw.(http.Flusher).Flush()
+	})
+	for _, p := range []string{"whole", "flushed"} {
+		if _, err := iii.HandleHTTP(w, "bench::"+p, "GET", "/"+p+"/:id", mux); err != nil {
+			b.Fatal(err)
+		}
+		if err := eng.WaitHTTPRoute(testCtx(b), "GET", "/"+p+"/:id"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	for _, p := range []string{"whole", "flushed"} {
+		b.Run(p, func(b *testing.B) {
+			for b.Loop() {
+				// A new connection each time: see the comment on the
+				// double's keep-alive connections above.
+				tr.CloseIdleConnections()
+				res, err := client.Get(eng.HTTPURL() + "/" + p + "/42")
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 200 || string(body) != `{"id":"42"}` {
+					b.Fatalf("%d %q", res.StatusCode, body)
+				}
+			}
+		})
+	}
+}
