@@ -62,7 +62,8 @@
 // middleware_function_ids (continue/respond) run as on the engine. A
 // binding without api_path, or with a route that differs from a bound one
 // only in its parameter names, is refused with trigger_registration_failed.
-// WaitHTTPRoute waits for a route.
+// At most 1024 requests are served at once (WithHTTPConcurrencyLimit);
+// more wait. WaitHTTPRoute waits for a route.
 //
 // HTTP-invoked functions: a registerfunction with an invocation makes the
 // double call that URL whenever the function is invoked, as the engine's
@@ -78,8 +79,8 @@
 //
 // What it leaves out: RBAC sessions beyond the auth gate (function
 // prefixes, FORBIDDEN answers, middleware, registration hooks), the
-// iii-http worker's configuration (global middleware, CORS restrictions,
-// the concurrency limit of 1024 requests) and the other in-engine modules
+// iii-http worker's configuration beyond its timeout and concurrency limit
+// (global middleware, CORS restrictions) and the other in-engine modules
 // (cron, state, streams, pubsub): bindings of their trigger types are
 // parked like bindings of any unknown type, where the engine with that
 // module validates them. The trigger types of the engine's mandatory

@@ -73,6 +73,7 @@ type config struct {
 	unordered        bool
 	httpAddr         string
 	httpTimeout      time.Duration
+	httpConcurrency  int
 }
 
 // UnorderedEnv is the environment variable that, set to 1, makes every
@@ -192,8 +193,9 @@ func WithOutboundLimits(frames int, maxBytes int64, wait time.Duration) Option {
 
 // Engine is an in-process double of the iii engine v0.22.1: it serves the
 // worker protocol on "/", telemetry on "/otel" and data channels on
-// "/ws/channels/{id}" on a loopback port. Its methods are safe for
-// concurrent use.
+// "/ws/channels/{id}" on a loopback port, and the functions bound with
+// "http" triggers on a second one ([Engine.HTTPURL]). Its methods are safe
+// for concurrent use.
 type Engine struct {
 	// URL is the worker URL, "ws://127.0.0.1:PORT".
 	URL string
@@ -252,6 +254,7 @@ func Start(addr string, opts ...Option) (*Engine, error) {
 		unordered:        os.Getenv(UnorderedEnv) == "1",
 		httpAddr:         "127.0.0.1:0",
 		httpTimeout:      DefaultHTTPTimeout,
+		httpConcurrency:  DefaultHTTPConcurrencyLimit,
 	}
 	for _, o := range opts {
 		o(&cfg)

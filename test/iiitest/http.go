@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/iii-go/iii/connection/wire"
@@ -64,10 +65,34 @@ func (e *Engine) WaitHTTPRoute(ctx context.Context, method, apiPath string) erro
 	})
 }
 
+// DefaultHTTPConcurrencyLimit is how many requests the HTTP port serves
+// at once, as the engine's iii-http concurrency_request_limit; more wait.
+const DefaultHTTPConcurrencyLimit = 1024
+
+// WithHTTPConcurrencyLimit sets how many requests the HTTP port serves at
+// once (default 1024, as the engine); more wait for a free slot before
+// their timeout starts. A streamed response frees its slot when it starts.
+func WithHTTPConcurrencyLimit(n int) Option {
+	return func(c *config) { c.httpConcurrency = max(n, 1) }
+}
+
+// apiSlots returns the permits of the concurrency limit.
+func (e *Engine) apiSlots() chan struct{} {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.api.slots == nil {
+		e.api.slots = make(chan struct{}, e.cfg.httpConcurrency)
+	}
+	return e.api.slots
+}
+
 // apiServer is the HTTP port of one engine.
 type apiServer struct {
 	addr string       // fixed after the first listen
 	srv  *http.Server // of the current listen cycle
+
+	slots   chan struct{} // the concurrency limit's permits
+	waiting atomic.Int64  // requests waiting for a permit
 }
 
 func init() {
@@ -497,6 +522,21 @@ func unhex(c byte) byte {
 // serveAPI serves one request on the HTTP port, as the engine's iii-http
 // worker does.
 func (e *Engine) serveAPI(w http.ResponseWriter, r *http.Request) {
+	// The engine's concurrency limit is its outermost layer: a request
+	// waits for a permit before anything else, its timeout included, and
+	// gives it back once its response starts.
+	slots := e.apiSlots()
+	e.api.waiting.Add(1)
+	select {
+	case slots <- struct{}{}:
+		e.api.waiting.Add(-1)
+	case <-r.Context().Done():
+		e.api.waiting.Add(-1)
+		return
+	}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { <-slots }) }
+	defer release()
 	timer := time.NewTimer(e.cfg.httpTimeout)
 	defer timer.Stop()
 	timeout := func() {
@@ -773,6 +813,7 @@ phase1:
 		}
 	}
 	w.WriteHeader(status)
+	release()
 	rc := http.NewResponseController(w)
 	if first != nil {
 		if _, err := w.Write(first); err != nil {

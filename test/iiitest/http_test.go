@@ -617,3 +617,34 @@ func TestHTTPCallCarriesTheRequestsTraceAndTheBindingsMetadata(t *testing.T) {
 	reply(t, w, inv, `{}`)
 	wait(t, resp)
 }
+
+func TestHTTPConcurrencyLimitHoldsRequestsBack(t *testing.T) {
+	e := NewEngine(t, WithHTTPConcurrencyLimit(1))
+	w := dial(t, e)
+	route(t, w, "l::a", "GET", "/a")
+	route(t, w, "l::b", "GET", "/b")
+	respA := do(t, "GET", e.HTTPURL()+"/a", "", "", nil)
+	invA, _ := invocation(t, w)
+	respB := do(t, "GET", e.HTTPURL()+"/b", "", "", nil)
+	// B waits for A's slot and reaches nobody meanwhile.
+	deadline := time.Now().Add(testTimeout)
+	for e.api.waiting.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second request never waited for a slot")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	w.expectQuiet()
+	reply(t, w, invA, `{"body":"a"}`)
+	if r := wait(t, respA); r.body != `"a"` {
+		t.Fatalf("A: %d %q", r.status, r.body)
+	}
+	invB, _ := invocation(t, w)
+	if invB.FunctionID != "l::b" {
+		t.Fatalf("got %s", invB.FunctionID)
+	}
+	reply(t, w, invB, `{"body":"b"}`)
+	if r := wait(t, respB); r.body != `"b"` {
+		t.Fatalf("B: %d %q", r.status, r.body)
+	}
+}
