@@ -133,13 +133,9 @@ func TestHandleHTTPStreamsBothWaysOverTheEnginesHTTPPort(t *testing.T) {
 	}
 
 	req, _ := http.NewRequestWithContext(testCtx(t), "GET", base+"/ticks", nil)
-	// A connection of its own: the double's HTTP port, as merged here,
-	// ends the deferred pump of each request with SetReadDeadline(now),
-	// which cancels the context of the connection and so of the next
-	// request on it, cutting a streamed response short.
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	// On the keep-alive connection of the upload: the stream must not
+	// be cut short by what the previous request left on it.
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,9 +288,6 @@ func BenchmarkHandleHTTP(b *testing.B) {
 	for _, p := range []string{"whole", "flushed"} {
 		b.Run(p, func(b *testing.B) {
 			for b.Loop() {
-				// A new connection each time: see the comment on the
-				// double's keep-alive connections above.
-				tr.CloseIdleConnections()
 				res, err := client.Get(eng.HTTPURL() + "/" + p + "/42")
 				if err != nil {
 					b.Fatal(err)
