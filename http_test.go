@@ -499,3 +499,21 @@ func TestHandleHTTPContextEndsWithTheInvocation(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestHandleHTTPDiscardsTheBodyOfAHEADRequest(t *testing.T) {
+	// The engine's router serves HEAD on GET routes, with method HEAD.
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{})
+	_, err := iii.HandleHTTP(w, "doc::get", "GET", "/doc", http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set("Content-Type", "text/plain")
+		n, err := io.WriteString(rw, "a body")
+		rw.Header().Set("X-Written", fmt.Sprint(n, err)) // after the first write: not sent
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := invokeHTTP(t, eng, w, "doc::get", iii.HTTPRequest{Method: "HEAD", Path: "/doc"}, nil)
+	if got.streamed || got.status != 200 || len(got.body) != 0 || got.header.Get("Content-Type") != "text/plain" {
+		t.Errorf("HEAD /doc = %+v (body %q); want a 200 in the result, with its Content-Type and no body", got, got.body)
+	}
+}
