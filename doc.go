@@ -20,8 +20,10 @@
 // together with the caller's context.
 //
 // Beyond functions and calls: trigger types and bindings
-// (RegisterTriggerType, RegisterTrigger), introspection of the engine
-// (ListFunctions, ListWorkers, ...), data channels that stream bytes and
+// (RegisterTriggerType, RegisterTrigger), routes of the engine's HTTP port
+// served by any net/http handler (HandleHTTP), functions the engine serves
+// by calling an HTTP endpoint (RegisterHTTPFunction), introspection of the
+// engine (ListFunctions, ListWorkers, ...), data channels that stream bytes and
 // messages between workers (CreateChannel, ChannelReader, ChannelWriter),
 // and OpenTelemetry traces, logs (Logger) and metrics sent to the engine,
 // or to the application's own providers (TelemetryOptions.TracerProvider,

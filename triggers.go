@@ -306,6 +306,7 @@ type Trigger struct {
 	typ     string
 	fn      string
 	onError func(*Trigger, *TriggerError)
+	owned   *FunctionRef // HandleHTTP's function, unregistered with the binding
 
 	mu      sync.Mutex
 	err     *TriggerError
@@ -366,11 +367,16 @@ func (t *Trigger) result(m *wire.TriggerRegistrationResult) {
 }
 
 // Unregister removes the binding from the engine and from this worker.
+// For the route of HandleHTTP, it removes its function too.
 func (t *Trigger) Unregister() error {
 	if err := t.w.err(); err != nil {
 		return err
 	}
-	return t.w.reqErr(t.w.reg.RemoveTrigger(t.w.ctx, t.id))
+	err := t.w.reqErr(t.w.reg.RemoveTrigger(t.w.ctx, t.id))
+	if t.owned != nil && err == nil {
+		err = t.owned.Unregister()
+	}
+	return err
 }
 
 // RegisterTrigger binds a function to a trigger type. The engine accepts
