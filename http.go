@@ -96,7 +96,21 @@ var httpRouteMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
 // invocation's. What h writes (status, headers, body) is the response, so
 // any net/http router or middleware works unchanged; an http.ServeMux
 // matches the request path as usual. The engine passes one value per
-// header and query parameter.
+// header and query parameter; path parameters arrive percent-decoded in
+// r.PathValue.
+//
+// Routing happens twice: the engine routes a request to the function of
+// the route it matches (method and path given here), and h then routes it
+// again by its own rules. One handler (a ServeMux) may serve every route
+// of a worker, as in the README, when its patterns describe the same
+// routes ("GET /orders/{id}" for GET "/orders/:id"); if they disagree, h
+// answers what it would answer any request it does not route (a
+// ServeMux: 404 or 405). The engine answers by itself what reaches no
+// route: 404 with {"error":{"code":"NOT_FOUND",...}}, 405 with Allow for
+// a path served under other methods, 200 to every OPTIONS (CORS
+// preflight); it adds CORS headers to every response, and sends a HEAD
+// request to a HEAD route only (engine v0.22.1 answers HEAD for a path
+// with only a GET route with 404).
 //
 // A response h completes without flushing, with a body of valid UTF-8 that
 // fits in one frame, returns in the invocation's result. A response h
