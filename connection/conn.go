@@ -871,7 +871,11 @@ func (c *Conn) connect(pid *actor.PID, gen uint64, reattach *wire.Reattach) (*So
 		TLSClientConfig:  c.cfg.TLSConfig,
 		HandshakeTimeout: c.cfg.DialTimeout,
 		ReadBufferSize:   64 << 10,
-		WriteBufferSize:  64 << 10,
+		// The socket writes its frames with bufconn's WriteFrame, not
+		// with gorilla's writers: a pool that is never filled keeps
+		// gorilla from allocating its write buffer up front (it would
+		// allocate one on first use).
+		WriteBufferPool: bufconn.NoBufferPool{},
 	}
 	ws, resp, err := d.DialContext(ctx, c.cfg.URL, c.cfg.Header)
 	if resp != nil && resp.Body != nil {

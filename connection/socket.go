@@ -387,7 +387,10 @@ func (s *Socket) writeLoop() {
 		if r, ok := m.(Releaser); ok {
 			r.Release() // encoded: the sender's pooled message is free again
 		}
-		return s.ws.WriteMessage(websocket.TextMessage, buf)
+		// Framed and masked straight into the coalescing buffer: one
+		// copy of the encoded frame (gorilla's WriteMessage makes two,
+		// and fragments a message larger than its buffer).
+		return s.bc.WriteFrame(bufconn.OpText, buf, true)
 	}
 	for {
 		select {
