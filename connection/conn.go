@@ -871,10 +871,11 @@ func (c *Conn) connect(pid *actor.PID, gen uint64, reattach *wire.Reattach) (*So
 		TLSClientConfig:  c.cfg.TLSConfig,
 		HandshakeTimeout: c.cfg.DialTimeout,
 		ReadBufferSize:   64 << 10,
-		// The socket writes its frames with bufconn's WriteFrame, not
-		// with gorilla's writers: a pool that is never filled keeps
-		// gorilla from allocating its write buffer up front (it would
-		// allocate one on first use).
+		WriteBufferSize:  64 << 10,
+		// Without TLS the socket writes its frames with bufconn's
+		// WriteFrame, not with gorilla's writers: a pool that is never
+		// filled keeps gorilla from allocating its write buffer up front
+		// (it allocates one on first use: over TLS).
 		WriteBufferPool: bufconn.NoBufferPool{},
 	}
 	ws, resp, err := d.DialContext(ctx, c.cfg.URL, c.cfg.Header)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection/wire"
 )
 
@@ -106,6 +107,70 @@ func TestLargeMessageGoesOutAsOneMaskedFrame(t *testing.T) {
 				t.Fatalf("the large frame (%d bytes) is not the encoded message (%d bytes)", len(f.payload), len(want))
 			}
 			return
+		}
+	}
+}
+
+// TestFramesGoThroughTLS: over wss the frames go through the TLS
+// connection (the coalescing buffer is under TLS, so frames written to it
+// straight would reach the engine in clear text, breaking the stream), and
+// a large message arrives whole.
+func TestFramesGoThroughTLS(t *testing.T) {
+	big := `"` + strings.Repeat("y", 200<<10) + `"`
+	got := make(chan []byte, 4)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		ws.SetReadLimit(8 << 20)
+		if err := ws.WriteMessage(websocket.TextMessage, (&wire.WorkerRegistered{WorkerID: "w"}).AppendJSON(nil)); err != nil {
+			return
+		}
+		for {
+			_, p, err := ws.ReadMessage()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- p
+		}
+	}))
+	defer srv.Close()
+	sys := actors.NewSystem(nil)
+	defer sys.Stop(time.Second)
+	states := make(chan State, 100)
+	c, err := New(sys, Config{
+		URL:       "wss" + strings.TrimPrefix(srv.URL, "https"),
+		TLSConfig: srv.Client().Transport.(*http.Transport).TLSClientConfig,
+		Backoff:   Backoff{Initial: time.Hour, Max: time.Hour, Multiplier: 1, MaxRetries: -1},
+		OnState:   func(s State) { states <- s },
+		Router:    nopRouter{},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	waitState(t, states, Connected)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	m := &wire.InvokeFunction{FunctionID: "big", Data: json.RawMessage(big)}
+	want := m.AppendJSON(nil)
+	if err := c.Send(ctx, m, nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case p, ok := <-got:
+			if !ok {
+				t.Fatal("the server's read failed before the message arrived (frames outside TLS?)")
+			}
+			if bytes.Equal(p, want) {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("the message never arrived")
 		}
 	}
 }

@@ -25,6 +25,10 @@ const maxHeader = 14
 // A masked payload that big is masked into the buffer FlushAt bytes at a
 // time, each chunk a network write. p is neither retained nor modified.
 //
+// The Conn must carry the WebSocket itself: under TLS (the Conn below
+// the tls.Conn) a frame must go through the TLS connection instead, with
+// gorilla's writers.
+//
 // The frame is written whole under the Conn's lock, so frames written by
 // gorilla/websocket on the same connection (WriteControl's ping, pong and
 // close) never land inside it. It must only be called while buffering (a
