@@ -159,11 +159,30 @@ func MetadataFromContext(ctx context.Context) json.RawMessage {
 // once, on the socket it came from.
 func (w *III) execute(t *invocation.Task) {
 	m := t.Msg
+	f := w.reg.Lookup(m.FunctionID)
+	var (
+		out json.RawMessage
+		err error
+		end func(*wire.InvocationResult)
+	)
+	if f != nil && f.Handler != nil {
+		base := w.ctx
+		if t.Sock != nil {
+			base = t.Sock.Context() // the engine stops the invocation when its socket dies
+		}
+		ctx := &invocationContext{Context: base, inv: Invocation{m: m}, w: w}
+		var hctx context.Context = ctx
+		if w.tel != nil {
+			hctx, end = w.tel.startInvocation(hctx, m)
+		}
+		out, err = callHandler(f.Handler, hctx, m)
+	}
+	// The result frame is taken once the handler has returned, so that a
+	// running invocation does not hold one.
 	rf := resultFrames.Get().(*resultFrame)
 	res := &rf.InvocationResult
 	*res = wire.InvocationResult{InvocationID: m.InvocationID, FunctionID: m.FunctionID,
 		Traceparent: m.Traceparent, Baggage: m.Baggage}
-	f := w.reg.Lookup(m.FunctionID)
 	switch {
 	case f == nil:
 		msg := fmt.Sprintf("function %s is not registered on this worker", m.FunctionID)
@@ -174,17 +193,6 @@ func (w *III) execute(t *invocation.Task) {
 	case f.Handler == nil:
 		res.Error = &wire.ErrorBody{Code: CodeFunctionNotInvokable, Message: fmt.Sprintf("function %s is invoked over HTTP by the engine", m.FunctionID)}
 	default:
-		base := w.ctx
-		if t.Sock != nil {
-			base = t.Sock.Context() // the engine stops the invocation when its socket dies
-		}
-		ctx := &invocationContext{Context: base, inv: Invocation{m: m}, w: w}
-		var hctx context.Context = ctx
-		var end func(*wire.InvocationResult)
-		if w.tel != nil {
-			hctx, end = w.tel.startInvocation(hctx, m)
-		}
-		out, err := callHandler(f.Handler, hctx, m)
 		if err == nil {
 			// The engine limits the whole frame, not the result alone.
 			if res.Result = out; !wire.FrameFits(res, w.maxMessage) {

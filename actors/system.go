@@ -26,7 +26,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,6 +107,7 @@ func NewSystem(log *slog.Logger) *System {
 		actor.WithDeadLetterThrottleCount(1),
 		actor.WithDeadLetterThrottleInterval(50*time.Millisecond),
 	)
+	shrinkRegistry(as)
 	// protoactor's own strategies (e.g. the default one of a nested
 	// supervisor) report what they did only as a SupervisorEvent, which it
 	// logs at Debug: surface those at Warn, with the directive applied.
@@ -123,6 +126,37 @@ func NewSystem(log *slog.Logger) *System {
 		actor.WithDispatcher(pool), actor.WithSupervisor(strategy), actor.WithGuardian(strategy))
 	s.root = as.Root.SpawnPrefix(props, "worker")
 	return s
+}
+
+// registryBuckets is the number of buckets of a system's process
+// registry (protoactor makes 1024, each a concurrent map of 32 shards:
+// 2.8 MB per system, most of an idle worker's heap). A worker has a few
+// internal actors and at most its invocation limit of invocation actors;
+// 8 buckets of 32 shards each are 256 locks for them.
+const registryBuckets = 8
+
+// shrinkRegistry replaces the process registry's 1024 buckets of a new
+// system with registryBuckets of them, moving over the processes
+// registered already (protoactor looks a process up by the hash of its id
+// modulo the number of buckets, whatever that number is). It must run
+// before the system is shared with another goroutine.
+func shrinkRegistry(as *actor.ActorSystem) {
+	old := as.ProcessRegistry.LocalPIDs
+	registered := map[string]any{}
+	for _, m := range old.LocalPIDs {
+		if m.Count() > 0 {
+			maps.Copy(registered, m.Items())
+		}
+	}
+	// The first buckets of the old map are reused, emptied.
+	sm := &actor.SliceMap{LocalPIDs: slices.Clone(old.LocalPIDs[:registryBuckets])}
+	for _, m := range sm.LocalPIDs {
+		m.Clear()
+	}
+	for id, p := range registered {
+		sm.GetBucket(id).Set(id, p)
+	}
+	as.ProcessRegistry.LocalPIDs = sm
 }
 
 // Spawn starts props as a supervised child of the root supervisor. The

@@ -877,6 +877,11 @@ func (c *Conn) connect(pid *actor.PID, gen uint64, reattach *wire.Reattach) (*So
 		HandshakeTimeout: c.cfg.DialTimeout,
 		ReadBufferSize:   64 << 10,
 		WriteBufferSize:  64 << 10,
+		// Without TLS the socket writes its frames with bufconn's
+		// WriteFrame, not with gorilla's writers: a pool that is never
+		// filled keeps gorilla from allocating its write buffer up front
+		// (it allocates one on first use: over TLS).
+		WriteBufferPool: bufconn.NoBufferPool{},
 	}
 	ws, resp, err := d.DialContext(ctx, c.cfg.URL, c.cfg.Header)
 	if resp != nil && resp.Body != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,7 @@ type Socket struct {
 	gen       uint64
 	ws        *websocket.Conn
 	bc        *bufconn.Conn
+	direct    bool // bc carries the WebSocket itself (no TLS between): frames go to it straight
 	out       chan wire.Message
 	done      chan struct{}
 	ctx       context.Context // cancelled, with the cause of death, when the socket dies
@@ -220,6 +222,7 @@ func newSocket(ws *websocket.Conn, bc *bufconn.Conn, cfg socketConfig) *Socket {
 		start:   time.Now(),
 		onFrame: cfg.onFrame, onClose: cfg.onClose, log: cfg.log,
 		ping: cfg.ping, idle: cfg.idle, readLimit: cfg.readLimit,
+		direct: ws.NetConn() == net.Conn(bc),
 	}
 	if cfg.base == nil {
 		cfg.base = context.Background()
@@ -387,6 +390,13 @@ func (s *Socket) writeLoop() {
 		if r, ok := m.(Releaser); ok {
 			r.Release() // encoded: the sender's pooled message is free again
 		}
+		if s.direct {
+			// Framed and masked straight into the coalescing buffer: one
+			// copy of the encoded frame (gorilla's WriteMessage makes two,
+			// and fragments a message larger than its buffer).
+			return s.bc.WriteFrame(bufconn.OpText, buf, true)
+		}
+		// Over TLS, frames go through the TLS connection above bc.
 		return s.ws.WriteMessage(websocket.TextMessage, buf)
 	}
 	for {

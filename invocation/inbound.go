@@ -92,26 +92,27 @@ type Inbound struct {
 	fail     func(t *Task, reason any)
 	log      *slog.Logger
 	sup      *actor.PID
-	mailbox  actor.MailboxProducer // of every invocation actor
+	props    *actor.Props // of every invocation actor (one for all: a Props is some 200 bytes)
 	refused  atomic.Uint64
 	lastWarn atomic.Int64 // unix nanoseconds of the last overload warning
 
-	mu           sync.Mutex
-	idle         []*actor.PID
-	backlog      []*Task
-	head         int
-	backlogBytes int
-	actorsN      int // spawned or being spawned
-	spawning     int // spawned and not started: each will take a task of the backlog
-	limit        int
-	maxBacklog   int
-	maxBytes     int
-	active       int           // dispatched and not finished
-	quiet        chan struct{} // closed when active drops to 0 (while someone waits)
-	closed       bool
-	all          []*actor.PID   // every invocation actor (for the fault hook)
-	gone         sync.WaitGroup // invocation actors' goroutines
-	restarts     atomic.Int64   // invocation actors restarted (and started again)
+	mu            sync.Mutex
+	idle          []*actor.PID
+	backlog       []*Task
+	head          int
+	backlogBytes  int
+	actorsN       int // spawned or being spawned
+	spawning      int // spawned and not started: each will take a task of the backlog
+	limit         int
+	maxBacklog    int
+	maxBytes      int
+	active        int           // dispatched and not finished
+	quiet         chan struct{} // closed when active drops to 0 (while someone waits)
+	closed        bool
+	all           []*actor.PID        // every invocation actor (for the fault hook)
+	gone          sync.WaitGroup      // invocation actors' goroutines
+	restarts      atomic.Int64        // invocation actors restarted (and started again)
+	restartingIDs map[string]struct{} // invocation actors between Restarting and Started
 }
 
 // NewInbound starts the invocation supervisor under sys.
@@ -127,7 +128,8 @@ func NewInbound(sys *actors.System, cfg Config) (*Inbound, error) {
 	if in.fail == nil {
 		in.fail = func(*Task, any) {}
 	}
-	in.mailbox = func() actor.Mailbox { return newMailbox(&in.gone) }
+	in.props = actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in} },
+		actor.WithMailbox(func() actor.Mailbox { return newMailbox(&in.gone) }))
 	sup, err := sys.SpawnCritical("invocations", actor.PropsFromProducer(func() actor.Actor { return &invocationSupervisor{in: in} },
 		actor.WithDispatcher(sys.Dispatcher), actor.WithSupervisor(restartAlways{in})))
 	if err != nil {
@@ -223,6 +225,26 @@ func (in *Inbound) spawned(pid *actor.PID) {
 	in.mu.Lock()
 	in.all = append(in.all, pid)
 	in.mu.Unlock()
+}
+
+// restarting records that the actor pid is being restarted.
+func (in *Inbound) restarting(pid *actor.PID) {
+	in.mu.Lock()
+	if in.restartingIDs == nil {
+		in.restartingIDs = map[string]struct{}{}
+	}
+	in.restartingIDs[pid.Id] = struct{}{}
+	in.mu.Unlock()
+}
+
+// wasRestarting reports whether the actor pid, which has just started, was
+// restarted (rather than spawned), and forgets it.
+func (in *Inbound) wasRestarting(pid *actor.PID) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	_, ok := in.restartingIDs[pid.Id]
+	delete(in.restartingIDs, pid.Id)
+	return ok
 }
 
 // unidle removes pid from the idle list.
@@ -329,10 +351,7 @@ type invocationSupervisor struct{ in *Inbound }
 
 func (s *invocationSupervisor) Receive(ctx actor.Context) {
 	if _, ok := ctx.Message().(spawnInvocationActor); ok {
-		var spawned atomic.Bool // the producer runs again on each restart
-		ctx.Spawn(actor.PropsFromProducer(func() actor.Actor {
-			return &invocationActor{in: s.in, fresh: !spawned.Swap(true)}
-		}, actor.WithMailbox(s.in.mailbox)))
+		ctx.Spawn(s.in.props)
 	}
 }
 
@@ -354,16 +373,16 @@ func (r restartAlways) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 // invocationActor owns one task at a time from dispatch to reply. It runs
 // on a mailbox with a goroutine of its own (mailbox.go).
 type invocationActor struct {
-	in    *Inbound
-	cur   *Task
-	fresh bool // spawned, not restarted
+	in  *Inbound
+	cur *Task
 }
 
 func (a *invocationActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		self := ctx.Self()
-		if a.fresh {
+		fresh := !a.in.wasRestarting(self)
+		if fresh {
 			a.in.spawned(self)
 		} else {
 			// Restarted: it may have failed while parked as idle; take it
@@ -371,8 +390,8 @@ func (a *invocationActor) Receive(ctx actor.Context) {
 			// never hands two tasks at once to one actor.
 			a.in.unidle(self)
 		}
-		a.runFrom(self, a.in.next(self, a.fresh))
-		if !a.fresh {
+		a.runFrom(self, a.in.next(self, fresh))
+		if !fresh {
 			a.in.restarts.Add(1)
 		}
 	case crashActor:
@@ -380,6 +399,9 @@ func (a *invocationActor) Receive(ctx actor.Context) {
 	case *Task:
 		a.runFrom(ctx.Self(), m)
 	case *actor.Restarting:
+		// The next Started is a restart's (the producer, shared by all
+		// invocation actors, cannot tell).
+		a.in.restarting(ctx.Self())
 		// The actor failed while it held a task: it still gets its reply
 		// and its slot back.
 		if t := a.cur; t != nil {

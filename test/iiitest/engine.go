@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/bufconn"
 )
 
 // Defaults of the engine double, as in engine v0.22.1.
@@ -276,7 +277,7 @@ func Start(addr string, opts ...Option) (*Engine, error) {
 	e.up = websocket.Upgrader{
 		HandshakeTimeout: cfg.handshakeTimeout,
 		ReadBufferSize:   32 << 10,
-		WriteBufferSize:  16 << 10,
+		WriteBufferPool:  bufconn.NoBufferPool{}, // data frames: sock.write
 		CheckOrigin:      loopbackOrigin,
 	}
 	e.st = newState(e)

@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/iii-go/iii/internal/bufconn"
 )
 
 // Outbound queue defaults (see WithOutboundLimits).
@@ -289,10 +291,12 @@ func (s *sock) writeLoop() {
 
 func (s *sock) write(it outItem) error {
 	switch it.kind {
+	// Data frames go straight into the coalescing buffer (gorilla's
+	// WriteMessage would copy them into its own buffer first).
 	case itemText:
-		return s.ws.WriteMessage(websocket.TextMessage, it.buf.b)
+		return s.nc.WriteFrame(bufconn.OpText, it.buf.b, false)
 	case itemBinary:
-		return s.ws.WriteMessage(websocket.BinaryMessage, it.buf.b)
+		return s.nc.WriteFrame(bufconn.OpBinary, it.buf.b, false)
 	case itemPong:
 		return s.ws.WriteControl(websocket.PongMessage, it.buf.b, time.Time{})
 	case itemClose:
