@@ -37,7 +37,8 @@ type state struct {
 	queueWaiting int                      // jobs waiting for a slot
 	runtimeID    string
 	startedAt    time.Time
-	fnHash       uint64 // functions-available: last fired function-set hash
+	fnHash       uint64  // functions-available: last fired function-set hash
+	kv           *kvData // the state::* and stream::* stores (kvstore.go), made on first use
 }
 
 func newState(e *Engine) *state {
