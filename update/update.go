@@ -301,3 +301,16 @@ func segmentsLabel(s []string) string {
 	}
 	return "[" + strings.Join(s, ", ") + "]"
 }
+
+// opSchema is the JSON shape of an Op, for the JSON Schemas the SDK
+// derives from Go types.
+type opSchema struct {
+	Type  string `json:"type" jsonschema:"enum=set,enum=merge,enum=increment,enum=decrement,enum=append,enum=remove"`
+	Path  any    `json:"path,omitempty" jsonschema:"oneof_type=string;array"`
+	Value any    `json:"value,omitempty"`
+	By    int64  `json:"by,omitempty"`
+}
+
+// JSONSchemaAlias makes JSON Schema reflection describe an Op by its JSON
+// form.
+func (Op) JSONSchemaAlias() any { return opSchema{} }
