@@ -2,6 +2,7 @@ package iiitest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -478,4 +479,13 @@ func debugErrorBody(b *wire.ErrorBody) string {
 		st = fmt.Sprintf("Some(%q)", b.Stacktrace)
 	}
 	return fmt.Sprintf("ErrorBody { code: %q, message: %q, stacktrace: %s }", b.Code, b.Message, st)
+}
+
+// WaitTrigger waits until the binding (trigger) with id is live: its type
+// is known and its provider (the engine or a worker) has it. A test that
+// registers a trigger and then makes what fires it calls this in between,
+// since the engine promises no order between a worker's registrations and
+// its calls.
+func (e *Engine) WaitTrigger(ctx context.Context, id string) error {
+	return e.waitFor(ctx, func() bool { return e.st.bindings[id] != nil })
 }
