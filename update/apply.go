@@ -161,11 +161,13 @@ func Apply(old json.RawMessage, ops []Op) (json.RawMessage, []Error, error) {
 			return nil, nil, fmt.Errorf("update: op %d: unknown operation type %q", i, op.Type)
 		}
 	}
-	out, err := json.Marshal(cur)
-	if err != nil {
+	var out bytes.Buffer
+	enc := json.NewEncoder(&out)
+	enc.SetEscapeHTML(false) // as the engine writes JSON
+	if err := enc.Encode(cur); err != nil {
 		return nil, nil, fmt.Errorf("update: new value: %w", err)
 	}
-	return out, errs, nil
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), errs, nil
 }
 
 // decode parses JSON keeping numbers as written (json.Number).

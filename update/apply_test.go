@@ -162,3 +162,10 @@ func TestOpJSON(t *testing.T) {
 		t.Error("Marshal of an unknown type succeeded")
 	}
 }
+
+func TestApplyWritesJSONAsTheEngine(t *testing.T) {
+	out, _, err := update.Apply(json.RawMessage(`{"a":"<x>&"}`), []update.Op{update.Set("b", "<y>")})
+	if err != nil || string(out) != `{"a":"<x>&","b":"<y>"}` {
+		t.Fatalf("Apply = %s, %v", out, err)
+	}
+}

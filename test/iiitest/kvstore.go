@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/update"
@@ -103,7 +106,8 @@ func (x *kvIndex) list() []json.RawMessage {
 }
 
 // normalize re-encodes a JSON value the way the engine's store holds it:
-// compact, object keys sorted, no HTML escaping. Numbers keep their text.
+// compact, object keys sorted, no HTML escaping, numbers as the engine
+// writes them (1.50 is 1.5, 1e2 is 100.0).
 func normalize(v json.RawMessage) json.RawMessage {
 	if len(bytes.TrimSpace(v)) == 0 {
 		return json.RawMessage("null")
@@ -114,6 +118,7 @@ func normalize(v json.RawMessage) json.RawMessage {
 	if d.Decode(&x) != nil {
 		return bytes.Clone(v)
 	}
+	x = canonicalNumbers(x)
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
@@ -385,6 +390,7 @@ func builtinStateUpdate(e *Engine, c *worker, id string, data json.RawMessage, r
 			failure = &wire.ErrorBody{Code: "UPDATE_ERROR", Message: "Failed to update value: " + err.Error()}
 			return writeResult{}
 		}
+		nv = normalize(nv)
 		x.set(*in.Key, nv)
 		return writeResult{OldValue: old, NewValue: nv, Errors: errs}
 	}
@@ -488,4 +494,56 @@ func debugErrorBody(b *wire.ErrorBody) string {
 // its calls.
 func (e *Engine) WaitTrigger(ctx context.Context, id string) error {
 	return e.waitFor(ctx, func() bool { return e.st.bindings[id] != nil })
+}
+
+// canonicalNumbers rewrites the numbers of a decoded value as the engine
+// (serde_json) writes them: integers that fit 64 bits as they are, other
+// numbers as the shortest float, with ".0" when integral.
+func canonicalNumbers(x any) any {
+	switch v := x.(type) {
+	case map[string]any:
+		for k, c := range v {
+			v[k] = canonicalNumbers(c)
+		}
+	case []any:
+		for i, c := range v {
+			v[i] = canonicalNumbers(c)
+		}
+	case json.Number:
+		s := string(v)
+		if !strings.ContainsAny(s, ".eE") {
+			if _, err := strconv.ParseInt(s, 10, 64); err == nil {
+				return v
+			}
+			if _, err := strconv.ParseUint(s, 10, 64); err == nil {
+				return v
+			}
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsInf(f, 0) {
+			return v
+		}
+		return json.Number(engineFloat(f))
+	}
+	return x
+}
+
+// engineFloat formats a float as serde_json does (ryu): the shortest form,
+// ".0" on integral values, exponent form outside 1e-5 <= |f| < 1e16.
+func engineFloat(f float64) string {
+	a := math.Abs(f)
+	if a == 0 || (a >= 1e-5 && a < 1e16) {
+		s := strconv.FormatFloat(f, 'f', -1, 64)
+		if !strings.Contains(s, ".") {
+			s += ".0"
+		}
+		return s
+	}
+	mant, exp, _ := strings.Cut(strconv.FormatFloat(f, 'e', -1, 64), "e")
+	neg := strings.HasPrefix(exp, "-")
+	exp = strings.TrimLeft(strings.TrimLeft(exp, "+-"), "0")
+	if neg {
+		exp = "-" + exp
+	}
+	return mant + "e" + exp
 }

@@ -303,6 +303,7 @@ func builtinStreamUpdate(e *Engine, c *worker, id string, data json.RawMessage, 
 		reply(nil, &wire.ErrorBody{Code: "STREAM_UPDATE_ERROR", Message: "Failed to update value: " + err.Error()})
 		return
 	}
+	nv = normalize(nv)
 	x.set(item, nv)
 	e.mu.Unlock()
 	e.streamWritten(st, reply, name, group, item, writeResult{OldValue: old, NewValue: nv}, false, writeResult{OldValue: orNull(old), NewValue: nv, Errors: errs})
