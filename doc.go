@@ -24,6 +24,8 @@
 // (ListFunctions, ListWorkers, ...), data channels that stream bytes and
 // messages between workers (CreateChannel, ChannelReader, ChannelWriter),
 // and OpenTelemetry traces, logs (Logger) and metrics sent to the engine.
+// The packages state and stream (with update) wrap the engine's state and
+// stream functions and triggers with Go types, on top of this facade.
 //
 // Errors: every error works with errors.Is and errors.As (see the Err*
 // sentinels, RemoteError, InvocationError, TriggerError, ChannelError,
