@@ -2,6 +2,7 @@ package iiitest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ type builtinDef struct {
 	fn          builtinFunc
 	description string
 	metadata    json.RawMessage
+	worker      string // the in-process worker listed as its owner; "" is runtimeWorkerName
 }
 
 // runtimeWorkerName is the in-process worker the builtins belong to.
@@ -239,8 +241,8 @@ func (st *state) liveWorkers() []*worker {
 // then named connections by the ids they registered (first wins).
 func (st *state) ownerIndex() map[string]string {
 	idx := make(map[string]string)
-	for id := range builtins {
-		idx[id] = runtimeWorkerName
+	for id, b := range builtins {
+		idx[id] = cmp.Or(b.worker, runtimeWorkerName)
 	}
 	for _, c := range st.liveWorkers() {
 		if c.meta.name == nil {

@@ -31,6 +31,7 @@ func init() {
 		"state::list":        {fn: builtinStateList, description: "Get a group from state"},
 		"state::list_groups": {fn: builtinStateListGroups, description: "List all state groups"},
 	} {
+		d.worker = "iii-state"
 		builtins[id] = d
 	}
 	registerEngineTriggerType(engineTriggerType{

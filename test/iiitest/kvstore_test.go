@@ -223,3 +223,23 @@ func TestKVRestartWipes(t *testing.T) {
 		t.Fatalf("streams after restart: %+v %v", all, errb)
 	}
 }
+
+// engine::functions::list names the in-process workers that own the
+// state and stream functions, as engine v0.22.1 does.
+func TestKVFunctionOwners(t *testing.T) {
+	e := NewEngine(t)
+	c := dial(t, e)
+	var list struct {
+		Functions []functionSummary `json:"functions"`
+	}
+	if errb := c.builtin("engine::functions::list", `{"prefix":"st"}`, &list); errb != nil {
+		t.Fatal(errb)
+	}
+	owners := map[string]string{}
+	for _, f := range list.Functions {
+		owners[f.FunctionID] = f.WorkerName
+	}
+	if len(owners) != 14 || owners["state::set"] != "iii-state" || owners["stream::list_all"] != "iii-stream" {
+		t.Fatalf("owners = %v", owners)
+	}
+}

@@ -34,6 +34,7 @@ func init() {
 		"stream::send":        {fn: builtinStreamSend, description: "Send a custom event to stream subscribers"},
 		"stream::update":      {fn: builtinStreamUpdate, description: "Atomically update a stream value with multiple operations"},
 	} {
+		d.worker = "iii-stream"
 		builtins[id] = d
 	}
 	registerEngineTriggerType(engineTriggerType{id: triggerStreamJoin, description: "Stream join trigger",
