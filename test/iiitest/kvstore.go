@@ -246,7 +246,7 @@ type stateTriggerConfig struct {
 func parseStateConfig(raw json.RawMessage) (stateTriggerConfig, *wire.ErrorBody) {
 	var c stateTriggerConfig
 	if err := decodeConfig(raw, "StateTriggerConfig", &c); err != "" {
-		return c, &wire.ErrorBody{Code: "invalid_config", Message: "Failed to parse trigger config: " + err}
+		return c, &wire.ErrorBody{Code: "trigger_registration_failed", Message: "Failed to parse trigger config: " + err}
 	}
 	return c, nil
 }

@@ -153,7 +153,17 @@ func TestKVTriggerConfigs(t *testing.T) {
 		}
 		h.send(&wire.RegisterTrigger{ID: id, TriggerType: tt, FunctionID: "f", Config: json.RawMessage(cfg)})
 	}
-	h.sync()
+	// The worker hears of each refusal, as from engine v0.22.1 (whose
+	// message for a null state config this is).
+	refused := map[string]string{}
+	for _, m := range h.sync() {
+		if r, ok := m.(*wire.TriggerRegistrationResult); ok && r.Error != nil && r.Error.Code == "trigger_registration_failed" {
+			refused[r.ID] = r.Error.Message
+		}
+	}
+	if len(refused) != 3 || refused["null-state"] != "Failed to parse trigger config: invalid type: null, expected struct StateTriggerConfig" {
+		t.Errorf("refusals = %v", refused)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for id, want := range map[string]bool{"no-name": false, "bad-state": false, "null-state": false, "join-any-cfg": true} {

@@ -60,8 +60,9 @@ func parseStreamConfig(raw json.RawMessage) (streamTriggerConfig, *wire.ErrorBod
 	var c streamTriggerConfig
 	if err := decodeConfig(raw, "StreamTriggerConfig", &c); err != "" || c.StreamName == nil {
 		// The engine (v0.22.1) fails the registration on a config that does
-		// not decode, and panics in it on one without stream_name.
-		return c, &wire.ErrorBody{Code: "invalid_config", Message: "Failed to deserialize stream trigger"}
+		// not decode; on one without stream_name it panics, and stops
+		// answering the worker's frames: the double refuses it instead.
+		return c, &wire.ErrorBody{Code: "trigger_registration_failed", Message: "Failed to deserialize stream trigger"}
 	}
 	return c, nil
 }

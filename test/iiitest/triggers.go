@@ -40,8 +40,9 @@ type ttype struct {
 // and must not block; what they send goes through ob.
 type engineProvider interface {
 	// bind starts firing a binding; a non-nil error body refuses it (the
-	// binding is dropped and, for a worker's registertrigger, the engine
-	// logs it as the engine does).
+	// binding is dropped, logged, and, for a worker's registertrigger, sent
+	// back to the worker in a triggerregistrationresult, as the engine
+	// does; the engine's code is "trigger_registration_failed").
 	bind(e *Engine, ob *outbox, st *state, b *binding) *wire.ErrorBody
 	// unbind stops firing a binding (unregistered, or its owner left).
 	unbind(e *Engine, ob *outbox, st *state, b *binding)
@@ -142,6 +143,11 @@ func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) {
 		if errb := tt.engine.bind(e, ob, st, b); errb != nil {
 			delete(st.parked, b.id)
 			e.cfg.logger.Warn("iiitest: engine trigger type refused a binding", "id", b.id, "type", b.ttype, "code", errb.Code, "message", errb.Message)
+			// The engine tells the binding's worker (seen on v0.22.1 with
+			// a state binding whose config does not decode).
+			if b.owner != nil {
+				ob.add(b.owner, &wire.TriggerRegistrationResult{ID: b.id, TriggerType: b.ttype, FunctionID: b.function, Error: errb})
+			}
 			return
 		}
 	}
