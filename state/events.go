@@ -25,10 +25,10 @@ type Event[T any] struct {
 func DecodeEvent[T any](ev iii.StateEvent) (Event[T], error) {
 	out := Event[T]{Type: ev.EventType, Scope: ev.Scope, Key: ev.Key}
 	var err error
-	if out.Old, err = DecodeOptional[T]("state event", ev.OldValue); err != nil {
+	if out.Old, err = decodeOptional[T]("state event", ev.OldValue); err != nil {
 		return out, err
 	}
-	if out.New, err = DecodeOptional[T]("state event", ev.NewValue); err != nil {
+	if out.New, err = decodeOptional[T]("state event", ev.NewValue); err != nil {
 		return out, err
 	}
 	return out, nil

@@ -26,6 +26,7 @@ import (
 	"fmt"
 
 	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/internal/kvwire"
 	"github.com/iii-go/iii/update"
 )
 
@@ -58,59 +59,20 @@ func (r Result[T]) Created() bool { return r.Old == nil }
 // each is an update.Error for errors.As.
 func (r Result[T]) Err() error { return update.Errors(r.Errors) }
 
-// wireResult is the engine's answer to set and update.
-type wireResult struct {
-	OldValue json.RawMessage `json:"old_value"`
-	NewValue json.RawMessage `json:"new_value"`
-	Errors   []update.Error  `json:"errors"`
-}
-
-// DecodeResult decodes the engine's answer to a set or an update
-// ({"old_value": ..., "new_value": ..., "errors": [...]}) into a Result;
-// functionID names the call in errors. The stream package uses it too.
-func DecodeResult[T any](functionID string, raw json.RawMessage) (Result[T], error) {
-	var r Result[T]
-	var w wireResult
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return r, fmt.Errorf("state: result of %s: %w", functionID, err)
-	}
-	old, err := DecodeOptional[T](functionID, w.OldValue)
+func decodeResult[T any](functionID string, raw json.RawMessage) (Result[T], error) {
+	old, nv, errs, err := kvwire.DecodeWrite[T](functionID, raw)
 	if err != nil {
-		return r, err
+		return Result[T]{}, fmt.Errorf("state: %w", err)
 	}
-	r.Old, r.Errors = old, w.Errors
-	if len(w.NewValue) > 0 {
-		if err := json.Unmarshal(w.NewValue, &r.New); err != nil {
-			return r, fmt.Errorf("state: new value of %s does not decode into %T: %w", functionID, r.New, err)
-		}
-	}
-	return r, nil
+	return Result[T]{Old: old, New: nv, Errors: errs}, nil
 }
 
-// DecodeOptional decodes a value that may be absent: nil for no data or
-// JSON null.
-func DecodeOptional[T any](functionID string, raw json.RawMessage) (*T, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	v := new(T)
-	if err := json.Unmarshal(raw, v); err != nil {
-		return nil, fmt.Errorf("state: value of %s does not decode into %T: %w", functionID, *v, err)
+func decodeOptional[T any](what string, raw json.RawMessage) (*T, error) {
+	v, err := kvwire.Optional[T](what, raw)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	return v, nil
-}
-
-func isNull(raw json.RawMessage) bool {
-	for _, c := range raw {
-		switch c {
-		case ' ', '\t', '\r', '\n':
-			continue
-		case 'n':
-			return true
-		}
-		return false
-	}
-	return true
 }
 
 // call makes an awaited call and returns its raw result.
@@ -125,7 +87,7 @@ func Get[T any](ctx context.Context, w *iii.III, scope, key string) (value T, fo
 	if err != nil {
 		return value, false, err
 	}
-	v, err := DecodeOptional[T](FunctionGet, raw)
+	v, err := decodeOptional[T](FunctionGet, raw)
 	if err != nil || v == nil {
 		return value, false, err
 	}
@@ -143,7 +105,7 @@ func Set[T any](ctx context.Context, w *iii.III, scope, key string, value T) (Re
 	if err != nil {
 		return Result[T]{}, err
 	}
-	return DecodeResult[T](FunctionSet, raw)
+	return decodeResult[T](FunctionSet, raw)
 }
 
 // Update applies ops, in order and atomically, to the value of key in
@@ -162,7 +124,7 @@ func Update[T any](ctx context.Context, w *iii.III, scope, key string, ops ...up
 	if err != nil {
 		return Result[T]{}, err
 	}
-	return DecodeResult[T](FunctionUpdate, raw)
+	return decodeResult[T](FunctionUpdate, raw)
 }
 
 // Delete removes key from scope and returns the value it had (nil when
@@ -173,7 +135,7 @@ func Delete[T any](ctx context.Context, w *iii.III, scope, key string) (*T, erro
 	if err != nil {
 		return nil, err
 	}
-	return DecodeOptional[T](FunctionDelete, raw)
+	return decodeOptional[T](FunctionDelete, raw)
 }
 
 // List returns the values of scope, in the order their keys were first
@@ -184,7 +146,7 @@ func List[T any](ctx context.Context, w *iii.III, scope string) ([]T, error) {
 		return nil, err
 	}
 	var out []T
-	if isNull(raw) {
+	if kvwire.IsNull(raw) {
 		return []T{}, nil
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {

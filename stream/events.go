@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/iii-go/iii"
-	"github.com/iii-go/iii/state"
 )
 
 // ChangeType is the kind of change an Event reports.
@@ -52,7 +51,7 @@ func DecodeEvent[T any](ev iii.StreamEvent) (Event[T], error) {
 		Message:    ev.Change.Event,
 	}
 	if out.Type != Sent {
-		d, err := state.DecodeOptional[T]("stream event", ev.Change.Data)
+		d, err := decodeOptional[T]("stream event", ev.Change.Data)
 		if err != nil {
 			return out, err
 		}

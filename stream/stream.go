@@ -29,6 +29,7 @@ import (
 	"fmt"
 
 	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/internal/kvwire"
 	"github.com/iii-go/iii/state"
 	"github.com/iii-go/iii/update"
 )
@@ -84,13 +85,29 @@ type Message struct {
 	Data any
 }
 
+func decodeResult[T any](functionID string, raw json.RawMessage) (Result[T], error) {
+	old, nv, errs, err := kvwire.DecodeWrite[T](functionID, raw)
+	if err != nil {
+		return Result[T]{}, fmt.Errorf("stream: %w", err)
+	}
+	return Result[T]{Old: old, New: nv, Errors: errs}, nil
+}
+
+func decodeOptional[T any](what string, raw json.RawMessage) (*T, error) {
+	v, err := kvwire.Optional[T](what, raw)
+	if err != nil {
+		return nil, fmt.Errorf("stream: %w", err)
+	}
+	return v, nil
+}
+
 func call(ctx context.Context, w *iii.III, functionID string, payload any) (json.RawMessage, error) {
 	return w.Trigger(ctx, iii.TriggerRequest{FunctionID: functionID, Payload: payload})
 }
 
 func decodeList[T any](functionID string, raw json.RawMessage) ([]T, error) {
 	out := []T{}
-	if raw == nil || string(raw) == "null" {
+	if kvwire.IsNull(raw) {
 		return out, nil
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
@@ -106,7 +123,7 @@ func Get[T any](ctx context.Context, w *iii.III, streamName, groupID, itemID str
 	if err != nil {
 		return value, false, err
 	}
-	v, err := state.DecodeOptional[T](FunctionGet, raw)
+	v, err := decodeOptional[T](FunctionGet, raw)
 	if err != nil || v == nil {
 		return value, false, err
 	}
@@ -124,7 +141,7 @@ func Set[T any](ctx context.Context, w *iii.III, streamName, groupID, itemID str
 	if err != nil {
 		return Result[T]{}, err
 	}
-	return state.DecodeResult[T](FunctionSet, raw)
+	return decodeResult[T](FunctionSet, raw)
 }
 
 // Update applies ops, in order and atomically, to an item (a missing item
@@ -143,7 +160,7 @@ func Update[T any](ctx context.Context, w *iii.III, streamName, groupID, itemID 
 	if err != nil {
 		return Result[T]{}, err
 	}
-	return state.DecodeResult[T](FunctionUpdate, raw)
+	return decodeResult[T](FunctionUpdate, raw)
 }
 
 // Delete removes an item and returns the value it had (nil when there was
@@ -159,7 +176,7 @@ func Delete[T any](ctx context.Context, w *iii.III, streamName, groupID, itemID 
 	if err := json.Unmarshal(raw, &out); err != nil {
 		return nil, fmt.Errorf("stream: result of %s: %w", FunctionDelete, err)
 	}
-	return state.DecodeOptional[T](FunctionDelete, out.OldValue)
+	return decodeOptional[T](FunctionDelete, out.OldValue)
 }
 
 // List returns the items of a group.
