@@ -284,3 +284,16 @@ func TestOnChangeValidation(t *testing.T) {
 		t.Fatalf("duplicate: %v", err)
 	}
 }
+
+func TestWorkerErrors(t *testing.T) {
+	_, w, ctx := setup(t)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, _, err := state.Get[int](cctx, w, "s", "k"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled: %v", err)
+	}
+	w.Shutdown()
+	if _, err := state.Set(ctx, w, "s", "k", 1); !errors.Is(err, iii.ErrShutdown) {
+		t.Fatalf("after Shutdown: %v", err)
+	}
+}
