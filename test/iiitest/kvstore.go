@@ -316,8 +316,9 @@ func (in *stateKeyInput) check(id string) *wire.ErrorBody {
 }
 
 // stateWrite stores (or updates) a value, answers, and fires the
-// matching "state" bindings.
-func stateWrite(e *Engine, reply func(json.RawMessage, *wire.ErrorBody), scope, key string, write func(x *kvIndex) writeResult) {
+// matching "state" bindings; a write that fails answers its error and
+// changes nothing.
+func stateWrite(e *Engine, reply func(json.RawMessage, *wire.ErrorBody), scope, key string, write func(x *kvIndex) (writeResult, *wire.ErrorBody)) {
 	e.mu.Lock()
 	st := e.st
 	kv := st.kvLocked()
@@ -326,7 +327,12 @@ func stateWrite(e *Engine, reply func(json.RawMessage, *wire.ErrorBody), scope, 
 		x = newKVIndex()
 		kv.state[scope] = x
 	}
-	res := write(x)
+	res, errb := write(x)
+	if errb != nil {
+		e.mu.Unlock()
+		reply(nil, errb)
+		return
+	}
 	kind := "state:created"
 	if res.OldValue != nil {
 		kind = "state:updated"
@@ -361,8 +367,8 @@ func builtinStateSet(e *Engine, c *worker, id string, data json.RawMessage, repl
 		return
 	}
 	v = normalize(v)
-	stateWrite(e, reply, *in.Scope, *in.Key, func(x *kvIndex) writeResult {
-		return writeResult{OldValue: x.set(*in.Key, v), NewValue: v}
+	stateWrite(e, reply, *in.Scope, *in.Key, func(x *kvIndex) (writeResult, *wire.ErrorBody) {
+		return writeResult{OldValue: x.set(*in.Key, v), NewValue: v}, nil
 	})
 }
 
@@ -383,27 +389,16 @@ func builtinStateUpdate(e *Engine, c *worker, id string, data json.RawMessage, r
 		reply(nil, missingField(id, "ops"))
 		return
 	}
-	var failure *wire.ErrorBody
-	stateWriteOps := func(x *kvIndex) writeResult {
+	stateWrite(e, reply, *in.Scope, *in.Key, func(x *kvIndex) (writeResult, *wire.ErrorBody) {
 		old := x.get(*in.Key)
 		nv, errs, err := update.Apply(old, *in.Ops)
-		if err != nil {
-			failure = &wire.ErrorBody{Code: "UPDATE_ERROR", Message: "Failed to update value: " + err.Error()}
-			return writeResult{}
+		if err != nil { // not for ops decoded from JSON
+			return writeResult{}, &wire.ErrorBody{Code: "UPDATE_ERROR", Message: "Failed to update value: " + err.Error()}
 		}
 		nv = normalize(nv)
 		x.set(*in.Key, nv)
-		return writeResult{OldValue: old, NewValue: nv, Errors: errs}
-	}
-	// An operand that cannot be applied never reaches here (the ops were
-	// decoded from JSON), so failure is only a safety net.
-	stateWrite(e, func(res json.RawMessage, errb *wire.ErrorBody) {
-		if failure != nil {
-			reply(nil, failure)
-			return
-		}
-		reply(res, errb)
-	}, *in.Scope, *in.Key, stateWriteOps)
+		return writeResult{OldValue: old, NewValue: nv, Errors: errs}, nil
+	})
 }
 
 func builtinStateGet(e *Engine, c *worker, id string, data json.RawMessage, reply func(json.RawMessage, *wire.ErrorBody)) {
