@@ -19,6 +19,10 @@ import (
 // in-memory key-value store: the state::* functions and the "state"
 // trigger type. Its data lives in the engine state, so a restart wipes it
 // (like the engine's in-memory store; a file-backed one would keep it).
+//
+// Checked by hand against engine v0.22.1 (2026-12-03): the state and stream
+// packages' test suites pass against it, but for the assertions that need a
+// fresh engine (exact group lists, created vs updated on reused keys).
 
 const triggerState = "state"
 
