@@ -905,10 +905,15 @@ func builtinRegisterTrigger(e *Engine, c *worker, id string, data json.RawMessag
 	st := e.st
 	tt := st.ttypes[b.ttype]
 	if tt == nil || tt.provider == nil {
-		e.addBindingLocked(&ob, st, b)
+		errb := e.addBindingLocked(&ob, st, b)
 		e.notifyLocked()
 		e.mu.Unlock()
 		e.flush(&ob)
+		if errb != nil {
+			// The engine fails the call with the type's refusal.
+			reply(nil, errb)
+			return
+		}
 		reply(idResult(b.id), nil)
 		return
 	}

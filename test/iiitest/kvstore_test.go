@@ -253,3 +253,24 @@ func TestKVFunctionOwners(t *testing.T) {
 		t.Fatalf("owners = %v", owners)
 	}
 }
+
+// engine::register_trigger fails with the refusal of an engine-provided
+// type, as engine v0.22.1 does.
+func TestKVRegisterTriggerBuiltinRefused(t *testing.T) {
+	e := NewEngine(t)
+	c := dial(t, e)
+	for payload, msg := range map[string]string{
+		`{"trigger_type":"state","function_id":"x::y","config":null}`:               "Failed to parse trigger config: invalid type: null, expected struct StateTriggerConfig",
+		`{"trigger_type":"stream","function_id":"x::y","config":{"stream_name":7}}`: "Failed to deserialize stream trigger",
+	} {
+		if errb := c.builtin("engine::register_trigger", payload, nil); errb == nil || errb.Code != "trigger_registration_failed" || errb.Message != msg {
+			t.Errorf("%s: %+v", payload, errb)
+		}
+	}
+	var ok struct {
+		ID string `json:"id"`
+	}
+	if errb := c.builtin("engine::register_trigger", `{"trigger_type":"state","function_id":"x::y","config":{"scope":"s"}}`, &ok); errb != nil || ok.ID == "" {
+		t.Fatalf("valid: %+v %v", ok, errb)
+	}
+}

@@ -130,12 +130,13 @@ func (e *Engine) registerTriggerLocked(ob *outbox, c *worker, m *wire.RegisterTr
 }
 
 // addBindingLocked stores a binding and asks its provider to start firing
-// it; a binding of an unknown type is parked.
-func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) {
+// it; a binding of an unknown type is parked. It returns the refusal of an
+// engine-provided type, if any.
+func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) *wire.ErrorBody {
 	tt := st.ttypes[b.ttype]
 	if tt == nil {
 		st.parked[b.id] = b
-		return
+		return nil
 	}
 	if tt.provider != nil {
 		ob.add(tt.provider, b.registerMsg())
@@ -148,11 +149,12 @@ func (e *Engine) addBindingLocked(ob *outbox, st *state, b *binding) {
 			if b.owner != nil {
 				ob.add(b.owner, &wire.TriggerRegistrationResult{ID: b.id, TriggerType: b.ttype, FunctionID: b.function, Error: errb})
 			}
-			return
+			return errb
 		}
 	}
 	delete(st.parked, b.id)
 	st.bindings[b.id] = b
+	return nil
 }
 
 // unregisterTriggerLocked removes a binding by id (any connection may) and
