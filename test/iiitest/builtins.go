@@ -394,6 +394,18 @@ func (st *state) workerSummary(c *worker) workerSummary {
 	return ws
 }
 
+// runtimeBuiltins lists the builtins of the runtime worker itself (not
+// those of the in-process workers the double imitates, like iii-state).
+func runtimeBuiltins() []string {
+	var ids []string
+	for id, b := range builtins {
+		if b.worker == "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (st *state) runtimeSummary() workerSummary {
 	return workerSummary{
 		Name:          strPtr(runtimeWorkerName),
@@ -402,7 +414,7 @@ func (st *state) runtimeSummary() workerSummary {
 		ID:            st.runtimeID,
 		Runtime:       strPtr("engine"),
 		Status:        "available",
-		FunctionCount: len(builtins),
+		FunctionCount: len(runtimeBuiltins()),
 		ConnectedAtMs: uint64(st.startedAt.UnixMilli()),
 		Isolation:     strPtr("in-process"),
 	}
@@ -730,9 +742,7 @@ func builtinWorkersInfo(e *Engine, c *worker, id string, data json.RawMessage, r
 	var fnIDs []string
 	if name == runtimeWorkerName {
 		env = &workerDetail{workerSummary: st.runtimeSummary(), Internal: true}
-		for id := range builtins {
-			fnIDs = append(fnIDs, id)
-		}
+		fnIDs = runtimeBuiltins()
 	} else {
 		for _, w := range st.liveWorkers() {
 			if w.meta.name != nil && *w.meta.name == name {

@@ -3,6 +3,7 @@ package iiitest
 import (
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/iii-go/iii/connection/wire"
@@ -251,6 +252,23 @@ func TestKVFunctionOwners(t *testing.T) {
 	}
 	if len(owners) != 14 || owners["state::set"] != "iii-state" || owners["stream::list_all"] != "iii-stream" {
 		t.Fatalf("owners = %v", owners)
+	}
+	// Nor are they the runtime worker's.
+	var info struct {
+		Worker    map[string]any    `json:"worker"`
+		Functions []functionSummary `json:"functions"`
+	}
+	if errb := c.builtin("engine::workers::info", `{"name":"`+runtimeWorkerName+`"}`, &info); errb != nil {
+		t.Fatal(errb)
+	}
+	for _, f := range info.Functions {
+		if strings.HasPrefix(f.FunctionID, "state::") || strings.HasPrefix(f.FunctionID, "stream::") {
+			t.Fatalf("runtime worker lists %s", f.FunctionID)
+		}
+	}
+	// (function_count also counts engine::queue::enqueue, listed only WithQueue.)
+	if n, _ := info.Worker["function_count"].(float64); int(n) != len(info.Functions)+1 {
+		t.Fatalf("function_count %v for %d functions", info.Worker["function_count"], len(info.Functions))
 	}
 }
 
