@@ -16,6 +16,18 @@ import (
 // a worker's custom stream functions (stream::get(NAME), ...). The
 // engine's WebSocket server for stream clients is not imitated;
 // Engine.StreamJoin and Engine.StreamLeave stand in for its clients.
+//
+// Known differences from engine v0.22.1 (state and streams alike): no
+// stream WebSocket clients (no sync/change pushes, no auth function); an
+// in-memory store only (no file or redis adapter, no max_value_bytes or
+// triggers_enabled configuration); the bindings of one write are called in
+// binding id order (the engine: map order for state, registration order
+// for streams), and without the writer's trace context; stream::list_groups
+// is sorted (the engine: map order); a stream binding without stream_name
+// is refused (the engine panics and stops answering that worker); numbers
+// and strings are re-encoded like serde_json for the common cases only
+// (Go escapes U+2028/U+2029); engine::workers::list does not list
+// iii-state and iii-stream.
 
 const (
 	triggerStream      = "stream"
