@@ -292,3 +292,21 @@ func TestKVRegisterTriggerBuiltinRefused(t *testing.T) {
 		t.Fatalf("valid: %+v %v", ok, errb)
 	}
 }
+
+// A binding whose worker leaves before answering does not stop the
+// fan-out: its call fails and the next binding is called.
+func TestKVFanOutGoesOnWhenAHandlerLeaves(t *testing.T) {
+	e := NewEngine(t)
+	h1, h2, c := dial(t, e), dial(t, e), dial(t, e)
+	h1.register("on::first")
+	h2.register("on::second")
+	kvBind(t, e, h1, "b1", "stream", "on::first", `{"stream_name":"s"}`)
+	kvBind(t, e, h2, "b2", "stream", "on::second", `{"stream_name":"s"}`)
+	c.callSync("stream::set", `{"stream_name":"s","group_id":"g","item_id":"i","data":1}`)
+	expectMsg[*wire.InvokeFunction](t, h1)
+	h2.expectQuiet()
+	h1.close()
+	if inv := expectMsg[*wire.InvokeFunction](t, h2); inv.FunctionID != "on::second" {
+		t.Fatalf("call to %s", inv.FunctionID)
+	}
+}
