@@ -27,7 +27,9 @@
 // messages between workers (CreateChannel, ChannelReader, ChannelWriter),
 // and OpenTelemetry traces, logs (Logger) and metrics sent to the engine,
 // or to the application's own providers (TelemetryOptions.TracerProvider,
-// MeterProvider, LoggerProvider).
+// MeterProvider, LoggerProvider). The packages state and stream (with
+// update) wrap the engine's state and stream functions and triggers with Go
+// types, on top of this facade.
 //
 // Namespaces (engine v0.23): InitOptions.Namespace (or $III_NAMESPACE)
 // places a worker's name, functions and trigger types in a namespace; its

@@ -2,6 +2,7 @@ package iiitest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ type builtinDef struct {
 	fn          builtinFunc
 	description string
 	metadata    json.RawMessage
+	worker      string // the in-process worker listed as its owner; "" is runtimeWorkerName
 }
 
 // runtimeWorkerName is the in-process worker the builtins belong to.
@@ -241,8 +243,8 @@ func (st *state) liveWorkers() []*worker {
 // then named connections by the ids they registered (first wins).
 func (st *state) ownerIndex() map[string]string {
 	idx := make(map[string]string)
-	for id := range builtins {
-		idx[id] = runtimeWorkerName
+	for id, b := range builtins {
+		idx[id] = cmp.Or(b.worker, runtimeWorkerName)
 	}
 	for _, c := range st.liveWorkers() {
 		if c.meta.name == nil {
@@ -398,6 +400,18 @@ func (st *state) workerSummary(c *worker) workerSummary {
 	return ws
 }
 
+// runtimeBuiltins lists the builtins of the runtime worker itself (not
+// those of the in-process workers the double imitates, like iii-state).
+func runtimeBuiltins() []string {
+	var ids []string
+	for id, b := range builtins {
+		if b.worker == "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
 func (st *state) runtimeSummary() workerSummary {
 	return workerSummary{
 		Name:          strPtr(runtimeWorkerName),
@@ -406,7 +420,7 @@ func (st *state) runtimeSummary() workerSummary {
 		ID:            st.runtimeID,
 		Runtime:       strPtr("engine"),
 		Status:        "available",
-		FunctionCount: len(builtins),
+		FunctionCount: len(runtimeBuiltins()),
 		ConnectedAtMs: uint64(st.startedAt.UnixMilli()),
 		Isolation:     strPtr("in-process"),
 	}
@@ -734,9 +748,7 @@ func builtinWorkersInfo(e *Engine, c *worker, id string, data json.RawMessage, r
 	var fnIDs []string
 	if name == runtimeWorkerName {
 		env = &workerDetail{workerSummary: st.runtimeSummary(), Internal: true}
-		for id := range builtins {
-			fnIDs = append(fnIDs, id)
-		}
+		fnIDs = runtimeBuiltins()
 	} else {
 		for _, w := range st.liveWorkers() {
 			if w.meta.name != nil && *w.meta.name == name {

@@ -23,7 +23,10 @@
 // engine::* builtins (workers, functions, triggers, registered triggers,
 // register_trigger/unregister_trigger, channels::create, log, and, only
 // WithQueue, an in-memory engine::queue::enqueue provider with retries and
-// dead letters); the engine::workers-available
+// dead letters); the state and stream workers in memory (state::*,
+// stream::*, the "state", "stream", "stream:join" and "stream:leave"
+// trigger types, custom streams served by a worker; StreamJoin and
+// StreamLeave stand in for stream WebSocket clients); the engine::workers-available
 // and engine::functions-available trigger types; data channels on
 // /ws/channels/{id}; telemetry frames (OTLP/LOGS/MTRC) on "/" and "/otel";
 // an optional authentication gate; the "http" trigger type on an HTTP port
@@ -114,14 +117,12 @@
 // the double calls loopback http(s) URLs only.
 //
 // What it leaves out: RBAC sessions beyond the auth gate (function
-// prefixes, FORBIDDEN answers, middleware, registration hooks),
-// HTTP-invoked functions (dropped, as by an engine without its
-// http_functions module), and the other in-engine modules (http, state,
-// streams, pubsub): bindings of their trigger types are parked like
-// bindings of any unknown type, where the engine with that module
-// validates them (an http binding without api_path gets a
-// trigger_registration_failed triggerregistrationresult). The trigger
-// types configuration and trace are listed, but never fire.
+// prefixes, FORBIDDEN answers, middleware, registration hooks), and the
+// in-engine modules not listed above (pubsub and its "subscribe" type, the
+// stream WebSocket server): bindings of their trigger types are parked like
+// bindings of any unknown type, where the engine with that module validates
+// them. The trigger types configuration and trace are listed, but never
+// fire.
 //
 // Concurrency: every Engine method is safe for concurrent use. Each
 // connection has one reader and one writer goroutine; the reader processes

@@ -28,7 +28,7 @@ func init() {
 			return &durableProvider{queues: make(map[string]*durableQueue), subs: make(map[string]*durableSub), timers: make(map[*durableTimer]struct{})}
 		},
 	})
-	builtins[durablePublish] = builtinDef{fn: builtinDurablePublish, description: "Enqueue a message"}
+	builtins[durablePublish] = builtinDef{fn: builtinDurablePublish, description: "Enqueue a message", worker: "queue"}
 }
 
 // durableProvider holds the topic queues of one engine state. Its fields

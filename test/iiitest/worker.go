@@ -39,6 +39,7 @@ type state struct {
 	startedAt    time.Time
 	fnHash       uint64             // functions-available: last fired function-set hash
 	names        map[string]*worker // WithNamespaces: worker name leases
+	kv           *kvData            // the state::* and stream::* stores (kvstore.go), made on first use
 }
 
 func newState(e *Engine) *state {
