@@ -239,6 +239,12 @@ func (w *III) WaitConnected(ctx context.Context) error {
 	return err
 }
 
+// Address returns the engine URL the worker connects to: the address given
+// to RegisterWorker, else $III_URL, else DefaultEngineURL. Credentials in
+// it (user info, token-like query parameters) are redacted, as in the
+// SDK's logs.
+func (w *III) Address() string { return connection.RedactURL(w.address) }
+
 // State returns the state of the connection to the engine.
 func (w *III) State() ConnectionState {
 	if w.initErr != nil {

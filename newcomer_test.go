@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/test/iiitest"
 )
 
@@ -236,4 +237,44 @@ func TestDocumentedDefaults(t *testing.T) {
 		iii.DefaultMaxPendingFrames != 1000 || iii.DefaultMaxPendingBytes != 16<<20 {
 		t.Fatal("a default differs from the value its doc comment gives")
 	}
+}
+
+func TestAddressIsTheEngineURLWithoutCredentials(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{})
+	if got := w.Address(); got != eng.URL {
+		t.Fatalf("Address() = %q, want %q", got, eng.URL)
+	}
+	t.Setenv("III_URL", "ws://user:secret@127.0.0.1:1/?token=abc")
+	u := iii.RegisterWorker("", iii.InitOptions{Logger: slog.New(slog.DiscardHandler), Telemetry: &iii.TelemetryOptions{Enabled: new(bool)}})
+	defer u.Shutdown()
+	if got := u.Address(); strings.Contains(got, "secret") || strings.Contains(got, "abc") || !strings.HasPrefix(got, "ws://") || !strings.Contains(got, "127.0.0.1:1") {
+		t.Fatalf("Address() = %q: want the $III_URL address with its credentials redacted", got)
+	}
+}
+
+func TestWorkerTelemetryMetadataReachesTheEngine(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{Metadata: &iii.WorkerMetadata{Name: "analytics",
+		Telemetry: &iii.WorkerTelemetry{ProjectName: "shop", AmplitudeAPIKey: "amp-key"}}})
+	waitFor(t, "engine::workers::register", func() bool {
+		for _, m := range eng.Journal(w.WorkerID()) {
+			if inv, ok := m.(*wire.InvokeFunction); ok && inv.FunctionID == "engine::workers::register" {
+				var meta struct {
+					Telemetry struct {
+						ProjectName     string `json:"project_name"`
+						AmplitudeAPIKey string `json:"amplitude_api_key"`
+					} `json:"telemetry"`
+				}
+				if err := json.Unmarshal(inv.Data, &meta); err != nil {
+					t.Fatal(err)
+				}
+				if meta.Telemetry.ProjectName != "shop" || meta.Telemetry.AmplitudeAPIKey != "amp-key" {
+					t.Fatalf("metadata %s", inv.Data)
+				}
+				return true
+			}
+		}
+		return false
+	})
 }

@@ -215,6 +215,9 @@ type WorkerTelemetry struct {
 	Language    string `json:"language,omitempty"`
 	ProjectName string `json:"project_name,omitempty"`
 	Framework   string `json:"framework,omitempty"`
+	// AmplitudeAPIKey is passed on to the engine, which may report product
+	// analytics with it (as in the Rust and Node SDKs); empty sends none.
+	AmplitudeAPIKey string `json:"amplitude_api_key,omitempty"`
 }
 
 // metadataWithDefaults fills the unset fields of m.
