@@ -55,6 +55,37 @@ func ExampleRegisterTriggerType() {
 	// {/data/in/a.csv create}
 }
 
+// The trigger type's own worker registers a function of its call payload
+// type (checked by the compiler) and binds it with a typed config.
+func ExampleRegisterTriggerFunction() {
+	eng, _ := iiitest.Start("127.0.0.1:0")
+	defer eng.Close()
+	ctx := context.Background()
+
+	w := iii.RegisterWorker(eng.URL, iii.InitOptions{})
+	defer w.Shutdown()
+	registered := make(chan iii.TriggerBinding[WatchConfig], 1)
+	watch, _ := iii.RegisterTriggerType[WatchConfig, FileEvent](w, "files::watch", "Fires when a file changes",
+		iii.TriggerHandlerFuncs[WatchConfig]{
+			Register: func(ctx context.Context, b iii.TriggerBinding[WatchConfig]) error {
+				registered <- b
+				return nil
+			},
+		})
+	changed := make(chan FileEvent, 1)
+	iii.RegisterTriggerFunction(watch, "ingest::on-change", func(ctx context.Context, e FileEvent) (any, error) {
+		changed <- e
+		return nil, nil
+	})
+	watch.RegisterTrigger("ingest::on-change", WatchConfig{Path: "/data/in"}, nil)
+
+	b := <-registered
+	watch.Fire(ctx, b.ID, FileEvent{Path: "/data/in/b.csv", Op: "write"})
+	fmt.Println(<-changed)
+	// Output:
+	// {/data/in/b.csv write}
+}
+
 // Introspection: what the engine knows about functions, trigger types,
 // bindings and workers.
 func ExampleIII_ListFunctions() {

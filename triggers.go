@@ -177,6 +177,14 @@ func (r *TriggerTypeRef[C, R]) RegisterTrigger(functionID string, config C, meta
 	return r.w.RegisterTrigger(TriggerInput{Type: r.t.Frame.ID, FunctionID: functionID, Config: config, Metadata: metadata})
 }
 
+// RegisterTriggerFunction registers a function that takes the trigger
+// type's call payload R, the function to bind to ref's bindings (the Rust
+// SDK's TriggerTypeRef::register_function). It is RegisterFunction with R
+// checked by the compiler; bind it with ref.RegisterTrigger.
+func RegisterTriggerFunction[C, R, Resp any](ref *TriggerTypeRef[C, R], id string, handler func(context.Context, R) (Resp, error), opts ...FunctionOption) (*FunctionRef, error) {
+	return RegisterFunction(ref.w, id, handler, opts...)
+}
+
 // Unregister stops providing the trigger type; see III.UnregisterTriggerType.
 func (r *TriggerTypeRef[C, R]) Unregister() error { return r.w.UnregisterTriggerType(r.t.Frame.ID) }
 
