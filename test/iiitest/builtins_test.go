@@ -280,19 +280,3 @@ func TestLogBuiltinsAcceptAndReturnNoResult(t *testing.T) {
 		t.Fatalf("Logs = %+v %v", logs, err)
 	}
 }
-
-// withoutEngineTypes drops the types registered with
-// registerEngineTriggerType from a triggers::list answer.
-func withoutEngineTypes(ts []triggerTypeSummary) []triggerTypeSummary {
-	var out []triggerTypeSummary
-	for _, t := range ts {
-		engine := false
-		for _, et := range engineTriggerTypes {
-			engine = engine || et.id == t.ID
-		}
-		if !engine {
-			out = append(out, t)
-		}
-	}
-	return out
-}
