@@ -154,6 +154,7 @@ type telemetry struct {
 	m       instruments
 	timeout time.Duration
 
+	own       bool         // the worker's spans skip the SDK (see telemetry_span.go)
 	running   atomic.Int64 // handlers running
 	connected atomic.Bool  // the worker connected at least once
 	fns       sync.Map     // function id -> *fnTelemetry
@@ -174,8 +175,10 @@ type instruments struct {
 
 // fnTelemetry is what the hot path needs per function id, built once.
 type fnTelemetry struct {
+	t                  *telemetry
 	execName, callName string
 	fn                 attribute.KeyValue
+	attrs              []attribute.KeyValue // {fn}
 	fnOpt              trace.SpanStartEventOption // trace.WithAttributes(fn)
 	ok, failed         metric.MeasurementOption
 }
@@ -227,6 +230,7 @@ func newTelemetry(w *III, o *TelemetryOptions) *telemetry {
 	}
 	t.tp = sdktrace.NewTracerProvider(topts...)
 	t.tracer = t.tp.Tracer(scopeName, trace.WithInstrumentationVersion(Version))
+	t.own = ownSpans(&opts)
 
 	var meter metric.Meter = metricnoop.NewMeterProvider().Meter(scopeName)
 	if !opts.DisableMetrics && !envOff("OTEL_METRICS_ENABLED") {
@@ -296,7 +300,7 @@ func (t *telemetry) fn(id string) *fnTelemetry {
 		return f.(*fnTelemetry)
 	}
 	fa := attrFunctionID.String(id)
-	f := &fnTelemetry{execName: "execute " + id, callName: "trigger " + id, fn: fa, fnOpt: trace.WithAttributes(fa),
+	f := &fnTelemetry{t: t, execName: "execute " + id, callName: "trigger " + id, fn: fa, attrs: []attribute.KeyValue{fa}, fnOpt: trace.WithAttributes(fa),
 		ok:     metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("ok"))),
 		failed: metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("error")))}
 	v, _ := t.fns.LoadOrStore(id, f)
@@ -344,6 +348,9 @@ func extract(ctx context.Context, traceparent, bag string) context.Context {
 // set the reply's trace fields).
 func (t *telemetry) startInvocation(ctx context.Context, m *wire.InvokeFunction) (_ context.Context, end func(*wire.InvocationResult)) {
 	f := t.fn(m.FunctionID)
+	if t.own {
+		return t.startOwnInvocation(ctx, m, f)
+	}
 	parent := extract(ctx, m.Traceparent, m.Baggage)
 	var hctx context.Context
 	var span trace.Span
@@ -358,19 +365,25 @@ func (t *telemetry) startInvocation(ctx context.Context, m *wire.InvokeFunction)
 	return hctx, func(res *wire.InvocationResult) {
 		d := time.Since(start).Seconds()
 		t.running.Add(-1)
-		bg := context.Background() // exemplars are off; a span here would only cost
 		if res.Error != nil {
 			recordFailure(span, res.Error)
-			span.End()
-			t.m.invocations.Add(bg, 1, f.failed)
-			t.m.invocationErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(res.Error.Code)))
-			t.m.invocationDuration.Record(bg, d, f.failed)
-			return
 		}
 		span.End()
-		t.m.invocations.Add(bg, 1, f.ok)
-		t.m.invocationDuration.Record(bg, d, f.ok)
+		t.invocationMetrics(f, d, res.Error)
 	}
+}
+
+// invocationMetrics records a handled invocation's metrics.
+func (t *telemetry) invocationMetrics(f *fnTelemetry, seconds float64, e *wire.ErrorBody) {
+	bg := context.Background() // exemplars are off; a span here would only cost
+	if e != nil {
+		t.m.invocations.Add(bg, 1, f.failed)
+		t.m.invocationErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(e.Code)))
+		t.m.invocationDuration.Record(bg, seconds, f.failed)
+		return
+	}
+	t.m.invocations.Add(bg, 1, f.ok)
+	t.m.invocationDuration.Record(bg, seconds, f.ok)
 }
 
 // recordFailure marks a handler span failed, with an exception event (and
@@ -393,6 +406,9 @@ func recordFailure(span trace.Span, e *wire.ErrorBody) {
 // context into m; end finishes it with the call's outcome.
 func (t *telemetry) startCall(ctx context.Context, m *wire.InvokeFunction) (_ context.Context, end func(error)) {
 	f := t.fn(m.FunctionID)
+	if t.own {
+		return t.startOwnCall(ctx, m, f)
+	}
 	parent := ctx
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		// Not under a span of ours: continue the invocation's trace, if any.
@@ -410,27 +426,38 @@ func (t *telemetry) startCall(ctx context.Context, m *wire.InvokeFunction) (_ co
 	start := time.Now()
 	return cctx, func(err error) {
 		d := time.Since(start).Seconds()
-		bg := context.Background()
 		if err != nil {
-			typ := callErrorType(err)
-			span.SetStatus(codes.Error, err.Error())
+			typ, msg := callErrorType(err), err.Error()
+			span.SetStatus(codes.Error, msg)
 			span.SetAttributes(attrErrorType.String(typ))
-			attrs := []attribute.KeyValue{attribute.String("exception.type", typ), attribute.String("exception.message", err.Error())}
-			var re *RemoteError
-			if errors.As(err, &re) && re.Stacktrace != "" {
-				attrs = append(attrs, attribute.String("exception.stacktrace", re.Stacktrace))
-			}
-			span.AddEvent("exception", trace.WithAttributes(attrs...))
-			span.End()
-			t.m.calls.Add(bg, 1, f.failed)
-			t.m.callErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(typ)))
-			t.m.callDuration.Record(bg, d, f.failed)
-			return
+			span.AddEvent("exception", trace.WithAttributes(callExceptionAttrs(typ, msg, err)...))
 		}
 		span.End()
-		t.m.calls.Add(bg, 1, f.ok)
-		t.m.callDuration.Record(bg, d, f.ok)
+		t.callMetrics(f, d, err)
 	}
+}
+
+// callExceptionAttrs are the attributes of a failed call's exception event.
+func callExceptionAttrs(typ, msg string, err error) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{attribute.String("exception.type", typ), attribute.String("exception.message", msg)}
+	var re *RemoteError
+	if errors.As(err, &re) && re.Stacktrace != "" {
+		attrs = append(attrs, attribute.String("exception.stacktrace", re.Stacktrace))
+	}
+	return attrs
+}
+
+// callMetrics records a call's metrics.
+func (t *telemetry) callMetrics(f *fnTelemetry, seconds float64, err error) {
+	bg := context.Background()
+	if err != nil {
+		t.m.calls.Add(bg, 1, f.failed)
+		t.m.callErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(callErrorType(err))))
+		t.m.callDuration.Record(bg, seconds, f.failed)
+		return
+	}
+	t.m.calls.Add(bg, 1, f.ok)
+	t.m.callDuration.Record(bg, seconds, f.ok)
 }
 
 // callErrorType classifies a call's error for the error.type attribute:
