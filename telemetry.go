@@ -178,7 +178,7 @@ type fnTelemetry struct {
 	t                  *telemetry
 	execName, callName string
 	fn                 attribute.KeyValue
-	attrs              []attribute.KeyValue // {fn}
+	attrs              []attribute.KeyValue       // {fn}
 	fnOpt              trace.SpanStartEventOption // trace.WithAttributes(fn)
 	ok, failed         metric.MeasurementOption
 }
