@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -375,28 +376,32 @@ func (s *invocationSpan) End(options ...trace.SpanEndOption) {
 		if len(x.attrs) > 0 {
 			d.MoreAttributes = x.attrs
 			if overrides(x.attrs) {
-				// The handler set a key of the span's own: its value wins.
-				d.Attributes, d.IDAttribute = nil, otelws.UUIDAttribute{}
-				var own []attribute.KeyValue
-				for _, a := range append(f.attrs[:len(f.attrs):len(f.attrs)], attrInvocationID.String(s.invID.String())) {
-					if (a.Key != attrInvocationID || s.hasInvID) && !hasKey(x.attrs, a.Key) {
-						own = append(own, a)
+				// The handler set a key of the span's own: its value
+				// takes that attribute's place, as in the SDK.
+				all := make([]attribute.KeyValue, 0, 2+len(x.attrs))
+				all = append(all, f.fn)
+				if s.hasInvID {
+					all = append(all, attrInvocationID.String(s.invID.String()))
+				}
+				n := len(all)
+				for _, a := range x.attrs {
+					if i := slices.IndexFunc(all[:n], func(o attribute.KeyValue) bool { return o.Key == a.Key }); i >= 0 {
+						all[i] = a
+					} else {
+						all = append(all, a)
 					}
 				}
-				d.Attributes = own
+				d.Attributes, d.IDAttribute, d.MoreAttributes = all, otelws.UUIDAttribute{}, nil
 			}
 		}
 	}
 	f.t.pipe.ExportSpan(&ownScope, &d)
 }
 
+// overrides reports whether attrs set a key of the span's own.
 func overrides(attrs []attribute.KeyValue) bool {
-	return hasKey(attrs, attrFunctionID) || hasKey(attrs, attrInvocationID)
-}
-
-func hasKey(attrs []attribute.KeyValue, k attribute.Key) bool {
 	for _, a := range attrs {
-		if a.Key == k {
+		if a.Key == attrFunctionID || a.Key == attrInvocationID {
 			return true
 		}
 	}
