@@ -43,8 +43,9 @@ func BenchmarkSpanInvocation(b *testing.B) {
 		err  *wire.ErrorBody
 	}{{"ok", nil}, {"error", &wire.ErrorBody{Code: "bench_failed", Message: "it failed"}}} {
 		b.Run(bc.name, func(b *testing.B) {
+			// The engine adds the function id to the baggage of every traced call.
 			m := &wire.InvokeFunction{FunctionID: "bench::echo", InvocationID: wire.NewUUID(), HasInvocationID: true,
-				Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+				Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Baggage: "iii.function.id=bench::echo"}
 			res := &wire.InvocationResult{InvocationID: m.InvocationID, FunctionID: m.FunctionID, Error: bc.err}
 			ctx := &invocationContext{Context: context.Background(), inv: Invocation{m: m}, w: t.w}
 			b.ReportAllocs()

@@ -80,16 +80,35 @@ type keyProbe struct {
 
 func (p *keyProbe) Value(k any) any { p.key = k; return nil }
 
+// baggageKey is the key under which package baggage keeps a context's
+// baggage, learnt the same way: the invocation's baggage is parsed only if
+// something asks for it. nil if baggage.FromContext did not ask.
+var baggageKey = func() any {
+	p := &keyProbe{Context: context.Background()}
+	baggage.FromContext(p)
+	return p.key
+}()
+
 // spanCtx is a handler's context with its invocation's span, in one
-// allocation.
+// allocation, and the invocation's baggage, parsed on first use.
 type spanCtx struct {
 	context.Context
-	span invocationSpan
+	span       invocationSpan
+	rawBaggage string
+	bagOnce    sync.Once
+	bag        any // the value under baggageKey
 }
 
 func (c *spanCtx) Value(k any) any {
-	if k == spanKey {
+	switch {
+	case k == spanKey:
 		return &c.span
+	case k == baggageKey && c.rawBaggage != "":
+		c.bagOnce.Do(func() {
+			// As propagation.Baggage extracts it: the parent's if none.
+			c.bag = propagation.Baggage{}.Extract(c.Context, &traceCarrier{baggage: c.rawBaggage}).Value(k)
+		})
+		return c.bag
 	}
 	return c.Context.Value(k)
 }
@@ -134,7 +153,9 @@ func (t *telemetry) startOwnInvocation(ctx context.Context, m *wire.InvokeFuncti
 	s := &c.span
 	s.f = f
 	psc := parseTraceparent(m.Traceparent)
-	if m.Baggage != "" {
+	if baggageKey != nil {
+		c.rawBaggage = m.Baggage
+	} else if m.Baggage != "" {
 		ctx = propagation.Baggage{}.Extract(ctx, &traceCarrier{baggage: m.Baggage})
 	}
 	s.traceID, s.parent, s.flags = childOf(psc)
@@ -143,7 +164,7 @@ func (t *telemetry) startOwnInvocation(ctx context.Context, m *wire.InvokeFuncti
 	c.Context = ctx
 	var hctx context.Context = c
 	if spanKey == nil {
-		hctx = trace.ContextWithSpan(ctx, s)
+		hctx = trace.ContextWithSpan(c, s)
 	}
 	t.running.Add(1)
 	s.start = time.Now()

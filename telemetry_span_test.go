@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -85,15 +86,18 @@ func TestTheHandlersContextCarriesItsSpan(t *testing.T) {
 	w := RegisterWorker("ws://127.0.0.1:1", InitOptions{Reconnect: &ReconnectConfig{MaxRetries: 1},
 		Telemetry: &TelemetryOptions{Enabled: new(true)}})
 	defer w.Shutdown()
-	if spanKey == nil || !w.tel.own {
-		t.Fatalf("spanKey %v, own spans %v", spanKey, w.tel.own)
+	if spanKey == nil || baggageKey == nil || !w.tel.own {
+		t.Fatalf("spanKey %v, baggageKey %v, own spans %v", spanKey, baggageKey, w.tel.own)
 	}
-	m := &wire.InvokeFunction{FunctionID: "f", InvocationID: wire.NewUUID(), HasInvocationID: true}
+	m := &wire.InvokeFunction{FunctionID: "f", InvocationID: wire.NewUUID(), HasInvocationID: true, Baggage: "tenant=t1,iii.function.id=f"}
 	hctx, end := w.tel.startInvocation(context.Background(), m)
 	defer end(&wire.InvocationResult{})
 	span, ok := trace.SpanFromContext(hctx).(*invocationSpan)
 	if !ok || !span.SpanContext().IsValid() || !span.IsRecording() {
 		t.Fatalf("trace.SpanFromContext(handler context) = %#v", trace.SpanFromContext(hctx))
+	}
+	if got := baggage.FromContext(hctx).Member("tenant").Value(); got != "t1" {
+		t.Fatalf("baggage member tenant = %q", got)
 	}
 }
 
