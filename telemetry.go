@@ -140,7 +140,9 @@ const (
 )
 
 // durationBuckets are the latency histograms' bounds in seconds, 100 µs to 30 s.
-var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+var durationBuckets = durationBounds[:]
+
+var durationBounds = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // telemetry is the worker's OpenTelemetry pipeline; nil when it is off, so
 // that nothing extra runs on the hot path.
@@ -154,12 +156,15 @@ type telemetry struct {
 	m       instruments
 	timeout time.Duration
 
-	own       bool         // the worker's spans skip the SDK (see telemetry_span.go)
-	running   atomic.Int64 // handlers running
-	connected atomic.Bool  // the worker connected at least once
-	fns       sync.Map     // function id -> *fnTelemetry
-	closed    atomic.Bool
-	closeOnce sync.Once
+	own bool // the worker's spans skip the SDK (see telemetry_span.go)
+	// ownMetrics: the per-call and per-invocation metrics are aggregated
+	// in fnTelemetry, not by the SDK's instruments (see telemetry_metrics.go).
+	ownMetrics bool
+	running    atomic.Int64 // handlers running
+	connected  atomic.Bool  // the worker connected at least once
+	fns        sync.Map     // function id -> *fnTelemetry
+	closed     atomic.Bool
+	closeOnce  sync.Once
 }
 
 // instruments are the worker's metrics; noop instruments when metrics are off.
@@ -180,7 +185,9 @@ type fnTelemetry struct {
 	fn                 attribute.KeyValue
 	attrs              []attribute.KeyValue       // {fn}
 	fnOpt              trace.SpanStartEventOption // trace.WithAttributes(fn)
+	okSet, failedSet   attribute.Set
 	ok, failed         metric.MeasurementOption
+	inv, call          opMetrics // when t.ownMetrics
 }
 
 // Span start options of every invocation and call.
@@ -237,8 +244,10 @@ func newTelemetry(w *III, o *TelemetryOptions) *telemetry {
 		interval := firstDuration(opts.MetricsInterval, envMillis("OTEL_METRIC_EXPORT_INTERVAL"), DefaultMetricsInterval)
 		t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
 			sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
-			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(&otelws.MetricExporter{Conn: t.conn}, sdkmetric.WithInterval(interval))))
+			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(&otelws.MetricExporter{Conn: t.conn}, sdkmetric.WithInterval(interval),
+				sdkmetric.WithProducer(&metricsProducer{t: t, start: time.Now()}))))
 		meter = t.mp.Meter(scopeName, metric.WithInstrumentationVersion(Version))
+		t.ownMetrics = true
 	}
 	t.instrument(meter)
 	live.add(t)
@@ -247,19 +256,9 @@ func newTelemetry(w *III, o *TelemetryOptions) *telemetry {
 
 // instrument creates the worker's instruments on meter.
 func (t *telemetry) instrument(meter metric.Meter) {
-	seconds := []metric.Float64HistogramOption{metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...)}
-	t.m.invocations, _ = meter.Int64Counter("iii.invocations", metric.WithUnit("{invocation}"),
-		metric.WithDescription("Invocations handled by this worker, by function and outcome"))
-	t.m.invocationErrors, _ = meter.Int64Counter("iii.invocation.errors", metric.WithUnit("{invocation}"),
-		metric.WithDescription("Invocations that ended in an error, by function and error code"))
-	t.m.invocationDuration, _ = meter.Float64Histogram("iii.invocation.duration",
-		append(seconds, metric.WithDescription("Handler duration of invocations, by function and outcome"))...)
-	t.m.calls, _ = meter.Int64Counter("iii.calls", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls this worker made, by function and outcome"))
-	t.m.callErrors, _ = meter.Int64Counter("iii.call.errors", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls that failed, by function and error type"))
-	t.m.callDuration, _ = meter.Float64Histogram("iii.call.duration",
-		append(seconds, metric.WithDescription("Duration of calls, from sending to the result, by function and outcome"))...)
+	if !t.ownMetrics {
+		t.m = newInstruments(meter)
+	}
 	t.m.reconnects, _ = meter.Int64Counter("iii.connection.reconnects", metric.WithUnit("{connection}"),
 		metric.WithDescription("Connections to the engine after the first"))
 	w := t.w
@@ -294,6 +293,24 @@ func (t *telemetry) instrument(meter metric.Meter) {
 		}))
 }
 
+// newInstruments creates the per-call and per-invocation instruments on
+// meter (when the worker's metrics are not aggregated by metricsProducer).
+func newInstruments(meter metric.Meter) instruments {
+	var m instruments
+	counter := func(d metricDef) metric.Int64Counter {
+		c, _ := meter.Int64Counter(d.name, metric.WithUnit(d.unit), metric.WithDescription(d.desc))
+		return c
+	}
+	histogram := func(d metricDef) metric.Float64Histogram {
+		h, _ := meter.Float64Histogram(d.name, metric.WithUnit(d.unit), metric.WithDescription(d.desc),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		return h
+	}
+	m.invocations, m.invocationErrors, m.invocationDuration = counter(defInvocations), counter(defInvocationErrors), histogram(defInvocationDuration)
+	m.calls, m.callErrors, m.callDuration = counter(defCalls), counter(defCallErrors), histogram(defCallDuration)
+	return m
+}
+
 // fn returns the per-function data of id.
 func (t *telemetry) fn(id string) *fnTelemetry {
 	if f, ok := t.fns.Load(id); ok {
@@ -301,8 +318,10 @@ func (t *telemetry) fn(id string) *fnTelemetry {
 	}
 	fa := attrFunctionID.String(id)
 	f := &fnTelemetry{t: t, execName: "execute " + id, callName: "trigger " + id, fn: fa, attrs: []attribute.KeyValue{fa}, fnOpt: trace.WithAttributes(fa),
-		ok:     metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("ok"))),
-		failed: metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("error")))}
+		okSet: attribute.NewSet(fa, attrOutcome.String("ok")), failedSet: attribute.NewSet(fa, attrOutcome.String("error"))}
+	f.ok, f.failed = metric.WithAttributeSet(f.okSet), metric.WithAttributeSet(f.failedSet)
+	f.inv.init()
+	f.call.init()
 	v, _ := t.fns.LoadOrStore(id, f)
 	return v.(*fnTelemetry)
 }
@@ -375,6 +394,14 @@ func (t *telemetry) startInvocation(ctx context.Context, m *wire.InvokeFunction)
 
 // invocationMetrics records a handled invocation's metrics.
 func (t *telemetry) invocationMetrics(f *fnTelemetry, seconds float64, e *wire.ErrorBody) {
+	if t.ownMetrics {
+		if e != nil {
+			f.inv.record(seconds, true, e.Code)
+		} else {
+			f.inv.record(seconds, false, "")
+		}
+		return
+	}
 	bg := context.Background() // exemplars are off; a span here would only cost
 	if e != nil {
 		t.m.invocations.Add(bg, 1, f.failed)
@@ -449,6 +476,14 @@ func callExceptionAttrs(typ, msg string, err error) []attribute.KeyValue {
 
 // callMetrics records a call's metrics.
 func (t *telemetry) callMetrics(f *fnTelemetry, seconds float64, err error) {
+	if t.ownMetrics {
+		if err != nil {
+			f.call.record(seconds, true, callErrorType(err))
+		} else {
+			f.call.record(seconds, false, "")
+		}
+		return
+	}
 	bg := context.Background()
 	if err != nil {
 		t.m.calls.Add(bg, 1, f.failed)
