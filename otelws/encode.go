@@ -102,14 +102,14 @@ func (e *encoder) traces(spans []sdktrace.ReadOnlySpan) []byte {
 	return e.tracesFrame(&sb)
 }
 
-// tracesFrame encodes an OTLP traces frame of a batch, in a new buffer of
-// its own.
+// tracesFrame encodes an OTLP traces frame of a batch, in a buffer of its
+// own (a written frame's, reused).
 func (e *encoder) tracesFrame(sb *spanBatch) []byte {
 	size := 64 + len(e.res)
 	for _, s := range sb.scopes {
 		size += 64 + len(s.scope.Name) + len(s.scope.Version) + len(s.buf)
 	}
-	b := make([]byte, 0, size)
+	b := getFrame(size)
 	b = append(b, wire.TelemetryTraces.Prefix()...)
 	b = append(b, `{"resourceSpans":[{"resource":`...)
 	b = append(b, e.res...)
