@@ -158,8 +158,14 @@ func (p *Pipeline) ExportSpan(sc *instrumentation.Scope, d *SpanData) {
 }
 
 func (p *Pipeline) export(sc *instrumentation.Scope, d *SpanData) {
-	var scratch [1024]byte // most spans fit: no allocation
-	span := appendSpanData(scratch[:0], d)
+	sp := scratchPool.Get().(*[]byte)
+	span := appendSpanData((*sp)[:0], d)
+	defer func() {
+		if cap(span) <= 64<<10 {
+			*sp = span
+			scratchPool.Put(sp)
+		}
+	}()
 	p.mu.Lock()
 	if p.queued >= p.cfg.MaxQueuedSpans {
 		p.mu.Unlock()
@@ -183,6 +189,11 @@ func (p *Pipeline) export(sc *instrumentation.Scope, d *SpanData) {
 		}
 	}
 }
+
+// scratchPool holds the buffers spans are encoded into before they join a
+// batch (a buffer on the stack would grow every goroutine that ends a span,
+// and with them the runtime's initial goroutine stack size).
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // newBatchLocked returns an empty batch, reused if one is free.
 func (p *Pipeline) newBatchLocked() *spanBatch {
