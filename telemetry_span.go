@@ -169,16 +169,13 @@ func (t *telemetry) startOwnInvocation(ctx context.Context, m *wire.InvokeFuncti
 	t.running.Add(1)
 	s.start = time.Now()
 	return hctx, func(res *wire.InvocationResult) {
-		d := time.Since(s.start).Seconds()
+		took := time.Since(s.start)
 		t.running.Add(-1)
 		if res.Error != nil {
 			recordFailure(s, res.Error)
-			s.End()
-			t.invocationMetrics(f, d, res.Error)
-			return
 		}
-		s.End()
-		t.invocationMetrics(f, d, nil)
+		s.end(s.start.Add(took))
+		t.invocationMetrics(f, took.Seconds(), res.Error)
 	}
 }
 
@@ -367,6 +364,16 @@ func (s *invocationSpan) TracerProvider() trace.TracerProvider { return s.f.t.tp
 // Later calls do nothing.
 func (s *invocationSpan) End(options ...trace.SpanEndOption) {
 	end := s.start.Add(time.Since(s.start)) // monotonic, as the SDK
+	if len(options) > 0 {
+		if c := trace.NewSpanEndConfig(options...); !c.Timestamp().IsZero() {
+			end = c.Timestamp()
+		}
+	}
+	s.end(end)
+}
+
+// end ends the span at the given time.
+func (s *invocationSpan) end(end time.Time) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -377,11 +384,6 @@ func (s *invocationSpan) End(options ...trace.SpanEndOption) {
 	// From here on nothing changes s.x.
 	if !s.flags.IsSampled() {
 		return
-	}
-	if len(options) > 0 {
-		if c := trace.NewSpanEndConfig(options...); !c.Timestamp().IsZero() {
-			end = c.Timestamp()
-		}
 	}
 	f := s.f
 	d := otelws.SpanData{TraceID: s.traceID, SpanID: s.spanID, ParentSpanID: s.parent, Name: f.execName,
