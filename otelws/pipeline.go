@@ -68,6 +68,7 @@ type Pipeline struct {
 	full   []*spanBatch // filled batches, for the batching goroutine to send
 	free   []*spanBatch // sent batches, emptied, for reuse
 	queued int          // spans in batch and full
+	ended  bool         // the goroutine took its last batch: spans are dropped
 
 	closed       atomic.Bool
 	spansDropped atomic.Uint64
@@ -167,7 +168,7 @@ func (p *Pipeline) export(sc *instrumentation.Scope, d *SpanData) {
 		}
 	}()
 	p.mu.Lock()
-	if p.queued >= p.cfg.MaxQueuedSpans {
+	if p.queued >= p.cfg.MaxQueuedSpans || p.ended {
 		p.mu.Unlock()
 		p.spansDropped.Add(1)
 		return
@@ -323,6 +324,10 @@ func (p *Pipeline) run() {
 			close(ack)
 		case <-p.stop:
 			drain()
+			p.mu.Lock()
+			p.ended = true // a span ending from now on is dropped and counted, not left behind
+			p.mu.Unlock()
+			emitSpans()
 			return
 		}
 	}
