@@ -184,6 +184,8 @@ type fnTelemetry struct {
 	execName, callName string
 	fn                 attribute.KeyValue
 	attrs              []attribute.KeyValue       // {fn}
+	execJSON, callJSON []byte                     // the spans' names and kinds, encoded (otelws.SpanData.NameJSON)
+	attrsJSON          []byte                     // attrs, encoded (otelws.SpanData.AttributesJSON)
 	fnOpt              trace.SpanStartEventOption // trace.WithAttributes(fn)
 	okSet, failedSet   attribute.Set
 	ok, failed         metric.MeasurementOption
@@ -320,6 +322,9 @@ func (t *telemetry) fn(id string) *fnTelemetry {
 	f := &fnTelemetry{t: t, execName: "execute " + id, callName: "trigger " + id, fn: fa, attrs: []attribute.KeyValue{fa}, fnOpt: trace.WithAttributes(fa),
 		okSet: attribute.NewSet(fa, attrOutcome.String("ok")), failedSet: attribute.NewSet(fa, attrOutcome.String("error"))}
 	f.ok, f.failed = metric.WithAttributeSet(f.okSet), metric.WithAttributeSet(f.failedSet)
+	f.execJSON = otelws.AppendNameJSON(nil, f.execName, trace.SpanKindServer)
+	f.callJSON = otelws.AppendNameJSON(nil, f.callName, trace.SpanKindClient)
+	f.attrsJSON = otelws.AppendAttributesJSON(nil, f.attrs)
 	f.inv.init()
 	f.call.init()
 	v, _ := t.fns.LoadOrStore(id, f)

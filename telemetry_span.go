@@ -386,14 +386,14 @@ func (s *invocationSpan) end(end time.Time) {
 		return
 	}
 	f := s.f
-	d := otelws.SpanData{TraceID: s.traceID, SpanID: s.spanID, ParentSpanID: s.parent, Name: f.execName,
-		Kind: trace.SpanKindServer, Start: s.start, End: end, Attributes: f.attrs}
+	d := otelws.SpanData{TraceID: s.traceID, SpanID: s.spanID, ParentSpanID: s.parent, Name: f.execName, NameJSON: f.execJSON,
+		Kind: trace.SpanKindServer, Start: s.start, End: end, Attributes: f.attrs, AttributesJSON: f.attrsJSON}
 	if s.hasInvID {
 		d.IDAttribute = otelws.UUIDAttribute{Key: attrInvocationID, Value: s.invID}
 	}
 	if x := s.x; x != nil {
 		if x.renamed {
-			d.Name = x.name
+			d.Name, d.NameJSON = x.name, nil
 		}
 		d.Events, d.Links, d.Status = x.events, x.links, x.status
 		if len(x.attrs) > 0 {
@@ -414,7 +414,7 @@ func (s *invocationSpan) end(end time.Time) {
 						all = append(all, a)
 					}
 				}
-				d.Attributes, d.IDAttribute, d.MoreAttributes = all, otelws.UUIDAttribute{}, nil
+				d.Attributes, d.AttributesJSON, d.IDAttribute, d.MoreAttributes = all, nil, otelws.UUIDAttribute{}, nil
 			}
 		}
 	}
@@ -460,8 +460,8 @@ func (t *telemetry) startOwnCall(ctx context.Context, m *wire.InvokeFunction, f 
 		now := time.Now()
 		d := now.Sub(start).Seconds()
 		if flags.IsSampled() {
-			sd := otelws.SpanData{TraceID: traceID, SpanID: spanID, ParentSpanID: parent, TraceState: ts, Name: f.callName,
-				Kind: trace.SpanKindClient, Start: start, End: start.Add(now.Sub(start)), Attributes: f.attrs}
+			sd := otelws.SpanData{TraceID: traceID, SpanID: spanID, ParentSpanID: parent, TraceState: ts, Name: f.callName, NameJSON: f.callJSON,
+				Kind: trace.SpanKindClient, Start: start, End: start.Add(now.Sub(start)), Attributes: f.attrs, AttributesJSON: f.attrsJSON}
 			if err != nil {
 				typ, msg := callErrorType(err), err.Error()
 				var events [1]sdktrace.Event
@@ -501,25 +501,29 @@ func parseTraceparent(s string) trace.SpanContext {
 
 // lowerHex decodes lower-case hex (the W3C form) into dst.
 func lowerHex(dst []byte, s string) bool {
+	var bad byte
 	for i := range dst {
-		hi, lo := unhexLower(s[2*i]), unhexLower(s[2*i+1])
-		if hi > 15 || lo > 15 {
-			return false
-		}
+		hi, lo := unhexLower[s[2*i]], unhexLower[s[2*i+1]]
+		bad |= hi | lo
 		dst[i] = hi<<4 | lo
 	}
-	return true
+	return bad&0xf0 == 0
 }
 
-func unhexLower(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
+// unhexLower maps lower-case hex digits to their values, anything else
+// to 0xff.
+var unhexLower = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return 255
-}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c-'a') + 10
+	}
+	return t
+}()
 
 // formatTraceparent formats a version-00 traceparent, keeping the flags
 // propagation.TraceContext keeps.

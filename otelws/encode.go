@@ -178,10 +178,15 @@ type SpanData struct {
 	Name         string
 	Kind         trace.SpanKind
 	Start, End   time.Time
+	// NameJSON, if set, is Name and Kind encoded once (AppendNameJSON)
+	// for spans that share them, and replaces them.
+	NameJSON []byte
 	// Attributes come first; IDAttribute, if its Key is set, follows them
 	// (a UUID attribute encoded without building its string), then
-	// MoreAttributes.
+	// MoreAttributes. AttributesJSON, if set, is Attributes encoded once
+	// (AppendAttributesJSON), and replaces them.
 	Attributes     []attribute.KeyValue
+	AttributesJSON []byte
 	IDAttribute    UUIDAttribute
 	MoreAttributes []attribute.KeyValue
 	Events         []sdktrace.Event
@@ -227,21 +232,25 @@ func appendSpanData(b []byte, s *SpanData) []byte {
 		b = hex.AppendEncode(b, s.ParentSpanID[:])
 		b = append(b, '"')
 	}
-	b = append(b, `,"name":`...)
-	b = appendString(b, s.Name)
-	if s.Kind != 0 {
-		b = append(b, `,"kind":`...)
-		b = strconv.AppendInt(b, int64(s.Kind), 10)
+	if s.NameJSON != nil {
+		b = append(b, s.NameJSON...)
+	} else {
+		b = AppendNameJSON(b, s.Name, s.Kind)
 	}
 	b = append(b, `,"startTimeUnixNano":`...)
 	b = appendNanos(b, s.Start)
 	b = append(b, `,"endTimeUnixNano":`...)
 	b = appendNanos(b, s.End)
-	if len(s.Attributes) > 0 || s.IDAttribute.Key != "" || len(s.MoreAttributes) > 0 {
+	first := len(s.Attributes) > 0 || len(s.AttributesJSON) > 0
+	if first || s.IDAttribute.Key != "" || len(s.MoreAttributes) > 0 {
 		b = append(b, `,"attributes":[`...)
-		b = appendKVs(b, s.Attributes)
+		if s.AttributesJSON != nil {
+			b = append(b, s.AttributesJSON...)
+		} else {
+			b = appendKVs(b, s.Attributes)
+		}
 		if s.IDAttribute.Key != "" {
-			if len(s.Attributes) > 0 {
+			if first {
 				b = append(b, ',')
 			}
 			b = append(b, `{"key":`...)
@@ -251,7 +260,7 @@ func appendSpanData(b []byte, s *SpanData) []byte {
 			b = append(b, `"}}`...)
 		}
 		if len(s.MoreAttributes) > 0 {
-			if len(s.Attributes) > 0 || s.IDAttribute.Key != "" {
+			if first || s.IDAttribute.Key != "" {
 				b = append(b, ',')
 			}
 			b = appendKVs(b, s.MoreAttributes)
@@ -311,6 +320,22 @@ func appendSpanData(b []byte, s *SpanData) []byte {
 	}
 	return append(b, "}}"...)
 }
+
+// AppendNameJSON appends a span's name and kind as SpanData.NameJSON
+// holds them.
+func AppendNameJSON(b []byte, name string, kind trace.SpanKind) []byte {
+	b = append(b, `,"name":`...)
+	b = appendString(b, name)
+	if kind != 0 {
+		b = append(b, `,"kind":`...)
+		b = strconv.AppendInt(b, int64(kind), 10)
+	}
+	return b
+}
+
+// AppendAttributesJSON appends attributes as SpanData.AttributesJSON holds
+// them.
+func AppendAttributesJSON(b []byte, attrs []attribute.KeyValue) []byte { return appendKVs(b, attrs) }
 
 // appendUUID appends the canonical text form of a UUID.
 func appendUUID(b []byte, u *[16]byte) []byte {
