@@ -2,9 +2,11 @@ package iii_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +33,10 @@ type spanShape struct {
 	Status       wire.SpanStatus
 }
 
+// callerID matches the caller's worker id the double adds to payloads (or
+// the start of it, in a payload cut short).
+var callerID = regexp.MustCompile(`"_caller_worker_id":"[0-9a-f-]*`)
+
 // shapes returns the shapes of spans, sorted.
 func shapes(spans []wire.Span) []spanShape {
 	byID := map[string]string{}
@@ -48,6 +54,16 @@ func shapes(spans []wire.Span) []spanShape {
 				}
 			case "exception.stacktrace":
 				v = fmt.Sprint(v != "")
+			default:
+				// The value as encoded: its type too (a bool is not "true").
+				val := kv.Value
+				if kv.Key == "iii.payload.json" && val.StringValue != nil {
+					// The double adds the caller's worker id to the payload.
+					masked := callerID.ReplaceAllString(*val.StringValue, `"_caller_worker_id":"<id>`)
+					val.StringValue = &masked
+				}
+				j, _ := json.Marshal(val)
+				v = string(j)
 			}
 			out = append(out, kv.Key+"="+v)
 		}
@@ -108,6 +124,9 @@ func traceScenario(t *testing.T, opts iii.InitOptions) []wire.Span {
 		span.SetAttributes(attribute.String("iii.function.id", "overridden"))
 		return nil, nil
 	})
+	mustRegister(t, eng, b, "own::secret", func(_ context.Context, in map[string]any) (map[string]any, error) {
+		return map[string]any{"echo": in, "refresh_token": "r"}, nil
+	})
 	mustRegister(t, eng, a, "own::front", func(ctx context.Context, in string) (string, error) {
 		m, _ := baggage.NewMember("tenant", "t1")
 		bg, _ := baggage.New(m)
@@ -117,6 +136,11 @@ func traceScenario(t *testing.T, opts iii.InitOptions) []wire.Span {
 		}
 		for _, fn := range []string{"own::fail", "own::panic", "own::status", "own::missing"} {
 			_, _ = a.Trigger(ctx, iii.TriggerRequest{FunctionID: fn, Timeout: 5 * time.Second})
+		}
+		// Payload events with secrets to redact, and long enough to be cut.
+		payload := json.RawMessage(`{"user":"ann","password":"p","nested":[{"api_key":"k","note":"ünïcödé ünïcödé"}]}`)
+		if _, err := a.Trigger(ctx, iii.TriggerRequest{FunctionID: "own::secret", Payload: payload, Timeout: 5 * time.Second}); err != nil {
+			return "", err
 		}
 		return out, nil
 	})
@@ -134,7 +158,7 @@ func traceScenario(t *testing.T, opts iii.InitOptions) []wire.Span {
 			t.Fatal(err)
 		}
 	}
-	const want = 11
+	const want = 13
 	spans, err := eng.WaitSpans(testCtx(t), want)
 	if err != nil {
 		t.Fatalf("%v; got %s", err, spanNames(eng.Spans()))
@@ -146,10 +170,29 @@ func traceScenario(t *testing.T, opts iii.InitOptions) []wire.Span {
 }
 
 // The worker's own spans skip the SDK with the default sampler; with any
-// other sampler they go through it. Both must export the same spans.
+// other sampler they go through it. Both must export the same spans, with
+// the same payload events (whole, cut at TracePayloadMaxBytes, or none).
 func TestOwnSpansMatchTheSDKs(t *testing.T) {
-	sdk := shapes(traceScenario(t, telemetryOptions(iii.TelemetryOptions{Sampler: sdktrace.ParentBased(sdktrace.AlwaysSample())})))
-	own := shapes(traceScenario(t, telemetryOn()))
+	for _, payloads := range []string{"whole", "cut", "off"} {
+		t.Run(payloads, func(t *testing.T) {
+			t.Setenv("III_DISABLE_TRACE_PAYLOADS", "")
+			t.Setenv("III_TRACE_PAYLOAD_MAX_BYTES", "")
+			var o iii.TelemetryOptions
+			switch payloads {
+			case "cut":
+				o.TracePayloadMaxBytes = 40
+			case "off":
+				o.DisableTracePayloads = true
+			}
+			ownSpansMatchTheSDKs(t, o, payloads)
+		})
+	}
+}
+
+func ownSpansMatchTheSDKs(t *testing.T, o iii.TelemetryOptions, payloads string) {
+	own := shapes(traceScenario(t, telemetryOptions(o)))
+	o.Sampler = sdktrace.ParentBased(sdktrace.AlwaysSample())
+	sdk := shapes(traceScenario(t, telemetryOptions(o)))
 	if !reflect.DeepEqual(own, sdk) {
 		for i := range max(len(own), len(sdk)) {
 			var o, s spanShape
@@ -172,5 +215,22 @@ func TestOwnSpansMatchTheSDKs(t *testing.T) {
 	if names["child step"].Parent != "execute own::back" || names["execute own::back"].Parent != "trigger own::back" ||
 		names["trigger own::back"].Parent != "execute own::front" || names["renamed"].Status.Code != wire.StatusOK {
 		t.Fatalf("spans: %+v", own)
+	}
+	events := strings.Join(names["execute own::secret"].Events, "\n")
+	switch payloads {
+	case "whole":
+		if !strings.Contains(events, `"password\":\"[REDACTED]\"`) || !strings.Contains(events, `"api_key\":\"[REDACTED]\"`) ||
+			!strings.Contains(events, `"refresh_token\":\"[REDACTED]\"`) || !strings.Contains(events, `iii.payload.ok={"boolValue":true}`) ||
+			strings.Contains(events, `iii.payload.truncated={"boolValue":true}`) {
+			t.Fatalf("payload events: %s", events)
+		}
+	case "cut":
+		if !strings.Contains(events, `iii.payload.truncated={"boolValue":true}`) || !strings.Contains(events, "[TRUNCATED]") {
+			t.Fatalf("payload events: %s", events)
+		}
+	case "off":
+		if strings.Contains(events, "iii.invocation.") {
+			t.Fatalf("payload events with payloads off: %s", events)
+		}
 	}
 }
