@@ -14,14 +14,15 @@ import (
 )
 
 // The worker's own aggregation of its per-call and per-invocation metrics
-// exports what the SDK's instruments export for the same measurements.
+// exports what the SDK's instruments export for the same measurements,
+// the overflow series of the function ids beyond MaxMetricFunctions too.
 func TestOwnMetricsMatchTheSDKs(t *testing.T) {
 	sdkReader := sdkmetric.NewManualReader()
 	sdkMP := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkReader))
 	sdkTel := &telemetry{m: newInstruments(sdkMP.Meter(scopeName, metric.WithInstrumentationVersion(Version)))}
 	ownTel := &telemetry{ownMetrics: true}
 	for _, tel := range []*telemetry{sdkTel, ownTel} {
-		tel.initFunctionLimit(&TelemetryOptions{})
+		tel.initFunctionLimit(&TelemetryOptions{MaxMetricFunctions: 2})
 	}
 	ownReader := sdkmetric.NewManualReader(sdkmetric.WithProducer(&metricsProducer{t: ownTel}))
 	ownMP := sdkmetric.NewMeterProvider(sdkmetric.WithReader(ownReader))
@@ -42,6 +43,9 @@ func TestOwnMetricsMatchTheSDKs(t *testing.T) {
 				tel.callMetrics(b, d, &RemoteError{FunctionID: "fn::b", ErrorBody: ErrorBody{Code: "E_REMOTE", Message: "m"}})
 			}
 			tel.callMetrics(b, d*3, nil)
+			// Beyond the limit: both ids share the overflow series.
+			tel.invocationMetrics(tel.fn("fn::c"), d, nil)
+			tel.callMetrics(tel.fn("fn::d"), d, ErrTimeout)
 		}
 	}
 	collect := func(r sdkmetric.Reader) metricdata.ScopeMetrics {
@@ -61,6 +65,23 @@ func TestOwnMetricsMatchTheSDKs(t *testing.T) {
 		t.Fatalf("the SDK exported %d metrics, want 6", len(want.Metrics))
 	}
 	metricdatatest.AssertEqual(t, want, got, metricdatatest.IgnoreTimestamp())
+	overflow := 0
+	for _, m := range got.Metrics {
+		switch d := m.Data.(type) {
+		case metricdata.Sum[int64]:
+			for _, p := range d.DataPoints {
+				if v, ok := p.Attributes.Value(attrOverflow.Key); ok && v.AsBool() {
+					if p.Attributes.HasValue(attrFunctionID) {
+						t.Fatalf("%s: an overflow series with a function id: %v", m.Name, p.Attributes)
+					}
+					overflow++
+				}
+			}
+		}
+	}
+	if overflow != 3 { // iii.invocations ok, iii.calls error, iii.call.errors timeout
+		t.Fatalf("%d overflow series of sums, want 3", overflow)
+	}
 }
 
 func TestCallErrorTypesOfOwnMetrics(t *testing.T) {
