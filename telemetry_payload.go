@@ -82,10 +82,18 @@ func (c payloadConfig) inputAttrs(dst []attribute.KeyValue, data json.RawMessage
 func (c payloadConfig) outputAttrs(dst []attribute.KeyValue, res *wire.InvocationResult) []attribute.KeyValue {
 	data, ok := res.Result, res.Error == nil
 	if !ok {
-		data, _ = json.Marshal(map[string]string{"error": res.Error.Message})
+		data = errorPayload(res.Error.Message)
 	}
 	s, cut := c.render(data)
 	return append(dst, attrPayloadJSON.String(s), attrPayloadTruncated.Bool(cut), attrPayloadOK.Bool(ok))
+}
+
+// errorPayload returns {"error": msg} as json.Marshal encodes that map,
+// without the map.
+func errorPayload(msg string) []byte {
+	m, _ := json.Marshal(msg)
+	b := make([]byte, 0, len(`{"error":}`)+len(m))
+	return append(append(append(b, `{"error":`...), m...), '}')
 }
 
 // render returns the JSON of a payload with secrets redacted, cut to the
