@@ -332,14 +332,14 @@ func (x *spanExtras) addEvent(e sdktrace.Event) {
 }
 
 // payloadInput adds the iii.invocation.input event, as
-// payloadConfig.input adds it to an SDK span.
+// payloadConfig.input adds it to an SDK span, at the span's start.
 func (s *invocationSpan) payloadInput(c payloadConfig, data json.RawMessage) {
 	if !s.lockRecording() {
 		return
 	}
 	defer s.mu.Unlock()
 	x := s.extras()
-	x.addEvent(sdktrace.Event{Name: eventInvocationInput, Attributes: c.inputAttrs(x.pattrs[0:0:2], data), Time: time.Now()})
+	x.addEvent(sdktrace.Event{Name: eventInvocationInput, Attributes: c.inputAttrs(x.pattrs[0:0:2], data), Time: s.start})
 }
 
 // payloadOutput adds the iii.invocation.output event, as
