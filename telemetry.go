@@ -188,7 +188,9 @@ const (
 )
 
 // durationBuckets are the latency histograms' bounds in seconds, 100 µs to 30 s.
-var durationBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+var durationBuckets = durationBounds[:]
+
+var durationBounds = [...]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // telemetry is the worker's OpenTelemetry pipeline; nil when it is off, so
 // that nothing extra runs on the hot path.
@@ -216,11 +218,15 @@ type telemetry struct {
 	gauges   metric.Registration // the process gauges' callback, or nil
 	observed metric.Registration // the worker's own gauges' callback, or nil
 
-	running   atomic.Int64 // handlers running
-	connected atomic.Bool  // the worker connected at least once
-	fns       sync.Map     // function id -> *fnTelemetry
-	closed    atomic.Bool
-	closeOnce sync.Once
+	own bool // the worker's spans skip the SDK (see telemetry_span.go)
+	// ownMetrics: the per-call and per-invocation metrics are aggregated
+	// in fnTelemetry, not by the SDK's instruments (see telemetry_metrics.go).
+	ownMetrics bool
+	running    atomic.Int64 // handlers running
+	connected  atomic.Bool  // the worker connected at least once
+	fns        sync.Map     // function id -> *fnTelemetry
+	closed     atomic.Bool
+	closeOnce  sync.Once
 }
 
 // instruments are the worker's metrics; noop instruments when metrics are off.
@@ -236,10 +242,18 @@ type instruments struct {
 
 // fnTelemetry is what the hot path needs per function id, built once.
 type fnTelemetry struct {
+	t                  *telemetry
 	execName, callName string
+	// fn is the function's attribute on its metrics: iii.function.id, or
+	// otel.metric.overflow=true beyond TelemetryOptions.MaxMetricFunctions.
 	fn                 attribute.KeyValue
-	fnOpt              trace.SpanStartEventOption // trace.WithAttributes(fn)
+	attrs              []attribute.KeyValue       // the spans' attributes: {iii.function.id}
+	execJSON, callJSON []byte                     // the spans' names and kinds, encoded (otelws.SpanData.NameJSON); nil: not pre-encoded
+	attrsJSON          []byte                     // attrs, encoded (otelws.SpanData.AttributesJSON); nil: not pre-encoded
+	fnOpt              trace.SpanStartEventOption // trace.WithAttributes(attrs...)
+	okSet, failedSet   attribute.Set              // the metrics' attributes: fn and iii.outcome
 	ok, failed         metric.MeasurementOption
+	inv, call          *opMetrics // when t.ownMetrics; shared by the ids beyond the limit
 }
 
 // Span start options of every invocation and call.
@@ -325,30 +339,23 @@ func (t *telemetry) dialOwn(w *III, opts *TelemetryOptions, endpoint string, own
 		}
 		t.tp = sdktrace.NewTracerProvider(topts...)
 		t.tracer = t.tp.Tracer(scopeName, trace.WithInstrumentationVersion(Version))
+		t.own = ownSpans(opts) // never with the application's TracerProvider
 	}
 	if own.metrics {
 		interval := firstDuration(opts.MetricsInterval, envMillis("OTEL_METRIC_EXPORT_INTERVAL"), DefaultMetricsInterval)
 		t.mp = sdkmetric.NewMeterProvider(sdkmetric.WithResource(res),
 			sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
-			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(&otelws.MetricExporter{Conn: t.conn}, sdkmetric.WithInterval(interval))))
+			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(&otelws.MetricExporter{Conn: t.conn}, sdkmetric.WithInterval(interval),
+				sdkmetric.WithProducer(&metricsProducer{t: t, start: time.Now()}))))
+		t.ownMetrics = true // never with the application's MeterProvider
 	}
 }
 
 // instrument creates the worker's instruments on meter.
 func (t *telemetry) instrument(meter metric.Meter) {
-	seconds := []metric.Float64HistogramOption{metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(durationBuckets...)}
-	t.m.invocations, _ = meter.Int64Counter("iii.invocations", metric.WithUnit("{invocation}"),
-		metric.WithDescription("Invocations handled by this worker, by function and outcome"))
-	t.m.invocationErrors, _ = meter.Int64Counter("iii.invocation.errors", metric.WithUnit("{invocation}"),
-		metric.WithDescription("Invocations that ended in an error, by function and error code"))
-	t.m.invocationDuration, _ = meter.Float64Histogram("iii.invocation.duration",
-		append(seconds, metric.WithDescription("Handler duration of invocations, by function and outcome"))...)
-	t.m.calls, _ = meter.Int64Counter("iii.calls", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls this worker made, by function and outcome"))
-	t.m.callErrors, _ = meter.Int64Counter("iii.call.errors", metric.WithUnit("{call}"),
-		metric.WithDescription("Calls that failed, by function and error type"))
-	t.m.callDuration, _ = meter.Float64Histogram("iii.call.duration",
-		append(seconds, metric.WithDescription("Duration of calls, from sending to the result, by function and outcome"))...)
+	if !t.ownMetrics {
+		t.m = newInstruments(meter)
+	}
 	t.m.reconnects, _ = meter.Int64Counter("iii.connection.reconnects", metric.WithUnit("{connection}"),
 		metric.WithDescription("Connections to the engine after the first"))
 	w := t.w
@@ -377,6 +384,24 @@ func (t *telemetry) instrument(meter metric.Meter) {
 	}, active, queued, pending, dropped)
 }
 
+// newInstruments creates the per-call and per-invocation instruments on
+// meter (when the worker's metrics are not aggregated by metricsProducer).
+func newInstruments(meter metric.Meter) instruments {
+	var m instruments
+	counter := func(d metricDef) metric.Int64Counter {
+		c, _ := meter.Int64Counter(d.name, metric.WithUnit(d.unit), metric.WithDescription(d.desc))
+		return c
+	}
+	histogram := func(d metricDef) metric.Float64Histogram {
+		h, _ := meter.Float64Histogram(d.name, metric.WithUnit(d.unit), metric.WithDescription(d.desc),
+			metric.WithExplicitBucketBoundaries(durationBuckets...))
+		return h
+	}
+	m.invocations, m.invocationErrors, m.invocationDuration = counter(defInvocations), counter(defInvocationErrors), histogram(defInvocationDuration)
+	m.calls, m.callErrors, m.callDuration = counter(defCalls), counter(defCallErrors), histogram(defCallDuration)
+	return m
+}
+
 // fn returns the per-function data of id. The first fnLimit ids are kept;
 // beyond them the metric series are shared (see overflowFn).
 func (t *telemetry) fn(id string) *fnTelemetry {
@@ -387,7 +412,7 @@ func (t *telemetry) fn(id string) *fnTelemetry {
 		t.nfns.Add(-1)
 		return t.overflowFn(id)
 	}
-	v, loaded := t.fns.LoadOrStore(id, newFnTelemetry(id))
+	v, loaded := t.fns.LoadOrStore(id, t.newFnTelemetry(id))
 	if loaded {
 		t.nfns.Add(-1)
 	}
@@ -435,6 +460,9 @@ func extract(ctx context.Context, traceparent, bag string) context.Context {
 // set the reply's trace fields).
 func (t *telemetry) startInvocation(ctx context.Context, m *wire.InvokeFunction) (_ context.Context, end func(*wire.InvocationResult)) {
 	f := t.fn(m.FunctionID)
+	if t.own {
+		return t.startOwnInvocation(ctx, m, f)
+	}
 	parent := extract(ctx, m.Traceparent, m.Baggage)
 	var hctx context.Context
 	var span trace.Span
@@ -452,22 +480,36 @@ func (t *telemetry) startInvocation(ctx context.Context, m *wire.InvokeFunction)
 	return hctx, func(res *wire.InvocationResult) {
 		d := time.Since(start).Seconds()
 		t.running.Add(-1)
-		bg := context.Background() // exemplars are off; a span here would only cost
 		if t.payloads.on {
 			t.payloads.output(span, res)
 		}
 		if res.Error != nil {
 			recordFailure(span, res.Error)
-			span.End()
-			t.m.invocations.Add(bg, 1, f.failed)
-			t.m.invocationErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(res.Error.Code)))
-			t.m.invocationDuration.Record(bg, d, f.failed)
-			return
 		}
 		span.End()
-		t.m.invocations.Add(bg, 1, f.ok)
-		t.m.invocationDuration.Record(bg, d, f.ok)
+		t.invocationMetrics(f, d, res.Error)
 	}
+}
+
+// invocationMetrics records a handled invocation's metrics.
+func (t *telemetry) invocationMetrics(f *fnTelemetry, seconds float64, e *wire.ErrorBody) {
+	if t.ownMetrics {
+		if e != nil {
+			f.inv.record(seconds, true, e.Code)
+		} else {
+			f.inv.record(seconds, false, "")
+		}
+		return
+	}
+	bg := context.Background() // exemplars are off; a span here would only cost
+	if e != nil {
+		t.m.invocations.Add(bg, 1, f.failed)
+		t.m.invocationErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(e.Code)))
+		t.m.invocationDuration.Record(bg, seconds, f.failed)
+		return
+	}
+	t.m.invocations.Add(bg, 1, f.ok)
+	t.m.invocationDuration.Record(bg, seconds, f.ok)
 }
 
 // recordFailure marks a handler span failed, with an exception event (and
@@ -490,6 +532,9 @@ func recordFailure(span trace.Span, e *wire.ErrorBody) {
 // context into m; end finishes it with the call's outcome.
 func (t *telemetry) startCall(ctx context.Context, m *wire.InvokeFunction) (_ context.Context, end func(error)) {
 	f := t.fn(m.FunctionID)
+	if t.own {
+		return t.startOwnCall(ctx, m, f)
+	}
 	parent := ctx
 	if !trace.SpanContextFromContext(ctx).IsValid() {
 		// Not under a span of ours: continue the invocation's trace, if any.
@@ -507,27 +552,46 @@ func (t *telemetry) startCall(ctx context.Context, m *wire.InvokeFunction) (_ co
 	start := time.Now()
 	return cctx, func(err error) {
 		d := time.Since(start).Seconds()
-		bg := context.Background()
 		if err != nil {
-			typ := callErrorType(err)
-			span.SetStatus(codes.Error, err.Error())
+			typ, msg := callErrorType(err), err.Error()
+			span.SetStatus(codes.Error, msg)
 			span.SetAttributes(attrErrorType.String(typ))
-			attrs := []attribute.KeyValue{attribute.String("exception.type", typ), attribute.String("exception.message", err.Error())}
-			var re *RemoteError
-			if errors.As(err, &re) && re.Stacktrace != "" {
-				attrs = append(attrs, attribute.String("exception.stacktrace", re.Stacktrace))
-			}
-			span.AddEvent("exception", trace.WithAttributes(attrs...))
-			span.End()
-			t.m.calls.Add(bg, 1, f.failed)
-			t.m.callErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(typ)))
-			t.m.callDuration.Record(bg, d, f.failed)
-			return
+			span.AddEvent("exception", trace.WithAttributes(callExceptionAttrs(typ, msg, err)...))
 		}
 		span.End()
-		t.m.calls.Add(bg, 1, f.ok)
-		t.m.callDuration.Record(bg, d, f.ok)
+		t.callMetrics(f, d, err)
 	}
+}
+
+// callExceptionAttrs are the attributes of a failed call's exception event.
+func callExceptionAttrs(typ, msg string, err error) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{attribute.String("exception.type", typ), attribute.String("exception.message", msg)}
+	var re *RemoteError
+	if errors.As(err, &re) && re.Stacktrace != "" {
+		attrs = append(attrs, attribute.String("exception.stacktrace", re.Stacktrace))
+	}
+	return attrs
+}
+
+// callMetrics records a call's metrics.
+func (t *telemetry) callMetrics(f *fnTelemetry, seconds float64, err error) {
+	if t.ownMetrics {
+		if err != nil {
+			f.call.record(seconds, true, callErrorType(err))
+		} else {
+			f.call.record(seconds, false, "")
+		}
+		return
+	}
+	bg := context.Background()
+	if err != nil {
+		t.m.calls.Add(bg, 1, f.failed)
+		t.m.callErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(callErrorType(err))))
+		t.m.callDuration.Record(bg, seconds, f.failed)
+		return
+	}
+	t.m.calls.Add(bg, 1, f.ok)
+	t.m.callDuration.Record(bg, seconds, f.ok)
 }
 
 // callErrorType classifies a call's error for the error.type attribute:

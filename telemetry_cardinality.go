@@ -4,6 +4,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/iii-go/iii/otelws"
 )
 
 // DefaultMaxMetricFunctions is the default of
@@ -23,24 +25,46 @@ func (t *telemetry) initFunctionLimit(o *TelemetryOptions) {
 	if t.fnLimit <= 0 {
 		t.fnLimit = DefaultMaxMetricFunctions
 	}
-	t.other = &fnTelemetry{fn: attrOverflow,
-		ok:     metric.WithAttributeSet(attribute.NewSet(attrOverflow, attrOutcome.String("ok"))),
-		failed: metric.WithAttributeSet(attribute.NewSet(attrOverflow, attrOutcome.String("error")))}
+	t.other = &fnTelemetry{t: t}
+	t.other.initMetrics(attrOverflow)
 }
 
-// newFnTelemetry builds the per-function data of id.
-func newFnTelemetry(id string) *fnTelemetry {
+// initMetrics sets the metric part of f: its series are those of attr.
+func (f *fnTelemetry) initMetrics(attr attribute.KeyValue) {
+	f.fn = attr
+	f.okSet, f.failedSet = attribute.NewSet(attr, attrOutcome.String("ok")), attribute.NewSet(attr, attrOutcome.String("error"))
+	f.ok, f.failed = metric.WithAttributeSet(f.okSet), metric.WithAttributeSet(f.failedSet)
+	ops := new([2]opMetrics)
+	ops[0].init()
+	ops[1].init()
+	f.inv, f.call = &ops[0], &ops[1]
+}
+
+// newFnTelemetry builds the per-function data of id, kept for its later
+// invocations and calls: names and attributes encoded once, metric series
+// of its own.
+func (t *telemetry) newFnTelemetry(id string) *fnTelemetry {
+	f := t.spanFn(id)
+	f.execJSON = otelws.AppendNameJSON(nil, f.execName, trace.SpanKindServer)
+	f.callJSON = otelws.AppendNameJSON(nil, f.callName, trace.SpanKindClient)
+	f.attrsJSON = otelws.AppendAttributesJSON(nil, f.attrs)
+	f.initMetrics(f.attrs[0])
+	return f
+}
+
+// spanFn returns the span part of the per-function data of id.
+func (t *telemetry) spanFn(id string) *fnTelemetry {
 	fa := attrFunctionID.String(id)
-	return &fnTelemetry{execName: "execute " + id, callName: "trigger " + id, fn: fa, fnOpt: trace.WithAttributes(fa),
-		ok:     metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("ok"))),
-		failed: metric.WithAttributeSet(attribute.NewSet(fa, attrOutcome.String("error")))}
+	return &fnTelemetry{t: t, execName: "execute " + id, callName: "trigger " + id, attrs: []attribute.KeyValue{fa}, fnOpt: trace.WithAttributes(fa)}
 }
 
 // overflowFn returns the per-call data of a function id beyond the limit:
-// its spans carry the id, its metrics are the shared overflow series. It is not kept, so the worker's memory does not grow
-// with the ids either.
+// its spans carry the id, its metrics are the shared overflow series. It
+// is not kept, so the worker's memory does not grow with the ids either
+// (nor is anything encoded ahead for it).
 func (t *telemetry) overflowFn(id string) *fnTelemetry {
-	fa := attrFunctionID.String(id)
-	return &fnTelemetry{execName: "execute " + id, callName: "trigger " + id,
-		fn: t.other.fn, fnOpt: trace.WithAttributes(fa), ok: t.other.ok, failed: t.other.failed}
+	f := t.spanFn(id)
+	o := t.other
+	f.fn, f.okSet, f.failedSet, f.ok, f.failed, f.inv, f.call = o.fn, o.okSet, o.failedSet, o.ok, o.failed, o.inv, o.call
+	return f
 }

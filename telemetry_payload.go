@@ -60,8 +60,7 @@ func (c payloadConfig) input(span trace.Span, data json.RawMessage) {
 	if !span.IsRecording() {
 		return
 	}
-	s, cut := c.render(data)
-	span.AddEvent(eventInvocationInput, trace.WithAttributes(attrPayloadJSON.String(s), attrPayloadTruncated.Bool(cut)))
+	span.AddEvent(eventInvocationInput, trace.WithAttributes(c.inputAttrs(nil, data)...))
 }
 
 // output records the invocation's result, or its error as
@@ -70,12 +69,31 @@ func (c payloadConfig) output(span trace.Span, res *wire.InvocationResult) {
 	if !span.IsRecording() {
 		return
 	}
+	span.AddEvent(eventInvocationOutput, trace.WithAttributes(c.outputAttrs(nil, res)...))
+}
+
+// inputAttrs appends the attributes of the input event to dst.
+func (c payloadConfig) inputAttrs(dst []attribute.KeyValue, data json.RawMessage) []attribute.KeyValue {
+	s, cut := c.render(data)
+	return append(dst, attrPayloadJSON.String(s), attrPayloadTruncated.Bool(cut))
+}
+
+// outputAttrs appends the attributes of the output event to dst.
+func (c payloadConfig) outputAttrs(dst []attribute.KeyValue, res *wire.InvocationResult) []attribute.KeyValue {
 	data, ok := res.Result, res.Error == nil
 	if !ok {
-		data, _ = json.Marshal(map[string]string{"error": res.Error.Message})
+		data = errorPayload(res.Error.Message)
 	}
 	s, cut := c.render(data)
-	span.AddEvent(eventInvocationOutput, trace.WithAttributes(attrPayloadJSON.String(s), attrPayloadTruncated.Bool(cut), attrPayloadOK.Bool(ok)))
+	return append(dst, attrPayloadJSON.String(s), attrPayloadTruncated.Bool(cut), attrPayloadOK.Bool(ok))
+}
+
+// errorPayload returns {"error": msg} as json.Marshal encodes that map,
+// without the map.
+func errorPayload(msg string) []byte {
+	m, _ := json.Marshal(msg)
+	b := make([]byte, 0, len(`{"error":}`)+len(m))
+	return append(append(append(b, `{"error":`...), m...), '}')
 }
 
 // render returns the JSON of a payload with secrets redacted, cut to the

@@ -73,3 +73,12 @@ func BenchmarkInvocationSpan(b *testing.B) {
 }
 
 func metricNoop() metricapi.Meter { return metricnoop.NewMeterProvider().Meter(scopeName) }
+
+func TestErrorPayloadIsTheMapsJSON(t *testing.T) {
+	for _, msg := range []string{"", "no way", `quote " and \ backslash`, "<html> & \u2028 ünï\x01", "\xff invalid"} {
+		want, _ := json.Marshal(map[string]string{"error": msg})
+		if got := errorPayload(msg); string(got) != string(want) {
+			t.Errorf("%q: %s, want %s", msg, got, want)
+		}
+	}
+}

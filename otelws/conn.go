@@ -474,6 +474,9 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 			}
 		}
 		c.finish(len(frames), true)
+		for _, f := range frames {
+			putFrame(f)
+		}
 		select {
 		case <-c.wake:
 		case <-ping.C:
@@ -492,5 +495,25 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 			return c.ctx.Err()
 		}
+	}
+}
+
+// framePool holds written frames, for reuse as the buffers of new ones
+// (see getFrame): a batch of spans is a frame of up to a few hundred KiB.
+var framePool sync.Pool // of *[]byte
+
+// getFrame returns an empty buffer of at least size bytes, reused if a
+// written frame that large is at hand.
+func getFrame(size int) []byte {
+	if p, _ := framePool.Get().(*[]byte); p != nil && cap(*p) >= size {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+// putFrame keeps a written frame for reuse, unless it is small or huge.
+func putFrame(f []byte) {
+	if c := cap(f); c >= 4<<10 && c <= 4<<20 {
+		framePool.Put(&f)
 	}
 }

@@ -162,7 +162,17 @@ func Metrics(rm *metricdata.ResourceMetrics) wire.MetricsRequest {
 			}
 			ws.Metrics = append(ws.Metrics, wm)
 		}
-		if len(ws.Metrics) > 0 {
+		if len(ws.Metrics) == 0 {
+			continue
+		}
+		// A producer's metrics of a scope the SDK reports too join them.
+		i := 0
+		for i < len(out.ScopeMetrics) && out.ScopeMetrics[i].Scope != ws.Scope {
+			i++
+		}
+		if i < len(out.ScopeMetrics) {
+			out.ScopeMetrics[i].Metrics = append(out.ScopeMetrics[i].Metrics, ws.Metrics...)
+		} else {
 			out.ScopeMetrics = append(out.ScopeMetrics, ws)
 		}
 	}

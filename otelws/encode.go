@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/iii-go/iii/connection/wire"
 )
@@ -46,51 +47,89 @@ func (e *encoder) frame() []byte {
 	return f
 }
 
-// traces encodes an OTLP traces frame ("OTLP" + ExportTraceServiceRequest).
+// spanBatch holds encoded spans, grouped by instrumentation scope (there
+// are few scopes, so a linear scan for each span beats a map).
+type spanBatch struct {
+	scopes []scopeSpans
+	n      int // spans
+}
+
+type scopeSpans struct {
+	scope instrumentation.Scope
+	buf   []byte // encoded spans, comma-separated
+}
+
+// add appends one encoded span of scope sc.
+func (sb *spanBatch) add(sc *instrumentation.Scope, span []byte) {
+	i := 0
+	for i < len(sb.scopes) && sb.scopes[i].scope != *sc {
+		i++
+	}
+	if i == len(sb.scopes) {
+		sb.scopes = append(sb.scopes, scopeSpans{scope: *sc})
+	}
+	s := &sb.scopes[i]
+	if len(s.buf) > 0 {
+		s.buf = append(s.buf, ',')
+	}
+	s.buf = append(s.buf, span...)
+	sb.n++
+}
+
+// reset empties the batch. Scopes that had spans keep their buffers for
+// the next batch (unless they grew huge); the others are forgotten.
+func (sb *spanBatch) reset() {
+	k := 0
+	for _, s := range sb.scopes {
+		if len(s.buf) > 0 && cap(s.buf) <= 4<<20 {
+			sb.scopes[k] = scopeSpans{scope: s.scope, buf: s.buf[:0]}
+			k++
+		}
+	}
+	clear(sb.scopes[k:])
+	sb.scopes = sb.scopes[:k]
+	sb.n = 0
+}
+
+// traces encodes an OTLP traces frame ("OTLP" + ExportTraceServiceRequest)
+// of the spans.
 func (e *encoder) traces(spans []sdktrace.ReadOnlySpan) []byte {
-	b := append(e.buf[:0], wire.TelemetryTraces.Prefix()...)
+	var sb spanBatch
+	for _, s := range spans {
+		sc := s.InstrumentationScope()
+		sb.add(&sc, appendSpan(nil, s))
+	}
+	return e.tracesFrame(&sb)
+}
+
+// tracesFrame encodes an OTLP traces frame of a batch, in a buffer of its
+// own (a written frame's, reused).
+func (e *encoder) tracesFrame(sb *spanBatch) []byte {
+	size := 64 + len(e.res)
+	for _, s := range sb.scopes {
+		size += 64 + len(s.scope.Name) + len(s.scope.Version) + len(s.buf)
+	}
+	b := getFrame(size)
+	b = append(b, wire.TelemetryTraces.Prefix()...)
 	b = append(b, `{"resourceSpans":[{"resource":`...)
 	b = append(b, e.res...)
 	b = append(b, `,"scopeSpans":[`...)
-	// Spans of one scope go together; there are few scopes, so a linear
-	// scan for each beats a map.
-	var scopes []instrumentation.Scope
-	for _, s := range spans {
-		sc := s.InstrumentationScope()
-		seen := false
-		for _, x := range scopes {
-			if x == sc {
-				seen = true
-				break
-			}
+	first := true
+	for _, s := range sb.scopes {
+		if len(s.buf) == 0 {
+			continue
 		}
-		if !seen {
-			scopes = append(scopes, sc)
-		}
-	}
-	for i, sc := range scopes {
-		if i > 0 {
+		if !first {
 			b = append(b, ',')
 		}
+		first = false
 		b = append(b, `{"scope":`...)
-		b = appendScope(b, sc.Name, sc.Version)
+		b = appendScope(b, s.scope.Name, s.scope.Version)
 		b = append(b, `,"spans":[`...)
-		first := true
-		for _, s := range spans {
-			if s.InstrumentationScope() != sc {
-				continue
-			}
-			if !first {
-				b = append(b, ',')
-			}
-			first = false
-			b = appendSpan(b, s)
-		}
+		b = append(b, s.buf...)
 		b = append(b, "]}"...)
 	}
-	b = append(b, "]}]}"...)
-	e.buf = b
-	return e.frame()
+	return append(b, "]}]}"...)
 }
 
 // logs encodes an OTLP logs frame ("LOGS" + ExportLogsServiceRequest).
@@ -128,41 +167,110 @@ func appendScope(b []byte, name, version string) []byte {
 	return append(b, '}')
 }
 
-func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
+// SpanData is an ended span as the encoder takes it: the fields of an
+// sdktrace.ReadOnlySpan, for spans recorded without the SDK (the worker's
+// own invocation and call spans, see Pipeline.ExportSpan).
+type SpanData struct {
+	TraceID      trace.TraceID
+	SpanID       trace.SpanID
+	ParentSpanID trace.SpanID // zero for a root span
+	TraceState   trace.TraceState
+	Name         string
+	Kind         trace.SpanKind
+	Start, End   time.Time
+	// NameJSON, if set, is Name and Kind encoded once (AppendNameJSON)
+	// for spans that share them, and replaces them.
+	NameJSON []byte
+	// Attributes come first; IDAttribute, if its Key is set, follows them
+	// (a UUID attribute encoded without building its string), then
+	// MoreAttributes. AttributesJSON, if set, is Attributes encoded once
+	// (AppendAttributesJSON), and replaces them.
+	Attributes     []attribute.KeyValue
+	AttributesJSON []byte
+	IDAttribute    UUIDAttribute
+	MoreAttributes []attribute.KeyValue
+	Events         []sdktrace.Event
+	Links          []sdktrace.Link
+	Status         sdktrace.Status
+}
+
+// UUIDAttribute is a string attribute whose value is a UUID, encoded in
+// its canonical text form.
+type UUIDAttribute struct {
+	Key   attribute.Key
+	Value [16]byte
+}
+
+// spanData fills d with the fields of s (slices shared, not copied).
+func spanData(d *SpanData, s sdktrace.ReadOnlySpan) {
 	sc := s.SpanContext()
-	tid, sid := sc.TraceID(), sc.SpanID()
-	b = append(b, `{"traceId":"`...)
-	b = hex.AppendEncode(b, tid[:])
-	b = append(b, `","spanId":"`...)
-	b = hex.AppendEncode(b, sid[:])
-	b = append(b, '"')
-	if ts := sc.TraceState().String(); ts != "" {
-		b = append(b, `,"traceState":`...)
-		b = appendString(b, ts)
-	}
+	*d = SpanData{TraceID: sc.TraceID(), SpanID: sc.SpanID(), TraceState: sc.TraceState(), Name: s.Name(), Kind: s.SpanKind(),
+		Start: s.StartTime(), End: s.EndTime(), Attributes: s.Attributes(), Events: s.Events(), Links: s.Links(), Status: s.Status()}
 	if p := s.Parent(); p.IsValid() {
-		psid := p.SpanID()
+		d.ParentSpanID = p.SpanID()
+	}
+}
+
+func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
+	var d SpanData
+	spanData(&d, s)
+	return appendSpanData(b, &d)
+}
+
+func appendSpanData(b []byte, s *SpanData) []byte {
+	b = append(b, `{"traceId":"`...)
+	b = hex.AppendEncode(b, s.TraceID[:])
+	b = append(b, `","spanId":"`...)
+	b = hex.AppendEncode(b, s.SpanID[:])
+	b = append(b, '"')
+	if s.TraceState.Len() > 0 {
+		b = append(b, `,"traceState":`...)
+		b = appendString(b, s.TraceState.String())
+	}
+	if s.ParentSpanID.IsValid() {
 		b = append(b, `,"parentSpanId":"`...)
-		b = hex.AppendEncode(b, psid[:])
+		b = hex.AppendEncode(b, s.ParentSpanID[:])
 		b = append(b, '"')
 	}
-	b = append(b, `,"name":`...)
-	b = appendString(b, s.Name())
-	if k := s.SpanKind(); k != 0 {
-		b = append(b, `,"kind":`...)
-		b = strconv.AppendInt(b, int64(k), 10)
+	if s.NameJSON != nil {
+		b = append(b, s.NameJSON...)
+	} else {
+		b = AppendNameJSON(b, s.Name, s.Kind)
 	}
 	b = append(b, `,"startTimeUnixNano":`...)
-	b = appendNanos(b, s.StartTime())
+	b = appendNanos(b, s.Start)
 	b = append(b, `,"endTimeUnixNano":`...)
-	b = appendNanos(b, s.EndTime())
-	if attrs := s.Attributes(); len(attrs) > 0 {
-		b = append(b, `,"attributes":`...)
-		b = appendAttributes(b, attrs)
+	b = appendNanos(b, s.End)
+	first := len(s.Attributes) > 0 || len(s.AttributesJSON) > 0
+	if first || s.IDAttribute.Key != "" || len(s.MoreAttributes) > 0 {
+		b = append(b, `,"attributes":[`...)
+		if s.AttributesJSON != nil {
+			b = append(b, s.AttributesJSON...)
+		} else {
+			b = appendKVs(b, s.Attributes)
+		}
+		if s.IDAttribute.Key != "" {
+			if first {
+				b = append(b, ',')
+			}
+			b = append(b, `{"key":`...)
+			b = appendString(b, string(s.IDAttribute.Key))
+			b = append(b, `,"value":{"stringValue":"`...)
+			b = appendUUID(b, &s.IDAttribute.Value)
+			b = append(b, `"}}`...)
+		}
+		if len(s.MoreAttributes) > 0 {
+			if first || s.IDAttribute.Key != "" {
+				b = append(b, ',')
+			}
+			b = appendKVs(b, s.MoreAttributes)
+		}
+		b = append(b, ']')
 	}
-	if events := s.Events(); len(events) > 0 {
+	if len(s.Events) > 0 {
 		b = append(b, `,"events":[`...)
-		for i, ev := range events {
+		for i := range s.Events {
+			ev := &s.Events[i]
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -178,9 +286,10 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		}
 		b = append(b, ']')
 	}
-	if links := s.Links(); len(links) > 0 {
+	if len(s.Links) > 0 {
 		b = append(b, `,"links":[`...)
-		for i, l := range links {
+		for i := range s.Links {
+			l := &s.Links[i]
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -199,17 +308,46 @@ func appendSpan(b []byte, s sdktrace.ReadOnlySpan) []byte {
 		b = append(b, ']')
 	}
 	b = append(b, `,"status":{`...)
-	switch st := s.Status(); st.Code {
+	switch s.Status.Code {
 	case codes.Error:
 		b = append(b, `"code":2`...) // OTLP's STATUS_CODE_ERROR
-		if st.Description != "" {
+		if s.Status.Description != "" {
 			b = append(b, `,"message":`...)
-			b = appendString(b, st.Description)
+			b = appendString(b, s.Status.Description)
 		}
 	case codes.Ok:
 		b = append(b, `"code":1`...)
 	}
 	return append(b, "}}"...)
+}
+
+// AppendNameJSON appends a span's name and kind as SpanData.NameJSON
+// holds them.
+func AppendNameJSON(b []byte, name string, kind trace.SpanKind) []byte {
+	b = append(b, `,"name":`...)
+	b = appendString(b, name)
+	if kind != 0 {
+		b = append(b, `,"kind":`...)
+		b = strconv.AppendInt(b, int64(kind), 10)
+	}
+	return b
+}
+
+// AppendAttributesJSON appends attributes as SpanData.AttributesJSON holds
+// them.
+func AppendAttributesJSON(b []byte, attrs []attribute.KeyValue) []byte { return appendKVs(b, attrs) }
+
+// appendUUID appends the canonical text form of a UUID.
+func appendUUID(b []byte, u *[16]byte) []byte {
+	b = hex.AppendEncode(b, u[0:4])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, u[4:6])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, u[6:8])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, u[8:10])
+	b = append(b, '-')
+	return hex.AppendEncode(b, u[10:16])
 }
 
 func appendNanos(b []byte, t time.Time) []byte {
@@ -224,6 +362,12 @@ func appendNanos(b []byte, t time.Time) []byte {
 
 func appendAttributes(b []byte, attrs []attribute.KeyValue) []byte {
 	b = append(b, '[')
+	b = appendKVs(b, attrs)
+	return append(b, ']')
+}
+
+// appendKVs appends attributes without the brackets of their array.
+func appendKVs(b []byte, attrs []attribute.KeyValue) []byte {
 	for i, kv := range attrs {
 		if i > 0 {
 			b = append(b, ',')
@@ -231,10 +375,28 @@ func appendAttributes(b []byte, attrs []attribute.KeyValue) []byte {
 		b = append(b, `{"key":`...)
 		b = appendString(b, string(kv.Key))
 		b = append(b, `,"value":`...)
-		b = appendValue(b, kv.Value)
+		switch kv.Value.Type() {
+		case attribute.STRING:
+			b = append(b, `{"stringValue":`...)
+			b = appendString(b, kv.Value.AsString())
+			b = append(b, '}')
+		case attribute.INT64:
+			b = appendInt(b, kv.Value.AsInt64())
+		case attribute.BOOL:
+			b = append(b, `{"boolValue":`...)
+			b = strconv.AppendBool(b, kv.Value.AsBool())
+			b = append(b, '}')
+		case attribute.FLOAT64:
+			b = appendDouble(b, kv.Value.AsFloat64())
+		default:
+			// Slices and maps recurse; a buffer of their own keeps b
+			// out of the recursion, where escape analysis would move a
+			// caller's stack buffer to the heap.
+			b = append(b, appendValue(nil, kv.Value)...)
+		}
 		b = append(b, '}')
 	}
-	return append(b, ']')
+	return b
 }
 
 // appendValue appends an attribute value as an OTLP AnyValue.
@@ -273,9 +435,18 @@ func appendValue(b []byte, v attribute.Value) []byte {
 	case attribute.SLICE:
 		return appendArray(b, v.AsSlice(), appendValue)
 	case attribute.MAP:
-		b = append(b, `{"kvlistValue":{"values":`...)
-		b = appendAttributes(b, v.AsMap())
-		return append(b, "}}"...)
+		b = append(b, `{"kvlistValue":{"values":[`...)
+		for i, kv := range v.AsMap() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"key":`...)
+			b = appendString(b, string(kv.Key))
+			b = append(b, `,"value":`...)
+			b = appendValue(b, kv.Value)
+			b = append(b, '}')
+		}
+		return append(b, "]}}"...)
 	}
 	return append(b, "{}"...)
 }

@@ -129,3 +129,24 @@ func FuzzAppendStringDecodesAsEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+// A span with its name, kind and attributes encoded beforehand encodes as
+// the same span without.
+func TestPreEncodedNameAndAttributesEncodeAlike(t *testing.T) {
+	for i, s := range tricky {
+		attrs := []attribute.KeyValue{attribute.String("k "+s, s), attribute.Int("n", i)}
+		plain := SpanData{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, ParentSpanID: trace.SpanID{3}, Name: "name " + s,
+			Kind: trace.SpanKind(i % 6), Attributes: attrs, IDAttribute: UUIDAttribute{Key: "id", Value: [16]byte{4}},
+			MoreAttributes: []attribute.KeyValue{attribute.Bool("b", true)}}
+		pre := plain
+		pre.NameJSON = AppendNameJSON(nil, plain.Name, plain.Kind)
+		pre.AttributesJSON = AppendAttributesJSON(nil, attrs)
+		pre.Name, pre.Kind, pre.Attributes = "", 0, nil
+		got := normalize[wire.Span](t, appendSpanData(nil, &pre))
+		want := normalize[wire.Span](t, appendSpanData(nil, &plain))
+		sameJSON(t, got, want)
+		if id, _ := got.Attributes.Get("id"); id != `{"stringValue":"04000000-0000-0000-0000-000000000000"}` && id != "04000000-0000-0000-0000-000000000000" {
+			t.Fatalf("id attribute %s", id)
+		}
+	}
+}

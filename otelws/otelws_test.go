@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -324,4 +325,17 @@ func TestMetricExporterSendsCollectionsAsMTRCFrames(t *testing.T) {
 		t.Fatalf("temp: %+v", got["temp"])
 	}
 	_ = mp.Shutdown(ctx)
+}
+
+func TestPipelineDropsAndCountsSpansEndedAfterClose(t *testing.T) {
+	c := otelws.Dial(otelws.Config{URL: refusing(t), Backoff: fast})
+	defer c.Close(context.Background())
+	p := otelws.NewPipeline(otelws.PipelineConfig{Conn: c})
+	sc := instrumentation.Scope{Name: "s"}
+	p.ExportSpan(&sc, &otelws.SpanData{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, Name: "before"})
+	p.Close()
+	p.ExportSpan(&sc, &otelws.SpanData{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, Name: "after"})
+	if s := p.Stats(); s.SpansExported != 1 || s.SpansDropped != 1 || s.SpansQueued != 0 {
+		t.Fatalf("stats after Close: %+v", s)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -45,15 +46,29 @@ type PipelineConfig struct {
 // of its own and hands them to a Conn. It is an sdktrace.SpanProcessor.
 // Putting a span or a record on its queue never blocks: when the queue is
 // full the newcomer is dropped and counted.
+//
+// A span is encoded as it ends, on the goroutine that ends it, and appended
+// to the current batch under a short lock; the goroutine only wakes to
+// arm the flush timer and to turn full or due batches into frames. (A
+// channel of spans woke it for every span and kept every span alive until
+// its batch was encoded.)
 type Pipeline struct {
 	cfg   PipelineConfig
-	spans chan sdktrace.ReadOnlySpan
 	logs  chan wire.LogRecord
 	flush chan chan struct{}
 	enc   *encoder // used by the batching goroutine only
 	stop  chan struct{}
 	done  chan struct{}
 	once  sync.Once
+
+	kick chan struct{} // wakes the batching goroutine: a batch begun or filled
+
+	mu     sync.Mutex   // guards the fields below
+	batch  *spanBatch   // the batch being filled
+	full   []*spanBatch // filled batches, for the batching goroutine to send
+	free   []*spanBatch // sent batches, emptied, for reuse
+	queued int          // spans in batch and full
+	ended  bool         // the goroutine took its last batch: spans are dropped
 
 	closed       atomic.Bool
 	spansDropped atomic.Uint64
@@ -80,7 +95,8 @@ func NewPipeline(cfg PipelineConfig) *Pipeline {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
 	p := &Pipeline{cfg: cfg,
-		spans: make(chan sdktrace.ReadOnlySpan, cfg.MaxQueuedSpans),
+		kick:  make(chan struct{}, 1),
+		batch: new(spanBatch),
 		logs:  make(chan wire.LogRecord, cfg.MaxQueuedLogs),
 		flush: make(chan chan struct{}),
 		enc:   newEncoder(cfg.Resource),
@@ -103,8 +119,11 @@ type PipelineStats struct {
 
 // Stats returns the Pipeline's counters.
 func (p *Pipeline) Stats() PipelineStats {
+	p.mu.Lock()
+	queued := p.queued
+	p.mu.Unlock()
 	return PipelineStats{
-		SpansExported: p.spansOut.Load(), SpansDropped: p.spansDropped.Load(), SpansQueued: len(p.spans),
+		SpansExported: p.spansOut.Load(), SpansDropped: p.spansDropped.Load(), SpansQueued: queued,
 		LogsExported: p.logsOut.Load(), LogsDropped: p.logsDropped.Load(), LogsQueued: len(p.logs),
 	}
 }
@@ -122,11 +141,70 @@ func (p *Pipeline) OnEnd(s sdktrace.ReadOnlySpan) {
 		p.spansDropped.Add(1)
 		return
 	}
-	select {
-	case p.spans <- s:
-	default:
+	var d SpanData
+	spanData(&d, s)
+	sc := s.InstrumentationScope()
+	p.export(&sc, &d)
+}
+
+// ExportSpan queues an ended span of scope sc for export, or drops it if
+// the queue is full. The span is encoded before ExportSpan returns: the
+// caller may reuse d and what it points to.
+func (p *Pipeline) ExportSpan(sc *instrumentation.Scope, d *SpanData) {
+	if p.closed.Load() {
 		p.spansDropped.Add(1)
+		return
 	}
+	p.export(sc, d)
+}
+
+func (p *Pipeline) export(sc *instrumentation.Scope, d *SpanData) {
+	sp := scratchPool.Get().(*[]byte)
+	span := appendSpanData((*sp)[:0], d)
+	defer func() {
+		if cap(span) <= 64<<10 {
+			*sp = span
+			scratchPool.Put(sp)
+		}
+	}()
+	p.mu.Lock()
+	if p.queued >= p.cfg.MaxQueuedSpans || p.ended {
+		p.mu.Unlock()
+		p.spansDropped.Add(1)
+		return
+	}
+	p.queued++
+	b := p.batch
+	b.add(sc, span)
+	kick := b.n == 1
+	if b.n >= p.cfg.MaxBatch {
+		p.full = append(p.full, b)
+		p.batch = p.newBatchLocked()
+		kick = true
+	}
+	p.mu.Unlock()
+	if kick {
+		select {
+		case p.kick <- struct{}{}:
+		default: // a kick is pending already; the goroutine looks at everything when it takes it
+		}
+	}
+}
+
+// scratchPool holds the buffers spans are encoded into before they join a
+// batch (a buffer on the stack would grow every goroutine that ends a span,
+// and with them the runtime's initial goroutine stack size).
+var scratchPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// newBatchLocked returns an empty batch, reused if one is free.
+func (p *Pipeline) newBatchLocked() *spanBatch {
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free[n-1] = nil
+		p.free = p.free[:n-1]
+		return b
+	}
+	return new(spanBatch)
 }
 
 // Shutdown implements sdktrace.SpanProcessor: it batches what is queued.
@@ -181,7 +259,6 @@ func (p *Pipeline) Close() {
 func (p *Pipeline) run() {
 	defer close(p.done)
 	var (
-		spans   []sdktrace.ReadOnlySpan
 		logs    []wire.LogRecord
 		spanDue <-chan time.Time
 		logDue  <-chan time.Time
@@ -193,11 +270,7 @@ func (p *Pipeline) run() {
 	defer spanTimer.Stop()
 	defer logTimer.Stop()
 	emitSpans := func() {
-		if len(spans) > 0 {
-			p.emitSpans(spans)
-			clear(spans)
-			spans = spans[:0]
-		}
+		p.emitSpans()
 		spanTimer.Stop()
 		spanDue = nil
 	}
@@ -208,15 +281,6 @@ func (p *Pipeline) run() {
 		}
 		logTimer.Stop()
 		logDue = nil
-	}
-	addSpan := func(s sdktrace.ReadOnlySpan) {
-		spans = append(spans, s)
-		if len(spans) >= p.cfg.MaxBatch {
-			emitSpans()
-		} else if spanDue == nil {
-			spanTimer.Reset(p.cfg.SpanFlushInterval)
-			spanDue = spanTimer.C
-		}
 	}
 	addLog := func(r wire.LogRecord) {
 		logs = append(logs, r)
@@ -230,9 +294,6 @@ func (p *Pipeline) run() {
 	drain := func() {
 		for {
 			select {
-			case s := <-p.spans:
-				addSpan(s)
-				continue
 			case r := <-p.logs:
 				addLog(r)
 				continue
@@ -245,8 +306,11 @@ func (p *Pipeline) run() {
 	}
 	for {
 		select {
-		case s := <-p.spans:
-			addSpan(s)
+		case <-p.kick:
+			if p.emitFull() > 0 && spanDue == nil {
+				spanTimer.Reset(p.cfg.SpanFlushInterval)
+				spanDue = spanTimer.C
+			}
 		case r := <-p.logs:
 			addLog(r)
 		case <-spanDue:
@@ -260,17 +324,61 @@ func (p *Pipeline) run() {
 			close(ack)
 		case <-p.stop:
 			drain()
+			p.mu.Lock()
+			p.ended = true // a span ending from now on is dropped and counted, not left behind
+			p.mu.Unlock()
+			emitSpans()
 			return
 		}
 	}
 }
 
-func (p *Pipeline) emitSpans(spans []sdktrace.ReadOnlySpan) {
-	if p.cfg.Conn.Send(p.enc.traces(spans)) {
-		p.spansOut.Add(uint64(len(spans)))
-	} else {
-		p.spansDropped.Add(uint64(len(spans)))
+// emitFull sends the filled batches and returns how many spans the
+// current batch holds.
+func (p *Pipeline) emitFull() int {
+	p.mu.Lock()
+	full := p.full
+	p.full = nil
+	n := p.batch.n
+	p.mu.Unlock()
+	p.send(full)
+	return n
+}
+
+// emitSpans sends the filled batches and the current one.
+func (p *Pipeline) emitSpans() {
+	p.mu.Lock()
+	full := p.full
+	p.full = nil
+	if p.batch.n > 0 {
+		full = append(full, p.batch)
+		p.batch = p.newBatchLocked()
 	}
+	p.mu.Unlock()
+	p.send(full)
+}
+
+// send turns batches into frames, then keeps a few of them for reuse.
+func (p *Pipeline) send(batches []*spanBatch) {
+	if len(batches) == 0 {
+		return
+	}
+	for _, b := range batches {
+		if p.cfg.Conn.Send(p.enc.tracesFrame(b)) {
+			p.spansOut.Add(uint64(b.n))
+		} else {
+			p.spansDropped.Add(uint64(b.n))
+		}
+	}
+	p.mu.Lock()
+	for _, b := range batches {
+		p.queued -= b.n
+		b.reset()
+		if len(p.free) < 2 {
+			p.free = append(p.free, b)
+		}
+	}
+	p.mu.Unlock()
 }
 
 func (p *Pipeline) emitLogs(logs []wire.LogRecord) {

@@ -112,7 +112,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ns          = fs.String("ns", "", "namespace of the bench functions (bench::<ns>sdk::echo, ...); for running several benchmarks on one engine")
 		peers       = fs.String("peer", "", "comma-separated `list` of other SDKs to run in the rpc scenario beside the Go SDK and raw: node, rust, python (programs in cmd/bench/peers; each installs its dependencies on first use; rpc then runs -concurrency, 10 KiB at c=64 and void batches, by default at c=1,64,256)")
 		seed        = fs.Uint64("seed", 1, "chaos: `seed` of the fault schedule (the same seed gives the same faults in the same order)")
-		telemetry   = fs.Bool("telemetry", false, "also run the rpc scenario with the SDK's telemetry on (impl otel: spans, metrics and logs exported to the engine's /otel); the sdk rows always run with it off")
+		telemetry   = fs.Bool("telemetry", false, "also run the rpc and inflight scenarios with the SDK's telemetry on (impl otel: spans, metrics and logs exported to the engine's /otel); the sdk rows always run with it off")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -334,7 +334,11 @@ func (e *env) plan() []planned {
 			}
 		case scInflight:
 			// Once: a second round would start from the first one's pools.
-			for _, impl := range o.impls {
+			impls := o.impls
+			if o.telemetry && slices.Contains(impls, "sdk") {
+				impls = append(slices.Clip(impls), implOtel)
+			}
+			for _, impl := range impls {
 				p = append(p, planned{func(ctx context.Context) result { return e.runInflight(ctx, impl) }})
 			}
 		case scChaos:

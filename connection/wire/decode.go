@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strconv"
@@ -390,6 +391,30 @@ func (s *scanner) optStr() string {
 		return ""
 	}
 	return s.str()
+}
+
+// engineBaggage is how the baggage the engine puts on every traced call
+// begins: "iii.function.id=<the function called>".
+const engineBaggage = "iii.function.id="
+
+// baggage decodes an optional baggage string. The engine's own, one per
+// function id, is interned as function ids are; other baggage is not,
+// lest values that vary fill the interner.
+func (s *scanner) baggage() string {
+	if s.in == nil || s.peek() != '"' {
+		return s.optStr()
+	}
+	raw, esc := s.rawString()
+	if s.err != nil {
+		return ""
+	}
+	if esc {
+		return string(unescape(raw))
+	}
+	if len(raw) > len(engineBaggage) && string(raw[:len(engineBaggage)]) == engineBaggage && bytes.IndexByte(raw, ',') < 0 {
+		return s.in.intern(raw)
+	}
+	return string(raw)
 }
 
 // null consumes a null literal if one is next.
@@ -1164,7 +1189,7 @@ func (d *decoder) invokeFunction() Message {
 			m.Traceparent = s.optStr()
 		case "baggage":
 			s.once(&seen, 4, "baggage")
-			m.Baggage = s.optStr()
+			m.Baggage = s.baggage()
 		case "action":
 			s.once(&seen, 5, "action")
 			m.Action = s.action()
@@ -1209,7 +1234,7 @@ func (d *decoder) invocationResult() Message {
 			m.Traceparent = s.optStr()
 		case "baggage":
 			s.once(&seen, 5, "baggage")
-			m.Baggage = s.optStr()
+			m.Baggage = s.baggage()
 		default:
 			return false
 		}

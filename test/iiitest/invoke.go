@@ -326,6 +326,10 @@ func optString(s string) *string {
 // existing member is removed and the new one goes last, as the engine
 // re-serialises it.
 func withFunctionIDBaggage(baggage, fnID string) string {
+	const key = "iii.function.id="
+	if len(baggage) == len(key)+len(fnID) && baggage[:len(key)] == key && baggage[len(key):] == fnID {
+		return baggage // what the steps below would rebuild
+	}
 	var parts []string
 	if baggage != "" {
 		for _, p := range strings.Split(baggage, ",") {

@@ -15,6 +15,14 @@ import (
 // "00-…-02" becomes "00-…-00", "00-…-03", uppercase ids, all-zero ids and
 // version ff are dropped.
 func normalizeTraceparent(tp string) string {
+	if canonicalTraceparent(tp) {
+		return tp // what rewriteTraceparent would rebuild
+	}
+	return rewriteTraceparent(tp)
+}
+
+// rewriteTraceparent is normalizeTraceparent step by step.
+func rewriteTraceparent(tp string) string {
 	parts := strings.Split(strings.TrimSpace(tp), "-")
 	if n := len(parts); n > 0 && parts[n-1] == "" {
 		parts = parts[:n-1] // a trailing "-" makes no empty part
@@ -62,4 +70,25 @@ func parseHexUint(s string, bits int) (*big.Int, bool) {
 		return nil, false
 	}
 	return n, true
+}
+
+// canonicalTraceparent reports whether tp is already in the form
+// normalizeTraceparent gives: version 00, lowercase non-zero ids, flags 00
+// or 01.
+func canonicalTraceparent(tp string) bool {
+	if len(tp) != 55 || tp[:3] != "00-" || tp[35] != '-' || tp[52] != '-' || tp[53] != '0' || (tp[54] != '0' && tp[54] != '1') {
+		return false
+	}
+	nonZero := func(h string) bool {
+		nz := false
+		for i := 0; i < len(h); i++ {
+			c := h[i]
+			if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+				return false
+			}
+			nz = nz || c != '0'
+		}
+		return nz
+	}
+	return nonZero(tp[3:35]) && nonZero(tp[36:52])
 }
