@@ -140,14 +140,50 @@ func redactJSON(data []byte) []byte {
 	return out
 }
 
+// mayHoldSecret reports whether data may hold a key whose value redactJSON
+// replaces: an object key (a string followed by ':') containing one of
+// secretWords, in any case. It looks only at the strings just before each
+// ':', so its cost is a fast byte search, not a scan per word. It errs on
+// the side of true: a key it cannot delimit (escaped, or longer than
+// maxKeyScan) counts as possibly secret, and so does a ':' inside a string
+// value that looks like the end of a key.
 func mayHoldSecret(data []byte) bool {
-	for _, w := range secretWords {
-		if containsFold(data, w) {
-			return true
+	for i := 0; ; i++ {
+		j := bytes.IndexByte(data[i:], ':')
+		if j < 0 {
+			return false
+		}
+		i += j
+		end := i - 1
+		for end >= 0 && isJSONSpace(data[end]) {
+			end--
+		}
+		if end < 0 || data[end] != '"' {
+			continue
+		}
+		lo := max(end-maxKeyScan, 0)
+		start := bytes.LastIndexByte(data[lo:end], '"')
+		if start < 0 {
+			return true // a key longer than maxKeyScan
+		}
+		start += lo
+		key := data[start+1 : end]
+		if bytes.IndexByte(key, '\\') >= 0 || start > 0 && data[start-1] == '\\' {
+			return true // escapes: the decoded key may differ
+		}
+		for _, w := range secretWords {
+			if containsFold(key, w) {
+				return true
+			}
 		}
 	}
-	return false
 }
+
+// maxKeyScan bounds how far back mayHoldSecret looks for a key's opening
+// quote.
+const maxKeyScan = 256
+
+func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // containsFold reports whether b contains the lower-case ASCII word w in
 // any case.

@@ -82,3 +82,85 @@ func TestErrorPayloadIsTheMapsJSON(t *testing.T) {
 		}
 	}
 }
+
+// mayHoldSecret is only a shortcut: whenever a full parse would redact a
+// key, it must say so. Checked on generated documents with secret and
+// harmless keys at any depth, values that look like keys, escapes and
+// whitespace, and on hand-picked edge cases.
+func TestMayHoldSecretMissesNoKeyTheParseWouldRedact(t *testing.T) {
+	for _, doc := range []string{
+		`{"password":1}`, `{ "Password" : 1 }`, "{\"a\":{\"b\":[{\"refresh_token\"\n:\t2}]}}",
+		`{"\u0070assword":1}`, `{"pass\"word\"x":1,"x_token":2}`, `{"` + strings.Repeat("a", 300) + `_secret":1}`,
+		`["a:b", {"api-key":1}]`, `{"v":"\"x\": 1","token":2}`,
+	} {
+		if parseFindsSecret(t, doc) && !mayHoldSecret([]byte(doc)) {
+			t.Errorf("mayHoldSecret(%s) = false; the parse redacts it", doc)
+		}
+	}
+	keys := []string{"a", "user", "Token", "api_key", "note", "AUTHORIZATION", "keyboard", "id-token", "x:y", "my secret", "pw\\\"d", "\\u0074oken"}
+	vals := []string{`1`, `"password"`, `"a\": b"`, `null`, `"token: x"`}
+	seed := uint64(1)
+	rnd := func(n int) int { seed = seed*6364136223846793005 + 1442695040888963407; return int(seed>>33) % n }
+	var gen func(depth int) string
+	gen = func(depth int) string {
+		if depth > 3 || rnd(3) == 0 {
+			return vals[rnd(len(vals))]
+		}
+		if rnd(2) == 0 {
+			parts := make([]string, rnd(3))
+			for i := range parts {
+				parts[i] = gen(depth + 1)
+			}
+			return "[" + strings.Join(parts, ",") + "]"
+		}
+		parts := make([]string, rnd(4))
+		for i := range parts {
+			parts[i] = `"` + keys[rnd(len(keys))] + `"` + []string{":", " : ", "\n:"}[rnd(3)] + gen(depth+1)
+		}
+		return "{" + strings.Join(parts, ",") + "}"
+	}
+	redacted := 0
+	for range 20000 {
+		doc := gen(0)
+		if !json.Valid([]byte(doc)) {
+			continue
+		}
+		if parseFindsSecret(t, doc) {
+			redacted++
+			if !mayHoldSecret([]byte(doc)) {
+				t.Fatalf("mayHoldSecret(%s) = false; the parse redacts it", doc)
+			}
+		}
+	}
+	if redacted < 1000 {
+		t.Fatalf("only %d generated documents had a secret key", redacted)
+	}
+}
+
+// parseFindsSecret decodes doc and reports whether any of its keys, at any
+// depth, is one redactJSON redacts (without mayHoldSecret's shortcut).
+func parseFindsSecret(t *testing.T, doc string) bool {
+	var v any
+	if err := json.Unmarshal([]byte(doc), &v); err != nil {
+		t.Fatalf("%s: %v", doc, err)
+	}
+	var find func(v any) bool
+	find = func(v any) bool {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if secretKey(k) || find(e) {
+					return true
+				}
+			}
+		case []any:
+			for _, e := range x {
+				if find(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return find(v)
+}
