@@ -598,6 +598,14 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 	if req.FunctionID == "" {
 		return nil, fmt.Errorf("%w: empty function id", ErrInvalidID)
 	}
+	// A context that has ended sends nothing: the call would race its own
+	// cancellation.
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, &timeoutError{functionID: req.FunctionID, ctx: true}
+		}
+		return nil, fmt.Errorf("iii: call to %s: %w", req.FunctionID, ctx.Err())
+	}
 	data, err := encodeJSON(req.Payload)
 	if err != nil {
 		return nil, fmt.Errorf("payload of call to %s: %w", req.FunctionID, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,5 +54,35 @@ func TestCallOptionsSetMetadataAndTimeout(t *testing.T) {
 	// Calls without options still compile and use the defaults.
 	if _, err := iii.Call[json.RawMessage](testCtx(t), caller, "opts::meta", nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A call whose context has already ended sends nothing and fails with the
+// context's error, every time (it used to race the engine's answer).
+func TestCallWithAnEndedContextSendsNothing(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, iii.InitOptions{})
+	var ran atomic.Int32
+	iii.RegisterFunction(w, "ended::fn", func(ctx context.Context, in int) (int, error) { ran.Add(1); return in, nil })
+	if err := eng.WaitFunction(testCtx(t), "ended::fn"); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	for range 200 {
+		if _, err := iii.Call[int](cancelled, w, "ended::fn", 1); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled context: %v", err)
+		}
+		if _, err := w.Trigger(cancelled, iii.TriggerRequest{FunctionID: "ended::fn", Payload: 1, Action: iii.Void()}); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled context, void: %v", err)
+		}
+		if _, err := iii.Call[int](expired, w, "ended::fn", 1); !errors.Is(err, iii.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("expired context: %v", err)
+		}
+	}
+	if n, _ := iii.Call[int](testCtx(t), w, "ended::fn", 1); n != 1 || ran.Load() != 1 {
+		t.Fatalf("the handler ran %d times; want once, for the last call only", ran.Load())
 	}
 }
