@@ -14,6 +14,8 @@ func registerMeta(c *client, data string) {
 }
 
 func TestWorkersRegisterStoresSanitisedMetadataAndReplies(t *testing.T) {
+	// It checks the FIFO order the double keeps by default.
+	t.Setenv(UnorderedEnv, "")
 	e := NewEngine(t)
 	c := dial(t, e)
 	r := c.callSync("engine::workers::register", `{"runtime":"go","version":"0.1.0","name":" \u202echeckout\u0007-worker\n ","description":"`+strings.Repeat("d", 300)+`","os":"linux","pid":4242,"isolation":null,"telemetry":{"language":"en","project_name":"shop","framework":"iii-go","extra":1}}`)
@@ -94,6 +96,8 @@ func TestWorkersListHidesWorkersWithoutPIDAndInfoShowsTheSurface(t *testing.T) {
 }
 
 func TestFunctionsListFiltersInternalAndSorts(t *testing.T) {
+	// It checks the FIFO order the double keeps by default.
+	t.Setenv(UnorderedEnv, "")
 	e := NewEngine(t)
 	c := dial(t, e)
 	registerMeta(c, `{"name":"shop"}`)

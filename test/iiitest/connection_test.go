@@ -302,6 +302,8 @@ func TestRegisterServiceIsAcceptedSilently(t *testing.T) {
 }
 
 func TestReceivedRecordsControlFramesInOrderAsPrivateCopies(t *testing.T) {
+	// It checks the FIFO order the double keeps by default.
+	t.Setenv(UnorderedEnv, "")
 	e := NewEngine(t)
 	c := dial(t, e)
 	c.send(&wire.RegisterTriggerType{ID: "t::x", Description: "d"})

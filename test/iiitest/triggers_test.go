@@ -164,6 +164,8 @@ func TestProviderDisconnectParksAllBindingsOfItsTypes(t *testing.T) {
 }
 
 func TestWorkersAvailableFiresOnConnectMetadataAndDisconnect(t *testing.T) {
+	// It checks the FIFO order the double keeps by default.
+	t.Setenv(UnorderedEnv, "")
 	e := NewEngine(t)
 	s := dial(t, e)
 	s.register("watch::workers")
