@@ -77,19 +77,7 @@ func init() {
 func decodeInput(id string, data json.RawMessage, v any) *wire.ErrorBody {
 	t := bytes.TrimLeft(data, " \t\r\n")
 	if len(t) == 0 || t[0] != '{' {
-		kind := "null"
-		switch {
-		case len(t) == 0:
-		case t[0] == '[':
-			kind = "sequence"
-		case t[0] == '"':
-			kind = "string"
-		case t[0] == 't' || t[0] == 'f':
-			kind = "boolean"
-		case t[0] != 'n':
-			kind = "number"
-		}
-		return inputError(id, "invalid type: "+kind+", expected a map")
+		return inputError(id, "invalid type: "+serdeKind(t)+", expected a map")
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		var ute *json.UnmarshalTypeError
@@ -99,6 +87,26 @@ func decodeInput(id string, data json.RawMessage, v any) *wire.ErrorBody {
 		return inputError(id, err.Error())
 	}
 	return nil
+}
+
+// serdeKind names the JSON value t starts with as serde's errors do ("null"
+// for nothing).
+func serdeKind(t []byte) string {
+	switch {
+	case len(t) == 0:
+		return "null"
+	case t[0] == '[':
+		return "sequence"
+	case t[0] == '"':
+		return "string"
+	case t[0] == 't' || t[0] == 'f':
+		return "boolean"
+	case t[0] == 'n':
+		return "null"
+	case t[0] == '{':
+		return "map"
+	}
+	return "number"
 }
 
 func inputError(id, msg string) *wire.ErrorBody {

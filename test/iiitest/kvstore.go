@@ -259,19 +259,7 @@ func parseStateConfig(raw json.RawMessage) (stateTriggerConfig, *wire.ErrorBody)
 func decodeConfig(raw json.RawMessage, name string, v any) string {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || t[0] != '{' {
-		kind := "null"
-		switch {
-		case len(t) == 0:
-		case t[0] == '[':
-			kind = "sequence"
-		case t[0] == '"':
-			kind = "string"
-		case t[0] == 't' || t[0] == 'f':
-			kind = "boolean"
-		case t[0] != 'n':
-			kind = "number"
-		}
-		return "invalid type: " + kind + ", expected struct " + name
+		return "invalid type: " + serdeKind(t) + ", expected struct " + name
 	}
 	if err := json.Unmarshal(raw, v); err != nil {
 		return err.Error()

@@ -224,6 +224,21 @@ func (e *Engine) streamGroupLocked(st *state, name, group string, create bool) *
 	return x
 }
 
+// streamArgs decodes a stream builtin's input and checks its first n
+// required fields (see streamInput.check); on failure it has replied.
+func streamArgs(id string, data json.RawMessage, n int, reply func(json.RawMessage, *wire.ErrorBody)) (streamInput, bool) {
+	var in streamInput
+	errb := decodeInput(id, data, &in)
+	if errb == nil {
+		errb = in.check(id, n)
+	}
+	if errb != nil {
+		reply(nil, errb)
+		return in, false
+	}
+	return in, true
+}
+
 func builtinStreamSet(e *Engine, c *worker, id string, data json.RawMessage, reply func(json.RawMessage, *wire.ErrorBody)) {
 	var in struct {
 		streamInput
@@ -324,13 +339,8 @@ func builtinStreamUpdate(e *Engine, c *worker, id string, data json.RawMessage, 
 }
 
 func builtinStreamDelete(e *Engine, c *worker, id string, data json.RawMessage, reply func(json.RawMessage, *wire.ErrorBody)) {
-	var in streamInput
-	if errb := decodeInput(id, data, &in); errb != nil {
-		reply(nil, errb)
-		return
-	}
-	if errb := in.check(id, 3); errb != nil {
-		reply(nil, errb)
+	in, ok := streamArgs(id, data, 3, reply)
+	if !ok {
 		return
 	}
 	name, group, item := *in.StreamName, *in.GroupID, *in.ItemID
@@ -377,13 +387,8 @@ func streamRead(e *Engine, reply func(json.RawMessage, *wire.ErrorBody), op, nam
 }
 
 func builtinStreamGet(e *Engine, c *worker, id string, data json.RawMessage, reply func(json.RawMessage, *wire.ErrorBody)) {
-	var in streamInput
-	if errb := decodeInput(id, data, &in); errb != nil {
-		reply(nil, errb)
-		return
-	}
-	if errb := in.check(id, 3); errb != nil {
-		reply(nil, errb)
+	in, ok := streamArgs(id, data, 3, reply)
+	if !ok {
 		return
 	}
 	streamRead(e, reply, "get", *in.StreamName, in, func(st *state) any {
@@ -392,13 +397,8 @@ func builtinStreamGet(e *Engine, c *worker, id string, data json.RawMessage, rep
 }
 
 func builtinStreamList(e *Engine, c *worker, id string, data json.RawMessage, reply func(json.RawMessage, *wire.ErrorBody)) {
-	var in streamInput
-	if errb := decodeInput(id, data, &in); errb != nil {
-		reply(nil, errb)
-		return
-	}
-	if errb := in.check(id, 2); errb != nil {
-		reply(nil, errb)
+	in, ok := streamArgs(id, data, 2, reply)
+	if !ok {
 		return
 	}
 	input := struct {
@@ -411,13 +411,8 @@ func builtinStreamList(e *Engine, c *worker, id string, data json.RawMessage, re
 }
 
 func builtinStreamListGroups(e *Engine, c *worker, id string, data json.RawMessage, reply func(json.RawMessage, *wire.ErrorBody)) {
-	var in streamInput
-	if errb := decodeInput(id, data, &in); errb != nil {
-		reply(nil, errb)
-		return
-	}
-	if errb := in.check(id, 1); errb != nil {
-		reply(nil, errb)
+	in, ok := streamArgs(id, data, 1, reply)
+	if !ok {
 		return
 	}
 	input := struct {
