@@ -455,7 +455,12 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 			}
 		}
 	}()
+	// Once the Conn closes (Close has flushed what it could in its own
+	// time), a write still blocked on a peer that does not read is cut
+	// short: Close must not wait out the write timeout.
+	stop := context.AfterFunc(c.ctx, func() { _ = ws.NetConn().SetWriteDeadline(time.Now()) })
 	defer func() {
+		stop()
 		_ = ws.Close()
 		<-dead
 	}()
@@ -466,6 +471,9 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 		frames := c.take()
 		for i, f := range frames {
 			_ = ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if c.ctx.Err() != nil { // closed (checked after the set: see stop)
+				_ = ws.SetWriteDeadline(time.Now())
+			}
 			if err := ws.WriteMessage(websocket.BinaryMessage, f); err != nil {
 				c.finish(i, true)
 				c.finish(1, false) // it may have gone out in part

@@ -85,3 +85,46 @@ func TestConnPingsAndDropsASilentPeer(t *testing.T) {
 	s.deaf.Store(true)
 	waitUntil(t, "the silent socket to be replaced", func() bool { return c.Stats().Reconnects >= 1 })
 }
+
+// Close returns once its context ends even while a write is blocked on an
+// endpoint that takes nothing (a stalled peer), however long the write
+// timeout: it cuts the write short instead of waiting it out.
+func TestCloseCutsAWriteBlockedOnAStalledPeer(t *testing.T) {
+	release := make(chan struct{})
+	up := websocket.Upgrader{}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		<-release // never reads
+	}))
+	srv.Listener.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Listener = ln
+	srv.Start()
+	defer srv.Close()
+	defer close(release)
+
+	c := otelws.Dial(otelws.Config{URL: "ws" + srv.URL[len("http"):] + "/otel", Backoff: fast,
+		WriteTimeout: time.Hour, IdleTimeout: time.Hour, PingInterval: time.Hour,
+		MaxPendingFrames: 1000, MaxPendingBytes: 1 << 30})
+	frame := make([]byte, 1<<20)
+	for range 64 { // far more than the loopback socket buffers hold
+		c.Send(frame)
+	}
+	waitUntil(t, "the writer to take the frames", func() bool { st := c.Stats(); return st.Connected && st.Queued < 64 })
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	closed := make(chan struct{})
+	go func() { c.Close(ctx); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second): // a failure bound, far below the hour-long write timeout
+		t.Fatal("Close waited for the blocked write")
+	}
+}
