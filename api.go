@@ -479,6 +479,13 @@ func (w *III) RegisterFunctionRaw(id string, handler func(context.Context, json.
 // register registers h; reqSchema and respSchema (nil: none) derive the
 // schemas, and run only if the options neither replace nor omit them.
 func (w *III) register(id string, h registry.Handler, reqSchema, respSchema func() json.RawMessage, opts []FunctionOption) (*FunctionRef, error) {
+	return w.registerFunction(id, h, nil, reqSchema, respSchema, opts)
+}
+
+// registerFunction registers a function served by h here or, with inv, by
+// the engine calling an HTTP endpoint (h is nil then, and ValidateInput
+// does not apply: the payload does not pass through this worker).
+func (w *III) registerFunction(id string, h registry.Handler, inv *wire.HTTPInvocationRef, reqSchema, respSchema func() json.RawMessage, opts []FunctionOption) (*FunctionRef, error) {
 	if err := w.err(); err != nil {
 		return nil, err
 	}
@@ -489,7 +496,7 @@ func (w *III) register(id string, h registry.Handler, reqSchema, respSchema func
 	for _, o := range opts {
 		o(&cfg)
 	}
-	frame := &wire.RegisterFunction{ID: id, Description: cfg.description}
+	frame := &wire.RegisterFunction{ID: id, Description: cfg.description, Invocation: inv}
 	if !cfg.noSchemas {
 		frame.RequestFormat, frame.ResponseFormat = cfg.requestSchema, cfg.responseSchema
 		if frame.RequestFormat == nil && reqSchema != nil {
@@ -504,7 +511,7 @@ func (w *III) register(id string, h registry.Handler, reqSchema, respSchema func
 			return nil, fmt.Errorf("%w: schema of function %q", ErrInvalidPayload, id)
 		}
 	}
-	if cfg.validate {
+	if cfg.validate && h != nil {
 		var err error
 		if h, err = validating(id, frame.RequestFormat, h); err != nil {
 			return nil, err

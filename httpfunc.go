@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/iii-go/iii/connection/wire"
-	"github.com/iii-go/iii/registry"
 )
 
 // HTTPInvocation says how the engine reaches an HTTP-invoked function
@@ -138,28 +137,7 @@ func RegisterHTTPFunction(w *III, id string, inv HTTPInvocation, opts ...Functio
 	if err != nil {
 		return nil, fmt.Errorf("HTTP function %q: %w", id, err)
 	}
-	if id == "" {
-		return nil, fmt.Errorf("%w: empty function id", ErrInvalidID)
-	}
-	var cfg functionConfig
-	for _, o := range opts {
-		o(&cfg)
-	}
-	frame := &wire.RegisterFunction{ID: id, Description: cfg.description, Invocation: ref}
-	if !cfg.noSchemas {
-		frame.RequestFormat, frame.ResponseFormat = cfg.requestSchema, cfg.responseSchema
-	}
-	if cfg.metadata != nil {
-		md, err := encodeJSON(cfg.metadata)
-		if err != nil {
-			return nil, fmt.Errorf("function %q metadata: %w", id, err)
-		}
-		frame.Metadata = md
-	}
-	if err := w.reg.AddFunction(w.ctx, &registry.Function{Frame: frame}); err != nil {
-		return nil, w.reqErr(err)
-	}
-	return &FunctionRef{w: w, id: id}, nil
+	return w.registerFunction(id, nil, ref, nil, nil, opts)
 }
 
 // wire checks inv and converts it.

@@ -876,12 +876,7 @@ func envMillis(key string) time.Duration {
 type randomIDs struct{}
 
 func (randomIDs) NewIDs(context.Context) (trace.TraceID, trace.SpanID) {
-	var tid trace.TraceID
-	for !tid.IsValid() {
-		putUint64(tid[:8], rand.Uint64())
-		putUint64(tid[8:], rand.Uint64())
-	}
-	return tid, newSpanID()
+	return newTraceID(), newSpanID()
 }
 
 func (randomIDs) NewSpanID(context.Context, trace.TraceID) trace.SpanID { return newSpanID() }
