@@ -44,6 +44,7 @@ type III struct {
 	cancel   context.CancelCauseFunc
 	initErr  error
 	draining atomic.Bool
+	drainers atomic.Int64 // this worker's handlers waiting in Drain
 	shut     atomic.Bool
 	// shutdownTimeout bounds Shutdown (ShutdownTimeout; tests shorten it).
 	shutdownTimeout time.Duration
@@ -367,9 +368,14 @@ func (w *III) Drain(ctx context.Context) error {
 	for _, id := range w.reg.Functions(ctx) {
 		_ = w.reg.RemoveFunction(ctx, id)
 	}
-	self := 0
-	if invocationFrom(ctx) != nil {
-		self = 1
+	// A handler of this worker that drains does not wait for itself, nor
+	// for the other handlers draining with it (each would wait for the
+	// other).
+	self := false
+	if workerFrom(ctx) == w && invocationFrom(ctx) != nil {
+		self = true
+		w.drainers.Add(1)
+		defer w.drainers.Add(-1)
 	}
 	err := w.idle(ctx, self)
 	deadline := time.Now().Add(w.shutdownTimeout)
@@ -380,17 +386,21 @@ func (w *III) Drain(ctx context.Context) error {
 	return err
 }
 
-// idle waits until at most self invocations are running or queued (the
-// caller's own), or ctx ends.
-func (w *III) idle(ctx context.Context, self int) error {
-	if self == 0 {
+// idle waits until no invocation is running or queued but the handlers
+// draining (when self, the caller is one of them), or ctx ends.
+func (w *III) idle(ctx context.Context, self bool) error {
+	if !self {
 		return w.inbound.Idle(ctx)
 	}
 	t := time.NewTicker(5 * time.Millisecond)
 	defer t.Stop()
-	for w.inbound.Active() > self {
+	quiet := func() bool { return int64(w.inbound.Active()) <= w.drainers.Load() }
+	for !quiet() {
 		select {
 		case <-ctx.Done():
+			if quiet() { // another drainer's shutdown ended ctx: done anyway
+				return nil
+			}
 			return ctx.Err()
 		case <-t.C:
 		}

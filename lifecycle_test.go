@@ -378,3 +378,36 @@ func TestOnStateChangePanicIsLoggedAndLaterChangesStillArrive(t *testing.T) {
 		t.Fatalf("the panic was not logged: %s", logs.String())
 	}
 }
+
+// Two handlers that drain at once do not wait for each other: each Drain
+// returns nil, and the worker shuts down.
+func TestDrainFromTwoHandlersAtOnce(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, fastOptions())
+	caller := newWorker(t, eng, fastOptions())
+	iii.SetShutdownTimeout(w, 100*time.Millisecond)
+	var started sync.WaitGroup
+	started.Add(2)
+	errs := make(chan error, 2)
+	mustRegister(t, eng, w, "drain::both", func(ctx context.Context, _ any) (any, error) {
+		started.Done()
+		started.Wait() // both handlers are running
+		err := w.Drain(ctx)
+		errs <- err
+		return nil, err
+	})
+	for range 2 {
+		go caller.Trigger(context.Background(), iii.TriggerRequest{FunctionID: "drain::both", Action: iii.Void()})
+	}
+	for range 2 {
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Fatalf("Drain from a handler: %v", err)
+			}
+		case <-testCtx(t).Done():
+			t.Fatal("two handlers draining at once waited for each other")
+		}
+	}
+	waitFor(t, "the worker to shut down", func() bool { return w.State() == iii.Disconnected || w.Err() != nil })
+}
