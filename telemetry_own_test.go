@@ -127,6 +127,17 @@ func traceScenario(t *testing.T, opts iii.InitOptions) []wire.Span {
 	mustRegister(t, eng, b, "own::secret", func(_ context.Context, in map[string]any) (map[string]any, error) {
 		return map[string]any{"echo": in, "refresh_token": "r"}, nil
 	})
+	mustRegister(t, eng, b, "own::ended", func(ctx context.Context, in string) (string, error) {
+		trace.SpanFromContext(ctx).End() // ended by the handler: no output event
+		return in, nil
+	})
+	mustRegister(t, eng, b, "own::events", func(ctx context.Context, in string) (string, error) {
+		span := trace.SpanFromContext(ctx)
+		for i := range 130 { // more than the limit: the oldest, the input first, go
+			span.AddEvent(fmt.Sprint("e", i))
+		}
+		return in, nil
+	})
 	mustRegister(t, eng, a, "own::front", func(ctx context.Context, in string) (string, error) {
 		m, _ := baggage.NewMember("tenant", "t1")
 		bg, _ := baggage.New(m)
@@ -134,7 +145,7 @@ func traceScenario(t *testing.T, opts iii.InitOptions) []wire.Span {
 		if err != nil {
 			return "", err
 		}
-		for _, fn := range []string{"own::fail", "own::panic", "own::status", "own::missing"} {
+		for _, fn := range []string{"own::fail", "own::panic", "own::status", "own::missing", "own::ended", "own::events"} {
 			_, _ = a.Trigger(ctx, iii.TriggerRequest{FunctionID: fn, Timeout: 5 * time.Second})
 		}
 		// Payload events with secrets to redact, and long enough to be cut.
@@ -158,7 +169,7 @@ func traceScenario(t *testing.T, opts iii.InitOptions) []wire.Span {
 			t.Fatal(err)
 		}
 	}
-	const want = 13
+	const want = 17
 	spans, err := eng.WaitSpans(testCtx(t), want)
 	if err != nil {
 		t.Fatalf("%v; got %s", err, spanNames(eng.Spans()))
@@ -215,6 +226,15 @@ func ownSpansMatchTheSDKs(t *testing.T, o iii.TelemetryOptions, payloads string)
 	if names["child step"].Parent != "execute own::back" || names["execute own::back"].Parent != "trigger own::back" ||
 		names["trigger own::back"].Parent != "execute own::front" || names["renamed"].Status.Code != wire.StatusOK {
 		t.Fatalf("spans: %+v", own)
+	}
+	ended, many := names["execute own::ended"].Events, names["execute own::events"].Events
+	if payloads == "off" {
+		if len(ended) != 0 || len(many) != 128 || !strings.HasPrefix(many[0], "e2 ") {
+			t.Fatalf("events of own::ended %q, of own::events %d from %q", ended, len(many), many[0])
+		}
+	} else if len(ended) != 1 || !strings.HasPrefix(ended[0], "iii.invocation.input ") ||
+		len(many) != 128 || !strings.HasPrefix(many[0], "e3 ") || !strings.HasPrefix(many[127], "iii.invocation.output ") {
+		t.Fatalf("events of own::ended %q, of own::events %d from %q to %q", ended, len(many), many[0], many[len(many)-1])
 	}
 	events := strings.Join(names["execute own::secret"].Events, "\n")
 	switch payloads {

@@ -6,7 +6,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -233,3 +235,73 @@ func secretKey(k string) bool {
 	}
 	return l == "token" || strings.HasSuffix(l, "_token") || strings.HasSuffix(l, "-token")
 }
+
+// The parts of a payload event's OTLP JSON around its variable values, as
+// otelws encodes an event with these attributes.
+const (
+	eventJSONTime      = `{"timeUnixNano":"`
+	eventJSONInput     = `","name":"` + eventInvocationInput + `","attributes":[{"key":"` + string(attrPayloadJSON) + `","value":{"stringValue":`
+	eventJSONOutput    = `","name":"` + eventInvocationOutput + `","attributes":[{"key":"` + string(attrPayloadJSON) + `","value":{"stringValue":`
+	eventJSONTruncated = `}},{"key":"` + string(attrPayloadTruncated) + `","value":{"boolValue":`
+	eventJSONOK        = `}},{"key":"` + string(attrPayloadOK) + `","value":{"boolValue":true`
+	eventJSONEnd       = `}}]}`
+)
+
+// appendInputEvent appends the OTLP JSON of the iii.invocation.input event
+// of data at time at: what otelws encodes for the event that inputAttrs
+// describes, rendered straight from the payload's bytes.
+func (c payloadConfig) appendInputEvent(b []byte, at time.Time, data json.RawMessage) []byte {
+	b = append(b, eventJSONTime...)
+	b = strconv.AppendInt(b, at.UnixNano(), 10)
+	b = append(b, eventJSONInput...)
+	b = c.appendRendered(b, data)
+	return append(b, eventJSONEnd...)
+}
+
+// appendOutputEvent appends the OTLP JSON of the iii.invocation.output
+// event of a successful invocation's result.
+func (c payloadConfig) appendOutputEvent(b []byte, at time.Time, result json.RawMessage) []byte {
+	b = append(b, eventJSONTime...)
+	b = strconv.AppendInt(b, at.UnixNano(), 10)
+	b = append(b, eventJSONOutput...)
+	b = c.appendRendered(b, result)
+	b = append(b, eventJSONOK...)
+	return append(b, eventJSONEnd...)
+}
+
+// appendRendered appends what render returns as the JSON string of the
+// payload attribute, then the end of that attribute and the start of the
+// truncated one's value, without building the string: it is the same text.
+func (c payloadConfig) appendRendered(b []byte, data json.RawMessage) []byte {
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = json.RawMessage("null")
+	}
+	data = redactJSON(data)
+	cut := false
+	if c.max > 0 && len(data) > c.max {
+		cut = true
+		if c.max <= len(truncatedMarker) {
+			b = wire.AppendString(b, truncatedMarker[:c.max])
+			return append(append(b, eventJSONTruncated...), "true"...)
+		}
+		n := c.max - len(truncatedMarker)
+		for n > 0 && !utf8.RuneStart(data[n]) {
+			n--
+		}
+		// The escaped form of a string cut at a rune's start is the
+		// escaped prefix followed by the escaped marker.
+		b = wire.AppendString(b, unsafeString(data[:n]))
+		b = append(b[:len(b)-1], truncatedMarkerJSON[1:]...) // the marker's escaped text replaces the closing quote
+	} else {
+		b = wire.AppendString(b, unsafeString(data))
+	}
+	b = append(b, eventJSONTruncated...)
+	return strconv.AppendBool(b, cut)
+}
+
+// truncatedMarkerJSON is truncatedMarker as a JSON string.
+var truncatedMarkerJSON = wire.AppendString(nil, truncatedMarker)
+
+// unsafeString is b as a string without a copy, for functions that only
+// read it while b does not change.
+func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -127,6 +127,11 @@ type invocationSpan struct {
 	hasInvID bool
 	invID    wire.UUID
 	start    time.Time
+	// payloadIn is the invocation's input, recorded as the span's
+	// iii.invocation.input event (at start) when it is encoded, if
+	// payloads is set.
+	payloadIn json.RawMessage
+	payloads  bool
 
 	mu    sync.Mutex
 	ended bool
@@ -174,20 +179,23 @@ func (t *telemetry) startOwnInvocation(ctx context.Context, m *wire.InvokeFuncti
 	}
 	t.running.Add(1)
 	s.start = time.Now()
-	if t.payloads.on {
-		s.payloadInput(t.payloads, m.Data)
-	}
+	s.payloadIn, s.payloads = m.Data, t.payloads.on
 	return hctx, func(res *wire.InvocationResult) {
 		took := time.Since(s.start)
 		t.running.Add(-1)
 		end := s.start.Add(took)
+		var out *wire.InvocationResult
 		if t.payloads.on {
-			s.payloadOutput(t.payloads, res, end)
+			if res.Error == nil {
+				out = res // rendered straight into the span's encoding
+			} else {
+				s.payloadOutput(t.payloads, res, end) // before the exception event
+			}
 		}
 		if res.Error != nil {
 			recordFailure(s, res.Error)
 		}
-		s.end(end)
+		s.endWith(end, out)
 		t.invocationMetrics(f, took.Seconds(), res.Error)
 	}
 }
@@ -331,17 +339,6 @@ func (x *spanExtras) addEvent(e sdktrace.Event) {
 	x.events = append(x.events, e)
 }
 
-// payloadInput adds the iii.invocation.input event, as
-// payloadConfig.input adds it to an SDK span, at the span's start.
-func (s *invocationSpan) payloadInput(c payloadConfig, data json.RawMessage) {
-	if !s.lockRecording() {
-		return
-	}
-	defer s.mu.Unlock()
-	x := s.extras()
-	x.addEvent(sdktrace.Event{Name: eventInvocationInput, Attributes: c.inputAttrs(x.pattrs[0:0:2], data), Time: s.start})
-}
-
 // payloadOutput adds the iii.invocation.output event, as
 // payloadConfig.output adds it to an SDK span, at the span's end.
 func (s *invocationSpan) payloadOutput(c payloadConfig, res *wire.InvocationResult, at time.Time) {
@@ -409,11 +406,12 @@ func (s *invocationSpan) End(options ...trace.SpanEndOption) {
 			end = c.Timestamp()
 		}
 	}
-	s.end(end)
+	s.endWith(end, nil)
 }
 
-// end ends the span at the given time.
-func (s *invocationSpan) end(end time.Time) {
+// endWith ends the span at the given time; out, if not nil, is the
+// successful result recorded as its iii.invocation.output event.
+func (s *invocationSpan) endWith(end time.Time, out *wire.InvocationResult) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -431,11 +429,40 @@ func (s *invocationSpan) end(end time.Time) {
 	if s.hasInvID {
 		d.IDAttribute = otelws.UUIDAttribute{Key: attrInvocationID, Value: s.invID}
 	}
+	if s.payloads || out != nil {
+		// The payload events, as payloadConfig.input and output add them
+		// to an SDK span: the input first, the output after the handler's
+		// own events. They are encoded here, from the payloads' bytes.
+		pc := f.t.payloads
+		if x := s.x; x != nil && len(x.events)+2 > maxSpanEvents {
+			d.Events = s.payloadEvents(pc, end, out)
+		} else {
+			sp := scratchEvents.Get().(*[]byte)
+			buf := (*sp)[:0]
+			if s.payloads {
+				buf = pc.appendInputEvent(buf, s.start, s.payloadIn)
+			}
+			n := len(buf)
+			if out != nil {
+				buf = pc.appendOutputEvent(buf, end, out.Result)
+			}
+			d.EventsBefore, d.EventsAfter = buf[:n], buf[n:]
+			defer func() {
+				if cap(buf) <= 64<<10 {
+					*sp = buf
+					scratchEvents.Put(sp)
+				}
+			}()
+		}
+	}
 	if x := s.x; x != nil {
 		if x.renamed {
 			d.Name, d.NameJSON = x.name, nil
 		}
-		d.Events, d.Links, d.Status = x.events, x.links, x.status
+		if d.Events == nil {
+			d.Events = x.events
+		}
+		d.Links, d.Status = x.links, x.status
 		if len(x.attrs) > 0 {
 			d.MoreAttributes = x.attrs
 			if overrides(x.attrs) {
@@ -459,6 +486,27 @@ func (s *invocationSpan) end(end time.Time) {
 		}
 	}
 	f.t.pipe.ExportSpan(&ownScope, &d)
+}
+
+// scratchEvents holds the buffers payload events are encoded into.
+var scratchEvents = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// payloadEvents returns the span's events with its payload events, as an
+// SDK span keeps them: at most maxSpanEvents, the oldest dropped first.
+// Only a span with more than maxSpanEvents-2 events of its own needs it.
+func (s *invocationSpan) payloadEvents(pc payloadConfig, end time.Time, out *wire.InvocationResult) []sdktrace.Event {
+	evs := make([]sdktrace.Event, 0, len(s.x.events)+2)
+	if s.payloads {
+		evs = append(evs, sdktrace.Event{Name: eventInvocationInput, Attributes: pc.inputAttrs(nil, s.payloadIn), Time: s.start})
+	}
+	evs = append(evs, s.x.events...)
+	if out != nil {
+		evs = append(evs, sdktrace.Event{Name: eventInvocationOutput, Attributes: pc.outputAttrs(nil, out), Time: end})
+	}
+	if len(evs) > maxSpanEvents {
+		evs = evs[len(evs)-maxSpanEvents:]
+	}
+	return evs
 }
 
 // overrides reports whether attrs set a key of the span's own.

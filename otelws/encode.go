@@ -190,8 +190,12 @@ type SpanData struct {
 	IDAttribute    UUIDAttribute
 	MoreAttributes []attribute.KeyValue
 	Events         []sdktrace.Event
-	Links          []sdktrace.Link
-	Status         sdktrace.Status
+	// EventsBefore and EventsAfter, if set, are events encoded already:
+	// complete OTLP event objects, comma-separated, which go before and
+	// after Events.
+	EventsBefore, EventsAfter []byte
+	Links                     []sdktrace.Link
+	Status                    sdktrace.Status
 }
 
 // UUIDAttribute is a string attribute whose value is a UUID, encoded in
@@ -267,13 +271,18 @@ func appendSpanData(b []byte, s *SpanData) []byte {
 		}
 		b = append(b, ']')
 	}
-	if len(s.Events) > 0 {
-		b = append(b, `,"events":[`...)
+	if len(s.Events) > 0 || len(s.EventsBefore) > 0 || len(s.EventsAfter) > 0 {
+		b = append(b, `,"events":`...)
+		sep := byte('[')
+		if len(s.EventsBefore) > 0 {
+			b = append(append(b, sep), s.EventsBefore...)
+			sep = ','
+		}
 		for i := range s.Events {
 			ev := &s.Events[i]
-			if i > 0 {
-				b = append(b, ',')
-			}
+			b = append(b, sep)
+			sep = ','
+
 			b = append(b, `{"timeUnixNano":`...)
 			b = appendNanos(b, ev.Time)
 			b = append(b, `,"name":`...)
@@ -283,6 +292,9 @@ func appendSpanData(b []byte, s *SpanData) []byte {
 				b = appendAttributes(b, ev.Attributes)
 			}
 			b = append(b, '}')
+		}
+		if len(s.EventsAfter) > 0 {
+			b = append(append(b, sep), s.EventsAfter...)
 		}
 		b = append(b, ']')
 	}
