@@ -118,9 +118,10 @@ func (c payloadConfig) render(data json.RawMessage) (string, bool) {
 	return s[:cut] + truncatedMarker, true
 }
 
-// secretWords are in every key whose value is redacted; a payload without
-// any of them (in any case) is recorded as it is, without being parsed.
-var secretWords = []string{"key", "password", "secret", "credential", "authorization", "token", "bearer"}
+// Every key whose value is redacted contains one of the secret words
+// (key, password, secret, credential, authorization, token, bearer) in
+// some case; a payload without any of them is recorded as it is, without
+// being parsed.
 
 // redactJSON returns data with the values of secret-looking keys replaced
 // by "[REDACTED]", at any depth. Data that cannot hold such a key is
@@ -144,7 +145,7 @@ func redactJSON(data []byte) []byte {
 
 // mayHoldSecret reports whether data may hold a key whose value redactJSON
 // replaces: an object key (a string followed by ':') containing one of
-// secretWords, in any case. It looks only at the strings just before each
+// secret words, in any case. It looks only at the strings just before each
 // ':', so its cost is a fast byte search, not a scan per word. It errs on
 // the side of true: a key it cannot delimit (escaped, or longer than
 // maxKeyScan) counts as possibly secret, and so does a ':' inside a string
@@ -173,12 +174,54 @@ func mayHoldSecret(data []byte) bool {
 		if bytes.IndexByte(key, '\\') >= 0 || start > 0 && data[start-1] == '\\' {
 			return true // escapes: the decoded key may differ
 		}
-		for _, w := range secretWords {
-			if containsFold(key, w) {
-				return true
-			}
+		if holdsSecretWord(key) {
+			return true
 		}
 	}
+}
+
+// holdsSecretWord reports whether key contains one of the secret words, in any
+// case: one pass, comparing a word only where its first letter is.
+func holdsSecretWord(key []byte) bool {
+	for i, c := range key {
+		var w string
+		switch c | 0x20 {
+		case 'k':
+			w = "key"
+		case 'p':
+			w = "password"
+		case 's':
+			w = "secret"
+		case 'c':
+			w = "credential"
+		case 'a':
+			w = "authorization"
+		case 't':
+			w = "token"
+		case 'b':
+			w = "bearer"
+		default:
+			continue
+		}
+		if hasPrefixFold(key[i:], w) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasPrefixFold reports whether b starts with the lower-case ASCII word w
+// in any case.
+func hasPrefixFold(b []byte, w string) bool {
+	if len(b) < len(w) {
+		return false
+	}
+	for j := 0; j < len(w); j++ {
+		if b[j]|0x20 != w[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // maxKeyScan bounds how far back mayHoldSecret looks for a key's opening
@@ -186,21 +229,6 @@ func mayHoldSecret(data []byte) bool {
 const maxKeyScan = 256
 
 func isJSONSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-// containsFold reports whether b contains the lower-case ASCII word w in
-// any case.
-func containsFold(b []byte, w string) bool {
-	for i := 0; i+len(w) <= len(b); i++ {
-		j := 0
-		for j < len(w) && b[i+j]|0x20 == w[j] {
-			j++
-		}
-		if j == len(w) {
-			return true
-		}
-	}
-	return false
-}
 
 func redactValue(v any) any {
 	switch x := v.(type) {

@@ -164,3 +164,42 @@ func parseFindsSecret(t *testing.T, doc string) bool {
 	}
 	return find(v)
 }
+
+// TestHoldsSecretWordAgreesWithASearchPerWord compares the one-pass search
+// with a search for each secret word in turn.
+func TestHoldsSecretWordAgreesWithASearchPerWord(t *testing.T) {
+	parts := []string{"", "x", "K", "kEy", "ke", "PASSWORD", "passwor", "Secret", "credentiaL", "AUTHORIZATION", "tok", "Token", "bearer", "beare", "_", "é", "\x00", "[", "{"}
+	for _, a := range parts {
+		for _, b := range parts {
+			for _, c := range parts {
+				key := []byte(a + b + c)
+				want := false
+				for _, w := range secretWords {
+					want = want || containsFold(key, w)
+				}
+				if got := holdsSecretWord(key); got != want {
+					t.Errorf("holdsSecretWord(%q) = %v, want %v", key, got, want)
+				}
+			}
+		}
+	}
+}
+
+// secretWords are in every key whose value is redacted; a payload without
+// any of them (in any case) is recorded as it is, without being parsed.
+var secretWords = []string{"key", "password", "secret", "credential", "authorization", "token", "bearer"}
+
+// containsFold reports whether b contains the lower-case ASCII word w in
+// any case.
+func containsFold(b []byte, w string) bool {
+	for i := 0; i+len(w) <= len(b); i++ {
+		j := 0
+		for j < len(w) && b[i+j]|0x20 == w[j] {
+			j++
+		}
+		if j == len(w) {
+			return true
+		}
+	}
+	return false
+}
