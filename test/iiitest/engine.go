@@ -575,7 +575,7 @@ func (e *Engine) serveOtel(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		if k, payload := wire.SplitTelemetry(b); k != wire.TelemetryNone {
-			e.tel.ingest(e, k, payload)
+			buf = e.tel.ingest(e, k, payload, b) // b is the double's now
 		} else {
 			e.log.Debug("iiitest: unrecognised binary frame on /otel dropped")
 		}

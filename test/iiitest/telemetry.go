@@ -1,7 +1,6 @@
 package iiitest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"sync"
@@ -23,11 +22,13 @@ type telemetry struct {
 	frames   [4]int64
 	raw      []rawFrame // received, not decoded yet, oldest first
 	rawBytes int
+	rawLimit int // bound of rawBytes; maxRawTelemetry if 0
 }
 
 type rawFrame struct {
-	k wire.TelemetryKind
-	b []byte
+	k     wire.TelemetryKind
+	b     []byte // the payload, in frame
+	frame []byte // the whole frame, reused once dropped undecoded
 }
 
 // maxRawTelemetry bounds the undecoded frames kept; the oldest go first.
@@ -42,16 +43,27 @@ func keepLast[T any](s []T, limit int) []T {
 	return s
 }
 
-// ingest keeps one telemetry frame's payload (a copy: the caller reuses it).
-func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload []byte) {
+// ingest keeps one telemetry frame's payload, which lies in frame: it
+// takes frame, and returns a buffer for the caller's next frame (one that
+// fell out of the bound, if any, so that a stream of frames is read
+// without allocating or copying them).
+func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload, frame []byte) (next []byte) {
 	t.mu.Lock()
 	t.frames[k]++
-	t.raw = append(t.raw, rawFrame{k: k, b: bytes.Clone(payload)})
+	t.raw = append(t.raw, rawFrame{k: k, b: payload, frame: frame})
 	t.rawBytes += len(payload)
-	for t.rawBytes > maxRawTelemetry && len(t.raw) > 1 {
-		t.rawBytes -= len(t.raw[0].b)
+	limit := t.rawLimit
+	if limit == 0 {
+		limit = maxRawTelemetry
+	}
+	for t.rawBytes > limit && len(t.raw) > 1 {
+		old := t.raw[0]
+		t.rawBytes -= len(old.b)
 		t.raw[0] = rawFrame{}
 		t.raw = t.raw[1:]
+		if c := cap(old.frame); c >= cap(next) && c <= 4<<20 {
+			next = old.frame[:0]
+		}
 	}
 	t.mu.Unlock()
 	e.mu.Lock()
@@ -60,6 +72,10 @@ func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload []byte) {
 	if k == wire.TelemetryLogs && e.hasLogBindings() {
 		e.fireOTLPLogs(payload) // log triggers see the records at once
 	}
+	if next == nil {
+		next = make([]byte, 0, min(max(len(frame), 4096), 1<<20))
+	}
+	return next
 }
 
 // decodeLocked decodes the frames received since the last look. Parse

@@ -299,7 +299,7 @@ func (c *worker) readLoop() {
 		}
 		if typ == websocket.BinaryMessage {
 			if k, payload := wire.SplitTelemetry(b); k != wire.TelemetryNone {
-				c.e.tel.ingest(c.e, k, payload)
+				buf = c.e.tel.ingest(c.e, k, payload, b) // b is the double's now
 				continue
 			}
 		}
