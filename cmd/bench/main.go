@@ -276,13 +276,14 @@ type planned struct {
 	run func(ctx context.Context) result
 }
 
-// plan lists the runs: for each shape, raw first, then the SDK.
+// plan lists the runs: for each shape, raw first, then the SDK (then the
+// SDK with telemetry on, with -telemetry), round after round.
 func (e *env) plan() []planned {
 	var p []planned
 	o := e.opt
-	addLoad := func(l load) {
+	addLoad := func(l load, extra ...string) {
 		for range o.count {
-			for _, impl := range o.impls {
+			for _, impl := range append(slices.Clip(o.impls), extra...) {
 				p = append(p, planned{func(ctx context.Context) result { return e.runLoad(ctx, impl, l) }})
 			}
 		}
@@ -305,11 +306,12 @@ func (e *env) plan() []planned {
 			}
 			for _, c := range o.concurrency {
 				l := load{scenario: sc, label: fmt.Sprintf("c=%d", c), ns: o.ns, callers: 1, conc: c, payload: basePayload, kind: kindCall, op: opEcho}
-				addLoad(l)
 				if o.telemetry && slices.Contains(o.impls, "sdk") {
-					for range o.count {
-						p = append(p, planned{func(ctx context.Context) result { return e.runLoad(ctx, implOtel, l) }})
-					}
+					// In turns with the others, as they are with each
+					// other: drift over the runs weighs on all alike.
+					addLoad(l, implOtel)
+				} else {
+					addLoad(l)
 				}
 			}
 		case scPayload:
