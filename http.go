@@ -127,7 +127,10 @@ var httpRouteMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
 // once the response has started.
 //
 // The request body is read on first use, and reading more than
-// InitOptions.MaxMessageSize bytes fails with an *http.MaxBytesError. As
+// InitOptions.MaxMessageSize bytes fails with an *http.MaxBytesError. A
+// read is bounded by the invocation: once its context ends (the socket it
+// came on dies, the worker shuts down), Read returns a *ChannelError
+// matching the context's error (context.Canceled) and its cause. As
 // with net/http, a Content-Type not set by h is sniffed from the body. A
 // panic in h is logged with its stack and answered 500 Internal Server
 // Error (the panic value and stack are sent only with
@@ -303,7 +306,10 @@ func goPattern(route string) string {
 }
 
 // channelBody is a request body read from the engine's channel, opened on
-// first read.
+// first read. It is bounded by the invocation's context: once that ends
+// (the socket the invocation came on dies, the worker shuts down), the
+// channel is closed and Read returns the context's error, even if the
+// engine keeps the channel open.
 type channelBody struct {
 	w   *III
 	ctx context.Context
@@ -311,6 +317,7 @@ type channelBody struct {
 
 	mu     sync.Mutex
 	r      *ChannelReader
+	stop   func() bool // unregisters the close on the context's end
 	err    error
 	closed bool
 }
@@ -319,25 +326,52 @@ func (b *channelBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	r, err := b.r, b.err
 	if r == nil && err == nil {
-		if b.closed {
+		switch {
+		case b.closed:
 			err = http.ErrBodyReadAfterClose
-		} else {
+		case b.ctx.Err() != nil:
+			err = b.ctxErr()
+		default:
 			r, err = b.w.OpenChannelReader(b.ctx, b.ref)
+			if err == nil {
+				b.stop = context.AfterFunc(b.ctx, func() { _ = r.Close() })
+			}
 			b.r, b.err = r, err
 		}
 	}
 	b.mu.Unlock()
 	if err != nil {
+		if b.ctx.Err() != nil {
+			return 0, b.ctxErr()
+		}
 		return 0, err
 	}
-	return r.Read(p)
+	n, err := r.Read(p)
+	if err != nil && err != io.EOF && b.ctx.Err() != nil {
+		// The reader was closed because the invocation ended.
+		err = b.ctxErr()
+	}
+	return n, err
+}
+
+// ctxErr is the error of a read cut by the end of the invocation: it
+// matches the context's error and its cause (why the socket died).
+func (b *channelBody) ctxErr() error {
+	err := b.ctx.Err()
+	if cause := context.Cause(b.ctx); cause != nil && cause != err {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return &ChannelError{Op: "read", ChannelID: b.ref.ChannelID, Dir: dirOf(ChannelRead), Err: err}
 }
 
 func (b *channelBody) Close() error {
 	b.mu.Lock()
-	r := b.r
+	r, stop := b.r, b.stop
 	b.closed = true
 	b.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	if r != nil {
 		return r.Close()
 	}
