@@ -113,7 +113,9 @@ var httpRouteMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
 // with only a GET route with 404).
 //
 // A response h completes without flushing, with a body of valid UTF-8 that
-// fits in one frame, returns in the invocation's result. A response h
+// fits in one frame (the result's frame, which also carries the
+// invocation's traceparent and baggage), returns in the invocation's
+// result. A response h
 // flushes (http.Flusher, http.ResponseController), one larger than 1 MiB
 // (or than the frame limit, InitOptions.MaxMessageSize), one with a binary
 // body, and one with neither body nor Content-Type, is streamed through
@@ -199,7 +201,7 @@ func (s *httpServer) serve(ctx context.Context, m *wire.InvokeFunction) (out jso
 	if p := s.run(r, rw); p != nil {
 		return rw.panicked(m.FunctionID, p)
 	}
-	return rw.finish(m.FunctionID)
+	return rw.finish(m)
 }
 
 // run calls the handler, returning its panic, if any.
@@ -523,7 +525,8 @@ func (rw *httpResponseWriter) stream() error {
 
 // finish completes the response after the handler returned: the result
 // for a whole response, or the end of the stream.
-func (rw *httpResponseWriter) finish(functionID string) (json.RawMessage, error) {
+func (rw *httpResponseWriter) finish(m *wire.InvokeFunction) (json.RawMessage, error) {
+	functionID := m.FunctionID
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
@@ -534,8 +537,10 @@ func (rw *httpResponseWriter) finish(functionID string) (json.RawMessage, error)
 		// honoured by streaming too.
 		if rw.sent.Get("Content-Type") != "" && utf8.Valid(rw.buf.Bytes()) {
 			out := rw.envelope()
-			// Room for the frame around the result.
-			if len(out)+len(functionID)+1024 <= rw.s.w.maxMessage {
+			// The result must fit in its frame, which also carries the
+			// invocation's traceparent and baggage (see execute).
+			if wire.FrameFits(&wire.InvocationResult{InvocationID: m.InvocationID, FunctionID: functionID,
+				Traceparent: m.Traceparent, Baggage: m.Baggage, Result: out}, rw.s.w.maxMessage) {
 				return out, nil
 			}
 		}
