@@ -544,20 +544,26 @@ func (rw *httpResponseWriter) finish(m *wire.InvokeFunction) (json.RawMessage, e
 				return out, nil
 			}
 		}
-		if err := rw.stream(); err != nil {
-			return nil, rw.streamErr(functionID, err)
-		}
+		// A stream that failed once its channel was open is ended by
+		// close too: it holds a socket until then.
+		_ = rw.stream()
 	}
 	return nil, rw.close(functionID)
 }
 
-// close ends the stream.
+// close ends the stream and releases its channel, whatever happened; it
+// returns the stream's first error. A stream that failed is dropped at
+// once, without waiting for its queued data.
 func (rw *httpResponseWriter) close(functionID string) error {
 	if rw.err == nil {
 		rw.err = rw.bw.Flush()
 	}
 	if rw.cw != nil {
-		if cerr := rw.cw.CloseContext(rw.ctx); rw.err == nil {
+		ctx := rw.ctx
+		if rw.err != nil {
+			ctx = canceled // CloseContext drops the socket at once
+		}
+		if cerr := rw.cw.CloseContext(ctx); rw.err == nil {
 			rw.err = cerr
 		}
 	}
