@@ -115,10 +115,10 @@ var httpRouteMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
 // A response h completes without flushing, with a body of valid UTF-8 that
 // fits in one frame (the result's frame, which also carries the
 // invocation's traceparent and baggage), returns in the invocation's
-// result. A response h
-// flushes (http.Flusher, http.ResponseController), one larger than 1 MiB
-// (or than the frame limit, InitOptions.MaxMessageSize), one with a binary
-// body, and one with neither body nor Content-Type, is streamed through
+// result. A response h flushes (http.Flusher, http.ResponseController),
+// one larger than 1 MiB (or than the frame limit,
+// InitOptions.MaxMessageSize), one with a binary body, and one with
+// neither body nor Content-Type, is streamed through
 // the engine's response channel: status and headers first, then the body
 // as it is written. A stream costs a WebSocket to the engine and about
 // 10 ms to end (the engine drains a channel for 10 ms after its Close):
