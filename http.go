@@ -113,10 +113,12 @@ var httpRouteMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
 // with only a GET route with 404).
 //
 // A response h completes without flushing, with a body of valid UTF-8 that
-// fits in one frame, returns in the invocation's result. A response h
-// flushes (http.Flusher, http.ResponseController), one larger than 1 MiB
-// (or than the frame limit, InitOptions.MaxMessageSize), one with a binary
-// body, and one with neither body nor Content-Type, is streamed through
+// fits in one frame (the result's frame, which also carries the
+// invocation's traceparent and baggage), returns in the invocation's
+// result. A response h flushes (http.Flusher, http.ResponseController),
+// one larger than 1 MiB (or than the frame limit,
+// InitOptions.MaxMessageSize), one with a binary body, and one with
+// neither body nor Content-Type, is streamed through
 // the engine's response channel: status and headers first, then the body
 // as it is written. A stream costs a WebSocket to the engine and about
 // 10 ms to end (the engine drains a channel for 10 ms after its Close):
@@ -127,7 +129,10 @@ var httpRouteMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD",
 // once the response has started.
 //
 // The request body is read on first use, and reading more than
-// InitOptions.MaxMessageSize bytes fails with an *http.MaxBytesError. As
+// InitOptions.MaxMessageSize bytes fails with an *http.MaxBytesError. A
+// read is bounded by the invocation: once its context ends (the socket it
+// came on dies, the worker shuts down), Read returns a *ChannelError
+// matching the context's error (context.Canceled) and its cause. As
 // with net/http, a Content-Type not set by h is sniffed from the body. A
 // panic in h is logged with its stack and answered 500 Internal Server
 // Error (the panic value and stack are sent only with
@@ -196,7 +201,7 @@ func (s *httpServer) serve(ctx context.Context, m *wire.InvokeFunction) (out jso
 	if p := s.run(r, rw); p != nil {
 		return rw.panicked(m.FunctionID, p)
 	}
-	return rw.finish(m.FunctionID)
+	return rw.finish(m)
 }
 
 // run calls the handler, returning its panic, if any.
@@ -303,7 +308,10 @@ func goPattern(route string) string {
 }
 
 // channelBody is a request body read from the engine's channel, opened on
-// first read.
+// first read. It is bounded by the invocation's context: once that ends
+// (the socket the invocation came on dies, the worker shuts down), the
+// channel is closed and Read returns the context's error, even if the
+// engine keeps the channel open.
 type channelBody struct {
 	w   *III
 	ctx context.Context
@@ -311,6 +319,7 @@ type channelBody struct {
 
 	mu     sync.Mutex
 	r      *ChannelReader
+	stop   func() bool // unregisters the close on the context's end
 	err    error
 	closed bool
 }
@@ -319,25 +328,52 @@ func (b *channelBody) Read(p []byte) (int, error) {
 	b.mu.Lock()
 	r, err := b.r, b.err
 	if r == nil && err == nil {
-		if b.closed {
+		switch {
+		case b.closed:
 			err = http.ErrBodyReadAfterClose
-		} else {
+		case b.ctx.Err() != nil:
+			err = b.ctxErr()
+		default:
 			r, err = b.w.OpenChannelReader(b.ctx, b.ref)
+			if err == nil {
+				b.stop = context.AfterFunc(b.ctx, func() { _ = r.Close() })
+			}
 			b.r, b.err = r, err
 		}
 	}
 	b.mu.Unlock()
 	if err != nil {
+		if b.ctx.Err() != nil {
+			return 0, b.ctxErr()
+		}
 		return 0, err
 	}
-	return r.Read(p)
+	n, err := r.Read(p)
+	if err != nil && err != io.EOF && b.ctx.Err() != nil {
+		// The reader was closed because the invocation ended.
+		err = b.ctxErr()
+	}
+	return n, err
+}
+
+// ctxErr is the error of a read cut by the end of the invocation: it
+// matches the context's error and its cause (why the socket died).
+func (b *channelBody) ctxErr() error {
+	err := b.ctx.Err()
+	if cause := context.Cause(b.ctx); cause != nil && cause != err {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return &ChannelError{Op: "read", ChannelID: b.ref.ChannelID, Dir: dirOf(ChannelRead), Err: err}
 }
 
 func (b *channelBody) Close() error {
 	b.mu.Lock()
-	r := b.r
+	r, stop := b.r, b.stop
 	b.closed = true
 	b.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
 	if r != nil {
 		return r.Close()
 	}
@@ -489,7 +525,8 @@ func (rw *httpResponseWriter) stream() error {
 
 // finish completes the response after the handler returned: the result
 // for a whole response, or the end of the stream.
-func (rw *httpResponseWriter) finish(functionID string) (json.RawMessage, error) {
+func (rw *httpResponseWriter) finish(m *wire.InvokeFunction) (json.RawMessage, error) {
+	functionID := m.FunctionID
 	if !rw.wroteHeader {
 		rw.WriteHeader(http.StatusOK)
 	}
@@ -500,25 +537,33 @@ func (rw *httpResponseWriter) finish(functionID string) (json.RawMessage, error)
 		// honoured by streaming too.
 		if rw.sent.Get("Content-Type") != "" && utf8.Valid(rw.buf.Bytes()) {
 			out := rw.envelope()
-			// Room for the frame around the result.
-			if len(out)+len(functionID)+1024 <= rw.s.w.maxMessage {
+			// The result must fit in its frame, which also carries the
+			// invocation's traceparent and baggage (see execute).
+			if wire.FrameFits(&wire.InvocationResult{InvocationID: m.InvocationID, FunctionID: functionID,
+				Traceparent: m.Traceparent, Baggage: m.Baggage, Result: out}, rw.s.w.maxMessage) {
 				return out, nil
 			}
 		}
-		if err := rw.stream(); err != nil {
-			return nil, rw.streamErr(functionID, err)
-		}
+		// A stream that failed once its channel was open is ended by
+		// close too: it holds a socket until then.
+		_ = rw.stream()
 	}
 	return nil, rw.close(functionID)
 }
 
-// close ends the stream.
+// close ends the stream and releases its channel, whatever happened; it
+// returns the stream's first error. A stream that failed is dropped at
+// once, without waiting for its queued data.
 func (rw *httpResponseWriter) close(functionID string) error {
 	if rw.err == nil {
 		rw.err = rw.bw.Flush()
 	}
 	if rw.cw != nil {
-		if cerr := rw.cw.CloseContext(rw.ctx); rw.err == nil {
+		ctx := rw.ctx
+		if rw.err != nil {
+			ctx = canceled // CloseContext drops the socket at once
+		}
+		if cerr := rw.cw.CloseContext(ctx); rw.err == nil {
 			rw.err = cerr
 		}
 	}
