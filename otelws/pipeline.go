@@ -70,6 +70,10 @@ type Pipeline struct {
 	queued int          // spans in batch and full
 	ended  bool         // the goroutine took its last batch: spans are dropped
 
+	// closing is held for reading by EmitLog from its look at closed to
+	// its send, and taken by Close to set closed: no record reaches the
+	// queue once the batching goroutine has drained it for the last time.
+	closing      sync.RWMutex
 	closed       atomic.Bool
 	spansDropped atomic.Uint64
 	logsDropped  atomic.Uint64
@@ -232,9 +236,13 @@ func (p *Pipeline) ForceFlush(ctx context.Context) error {
 }
 
 // EmitLog queues a log record for export. It reports false if the
-// Pipeline is closed (the record is not counted); a record that does not
-// fit in the queue is dropped and counted, and EmitLog still reports true.
+// Pipeline is closed (the record is not counted: the caller keeps it); a
+// record that does not fit in the queue is dropped and counted, and
+// EmitLog still reports true. Every record it accepts is counted once,
+// exported or dropped, also when Close runs at the same time.
 func (p *Pipeline) EmitLog(r wire.LogRecord) bool {
+	p.closing.RLock()
+	defer p.closing.RUnlock()
 	if p.closed.Load() {
 		return false
 	}
@@ -250,7 +258,9 @@ func (p *Pipeline) EmitLog(r wire.LogRecord) bool {
 // and records arriving later are dropped. It does not close the Conn.
 func (p *Pipeline) Close() {
 	p.once.Do(func() {
+		p.closing.Lock() // waits for the EmitLog calls under way
 		p.closed.Store(true)
+		p.closing.Unlock()
 		close(p.stop)
 	})
 	<-p.done
