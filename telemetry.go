@@ -685,17 +685,25 @@ func (t *telemetry) stats() TelemetryStats {
 }
 
 // TelemetryStats are the counters of a worker's telemetry pipeline. Spans
-// and log records are queued, then batched into frames; frames wait for the
-// /otel connection. What does not fit is dropped, never waited for.
+// and log records are queued, then batched into frames; frames (of spans,
+// log records and metrics) wait for the /otel connection. What does not
+// fit is dropped, never waited for.
+//
+// Whatever is lost is counted once: a span or log record that never gets
+// into a frame queued for the connection counts in SpansDropped or
+// LogsDropped; one that does counts as exported, and from then on its frame
+// counts in FramesSent or FramesDropped (a frame dropped later does not
+// count its spans again). The spans lost are thus SpansDropped plus those of
+// FramesDropped.
 type TelemetryStats struct {
-	SpansExported uint64 // spans batched into frames
-	SpansDropped  uint64 // spans dropped: the span queue was full
+	SpansExported uint64 // spans batched into frames queued for the connection
+	SpansDropped  uint64 // spans dropped before that: the span queue was full, they ended after Shutdown, or their frame exceeded MaxPendingBytes
 	SpansQueued   int    // spans waiting to be batched
-	LogsExported  uint64 // log records batched into frames
-	LogsDropped   uint64 // log records dropped: the log queue was full
+	LogsExported  uint64 // log records batched into frames queued for the connection
+	LogsDropped   uint64 // log records dropped before that: the log queue was full, or their frame exceeded MaxPendingBytes
 	LogsQueued    int    // log records waiting to be batched
 	FramesSent    uint64 // frames written to the /otel connection
-	FramesDropped uint64 // frames dropped: the frame queue was full, or their write failed
+	FramesDropped uint64 // frames queued and then dropped (the frame queue was full, their write failed, or Shutdown left them), and metric frames exceeding MaxPendingBytes
 	FramesQueued  int    // frames waiting for the connection
 	BytesQueued   int    // their size
 	Reconnects    uint64 // /otel connections opened after the first

@@ -112,12 +112,15 @@ func NewPipeline(cfg PipelineConfig) *Pipeline {
 }
 
 // PipelineStats are a Pipeline's counters.
+// A span or log record is counted once: exported once its frame is queued
+// on the Conn (from then on the frame's fate is counted in ConnStats),
+// dropped if it never is.
 type PipelineStats struct {
-	SpansExported uint64 // spans put into frames
-	SpansDropped  uint64 // spans dropped because the queue was full (or after Close)
+	SpansExported uint64 // spans in frames the Conn queued
+	SpansDropped  uint64 // spans dropped: the queue was full, they ended after Close, or the Conn refused their frame
 	SpansQueued   int    // spans waiting to be batched
-	LogsExported  uint64 // log records put into frames
-	LogsDropped   uint64 // log records dropped because the queue was full
+	LogsExported  uint64 // log records in frames the Conn queued
+	LogsDropped   uint64 // log records dropped: the queue was full, or the Conn refused their frame
 	LogsQueued    int    // log records waiting to be batched
 }
 
@@ -374,7 +377,7 @@ func (p *Pipeline) send(batches []*spanBatch) {
 		return
 	}
 	for _, b := range batches {
-		if p.cfg.Conn.Send(p.enc.tracesFrame(b)) {
+		if p.cfg.Conn.enqueue(p.enc.tracesFrame(b)) {
 			p.spansOut.Add(uint64(b.n))
 		} else {
 			p.spansDropped.Add(uint64(b.n))
@@ -392,7 +395,7 @@ func (p *Pipeline) send(batches []*spanBatch) {
 }
 
 func (p *Pipeline) emitLogs(logs []wire.LogRecord) {
-	if p.cfg.Conn.Send(p.enc.logs(p.cfg.LogScope, logs)) {
+	if p.cfg.Conn.enqueue(p.enc.logs(p.cfg.LogScope, logs)) {
 		p.logsOut.Add(uint64(len(logs)))
 	} else {
 		p.logsDropped.Add(uint64(len(logs)))
