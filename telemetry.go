@@ -174,6 +174,17 @@ type TelemetryOptions struct {
 	// series). Spans always carry the real id. Default
 	// DefaultMaxMetricFunctions.
 	MaxMetricFunctions int
+	// MaxMetricErrorTypes bounds the distinct error.type values (error
+	// codes, "timeout", ...) of each function's error metrics
+	// (iii.invocation.errors and iii.call.errors, each counted apart): the
+	// first MaxMetricErrorTypes types of a function get series of their
+	// own; the errors of later ones share one series per function, which
+	// has error.type=_OTHER and otel.metric.overflow=true. A worker's error
+	// series are thus at most (MaxMetricFunctions+1) ×
+	// (MaxMetricErrorTypes+1) per instrument, whatever codes the handlers
+	// and the engine return. Spans always carry the real error.type.
+	// Default DefaultMaxMetricErrorTypes.
+	MaxMetricErrorTypes int
 }
 
 // The instrumentation scope of the worker's own spans, metrics and logs.
@@ -213,6 +224,7 @@ type telemetry struct {
 	logsOff  bool                // DisableLogs: Logger records go to slog.Default()
 	payloads payloadConfig       // invocation input/output span events
 	fnLimit  int64               // MaxMetricFunctions
+	errLimit int                 // MaxMetricErrorTypes
 	nfns     atomic.Int64        // function ids with series of their own
 	other    *fnTelemetry        // the metric series of the ids beyond fnLimit
 	gauges   metric.Registration // the process gauges' callback, or nil
@@ -253,7 +265,7 @@ type fnTelemetry struct {
 	fnOpt              trace.SpanStartEventOption // trace.WithAttributes(attrs...)
 	okSet, failedSet   attribute.Set              // the metrics' attributes: fn and iii.outcome
 	ok, failed         metric.MeasurementOption
-	inv, call          *opMetrics // when t.ownMetrics; shared by the ids beyond the limit
+	inv, call          *opMetrics // the aggregates (when t.ownMetrics) and error types; shared by the ids beyond the limit
 }
 
 // Span start options of every invocation and call.
@@ -504,7 +516,7 @@ func (t *telemetry) invocationMetrics(f *fnTelemetry, seconds float64, e *wire.E
 	bg := context.Background() // exemplars are off; a span here would only cost
 	if e != nil {
 		t.m.invocations.Add(bg, 1, f.failed)
-		t.m.invocationErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(e.Code)))
+		t.m.invocationErrors.Add(bg, 1, f.errorAttrs(f.inv, e.Code))
 		t.m.invocationDuration.Record(bg, seconds, f.failed)
 		return
 	}
@@ -586,7 +598,7 @@ func (t *telemetry) callMetrics(f *fnTelemetry, seconds float64, err error) {
 	bg := context.Background()
 	if err != nil {
 		t.m.calls.Add(bg, 1, f.failed)
-		t.m.callErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(callErrorType(err))))
+		t.m.callErrors.Add(bg, 1, f.errorAttrs(f.call, callErrorType(err)))
 		t.m.callDuration.Record(bg, seconds, f.failed)
 		return
 	}

@@ -2,6 +2,7 @@ package iii_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/iii-go/iii"
@@ -30,5 +31,45 @@ func TestTelemetryStatsCountARefusedFramesSpansOnce(t *testing.T) {
 	})
 	if s := w.TelemetryStats(); s.SpansDropped != n || s.SpansExported != 0 || s.FramesDropped != 0 || s.FramesSent != 0 {
 		t.Fatalf("stats %+v: want %d spans dropped and no frame", s, n)
+	}
+}
+
+// Handlers failing with ever new error codes do not grow the error
+// metric's series without bound: beyond MaxMetricErrorTypes codes of a
+// function, errors count on one series marked as an overflow.
+func TestErrorCodesBeyondTheLimitShareAnOverflowSeries(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	w := newWorker(t, eng, telemetryOptions(iii.TelemetryOptions{MaxMetricErrorTypes: 2}))
+	mustRegister(t, eng, w, "count::fail", func(ctx context.Context, code string) (any, error) {
+		return nil, iii.NewInvocationError(code, "failed")
+	})
+	const codes = 6
+	for i := range codes {
+		if _, _, err := eng.Invoke(testCtx(t), "count::fail", []byte(fmt.Sprintf(`"E_%d"`, i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The metrics are recorded as the results are sent.
+	waitFor(t, "the failures counted", func() bool {
+		if err := w.FlushTelemetry(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		v, ok := metricPoint(eng.Metrics(), "iii.invocations", map[string]string{"iii.function.id": "count::fail", "iii.outcome": "error"})
+		return ok && v == codes
+	})
+	waitMetric(t, eng, "iii.invocation.errors", map[string]string{"iii.function.id": "count::fail", "error.type": "_OTHER", "otel.metric.overflow": "true"}, codes-2)
+	types := map[string]bool{}
+	for _, m := range eng.Metrics() {
+		if m.Name != "iii.invocation.errors" || m.Sum == nil {
+			continue
+		}
+		for _, p := range m.Sum.DataPoints {
+			if attr(p.Attributes, "iii.function.id") == "count::fail" {
+				types[attr(p.Attributes, "error.type")] = true
+			}
+		}
+	}
+	if len(types) != 3 || !types["E_0"] || !types["E_1"] {
+		t.Fatalf("error types of iii.invocation.errors: %v, want E_0, E_1 and the overflow", types)
 	}
 }
