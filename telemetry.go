@@ -133,6 +133,9 @@ type TelemetryOptions struct {
 	MaxPendingBytes  int
 	// ShutdownTimeout bounds how long Shutdown waits to write buffered
 	// telemetry (only while the /otel connection is up); default 2 s.
+	// Shutdown first lets the handlers it cancels end, so that their
+	// spans and records are written rather than dropped: for at most half
+	// of ShutdownTimeout, and not beyond its own bound (iii.ShutdownTimeout).
 	ShutdownTimeout time.Duration
 
 	// TracerProvider, MeterProvider and LoggerProvider are the
@@ -636,10 +639,31 @@ func (t *telemetry) connectionState(s connection.State) {
 
 // close flushes what is buffered and stops the pipeline.
 func (t *telemetry) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	t.closeCtx(ctx)
+}
+
+// closeAfter is Shutdown's close: it first lets the handlers Shutdown has
+// cancelled end, and their spans with them, so that the last flush takes
+// those spans rather than counting them as dropped. idle waits until no
+// invocation is running; the wait ends by the worker's shutdown deadline
+// (ctx) and within half the telemetry ShutdownTimeout, leaving the rest
+// for the flush (a handler that ignores its context does not delay
+// Shutdown further).
+func (t *telemetry) closeAfter(ctx context.Context, idle func(context.Context) error) {
+	tctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	wctx, wcancel := context.WithTimeout(ctx, t.timeout/2)
+	_ = idle(wctx)
+	wcancel()
+	t.closeCtx(tctx)
+}
+
+// closeCtx flushes what is buffered, within ctx, and stops the pipeline.
+func (t *telemetry) closeCtx(ctx context.Context) {
 	t.closeOnce.Do(func() {
 		t.closed.Store(true)
-		ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
-		defer cancel()
 		for _, r := range []metric.Registration{t.observed, t.gauges} {
 			if r != nil {
 				_ = r.Unregister() // an application's meter outlives the worker

@@ -1,11 +1,14 @@
 package iii_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/test/iiitest"
 )
 
@@ -72,4 +75,42 @@ func TestErrorCodesBeyondTheLimitShareAnOverflowSeries(t *testing.T) {
 	if len(types) != 3 || !types["E_0"] || !types["E_1"] {
 		t.Fatalf("error types of iii.invocation.errors: %v, want E_0, E_1 and the overflow", types)
 	}
+}
+
+// The span of a handler that Shutdown cancels ends before the last flush:
+// it reaches the /otel endpoint, counted exported, not dropped.
+func TestShutdownExportsTheSpansOfTheHandlersItCancels(t *testing.T) {
+	eng := iiitest.NewEngine(t)
+	sink := newFrameSink(t)
+	w := newWorker(t, eng, telemetryOptions(iii.TelemetryOptions{Endpoint: sink.url(), DisableMetrics: true}))
+	started := make(chan struct{})
+	mustRegister(t, eng, w, "count::block", func(ctx context.Context, _ any) (any, error) {
+		close(started)
+		<-ctx.Done()
+		// Cleaning up takes a moment: without the wait for the handlers,
+		// Shutdown closes the pipeline meanwhile.
+		time.Sleep(50 * time.Millisecond)
+		return nil, ctx.Err()
+	})
+	invoked := make(chan struct{})
+	go func() {
+		defer close(invoked)
+		_, _, _ = eng.Invoke(testCtx(t), "count::block", nil) // fails: the worker goes away
+	}()
+	<-started
+	w.Shutdown()
+	if s := w.TelemetryStats(); s.SpansExported != 1 || s.SpansDropped != 0 {
+		t.Fatalf("stats after Shutdown %+v: want the handler's span exported", s)
+	}
+	waitFor(t, "the handler's span at the endpoint", func() bool {
+		sink.mu.Lock()
+		defer sink.mu.Unlock()
+		for _, f := range sink.frames {
+			if kind, p := wire.SplitTelemetry(f); kind == wire.TelemetryTraces && bytes.Contains(p, []byte(`"execute count::block"`)) {
+				return true
+			}
+		}
+		return false
+	})
+	<-invoked
 }
