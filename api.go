@@ -317,7 +317,8 @@ func (w *III) shutdown(deadline time.Time) {
 		telDone = make(chan struct{})
 		go func() {
 			defer close(telDone)
-			w.tel.close()
+			// After the handlers cancelled above have ended their spans.
+			w.tel.closeAfter(ctx, w.inbound.Idle)
 		}()
 	}
 	w.inbound.Close()

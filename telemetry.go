@@ -133,6 +133,9 @@ type TelemetryOptions struct {
 	MaxPendingBytes  int
 	// ShutdownTimeout bounds how long Shutdown waits to write buffered
 	// telemetry (only while the /otel connection is up); default 2 s.
+	// Shutdown first lets the handlers it cancels end, so that their
+	// spans and records are written rather than dropped: for at most half
+	// of ShutdownTimeout, and not beyond its own bound (iii.ShutdownTimeout).
 	ShutdownTimeout time.Duration
 
 	// TracerProvider, MeterProvider and LoggerProvider are the
@@ -174,6 +177,17 @@ type TelemetryOptions struct {
 	// series). Spans always carry the real id. Default
 	// DefaultMaxMetricFunctions.
 	MaxMetricFunctions int
+	// MaxMetricErrorTypes bounds the distinct error.type values (error
+	// codes, "timeout", ...) of each function's error metrics
+	// (iii.invocation.errors and iii.call.errors, each counted apart): the
+	// first MaxMetricErrorTypes types of a function get series of their
+	// own; the errors of later ones share one series per function, which
+	// has error.type=_OTHER and otel.metric.overflow=true. A worker's error
+	// series are thus at most (MaxMetricFunctions+1) ×
+	// (MaxMetricErrorTypes+1) per instrument, whatever codes the handlers
+	// and the engine return. Spans always carry the real error.type.
+	// Default DefaultMaxMetricErrorTypes.
+	MaxMetricErrorTypes int
 }
 
 // The instrumentation scope of the worker's own spans, metrics and logs.
@@ -213,6 +227,7 @@ type telemetry struct {
 	logsOff  bool                // DisableLogs: Logger records go to slog.Default()
 	payloads payloadConfig       // invocation input/output span events
 	fnLimit  int64               // MaxMetricFunctions
+	errLimit int                 // MaxMetricErrorTypes
 	nfns     atomic.Int64        // function ids with series of their own
 	other    *fnTelemetry        // the metric series of the ids beyond fnLimit
 	gauges   metric.Registration // the process gauges' callback, or nil
@@ -253,7 +268,7 @@ type fnTelemetry struct {
 	fnOpt              trace.SpanStartEventOption // trace.WithAttributes(attrs...)
 	okSet, failedSet   attribute.Set              // the metrics' attributes: fn and iii.outcome
 	ok, failed         metric.MeasurementOption
-	inv, call          *opMetrics // when t.ownMetrics; shared by the ids beyond the limit
+	inv, call          *opMetrics // the aggregates (when t.ownMetrics) and error types; shared by the ids beyond the limit
 }
 
 // Span start options of every invocation and call.
@@ -504,7 +519,7 @@ func (t *telemetry) invocationMetrics(f *fnTelemetry, seconds float64, e *wire.E
 	bg := context.Background() // exemplars are off; a span here would only cost
 	if e != nil {
 		t.m.invocations.Add(bg, 1, f.failed)
-		t.m.invocationErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(e.Code)))
+		t.m.invocationErrors.Add(bg, 1, f.errorAttrs(f.inv, e.Code))
 		t.m.invocationDuration.Record(bg, seconds, f.failed)
 		return
 	}
@@ -586,7 +601,7 @@ func (t *telemetry) callMetrics(f *fnTelemetry, seconds float64, err error) {
 	bg := context.Background()
 	if err != nil {
 		t.m.calls.Add(bg, 1, f.failed)
-		t.m.callErrors.Add(bg, 1, metric.WithAttributes(f.fn, attrErrorType.String(callErrorType(err))))
+		t.m.callErrors.Add(bg, 1, f.errorAttrs(f.call, callErrorType(err)))
 		t.m.callDuration.Record(bg, seconds, f.failed)
 		return
 	}
@@ -624,10 +639,31 @@ func (t *telemetry) connectionState(s connection.State) {
 
 // close flushes what is buffered and stops the pipeline.
 func (t *telemetry) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	t.closeCtx(ctx)
+}
+
+// closeAfter is Shutdown's close: it first lets the handlers Shutdown has
+// cancelled end, and their spans with them, so that the last flush takes
+// those spans rather than counting them as dropped. idle waits until no
+// invocation is running; the wait ends by the worker's shutdown deadline
+// (ctx) and within half the telemetry ShutdownTimeout, leaving the rest
+// for the flush (a handler that ignores its context does not delay
+// Shutdown further).
+func (t *telemetry) closeAfter(ctx context.Context, idle func(context.Context) error) {
+	tctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	wctx, wcancel := context.WithTimeout(ctx, t.timeout/2)
+	_ = idle(wctx)
+	wcancel()
+	t.closeCtx(tctx)
+}
+
+// closeCtx flushes what is buffered, within ctx, and stops the pipeline.
+func (t *telemetry) closeCtx(ctx context.Context) {
 	t.closeOnce.Do(func() {
 		t.closed.Store(true)
-		ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
-		defer cancel()
 		for _, r := range []metric.Registration{t.observed, t.gauges} {
 			if r != nil {
 				_ = r.Unregister() // an application's meter outlives the worker
@@ -685,17 +721,25 @@ func (t *telemetry) stats() TelemetryStats {
 }
 
 // TelemetryStats are the counters of a worker's telemetry pipeline. Spans
-// and log records are queued, then batched into frames; frames wait for the
-// /otel connection. What does not fit is dropped, never waited for.
+// and log records are queued, then batched into frames; frames (of spans,
+// log records and metrics) wait for the /otel connection. What does not
+// fit is dropped, never waited for.
+//
+// Whatever is lost is counted once: a span or log record that never gets
+// into a frame queued for the connection counts in SpansDropped or
+// LogsDropped; one that does counts as exported, and from then on its frame
+// counts in FramesSent or FramesDropped (a frame dropped later does not
+// count its spans again). The spans lost are thus SpansDropped plus those of
+// FramesDropped.
 type TelemetryStats struct {
-	SpansExported uint64 // spans batched into frames
-	SpansDropped  uint64 // spans dropped: the span queue was full
+	SpansExported uint64 // spans batched into frames queued for the connection
+	SpansDropped  uint64 // spans dropped before that: the span queue was full, they ended after Shutdown, or their frame exceeded MaxPendingBytes
 	SpansQueued   int    // spans waiting to be batched
-	LogsExported  uint64 // log records batched into frames
-	LogsDropped   uint64 // log records dropped: the log queue was full
+	LogsExported  uint64 // log records batched into frames queued for the connection
+	LogsDropped   uint64 // log records dropped before that: the log queue was full, or their frame exceeded MaxPendingBytes
 	LogsQueued    int    // log records waiting to be batched
 	FramesSent    uint64 // frames written to the /otel connection
-	FramesDropped uint64 // frames dropped: the frame queue was full, or their write failed
+	FramesDropped uint64 // frames queued and then dropped (the frame queue was full, their write failed, or Shutdown left them), and metric frames exceeding MaxPendingBytes
 	FramesQueued  int    // frames waiting for the connection
 	BytesQueued   int    // their size
 	Reconnects    uint64 // /otel connections opened after the first

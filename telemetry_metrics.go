@@ -40,12 +40,37 @@ var (
 type opMetrics struct {
 	ok, failed durationHist
 	errMu      sync.Mutex
-	errs       map[string]uint64 // by error.type
+	errs       map[string]uint64 // by error.type; at most errLimit types
+	otherErrs  uint64            // the errors of the types beyond errLimit
+	errLimit   int               // TelemetryOptions.MaxMetricErrorTypes
 }
 
-func (m *opMetrics) init() {
+func (m *opMetrics) init(errLimit int) {
 	m.ok.init()
 	m.failed.init()
+	m.errLimit = errLimit
+}
+
+// countError counts an error of type errType and reports whether that type
+// has a series of its own: the first errLimit types do; the errors of
+// later ones count on the function's overflow series (see
+// errorOverflowAttrs).
+func (m *opMetrics) countError(errType string) bool {
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	if n, ok := m.errs[errType]; ok {
+		m.errs[errType] = n + 1
+		return true
+	}
+	if len(m.errs) >= m.errLimit {
+		m.otherErrs++
+		return false
+	}
+	if m.errs == nil {
+		m.errs = map[string]uint64{}
+	}
+	m.errs[errType] = 1
+	return true
 }
 
 // record counts one invocation or call that took seconds; errType is its
@@ -56,12 +81,7 @@ func (m *opMetrics) record(seconds float64, failed bool, errType string) {
 		return
 	}
 	m.failed.record(seconds)
-	m.errMu.Lock()
-	if m.errs == nil {
-		m.errs = map[string]uint64{}
-	}
-	m.errs[errType]++
-	m.errMu.Unlock()
+	m.countError(errType)
 }
 
 // durationHist is an explicit-bucket histogram over durationBuckets; its
@@ -164,6 +184,10 @@ func (p *metricsProducer) Produce(context.Context) ([]metricdata.ScopeMetrics, e
 			for typ, n := range m.errs {
 				errs.DataPoints = append(errs.DataPoints, metricdata.DataPoint[int64]{Attributes: attribute.NewSet(f.fn, attrErrorType.String(typ)),
 					StartTime: p.start, Time: now, Value: int64(n)})
+			}
+			if m.otherErrs > 0 {
+				errs.DataPoints = append(errs.DataPoints, metricdata.DataPoint[int64]{Attributes: attribute.NewSet(errorOverflowAttrs(f.fn)...),
+					StartTime: p.start, Time: now, Value: int64(m.otherErrs)})
 			}
 			m.errMu.Unlock()
 		}

@@ -190,8 +190,13 @@ func Dial(cfg Config) *Conn {
 
 // ConnStats are a Conn's counters.
 type ConnStats struct {
-	Sent       uint64 // frames written
-	Dropped    uint64 // frames discarded: the queue was full, or their write failed
+	Sent uint64 // frames written
+	// Dropped counts the frames queued and then discarded (the queue was
+	// full, their write failed, or Close left them) and the frames Send
+	// refused. A Pipeline's refused frames are not counted here but as
+	// dropped spans or log records (PipelineStats): a lost item is
+	// counted once.
+	Dropped    uint64
 	Queued     int    // frames waiting now
 	QueuedSize int    // their size in bytes
 	Reconnects uint64 // connections opened after the first
@@ -208,15 +213,24 @@ func (c *Conn) Stats() ConnStats {
 
 // Send queues a frame (see wire.AppendTelemetry) for writing and returns at
 // once. When the queue is over its bounds, the oldest frames are dropped to
-// make room; a frame larger than the byte bound by itself is dropped. It
-// reports whether the frame was queued. The Conn owns frame from then on.
+// make room; a frame larger than the byte bound by itself is dropped, as is
+// every frame once the Conn is closed. It reports whether the frame was
+// queued. The Conn owns frame from then on. Every frame it is given ends
+// up counted once in ConnStats, Sent or Dropped.
 func (c *Conn) Send(frame []byte) bool {
+	if c.enqueue(frame) {
+		return true
+	}
+	c.dropped.Add(1)
+	return false
+}
+
+// enqueue is Send without counting a refused frame: the Pipeline counts the
+// spans or log records of its refused frames instead, so that nothing lost
+// is counted twice (see ConnStats.Dropped).
+func (c *Conn) enqueue(frame []byte) bool {
 	c.mu.Lock()
 	if c.closed || len(frame) > c.cfg.MaxPendingBytes {
-		c.accepted++
-		c.finished++
-		c.dropped.Add(1)
-		c.notifyLocked()
 		c.mu.Unlock()
 		return false
 	}

@@ -70,6 +70,10 @@ type Pipeline struct {
 	queued int          // spans in batch and full
 	ended  bool         // the goroutine took its last batch: spans are dropped
 
+	// closing is held for reading by EmitLog from its look at closed to
+	// its send, and taken by Close to set closed: no record reaches the
+	// queue once the batching goroutine has drained it for the last time.
+	closing      sync.RWMutex
 	closed       atomic.Bool
 	spansDropped atomic.Uint64
 	logsDropped  atomic.Uint64
@@ -108,12 +112,15 @@ func NewPipeline(cfg PipelineConfig) *Pipeline {
 }
 
 // PipelineStats are a Pipeline's counters.
+// A span or log record is counted once: exported once its frame is queued
+// on the Conn (from then on the frame's fate is counted in ConnStats),
+// dropped if it never is.
 type PipelineStats struct {
-	SpansExported uint64 // spans put into frames
-	SpansDropped  uint64 // spans dropped because the queue was full (or after Close)
+	SpansExported uint64 // spans in frames the Conn queued
+	SpansDropped  uint64 // spans dropped: the queue was full, they ended after Close, or the Conn refused their frame
 	SpansQueued   int    // spans waiting to be batched
-	LogsExported  uint64 // log records put into frames
-	LogsDropped   uint64 // log records dropped because the queue was full
+	LogsExported  uint64 // log records in frames the Conn queued
+	LogsDropped   uint64 // log records dropped: the queue was full, or the Conn refused their frame
 	LogsQueued    int    // log records waiting to be batched
 }
 
@@ -232,9 +239,13 @@ func (p *Pipeline) ForceFlush(ctx context.Context) error {
 }
 
 // EmitLog queues a log record for export. It reports false if the
-// Pipeline is closed (the record is not counted); a record that does not
-// fit in the queue is dropped and counted, and EmitLog still reports true.
+// Pipeline is closed (the record is not counted: the caller keeps it); a
+// record that does not fit in the queue is dropped and counted, and
+// EmitLog still reports true. Every record it accepts is counted once,
+// exported or dropped, also when Close runs at the same time.
 func (p *Pipeline) EmitLog(r wire.LogRecord) bool {
+	p.closing.RLock()
+	defer p.closing.RUnlock()
 	if p.closed.Load() {
 		return false
 	}
@@ -250,7 +261,9 @@ func (p *Pipeline) EmitLog(r wire.LogRecord) bool {
 // and records arriving later are dropped. It does not close the Conn.
 func (p *Pipeline) Close() {
 	p.once.Do(func() {
+		p.closing.Lock() // waits for the EmitLog calls under way
 		p.closed.Store(true)
+		p.closing.Unlock()
 		close(p.stop)
 	})
 	<-p.done
@@ -364,7 +377,7 @@ func (p *Pipeline) send(batches []*spanBatch) {
 		return
 	}
 	for _, b := range batches {
-		if p.cfg.Conn.Send(p.enc.tracesFrame(b)) {
+		if p.cfg.Conn.enqueue(p.enc.tracesFrame(b)) {
 			p.spansOut.Add(uint64(b.n))
 		} else {
 			p.spansDropped.Add(uint64(b.n))
@@ -382,7 +395,7 @@ func (p *Pipeline) send(batches []*spanBatch) {
 }
 
 func (p *Pipeline) emitLogs(logs []wire.LogRecord) {
-	if p.cfg.Conn.Send(p.enc.logs(p.cfg.LogScope, logs)) {
+	if p.cfg.Conn.enqueue(p.enc.logs(p.cfg.LogScope, logs)) {
 		p.logsOut.Add(uint64(len(logs)))
 	} else {
 		p.logsDropped.Add(uint64(len(logs)))
