@@ -59,6 +59,10 @@ func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
 		return
 	}
 	p := pending{handler: h, functionID: m.FunctionID, traceparent: m.Traceparent, baggage: m.Baggage}
+	if f.idBaggage == "" || f.idBaggage[len(functionIDBaggage):] != m.FunctionID {
+		f.idBaggage = functionIDBaggage + m.FunctionID
+	}
+	idBaggage := f.idBaggage
 	if sync {
 		p.caller = c
 	}
@@ -82,7 +86,11 @@ func (e *Engine) invoke(c *worker, m *wire.InvokeFunction) {
 	if m.Traceparent != "" || baggage != "" {
 		// The engine re-injects the caller's context with iii.function.id
 		// naming the target function.
-		baggage = withFunctionIDBaggage(baggage, m.FunctionID)
+		if baggage == "" {
+			baggage = idBaggage // what withFunctionIDBaggage would build
+		} else {
+			baggage = withFunctionIDBaggage(baggage, m.FunctionID)
+		}
 	}
 
 	c.scratch = injectCaller(c.scratch[:0], m.Data, c.id)
@@ -322,11 +330,14 @@ func optString(s string) *string {
 	return &s
 }
 
+// functionIDBaggage starts the baggage member naming the called function.
+const functionIDBaggage = "iii.function.id="
+
 // withFunctionIDBaggage sets iii.function.id in a W3C baggage header: an
 // existing member is removed and the new one goes last, as the engine
 // re-serialises it.
 func withFunctionIDBaggage(baggage, fnID string) string {
-	const key = "iii.function.id="
+	const key = functionIDBaggage
 	if len(baggage) == len(key)+len(fnID) && baggage[:len(key)] == key && baggage[len(key):] == fnID {
 		return baggage // what the steps below would rebuild
 	}

@@ -107,6 +107,7 @@ type function struct {
 	requestFormat  json.RawMessage
 	responseFormat json.RawMessage
 	metadata       json.RawMessage
+	idBaggage      string // "iii.function.id=<id>", built once (under Engine.mu)
 }
 
 // pending is an invocation dispatched to a worker and not answered yet,
