@@ -550,7 +550,10 @@ type TriggerAction struct {
 }
 
 // Void makes a fire-and-forget call: Trigger returns at once with no result.
-func Void() *TriggerAction { return &TriggerAction{kind: wire.ActionVoid} }
+func Void() *TriggerAction { return &voidAction }
+
+// voidAction is what Void returns: its fields cannot change.
+var voidAction = TriggerAction{kind: wire.ActionVoid}
 
 // Enqueue routes the call through the engine's queue: Trigger returns the
 // receipt (an EnqueueResult in JSON) once the queue accepted the job.

@@ -56,9 +56,6 @@ type session interface {
 	call(ctx context.Context, fn string, payload []byte) error
 	// void makes a fire-and-forget call of fn.
 	void(ctx context.Context, fn string, payload []byte) error
-	// reusesVoidPayload reports whether void is done with the payload when
-	// it returns.
-	reusesVoidPayload() bool
 	// enqueue puts a call of fn on the engine's queue and waits for the receipt.
 	enqueue(ctx context.Context, queue, fn string, payload []byte) error
 }
@@ -79,8 +76,6 @@ func (s *rawSession) call(ctx context.Context, fn string, payload []byte) error 
 func (s *rawSession) void(ctx context.Context, fn string, payload []byte) error {
 	return s.rc.void(ctx, fn, payload)
 }
-
-func (s *rawSession) reusesVoidPayload() bool { return true }
 
 func (s *rawSession) enqueue(ctx context.Context, queue, fn string, payload []byte) error {
 	return s.rc.call(ctx, &s.slot, fn, payload, wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: queue})
@@ -426,15 +421,12 @@ func (e *env) runLoad(ctx context.Context, impl string, l load) (res result) {
 			go func() {
 				defer wg.Done()
 				s := c.session()
-				p := stampedPayload(l.payload)
+				p := stampedPayload(l.payload) // stamped and sent again: void keeps no reference to it
 				for {
 					select {
 					case <-tokens:
 					case <-stop:
 						return
-					}
-					if !s.reusesVoidPayload() {
-						p = stampedPayload(l.payload)
 					}
 					stamp(p, time.Now().UnixNano())
 					if err := s.void(runCtx, fn, p); err != nil {
