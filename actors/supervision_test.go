@@ -166,3 +166,48 @@ func TestPoolDispatcherRunsWhatIsScheduledAfterClose(t *testing.T) {
 		t.Fatal("a mailbox scheduled after close never ran")
 	}
 }
+
+// A spawn waiting for the root supervisor's answer ends with the failure
+// once the system fails, and a spawn on a failed system ends at once: a
+// failed root may never answer.
+func TestSpawnEndsWhenTheSystemFails(t *testing.T) {
+	sys := NewSystem(nil)
+	inProducer := make(chan struct{})
+	release := make(chan struct{})
+	// The producer runs on the root supervisor as it spawns: while it
+	// waits, the root answers no spawn.
+	blocked := actor.PropsFromProducer(func() actor.Actor {
+		close(inProducer)
+		<-release
+		return &counter{started: new(atomic.Int32)}
+	}, actor.WithDispatcher(sys.Dispatcher))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := sys.Spawn("blocked", blocked)
+		errc <- err
+	}()
+	<-inProducer
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := sys.Spawn("waiting", actor.PropsFromFunc(func(actor.Context) {}))
+		waiting <- err
+	}()
+	sys.fail(&Failure{Actor: "worker/test", Cause: errors.New("test failure")})
+	// errc's request is in flight for sure (its producer runs); waiting's
+	// may be in flight or not sent yet.
+	for _, c := range []chan error{errc, waiting} {
+		select {
+		case err := <-c:
+			if !errors.Is(err, ErrFailed) {
+				t.Fatalf("spawn waiting on a failed system: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a spawn waiting on a failed system did not end")
+		}
+	}
+	if pid, err := sys.Spawn("late", actor.PropsFromFunc(func(actor.Context) {})); !errors.Is(err, ErrFailed) || pid != nil {
+		t.Fatalf("spawn on a failed system: %v, %v", pid, err)
+	}
+	close(release)
+	sys.Stop(5 * time.Second)
+}

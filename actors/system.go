@@ -44,7 +44,8 @@ const (
 	RestartWindow = 10 * time.Second
 )
 
-// ErrStopped is returned by Spawn once the system has stopped.
+// ErrStopped is returned by Spawn once the system has stopped (a failed
+// system's Spawn returns its *Failure).
 var ErrStopped = errors.New("actors: system stopped")
 
 // ErrFailed matches every *Failure.
@@ -161,6 +162,8 @@ func shrinkRegistry(as *actor.ActorSystem) {
 
 // Spawn starts props as a supervised child of the root supervisor. The
 // child runs on the shared internal dispatcher unless props name another.
+// Once the system has stopped it returns ErrStopped, once it has failed
+// its *Failure (matching ErrFailed), also to a caller already waiting.
 func (s *System) Spawn(name string, props *actor.Props) (*actor.PID, error) {
 	return s.spawn(name, props, false)
 }
@@ -225,19 +228,26 @@ func (s *System) fail(f *Failure) {
 	})
 }
 
+// spawn asks the root supervisor for a child and waits for it. It gives up
+// with s.Err() once the system stops or fails: the root of a failed system
+// may never answer (it may be the actor that failed).
 func (s *System) spawn(name string, props *actor.Props, critical bool) (*actor.PID, error) {
-	req := &spawnChild{props: props, name: name, critical: critical, reply: make(chan spawnResult, 1)}
-	select {
-	case <-s.stopped:
-		return nil, ErrStopped
-	default:
+	if err := s.Err(); err != nil {
+		return nil, err
 	}
+	req := &spawnChild{props: props, name: name, critical: critical, reply: make(chan spawnResult, 1)}
 	s.AS.Root.Send(s.root, req)
 	select {
 	case r := <-req.reply:
 		return r.pid, r.err
 	case <-s.stopped:
-		return nil, ErrStopped
+	case <-s.failed:
+	}
+	select { // a child spawned meanwhile is the caller's (Stop stops it)
+	case r := <-req.reply:
+		return r.pid, r.err
+	default:
+		return nil, s.Err()
 	}
 }
 
