@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -388,4 +390,79 @@ func waitRestarts(t *testing.T, in *Inbound, n int64) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// onLog is a slog handler that hands every record's message to fn.
+type onLog func(msg string)
+
+func (onLog) Enabled(context.Context, slog.Level) bool        { return true }
+func (h onLog) Handle(_ context.Context, r slog.Record) error { h(r.Message); return nil }
+func (h onLog) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h onLog) WithGroup(string) slog.Handler                 { return h }
+
+// idleLen returns the length of in's idle list.
+func idleLen(in *Inbound) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.idle)
+}
+
+// An idle actor that fails while a task is on its way to it (held by its
+// suspended mailbox until the restart) runs that task after its restart,
+// and is not listed as idle meanwhile: listed, it would be handed a second
+// task (past the limit) and then listed twice.
+func TestInboundRestartedActorWithAHeldTaskIsNotListedIdle(t *testing.T) {
+	sys := actors.NewSystem(nil)
+	heldRuns := make(chan struct{})
+	release := make(chan struct{})
+	var in *Inbound
+	var dispatched atomic.Bool
+	log := slog.New(onLog(func(msg string) {
+		// The supervisor is about to restart the failed actor, whose
+		// mailbox is suspended: the task waits there for the restart.
+		if strings.Contains(msg, "invocation actor failed") && dispatched.CompareAndSwap(false, true) {
+			in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "held"}))
+		}
+	}))
+	in, err := NewInbound(sys, Config{Exec: func(t *Task) {
+		switch t.Msg.FunctionID {
+		case "held":
+			close(heldRuns)
+			<-release
+		case "next":
+			<-release
+		}
+	}, Limit: 1, MaxBacklog: 100, MaxBacklogBytes: 1 << 20, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "warm"})) // spawns the one actor
+	if err := in.Idle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	faults.Crash("invocation", in, "")
+	select {
+	case <-heldRuns:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the task held by the failed actor never ran")
+	}
+	if n := idleLen(in); n != 0 {
+		t.Fatalf("the actor running the held task is listed idle (%d entries)", n)
+	}
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "next"}))
+	if r, q, _ := in.Counts(); r != 1 || q != 1 {
+		t.Fatalf("running %d, queued %d with a limit of 1: a busy actor was handed a task", r, q)
+	}
+	close(release)
+	if err := in.Idle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for idleLen(in) != 1 { // the actor parks after its last task, once
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle entries for one actor", idleLen(in))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stopInbound(in, sys)
 }
