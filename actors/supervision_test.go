@@ -211,3 +211,44 @@ func TestSpawnEndsWhenTheSystemFails(t *testing.T) {
 	close(release)
 	sys.Stop(5 * time.Second)
 }
+
+// A child that cannot be restarted is stopped at its first failure, and
+// the system fails, seen by the child as it stops.
+func TestNoRestartChildFailsTheSystemAtItsFirstFailure(t *testing.T) {
+	sys := NewSystem(nil)
+	defer sys.Stop(time.Second)
+	got := make(chan *Failure, 1)
+	sys.OnFailure(func(f *Failure) { got <- f })
+	var starts atomic.Int32
+	stopping := make(chan error, 1)
+	pid, err := sys.SpawnCriticalNoRestart("once", actor.PropsFromFunc(func(ctx actor.Context) {
+		switch ctx.Message().(type) {
+		case *actor.Started:
+			starts.Add(1)
+		case boom:
+			panic("boom")
+		case *actor.Stopping:
+			stopping <- sys.Err()
+		}
+	}, actor.WithDispatcher(sys.Dispatcher)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Send(pid, boom{})
+	f := waitFailure(t, got)
+	if !errors.Is(f, ErrFailed) || f.Actor != pid.Id || !f.NoRestart || f.Failures != 1 ||
+		!strings.Contains(f.Error(), "cannot be restarted") || !strings.Contains(f.Error(), "boom") {
+		t.Fatalf("failure = %#v (%v)", f, f)
+	}
+	select {
+	case err := <-stopping:
+		if !errors.Is(err, ErrFailed) {
+			t.Fatalf("the child stopped before the system failed (Err %v)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the child was not stopped")
+	}
+	if n := starts.Load(); n != 1 {
+		t.Fatalf("started %d times: it was restarted", n)
+	}
+}
