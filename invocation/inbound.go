@@ -139,7 +139,10 @@ func NewInbound(sys *actors.System, cfg Config) (*Inbound, error) {
 	}
 	in.props = actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in} },
 		actor.WithMailbox(func() actor.Mailbox { return newMailbox(&in.gone) }))
-	sup, err := sys.SpawnCritical("invocations", actor.PropsFromProducer(func() actor.Actor { return &invocationSupervisor{in: in} },
+	// Not restartable: protoactor's restart of the supervisor would stop
+	// every invocation actor, running handlers' included, and lose the
+	// pool; the worker fails instead.
+	sup, err := sys.SpawnCriticalNoRestart("invocations", actor.PropsFromProducer(func() actor.Actor { return &invocationSupervisor{in: in} },
 		actor.WithDispatcher(sys.Dispatcher), actor.WithSupervisor(restartAlways{in})))
 	if err != nil {
 		return nil, err
@@ -283,7 +286,16 @@ func (in *Inbound) restarted(pid *actor.PID) *member {
 // crashActor makes an invocation actor panic in its own code (faults).
 type crashActor struct{}
 
+// crashSupervisor makes the invocation supervisor panic (faults).
+type crashSupervisor struct{}
+
 func init() {
+	// faults.Crash("invocations", in, "") makes the invocation supervisor
+	// of in fail (which fails the worker).
+	faults.Set("invocations", func(target any, _ string) {
+		in := target.(*Inbound)
+		in.sys.Send(in.sup, crashSupervisor{})
+	})
 	// faults.Crash("invocation", in, "") makes every invocation actor of in
 	// fail once, idle or busy (a busy one after its current tasks).
 	faults.Set("invocation", func(target any, _ string) {
@@ -373,14 +385,57 @@ func (in *Inbound) Close() {
 // actor system stopped them).
 func (in *Inbound) Wait() { in.gone.Wait() }
 
+// errSupervisorStopped is the reason given to Config.Fail for a task that
+// waited in the backlog when the invocation supervisor stopped, if the
+// system has not failed (then the reason is its *actors.Failure).
+var errSupervisorStopped = errors.New("iii: the invocation supervisor stopped")
+
+// supervisorStopping closes the pool as its supervisor stops (the system
+// stops or failed): no task is handed to an actor any more, and each task
+// waiting in the backlog gets a failure reply and its slot back. Running
+// tasks finish; their actors stop after them.
+func (in *Inbound) supervisorStopping() {
+	in.mu.Lock()
+	in.closed = true
+	waiting := slices.Clone(in.backlog[in.head:])
+	clear(in.backlog)
+	for _, m := range in.idle {
+		m.idle = false
+	}
+	in.backlog, in.head, in.idle, in.backlogBytes = nil, 0, nil, 0
+	in.mu.Unlock()
+	if len(waiting) == 0 {
+		return
+	}
+	reason := in.sys.Err()
+	if reason == nil {
+		reason = errSupervisorStopped
+	}
+	in.log.Warn("iii: the invocation supervisor stopped; replying invocation_failed to the invocations waiting for a handler",
+		"waiting", len(waiting), "reason", reason)
+	for _, t := range waiting {
+		if t.Sock == nil || t.Sock.Alive() {
+			in.reply(t, reason)
+		}
+		releaseTask(t)
+		in.finished()
+	}
+}
+
 type spawnInvocationActor struct{}
 
-// invocationSupervisor is the parent of the invocation actors.
+// invocationSupervisor is the parent of the invocation actors. It is not
+// restarted (see NewInbound): its failure fails the worker.
 type invocationSupervisor struct{ in *Inbound }
 
 func (s *invocationSupervisor) Receive(ctx actor.Context) {
-	if _, ok := ctx.Message().(spawnInvocationActor); ok {
+	switch ctx.Message().(type) {
+	case spawnInvocationActor:
 		ctx.Spawn(s.in.props)
+	case crashSupervisor:
+		panic("iii: invocation supervisor crashed on purpose (faults)")
+	case *actor.Stopping:
+		s.in.supervisorStopping()
 	}
 }
 
@@ -489,6 +544,11 @@ func (a *invocationActor) run(t *Task) {
 func (in *Inbound) failed(t *Task, reason any) {
 	in.log.Warn("iii: an invocation failed outside its handler; replying invocation_failed",
 		"function", t.Msg.FunctionID, "reason", fmt.Sprint(reason))
+	in.reply(t, reason)
+}
+
+// reply gives t its failure reply (Config.Fail), logging a panic of it.
+func (in *Inbound) reply(t *Task, reason any) {
 	defer func() {
 		if v := recover(); v != nil {
 			in.log.Warn("iii: cannot reply to a failed invocation", "function", t.Msg.FunctionID, "reason", fmt.Sprint(v))

@@ -466,3 +466,61 @@ func TestInboundRestartedActorWithAHeldTaskIsNotListedIdle(t *testing.T) {
 	}
 	stopInbound(in, sys)
 }
+
+// The invocation supervisor is not restarted (protoactor's restart would
+// stop every invocation actor and lose the pool): its failure fails the
+// system. The running task finishes, the waiting one gets a failure reply
+// naming the failure, and no task is handed to the stopped actors.
+func TestInboundSupervisorFailureFailsTheSystem(t *testing.T) {
+	sys := actors.NewSystem(nil)
+	failed := make(chan *actors.Failure, 1)
+	sys.OnFailure(func(f *actors.Failure) { failed <- f })
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	var fl failures
+	var ran atomic.Int32
+	in, err := NewInbound(sys, Config{Exec: func(*Task) {
+		started <- struct{}{}
+		<-release
+		ran.Add(1)
+	}, Fail: fl.fail, Limit: 1, MaxBacklog: 10, MaxBacklogBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "running"}))
+	<-started
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "waiting"}))
+	waitCounts(t, in, 1, 1)
+	faults.Crash("invocations", in, "")
+	var f *actors.Failure
+	select {
+	case f = <-failed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the invocation supervisor's failure did not fail the system")
+	}
+	if f.Actor != in.sup.Id || !f.NoRestart || !errors.Is(sys.Err(), actors.ErrFailed) {
+		t.Fatalf("failure %#v, Err %v", f, sys.Err())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fl.get("waiting") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting task got no failure reply")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if reason, _ := fl.get("waiting").(error); !errors.Is(reason, actors.ErrFailed) {
+		t.Fatalf("the waiting task failed with %v", fl.get("waiting"))
+	}
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "late"})) // dropped
+	close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Idle(ctx); err != nil {
+		r, q, _ := in.Counts()
+		t.Fatalf("never idle (running %d, queued %d)", r, q)
+	}
+	if n := ran.Load(); n != 1 || fl.get("running") != nil || fl.get("late") != nil {
+		t.Fatalf("%d tasks ran; failures %v", n, fl.reasons)
+	}
+	stopInbound(in, sys)
+}
