@@ -166,3 +166,89 @@ func TestPoolDispatcherRunsWhatIsScheduledAfterClose(t *testing.T) {
 		t.Fatal("a mailbox scheduled after close never ran")
 	}
 }
+
+// A spawn waiting for the root supervisor's answer ends with the failure
+// once the system fails, and a spawn on a failed system ends at once: a
+// failed root may never answer.
+func TestSpawnEndsWhenTheSystemFails(t *testing.T) {
+	sys := NewSystem(nil)
+	inProducer := make(chan struct{})
+	release := make(chan struct{})
+	// The producer runs on the root supervisor as it spawns: while it
+	// waits, the root answers no spawn.
+	blocked := actor.PropsFromProducer(func() actor.Actor {
+		close(inProducer)
+		<-release
+		return &counter{started: new(atomic.Int32)}
+	}, actor.WithDispatcher(sys.Dispatcher))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := sys.Spawn("blocked", blocked)
+		errc <- err
+	}()
+	<-inProducer
+	waiting := make(chan error, 1)
+	go func() {
+		_, err := sys.Spawn("waiting", actor.PropsFromFunc(func(actor.Context) {}))
+		waiting <- err
+	}()
+	sys.fail(&Failure{Actor: "worker/test", Cause: errors.New("test failure")})
+	// errc's request is in flight for sure (its producer runs); waiting's
+	// may be in flight or not sent yet.
+	for _, c := range []chan error{errc, waiting} {
+		select {
+		case err := <-c:
+			if !errors.Is(err, ErrFailed) {
+				t.Fatalf("spawn waiting on a failed system: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a spawn waiting on a failed system did not end")
+		}
+	}
+	if pid, err := sys.Spawn("late", actor.PropsFromFunc(func(actor.Context) {})); !errors.Is(err, ErrFailed) || pid != nil {
+		t.Fatalf("spawn on a failed system: %v, %v", pid, err)
+	}
+	close(release)
+	sys.Stop(5 * time.Second)
+}
+
+// A child that cannot be restarted is stopped at its first failure, and
+// the system fails, seen by the child as it stops.
+func TestNoRestartChildFailsTheSystemAtItsFirstFailure(t *testing.T) {
+	sys := NewSystem(nil)
+	defer sys.Stop(time.Second)
+	got := make(chan *Failure, 1)
+	sys.OnFailure(func(f *Failure) { got <- f })
+	var starts atomic.Int32
+	stopping := make(chan error, 1)
+	pid, err := sys.SpawnCriticalNoRestart("once", actor.PropsFromFunc(func(ctx actor.Context) {
+		switch ctx.Message().(type) {
+		case *actor.Started:
+			starts.Add(1)
+		case boom:
+			panic("boom")
+		case *actor.Stopping:
+			stopping <- sys.Err()
+		}
+	}, actor.WithDispatcher(sys.Dispatcher)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Send(pid, boom{})
+	f := waitFailure(t, got)
+	if !errors.Is(f, ErrFailed) || f.Actor != pid.Id || !f.NoRestart || f.Failures != 1 ||
+		!strings.Contains(f.Error(), "cannot be restarted") || !strings.Contains(f.Error(), "boom") {
+		t.Fatalf("failure = %#v (%v)", f, f)
+	}
+	select {
+	case err := <-stopping:
+		if !errors.Is(err, ErrFailed) {
+			t.Fatalf("the child stopped before the system failed (Err %v)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the child was not stopped")
+	}
+	if n := starts.Load(); n != 1 {
+		t.Fatalf("started %d times: it was restarted", n)
+	}
+}

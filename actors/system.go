@@ -10,7 +10,9 @@
 // stopped and the system fails as a whole: the handler set with OnFailure is
 // told, with a *Failure naming the actor and the cause. A child spawned
 // with SpawnCritical that stops for any other reason than Stop fails the
-// system too. Every directive is logged at Warn (restart) or Error (stop).
+// system too, and so does the first failure of one spawned with
+// SpawnCriticalNoRestart (a child that a restart cannot leave consistent).
+// Every directive is logged at Warn (restart) or Error (stop).
 //
 // Internal actors never block and never run user code: user handlers run on
 // invocation actors with dispatchers of their own (package invocation).
@@ -44,22 +46,30 @@ const (
 	RestartWindow = 10 * time.Second
 )
 
-// ErrStopped is returned by Spawn once the system has stopped.
+// ErrStopped is returned by Spawn once the system has stopped (a failed
+// system's Spawn returns its *Failure).
 var ErrStopped = errors.New("actors: system stopped")
 
 // ErrFailed matches every *Failure.
 var ErrFailed = errors.New("iii: internal actor failed")
 
 // Failure is the error of a system that failed: an internal actor spent its
-// restart budget, or a critical one stopped unexpectedly.
+// restart budget, one that cannot be restarted failed, or a critical one
+// stopped unexpectedly.
 type Failure struct {
 	Actor    string // the actor's id, e.g. "worker/connection"
 	Cause    error  // the last panic (as an error), or why it stopped
 	Failures int    // failures within RestartWindow; 0 for an unexpected stop
+	// NoRestart: the actor cannot be restarted (SpawnCriticalNoRestart),
+	// so its first failure stopped it.
+	NoRestart bool
 }
 
 // Error implements the error interface.
 func (f *Failure) Error() string {
+	if f.NoRestart {
+		return fmt.Sprintf("iii: internal actor %s failed and cannot be restarted, so it was stopped: %v", f.Actor, f.Cause)
+	}
 	if f.Failures > 0 {
 		return fmt.Sprintf("iii: internal actor %s failed %d times within %v and was stopped: %v", f.Actor, f.Failures, RestartWindow, f.Cause)
 	}
@@ -83,6 +93,8 @@ type System struct {
 	stopOnce    sync.Once
 	stopped     chan struct{} // closed when Stop begins
 	rootStopped chan struct{} // closed by the root supervisor once it (and so every actor) stopped
+
+	noRestart sync.Map // ids of the children spawned by SpawnCriticalNoRestart
 
 	failOnce   sync.Once
 	failed     chan struct{} // closed when the system failed
@@ -161,14 +173,24 @@ func shrinkRegistry(as *actor.ActorSystem) {
 
 // Spawn starts props as a supervised child of the root supervisor. The
 // child runs on the shared internal dispatcher unless props name another.
+// Once the system has stopped it returns ErrStopped, once it has failed
+// its *Failure (matching ErrFailed), also to a caller already waiting.
 func (s *System) Spawn(name string, props *actor.Props) (*actor.PID, error) {
-	return s.spawn(name, props, false)
+	return s.spawn(&spawnChild{props: props, name: name})
 }
 
 // SpawnCritical is Spawn for a child the worker cannot do without: if it
 // stops before Stop was called (for whatever reason), the system fails.
 func (s *System) SpawnCritical(name string, props *actor.Props) (*actor.PID, error) {
-	return s.spawn(name, props, true)
+	return s.spawn(&spawnChild{props: props, name: name, critical: true})
+}
+
+// SpawnCriticalNoRestart is SpawnCritical for a child that a restart
+// cannot leave consistent: its first failure stops it and fails the system
+// (a *Failure with NoRestart set). A supervisor of actors that hold work is
+// one: protoactor's restart of an actor stops all its children first.
+func (s *System) SpawnCriticalNoRestart(name string, props *actor.Props) (*actor.PID, error) {
+	return s.spawn(&spawnChild{props: props, name: name, critical: true, noRestart: true})
 }
 
 // OnFailure sets the function told, once, when the system fails (at once
@@ -225,19 +247,26 @@ func (s *System) fail(f *Failure) {
 	})
 }
 
-func (s *System) spawn(name string, props *actor.Props, critical bool) (*actor.PID, error) {
-	req := &spawnChild{props: props, name: name, critical: critical, reply: make(chan spawnResult, 1)}
-	select {
-	case <-s.stopped:
-		return nil, ErrStopped
-	default:
+// spawn asks the root supervisor for a child and waits for it. It gives up
+// with s.Err() once the system stops or fails: the root of a failed system
+// may never answer (it may be the actor that failed).
+func (s *System) spawn(req *spawnChild) (*actor.PID, error) {
+	if err := s.Err(); err != nil {
+		return nil, err
 	}
+	req.reply = make(chan spawnResult, 1)
 	s.AS.Root.Send(s.root, req)
 	select {
 	case r := <-req.reply:
 		return r.pid, r.err
 	case <-s.stopped:
-		return nil, ErrStopped
+	case <-s.failed:
+	}
+	select { // a child spawned meanwhile is the caller's (Stop stops it)
+	case r := <-req.reply:
+		return r.pid, r.err
+	default:
+		return nil, s.Err()
 	}
 }
 
@@ -265,10 +294,11 @@ func (s *System) Stop(timeout time.Duration) {
 }
 
 type spawnChild struct {
-	props    *actor.Props
-	name     string
-	critical bool
-	reply    chan spawnResult
+	props     *actor.Props
+	name      string
+	critical  bool
+	noRestart bool
+	reply     chan spawnResult
 }
 
 type spawnResult struct {
@@ -296,6 +326,7 @@ func (sv *supervisor) Receive(ctx actor.Context) {
 	case *actor.Terminated:
 		if sv.critical[m.Who.Id] {
 			delete(sv.critical, m.Who.Id)
+			sv.s.noRestart.Delete(m.Who.Id)
 			if !sv.stopping {
 				sv.s.fail(&Failure{Actor: m.Who.Id, Cause: errors.New("stopped unexpectedly")})
 			}
@@ -309,6 +340,9 @@ func (sv *supervisor) Receive(ctx actor.Context) {
 		}
 		if r.err == nil && m.critical {
 			sv.critical[r.pid.Id] = true
+			if m.noRestart {
+				sv.s.noRestart.Store(r.pid.Id, true)
+			}
 		}
 		m.reply <- r
 	}
@@ -316,7 +350,10 @@ func (sv *supervisor) Receive(ctx actor.Context) {
 
 // rootStrategy is the policy of every child of the root: restart it one for
 // one, up to MaxRestarts failures within RestartWindow; past that, stop it
-// and fail the system. It logs each failure with the directive it applies.
+// and fail the system. A child spawned by SpawnCriticalNoRestart is stopped
+// at its first failure, and the system fails. It logs each failure with
+// the directive it applies. The system fails before the child is told to
+// stop, so the child sees the failure as it stops.
 type rootStrategy struct{ s *System }
 
 func (st *rootStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor, child *actor.PID, rs *actor.RestartStatistics, reason, message any) {
@@ -326,11 +363,18 @@ func (st *rootStrategy) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor
 	if !ok {
 		cause = fmt.Errorf("panic: %v", reason)
 	}
+	if _, once := st.s.noRestart.Load(child.Id); once {
+		st.s.Log.Error("iii: internal actor failed and cannot be restarted; stopping it", "actor", child.Id,
+			"directive", "stop", "reason", cause, "message", fmt.Sprintf("%T", message), "failures", n)
+		st.s.fail(&Failure{Actor: child.Id, Cause: cause, Failures: n, NoRestart: true})
+		sup.StopChildren(child)
+		return
+	}
 	if n > MaxRestarts {
 		st.s.Log.Error("iii: internal actor failed; restart budget spent, stopping it", "actor", child.Id,
 			"directive", "stop", "reason", cause, "message", fmt.Sprintf("%T", message), "failures", n)
-		sup.StopChildren(child)
 		st.s.fail(&Failure{Actor: child.Id, Cause: cause, Failures: n})
+		sup.StopChildren(child)
 		return
 	}
 	st.s.Log.Warn("iii: internal actor failed; restarting it", "actor", child.Id,

@@ -97,7 +97,7 @@ type Inbound struct {
 	lastWarn atomic.Int64 // unix nanoseconds of the last overload warning
 
 	mu            sync.Mutex
-	idle          []*actor.PID
+	idle          []*member
 	backlog       []*Task
 	head          int
 	backlogBytes  int
@@ -109,10 +109,19 @@ type Inbound struct {
 	active        int           // dispatched and not finished
 	quiet         chan struct{} // closed when active drops to 0 (while someone waits)
 	closed        bool
-	all           []*actor.PID        // every invocation actor (for the fault hook)
-	gone          sync.WaitGroup      // invocation actors' goroutines
-	restarts      atomic.Int64        // invocation actors restarted (and started again)
-	restartingIDs map[string]struct{} // invocation actors between Restarting and Started
+	all           []*member          // every invocation actor (for the fault hook)
+	gone          sync.WaitGroup     // invocation actors' goroutines
+	restarts      atomic.Int64       // invocation actors restarted (and started again)
+	restartingIDs map[string]*member // invocation actors between Restarting and Started
+}
+
+// member is one invocation actor's place in the pool. It outlives the
+// actor's instances (a restart makes a new one), so a restarted actor
+// knows whether it is listed as idle and whether a task is on its way.
+type member struct {
+	pid  *actor.PID
+	idle bool         // listed in Inbound.idle; guarded by Inbound.mu
+	owed atomic.Int32 // tasks sent to its mailbox and not received yet
 }
 
 // NewInbound starts the invocation supervisor under sys.
@@ -130,7 +139,10 @@ func NewInbound(sys *actors.System, cfg Config) (*Inbound, error) {
 	}
 	in.props = actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in} },
 		actor.WithMailbox(func() actor.Mailbox { return newMailbox(&in.gone) }))
-	sup, err := sys.SpawnCritical("invocations", actor.PropsFromProducer(func() actor.Actor { return &invocationSupervisor{in: in} },
+	// Not restartable: protoactor's restart of the supervisor would stop
+	// every invocation actor, running handlers' included, and lose the
+	// pool; the worker fails instead.
+	sup, err := sys.SpawnCriticalNoRestart("invocations", actor.PropsFromProducer(func() actor.Actor { return &invocationSupervisor{in: in} },
 		actor.WithDispatcher(sys.Dispatcher), actor.WithSupervisor(restartAlways{in})))
 	if err != nil {
 		return nil, err
@@ -150,11 +162,14 @@ func (in *Inbound) Dispatch(t *Task) {
 		return
 	}
 	if n := len(in.idle); n > 0 {
-		pid := in.idle[n-1]
+		m := in.idle[n-1]
+		in.idle[n-1] = nil
 		in.idle = in.idle[:n-1]
+		m.idle = false
+		m.owed.Add(1)
 		in.active++
 		in.mu.Unlock()
-		in.sys.Send(pid, t)
+		in.sys.Send(m.pid, t)
 		return
 	}
 	size := t.size()
@@ -194,12 +209,32 @@ func (in *Inbound) waitingLocked() int {
 
 // next gives an actor its next task from the backlog, or parks the actor as
 // idle and returns nil. fresh says the actor has just been spawned.
-func (in *Inbound) next(self *actor.PID, fresh bool) *Task {
+func (in *Inbound) next(m *member, fresh bool) *Task {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if fresh {
 		in.spawning--
 	}
+	return in.nextLocked(m)
+}
+
+// resume is next for an actor that has just been restarted: one still
+// listed as idle stays so (listed once), and one that a task was sent to
+// waits for it (its mailbox holds it until the restart is over); only an
+// actor that is neither (it failed while it ran a task) takes a task of
+// the backlog or parks. Parking an actor a task is on its way to would
+// hand it a second task, and it would park again after the first: listed
+// twice.
+func (in *Inbound) resume(m *member) *Task {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if m.idle || m.owed.Load() > 0 {
+		return nil
+	}
+	return in.nextLocked(m)
+}
+
+func (in *Inbound) nextLocked(m *member) *Task {
 	for in.head < len(in.backlog) {
 		t := in.backlog[in.head]
 		in.backlog[in.head] = nil
@@ -214,50 +249,53 @@ func (in *Inbound) next(self *actor.PID, fresh bool) *Task {
 		in.doneLocked() // its socket died while it waited: nobody wants the reply
 		releaseTask(t)
 	}
-	if !in.closed {
-		in.idle = append(in.idle, self)
+	if !in.closed && !m.idle {
+		in.idle = append(in.idle, m)
+		m.idle = true
 	}
 	return nil
 }
 
 // spawned records a new invocation actor (for the fault hook).
-func (in *Inbound) spawned(pid *actor.PID) {
+func (in *Inbound) spawned(m *member) {
 	in.mu.Lock()
-	in.all = append(in.all, pid)
+	in.all = append(in.all, m)
 	in.mu.Unlock()
 }
 
-// restarting records that the actor pid is being restarted.
-func (in *Inbound) restarting(pid *actor.PID) {
+// restarting records that the actor of m is being restarted.
+func (in *Inbound) restarting(m *member) {
 	in.mu.Lock()
 	if in.restartingIDs == nil {
-		in.restartingIDs = map[string]struct{}{}
+		in.restartingIDs = map[string]*member{}
 	}
-	in.restartingIDs[pid.Id] = struct{}{}
+	in.restartingIDs[m.pid.Id] = m
 	in.mu.Unlock()
 }
 
-// wasRestarting reports whether the actor pid, which has just started, was
-// restarted (rather than spawned), and forgets it.
-func (in *Inbound) wasRestarting(pid *actor.PID) bool {
+// restarted returns the member of the actor pid, which has just started,
+// if it was restarted (nil if it was spawned), and forgets the restart.
+func (in *Inbound) restarted(pid *actor.PID) *member {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	_, ok := in.restartingIDs[pid.Id]
+	m := in.restartingIDs[pid.Id]
 	delete(in.restartingIDs, pid.Id)
-	return ok
-}
-
-// unidle removes pid from the idle list.
-func (in *Inbound) unidle(pid *actor.PID) {
-	in.mu.Lock()
-	in.idle = slices.DeleteFunc(in.idle, func(p *actor.PID) bool { return p.Equal(pid) })
-	in.mu.Unlock()
+	return m
 }
 
 // crashActor makes an invocation actor panic in its own code (faults).
 type crashActor struct{}
 
+// crashSupervisor makes the invocation supervisor panic (faults).
+type crashSupervisor struct{}
+
 func init() {
+	// faults.Crash("invocations", in, "") makes the invocation supervisor
+	// of in fail (which fails the worker).
+	faults.Set("invocations", func(target any, _ string) {
+		in := target.(*Inbound)
+		in.sys.Send(in.sup, crashSupervisor{})
+	})
 	// faults.Crash("invocation", in, "") makes every invocation actor of in
 	// fail once, idle or busy (a busy one after its current tasks).
 	faults.Set("invocation", func(target any, _ string) {
@@ -265,8 +303,8 @@ func init() {
 		in.mu.Lock()
 		all := slices.Clone(in.all)
 		in.mu.Unlock()
-		for _, pid := range all {
-			in.sys.Send(pid, crashActor{})
+		for _, m := range all {
+			in.sys.Send(m.pid, crashActor{})
 		}
 	})
 }
@@ -336,6 +374,9 @@ func (in *Inbound) Close() {
 		in.backlog[i] = nil
 		in.doneLocked()
 	}
+	for _, m := range in.idle {
+		m.idle = false
+	}
 	in.backlog, in.head, in.idle, in.backlogBytes = nil, 0, nil, 0
 	in.mu.Unlock()
 }
@@ -344,14 +385,57 @@ func (in *Inbound) Close() {
 // actor system stopped them).
 func (in *Inbound) Wait() { in.gone.Wait() }
 
+// errSupervisorStopped is the reason given to Config.Fail for a task that
+// waited in the backlog when the invocation supervisor stopped, if the
+// system has not failed (then the reason is its *actors.Failure).
+var errSupervisorStopped = errors.New("iii: the invocation supervisor stopped")
+
+// supervisorStopping closes the pool as its supervisor stops (the system
+// stops or failed): no task is handed to an actor any more, and each task
+// waiting in the backlog gets a failure reply and its slot back. Running
+// tasks finish; their actors stop after them.
+func (in *Inbound) supervisorStopping() {
+	in.mu.Lock()
+	in.closed = true
+	waiting := slices.Clone(in.backlog[in.head:])
+	clear(in.backlog)
+	for _, m := range in.idle {
+		m.idle = false
+	}
+	in.backlog, in.head, in.idle, in.backlogBytes = nil, 0, nil, 0
+	in.mu.Unlock()
+	if len(waiting) == 0 {
+		return
+	}
+	reason := in.sys.Err()
+	if reason == nil {
+		reason = errSupervisorStopped
+	}
+	in.log.Warn("iii: the invocation supervisor stopped; replying invocation_failed to the invocations waiting for a handler",
+		"waiting", len(waiting), "reason", reason)
+	for _, t := range waiting {
+		if t.Sock == nil || t.Sock.Alive() {
+			in.reply(t, reason)
+		}
+		releaseTask(t)
+		in.finished()
+	}
+}
+
 type spawnInvocationActor struct{}
 
-// invocationSupervisor is the parent of the invocation actors.
+// invocationSupervisor is the parent of the invocation actors. It is not
+// restarted (see NewInbound): its failure fails the worker.
 type invocationSupervisor struct{ in *Inbound }
 
 func (s *invocationSupervisor) Receive(ctx actor.Context) {
-	if _, ok := ctx.Message().(spawnInvocationActor); ok {
+	switch ctx.Message().(type) {
+	case spawnInvocationActor:
 		ctx.Spawn(s.in.props)
+	case crashSupervisor:
+		panic("iii: invocation supervisor crashed on purpose (faults)")
+	case *actor.Stopping:
+		s.in.supervisorStopping()
 	}
 }
 
@@ -374,34 +458,34 @@ func (r restartAlways) HandleFailure(_ *actor.ActorSystem, sup actor.Supervisor,
 // on a mailbox with a goroutine of its own (mailbox.go).
 type invocationActor struct {
 	in  *Inbound
+	m   *member // set by Started, before any other message
 	cur *Task
 }
 
 func (a *invocationActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		self := ctx.Self()
-		fresh := !a.in.wasRestarting(self)
-		if fresh {
-			a.in.spawned(self)
-		} else {
-			// Restarted: it may have failed while parked as idle; take it
-			// off the idle list before next parks it again, so the pool
-			// never hands two tasks at once to one actor.
-			a.in.unidle(self)
+		if a.m = a.in.restarted(ctx.Self()); a.m == nil {
+			a.m = &member{pid: ctx.Self()}
+			a.in.spawned(a.m)
+			a.runFrom(a.in.next(a.m, true))
+			return
 		}
-		a.runFrom(self, a.in.next(self, fresh))
-		if !fresh {
-			a.in.restarts.Add(1)
-		}
+		// Restarted: it may have failed while listed as idle, or with a
+		// task on its way (held by its suspended mailbox until now).
+		a.runFrom(a.in.resume(a.m))
+		a.in.restarts.Add(1)
 	case crashActor:
 		panic("iii: invocation actor crashed on purpose (faults)")
 	case *Task:
-		a.runFrom(ctx.Self(), m)
+		a.m.owed.Add(-1)
+		a.runFrom(m)
 	case *actor.Restarting:
 		// The next Started is a restart's (the producer, shared by all
 		// invocation actors, cannot tell).
-		a.in.restarting(ctx.Self())
+		if a.m != nil {
+			a.in.restarting(a.m)
+		}
 		// The actor failed while it held a task: it still gets its reply
 		// and its slot back.
 		if t := a.cur; t != nil {
@@ -414,10 +498,10 @@ func (a *invocationActor) Receive(ctx actor.Context) {
 }
 
 // runFrom runs t, then every task the backlog has for it.
-func (a *invocationActor) runFrom(self *actor.PID, t *Task) {
+func (a *invocationActor) runFrom(t *Task) {
 	for t != nil {
-		a.run(self, t)
-		t = a.in.next(self, false)
+		a.run(t)
+		t = a.in.next(a.m, false)
 	}
 }
 
@@ -425,7 +509,7 @@ func (a *invocationActor) runFrom(self *actor.PID, t *Task) {
 // and run returns as usual. If the goroutine exits (runtime.Goexit in the
 // handler), the task gets its reply too, and the next task of the backlog
 // is sent to the actor, whose mailbox goes on on a new goroutine.
-func (a *invocationActor) run(self *actor.PID, t *Task) {
+func (a *invocationActor) run(t *Task) {
 	a.cur = t
 	returned := false
 	defer func() {
@@ -444,8 +528,9 @@ func (a *invocationActor) run(self *actor.PID, t *Task) {
 		if !goexit {
 			return // recovered: runFrom goes on
 		}
-		if next := a.in.next(self, false); next != nil {
-			a.in.sys.Send(self, next)
+		if next := a.in.next(a.m, false); next != nil {
+			a.m.owed.Add(1)
+			a.in.sys.Send(a.m.pid, next)
 		}
 	}()
 	a.in.exec(t)
@@ -459,6 +544,11 @@ func (a *invocationActor) run(self *actor.PID, t *Task) {
 func (in *Inbound) failed(t *Task, reason any) {
 	in.log.Warn("iii: an invocation failed outside its handler; replying invocation_failed",
 		"function", t.Msg.FunctionID, "reason", fmt.Sprint(reason))
+	in.reply(t, reason)
+}
+
+// reply gives t its failure reply (Config.Fail), logging a panic of it.
+func (in *Inbound) reply(t *Task, reason any) {
 	defer func() {
 		if v := recover(); v != nil {
 			in.log.Warn("iii: cannot reply to a failed invocation", "function", t.Msg.FunctionID, "reason", fmt.Sprint(v))

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -388,4 +390,137 @@ func waitRestarts(t *testing.T, in *Inbound, n int64) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// onLog is a slog handler that hands every record's message to fn.
+type onLog func(msg string)
+
+func (onLog) Enabled(context.Context, slog.Level) bool        { return true }
+func (h onLog) Handle(_ context.Context, r slog.Record) error { h(r.Message); return nil }
+func (h onLog) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h onLog) WithGroup(string) slog.Handler                 { return h }
+
+// idleLen returns the length of in's idle list.
+func idleLen(in *Inbound) int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.idle)
+}
+
+// An idle actor that fails while a task is on its way to it (held by its
+// suspended mailbox until the restart) runs that task after its restart,
+// and is not listed as idle meanwhile: listed, it would be handed a second
+// task (past the limit) and then listed twice.
+func TestInboundRestartedActorWithAHeldTaskIsNotListedIdle(t *testing.T) {
+	sys := actors.NewSystem(nil)
+	heldRuns := make(chan struct{})
+	release := make(chan struct{})
+	var in *Inbound
+	var dispatched atomic.Bool
+	log := slog.New(onLog(func(msg string) {
+		// The supervisor is about to restart the failed actor, whose
+		// mailbox is suspended: the task waits there for the restart.
+		if strings.Contains(msg, "invocation actor failed") && dispatched.CompareAndSwap(false, true) {
+			in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "held"}))
+		}
+	}))
+	in, err := NewInbound(sys, Config{Exec: func(t *Task) {
+		switch t.Msg.FunctionID {
+		case "held":
+			close(heldRuns)
+			<-release
+		case "next":
+			<-release
+		}
+	}, Limit: 1, MaxBacklog: 100, MaxBacklogBytes: 1 << 20, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "warm"})) // spawns the one actor
+	if err := in.Idle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	faults.Crash("invocation", in, "")
+	select {
+	case <-heldRuns:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the task held by the failed actor never ran")
+	}
+	if n := idleLen(in); n != 0 {
+		t.Fatalf("the actor running the held task is listed idle (%d entries)", n)
+	}
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "next"}))
+	if r, q, _ := in.Counts(); r != 1 || q != 1 {
+		t.Fatalf("running %d, queued %d with a limit of 1: a busy actor was handed a task", r, q)
+	}
+	close(release)
+	if err := in.Idle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for idleLen(in) != 1 { // the actor parks after its last task, once
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle entries for one actor", idleLen(in))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	stopInbound(in, sys)
+}
+
+// The invocation supervisor is not restarted (protoactor's restart would
+// stop every invocation actor and lose the pool): its failure fails the
+// system. The running task finishes, the waiting one gets a failure reply
+// naming the failure, and no task is handed to the stopped actors.
+func TestInboundSupervisorFailureFailsTheSystem(t *testing.T) {
+	sys := actors.NewSystem(nil)
+	failed := make(chan *actors.Failure, 1)
+	sys.OnFailure(func(f *actors.Failure) { failed <- f })
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	var fl failures
+	var ran atomic.Int32
+	in, err := NewInbound(sys, Config{Exec: func(*Task) {
+		started <- struct{}{}
+		<-release
+		ran.Add(1)
+	}, Fail: fl.fail, Limit: 1, MaxBacklog: 10, MaxBacklogBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "running"}))
+	<-started
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "waiting"}))
+	waitCounts(t, in, 1, 1)
+	faults.Crash("invocations", in, "")
+	var f *actors.Failure
+	select {
+	case f = <-failed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the invocation supervisor's failure did not fail the system")
+	}
+	if f.Actor != in.sup.Id || !f.NoRestart || !errors.Is(sys.Err(), actors.ErrFailed) {
+		t.Fatalf("failure %#v, Err %v", f, sys.Err())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fl.get("waiting") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting task got no failure reply")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if reason, _ := fl.get("waiting").(error); !errors.Is(reason, actors.ErrFailed) {
+		t.Fatalf("the waiting task failed with %v", fl.get("waiting"))
+	}
+	in.Dispatch(NewTask(nil, &wire.InvokeFunction{FunctionID: "late"})) // dropped
+	close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Idle(ctx); err != nil {
+		r, q, _ := in.Counts()
+		t.Fatalf("never idle (running %d, queued %d)", r, q)
+	}
+	if n := ran.Load(); n != 1 || fl.get("running") != nil || fl.get("late") != nil {
+		t.Fatalf("%d tasks ran; failures %v", n, fl.reasons)
+	}
+	stopInbound(in, sys)
 }
