@@ -81,7 +81,7 @@ func RegisterWorker(address string, opts InitOptions) *III {
 	w.internal = sync.OnceValue(func() error {
 		var f *actors.Failure
 		errors.As(w.sys.Err(), &f)
-		return &InternalError{Actor: f.Actor, Cause: f.Cause, Failures: f.Failures}
+		return &InternalError{Actor: f.Actor, Cause: f.Cause, Failures: f.Failures, NoRestart: f.NoRestart}
 	})
 	if err := validateURL(address); err != nil {
 		w.fail(err)

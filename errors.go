@@ -56,11 +56,17 @@ type InternalError struct {
 	Actor    string // the actor, e.g. "worker/connection"
 	Cause    error  // its last panic (as an error), or why it stopped
 	Failures int    // failures within the restart window; 0 if it stopped without failing
+	// NoRestart: the actor is one a restart cannot leave consistent (the
+	// invocation supervisor), so its first failure failed the worker.
+	NoRestart bool
 }
 
 // Error implements the error interface.
 func (e *InternalError) Error() string {
 	cause := oneLine(fmt.Sprint(e.Cause))
+	if e.NoRestart {
+		return fmt.Sprintf("iii: worker failed: internal actor %s failed and cannot be restarted: %s", e.Actor, cause)
+	}
 	if e.Failures > 0 {
 		return fmt.Sprintf("iii: worker failed: internal actor %s failed %d times in a row and was stopped: %s", e.Actor, e.Failures, cause)
 	}

@@ -3,6 +3,7 @@ package iii_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/iii-go/iii"
@@ -50,8 +51,8 @@ func TestInvocationSupervisorFailureFailsTheWorker(t *testing.T) {
 	waitFor(t, "state Failed", func() bool { return handler.State() == iii.Failed })
 	wantInternal(t, "Err", handler.Err(), "invocations")
 	var ie *iii.InternalError
-	if errors.As(handler.Err(), &ie) && ie.Failures != 1 {
-		t.Fatalf("failures %d, want 1 (no restart)", ie.Failures)
+	if errors.As(handler.Err(), &ie) && (ie.Failures != 1 || !ie.NoRestart || !strings.Contains(ie.Error(), "cannot be restarted")) {
+		t.Fatalf("failures %d, NoRestart %v, %q; want 1 failure, no restart", ie.Failures, ie.NoRestart, ie.Error())
 	}
 	_, err := handler.Trigger(testCtx(t), iii.TriggerRequest{FunctionID: "slow::op"})
 	wantInternal(t, "a call after the failure", err, "invocations")
