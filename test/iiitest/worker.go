@@ -150,6 +150,7 @@ type workerMeta struct {
 
 // worker is a connection on "/".
 type worker struct {
+	names wire.Interner // function ids and the engine's baggage recur: decoded without allocating (readLoop only)
 	*sock
 	id          string
 	token       string
@@ -327,7 +328,7 @@ func (c *worker) handle(b []byte) {
 	if isBlank(b) {
 		return
 	}
-	msg, err := wire.Decode(b)
+	msg, err := wire.DecodeInterned(b, &c.names)
 	if err != nil {
 		e.counts[wire.KindInvalid].Add(1)
 		e.log.Debug("iiitest: undecodable frame dropped", "worker", c.id, "err", err)
