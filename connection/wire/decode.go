@@ -207,9 +207,6 @@ func (s *scanner) nextKey(first *bool) (key []byte, ok bool) {
 	return raw, true
 }
 
-// rawString consumes a string (the scanner is at its opening quote) and
-// returns its contents without the quotes, still escaped, validating escapes,
-// control characters and UTF-8 on the way.
 // plain marks the bytes a string can hold without a closer look: printable
 // ASCII other than '"' and '\\'.
 var plain = func() (t [256]bool) {
@@ -219,66 +216,73 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// rawString consumes a string (the scanner is at its opening quote) and
+// returns its contents without the quotes, still escaped, validating escapes,
+// control characters and UTF-8 on the way. Runs of plain bytes are skipped a
+// word at a time (plainRun).
 func (s *scanner) rawString() (raw []byte, escaped bool) {
-	s.i++ // opening quote
-	start := s.i
 	b := s.b
-	for s.i < len(b) {
-		i := s.i
-		for i < len(b) && plain[b[i]] { // the common run of plain bytes
-			i++
-		}
-		s.i = i
-		if i == len(b) {
+	start := s.i + 1 // after the opening quote
+	i := start
+	for {
+		i = plainRun(b, i)
+		if i >= len(b) {
 			break
 		}
-		c := b[i]
-		switch {
+		switch c := b[i]; {
 		case c == '"':
-			raw = b[start:s.i]
-			s.i++
-			return raw, escaped
+			s.i = i + 1
+			return b[start:i], escaped
 		case c == '\\':
 			escaped = true
-			if s.i+1 >= len(b) {
+			if i+1 >= len(b) {
 				s.i = len(b)
 				s.fail("unexpected end of frame in string")
 				return nil, false
 			}
-			switch b[s.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
+				i += 2
 			case 'u':
-				if s.i+6 > len(b) {
+				if i+6 > len(b) {
 					s.i = len(b)
 					s.fail("unexpected end of frame in string")
 					return nil, false
 				}
-				for _, h := range b[s.i+2 : s.i+6] {
+				for _, h := range b[i+2 : i+6] {
 					if _, ok := unhex(h); !ok {
+						s.i = i
 						s.fail("invalid \\u escape")
 						return nil, false
 					}
 				}
-				s.i += 6
+				i += 6
 			default:
+				s.i = i
 				s.fail("invalid escape")
 				return nil, false
 			}
 		case c < 0x20:
+			s.i = i
 			s.fail("control character in string")
 			return nil, false
-		case c < utf8.RuneSelf:
-			s.i++
-		default:
-			r, size := utf8.DecodeRune(b[s.i:])
-			if r == utf8.RuneError && size == 1 {
-				s.fail("invalid UTF-8 in string")
-				return nil, false
+		default: // not ASCII: validate the run of multi-byte runes
+			for i < len(b) && b[i] >= utf8.RuneSelf {
+				if b[i] < 0xe0 && b[i] >= 0xc2 && i+1 < len(b) && b[i+1]&0xc0 == 0x80 {
+					i += 2 // a 2-byte rune, the common case (Latin, Greek, Cyrillic...)
+					continue
+				}
+				r, size := utf8.DecodeRune(b[i:])
+				if r == utf8.RuneError && size == 1 {
+					s.i = i
+					s.fail("invalid UTF-8 in string")
+					return nil, false
+				}
+				i += size
 			}
-			s.i += size
 		}
 	}
+	s.i = len(b)
 	s.fail("unexpected end of frame in string")
 	return nil, false
 }

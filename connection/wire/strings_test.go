@@ -20,6 +20,19 @@ type scanOutcome struct {
 	offset  int
 }
 
+// short cuts what a failure prints.
+func short[T string | []byte](b T) string {
+	if len(b) > 120 {
+		return string(b[:60]) + "..." + string(b[len(b)-60:])
+	}
+	return string(b)
+}
+
+func (o scanOutcome) short() scanOutcome {
+	o.raw = short(o.raw)
+	return o
+}
+
 func newRawString(b []byte, at int) scanOutcome {
 	s := scanner{b: b, i: at}
 	raw, esc := s.rawString()
@@ -47,7 +60,7 @@ func checkRawString(t testing.TB, b []byte, at int) {
 	t.Helper()
 	got, want := newRawString(b, at), refRawString(b, at)
 	if got != want {
-		t.Fatalf("rawString(%q at %d) = %+v, the reference gives %+v", b, at, got, want)
+		t.Fatalf("rawString(%q at %d) = %+v, the reference gives %+v", short(b), at, got.short(), want.short())
 	}
 	if got.reason != "" {
 		// A string the codec rejects must be rejected by encoding/json too
@@ -79,7 +92,7 @@ func checkAppendString(t testing.TB, s string) {
 	got := appendString(prefix, s)
 	want := refAppendString([]byte("x"), s)
 	if !bytes.Equal(got, want) {
-		t.Fatalf("appendString(%q) = %q, the reference gives %q", s, got, want)
+		t.Fatalf("appendString(%q) = %q, the reference gives %q", short(s), short(got), short(want))
 	}
 	var back string
 	if err := json.Unmarshal(got[1:], &back); err != nil {
