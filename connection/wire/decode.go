@@ -2,8 +2,10 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -128,7 +130,9 @@ func (s *scanner) fail(reason string) {
 	}
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// isSpace reports whether c is JSON whitespace. Every other byte that can
+// start a token is above ' ', so that the common case is one comparison.
+func isSpace(c byte) bool { return c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r') }
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) && isSpace(s.b[s.i]) {
@@ -201,6 +205,10 @@ func (s *scanner) nextKey(first *bool) (key []byte, ok bool) {
 	if esc {
 		raw = unescape(raw)
 	}
+	if s.i < len(s.b) && s.b[s.i] == ':' { // no space before the colon
+		s.i++
+		return raw, true
+	}
 	if !s.expect(':') {
 		return nil, false
 	}
@@ -224,11 +232,16 @@ func (s *scanner) rawString() (raw []byte, escaped bool) {
 	b := s.b
 	start := s.i + 1 // after the opening quote
 	i := start
-	for {
-		i = plainRun(b, i)
-		if i >= len(b) {
-			break
+	if i+8 <= len(b) { // short strings (keys) end in their first word
+		if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			i = plainRun(b, i+8)
 		}
+	} else {
+		i = plainRun(b, i)
+	}
+	for ; i < len(b); i = plainRun(b, i) { // at a byte that is not plain
 		switch c := b[i]; {
 		case c == '"':
 			s.i = i + 1
