@@ -111,7 +111,8 @@ func Valid(b []byte) bool {
 	s := scanner{b: b}
 	s.ws()
 	s.skip()
-	return s.err == nil && s.peek() == 0
+	s.ws()
+	return s.err == nil && s.i == len(b)
 }
 
 type scanner struct {
@@ -938,9 +939,8 @@ type decoder struct {
 
 func (d *decoder) decode() (Message, error) {
 	s := &d.s
-	start := s.peek()
-	if start != '{' {
-		if start == 0 {
+	if s.peek() != '{' {
+		if s.i >= len(s.b) {
 			s.fail("empty frame")
 		} else {
 			s.fail("a frame must be a JSON object")
@@ -1003,7 +1003,7 @@ func (d *decoder) decode() (Message, error) {
 		m = d.errorFrame()
 	}
 	if s.err == nil {
-		if s.peek() != 0 {
+		if s.ws(); s.i < len(s.b) {
 			s.field = ""
 			s.fail("trailing data after the object")
 		}

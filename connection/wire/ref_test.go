@@ -337,10 +337,13 @@ func (s *refScanner) digits() bool {
 	return true
 }
 
-// refValid is Valid as it was.
+// refValid is Valid as it was, but for the end test: a NUL byte after the
+// value is trailing data (TestNULAfterTheValueIsTrailingData), where
+// peek() == 0 took it for the end.
 func refValid(b []byte) bool {
 	s := refScanner{b: b}
 	s.ws()
 	s.skip()
-	return s.err == nil && s.peek() == 0
+	s.ws()
+	return s.err == nil && s.i == len(b)
 }
