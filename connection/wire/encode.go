@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"math/bits"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -17,7 +18,17 @@ func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is plain and not yet copied
 	for i := 0; ; {
-		i = plainRunString(s, i) // plain runs are found a word at a time
+		// Find the next byte that is not plain, a word at a time; dense
+		// escapes (JSON in a string) find it in the first word, inline.
+		if i+8 <= len(s) {
+			if m := special(load64(s, i)); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+			} else {
+				i = plainRunString(s, i+8)
+			}
+		} else {
+			i = plainRunString(s, i)
+		}
 		if i >= len(s) {
 			break
 		}
