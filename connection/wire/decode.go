@@ -461,7 +461,10 @@ func (s *scanner) value() json.RawMessage {
 func (s *scanner) skip() {
 	b, i := s.b, s.i
 	base, depth := s.depth, s.depth
-	var arrays [(maxDepth + 63) / 64]uint64 // bit depth-1: that level is an array
+	// arrays has bit d-1 set when the value open at depth d is an array;
+	// inArray is that bit for the current depth.
+	var arrays [(maxDepth + 63) / 64]uint64
+	inArray := false
 	var reason string
 value: // a value starts at i
 	if i >= len(b) {
@@ -475,12 +478,13 @@ value: // a value starts at i
 			reason = "nesting too deep"
 			goto fail
 		}
-		arrays[(depth-1)/64] &^= 1 << ((depth - 1) % 64)
+		d := uint(depth - 1)
+		arrays[d/64] &^= 1 << (d % 64)
+		inArray = false
 		i = skipSpace(b, i)
 		if i < len(b) && b[i] == '}' {
 			i++
-			depth--
-			goto end
+			goto closed
 		}
 		goto key
 	case '[':
@@ -489,12 +493,13 @@ value: // a value starts at i
 			reason = "nesting too deep"
 			goto fail
 		}
-		arrays[(depth-1)/64] |= 1 << ((depth - 1) % 64)
+		d := uint(depth - 1)
+		arrays[d/64] |= 1 << (d % 64)
+		inArray = true
 		i = skipSpace(b, i)
 		if i < len(b) && b[i] == ']' {
 			i++
-			depth--
-			goto end
+			goto closed
 		}
 		goto value
 	case '"':
@@ -536,15 +541,14 @@ end: // a value ended just before i
 		return
 	}
 	i = skipSpace(b, i)
-	if arrays[(depth-1)/64]&(1<<((depth-1)%64)) != 0 {
+	if inArray {
 		if i < len(b) && b[i] == ',' {
 			i = skipSpace(b, i+1)
 			goto value
 		}
 		if i < len(b) && b[i] == ']' {
 			i++
-			depth--
-			goto end
+			goto closed
 		}
 		reason = "expected ',' or ']'"
 		goto fail
@@ -555,11 +559,17 @@ end: // a value ended just before i
 	}
 	if i < len(b) && b[i] == '}' {
 		i++
-		depth--
-		goto end
+		goto closed
 	}
 	reason = "expected ',' or '}'"
 	goto fail
+closed: // the object or array open at depth ended just before i
+	depth--
+	if depth > base {
+		d := uint(depth - 1)
+		inArray = arrays[d/64]&(1<<(d%64)) != 0
+	}
+	goto end
 key: // a member's key starts at i
 	if i >= len(b) || b[i] != '"' {
 		reason = "expected a string key"
