@@ -503,7 +503,15 @@ value: // a value starts at i
 		}
 		goto value
 	case '"':
-		i, reason = skipString(b, i+1)
+		if j := i + 1; j+8 <= len(b) { // a short string: it ends in its first word
+			if m := special(binary.LittleEndian.Uint64(b[j:])); m != 0 {
+				if j += bits.TrailingZeros64(m) >> 3; b[j] == '"' {
+					i = j + 1
+					goto end
+				}
+			}
+		}
+		i, _, reason = scanString(b, i+1)
 		if reason != "" {
 			goto fail
 		}
@@ -575,10 +583,19 @@ key: // a member's key starts at i
 		reason = "expected a string key"
 		goto fail
 	}
-	i, reason = skipString(b, i+1)
+	if j := i + 1; j+8 <= len(b) { // a short key: it ends in its first word
+		if m := special(binary.LittleEndian.Uint64(b[j:])); m != 0 {
+			if j += bits.TrailingZeros64(m) >> 3; b[j] == '"' {
+				i = j + 1
+				goto colon
+			}
+		}
+	}
+	i, _, reason = scanString(b, i+1)
 	if reason != "" {
 		goto fail
 	}
+colon:
 	if i >= len(b) || b[i] != ':' {
 		i = skipSpace(b, i)
 		if i >= len(b) {
@@ -604,20 +621,6 @@ func skipSpace(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// skipString is scanString for a string whose value is not needed: one
-// that ends in its first word is taken without a call.
-func skipString(b []byte, i int) (end int, reason string) {
-	if i+8 <= len(b) {
-		if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
-			if j := i + bits.TrailingZeros64(m)>>3; b[j] == '"' {
-				return j + 1, ""
-			}
-		}
-	}
-	end, _, reason = scanString(b, i)
-	return end, reason
 }
 
 // number consumes a JSON number.
