@@ -58,7 +58,7 @@ func BenchmarkEncodeInvocationResult(b *testing.B) {
 // textPayload returns a JSON string of n bytes: words of plain ASCII, with
 // escapes (\n\", once or twice) where the length crosses a multiple of esc
 // and a 2-byte rune where it crosses a multiple of utf, when those are not 0.
-// (escaped/10KiB has an escape every 18 bytes; utf8/10KiB a rune every 32.)
+// (escaped/10KiB has an escape every 18 bytes, utf8/10KiB a rune every 8.)
 func textPayload(n, esc, utf int) []byte {
 	b := make([]byte, 0, n)
 	b = append(b, '"')
