@@ -534,6 +534,16 @@ value: // a value starts at i
 		}
 		i += 4
 	default:
+		if '1' <= c && c <= '9' { // an integer, most often: no call
+			j := i + 1
+			for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+				j++
+			}
+			if j == len(b) || b[j] != '.' && b[j] != 'e' && b[j] != 'E' {
+				i = j
+				goto end
+			}
+		}
 		if c != '-' && (c < '0' || '9' < c) {
 			reason = "unexpected character " + strconv.QuoteRune(rune(c))
 			goto fail
