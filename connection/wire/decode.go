@@ -2,8 +2,10 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -109,7 +111,8 @@ func Valid(b []byte) bool {
 	s := scanner{b: b}
 	s.ws()
 	s.skip()
-	return s.err == nil && s.peek() == 0
+	s.ws()
+	return s.err == nil && s.i == len(b)
 }
 
 type scanner struct {
@@ -128,7 +131,9 @@ func (s *scanner) fail(reason string) {
 	}
 }
 
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+// isSpace reports whether c is JSON whitespace. Every other byte that can
+// start a token is above ' ', so that the common case is one comparison.
+func isSpace(c byte) bool { return c <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r') }
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) && isSpace(s.b[s.i]) {
@@ -201,15 +206,16 @@ func (s *scanner) nextKey(first *bool) (key []byte, ok bool) {
 	if esc {
 		raw = unescape(raw)
 	}
+	if s.i < len(s.b) && s.b[s.i] == ':' { // no space before the colon
+		s.i++
+		return raw, true
+	}
 	if !s.expect(':') {
 		return nil, false
 	}
 	return raw, true
 }
 
-// rawString consumes a string (the scanner is at its opening quote) and
-// returns its contents without the quotes, still escaped, validating escapes,
-// control characters and UTF-8 on the way.
 // plain marks the bytes a string can hold without a closer look: printable
 // ASCII other than '"' and '\\'.
 var plain = func() (t [256]bool) {
@@ -219,68 +225,77 @@ var plain = func() (t [256]bool) {
 	return t
 }()
 
+// rawString consumes a string (the scanner is at its opening quote) and
+// returns its contents without the quotes, still escaped, validating escapes,
+// control characters and UTF-8 on the way.
 func (s *scanner) rawString() (raw []byte, escaped bool) {
-	s.i++ // opening quote
-	start := s.i
-	b := s.b
-	for s.i < len(b) {
-		i := s.i
-		for i < len(b) && plain[b[i]] { // the common run of plain bytes
-			i++
+	start := s.i + 1 // after the opening quote
+	end, escaped, reason := scanString(s.b, start)
+	if reason != "" {
+		s.i = end
+		s.fail(reason)
+		return nil, false
+	}
+	s.i = end
+	return s.b[start : end-1], escaped
+}
+
+// scanString scans the rest of a string from b[i], just after its opening
+// quote. It returns the index after the closing quote, or, with a reason,
+// the offset of what is wrong. Runs of plain bytes are skipped a word at a
+// time (plainRun).
+func scanString(b []byte, i int) (end int, escaped bool, reason string) {
+	if i+8 <= len(b) { // short strings (keys) end in their first word
+		if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+		} else {
+			i = plainRun(b, i+8)
 		}
-		s.i = i
-		if i == len(b) {
-			break
-		}
-		c := b[i]
-		switch {
+	} else {
+		i = plainRun(b, i)
+	}
+	for ; i < len(b); i = plainRun(b, i) { // at a byte that is not plain
+		switch c := b[i]; {
 		case c == '"':
-			raw = b[start:s.i]
-			s.i++
-			return raw, escaped
+			return i + 1, escaped, ""
 		case c == '\\':
 			escaped = true
-			if s.i+1 >= len(b) {
-				s.i = len(b)
-				s.fail("unexpected end of frame in string")
-				return nil, false
+			if i+1 >= len(b) {
+				return len(b), false, "unexpected end of frame in string"
 			}
-			switch b[s.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i += 2
+				i += 2
 			case 'u':
-				if s.i+6 > len(b) {
-					s.i = len(b)
-					s.fail("unexpected end of frame in string")
-					return nil, false
+				if i+6 > len(b) {
+					return len(b), false, "unexpected end of frame in string"
 				}
-				for _, h := range b[s.i+2 : s.i+6] {
+				for _, h := range b[i+2 : i+6] {
 					if _, ok := unhex(h); !ok {
-						s.fail("invalid \\u escape")
-						return nil, false
+						return i, false, "invalid \\u escape"
 					}
 				}
-				s.i += 6
+				i += 6
 			default:
-				s.fail("invalid escape")
-				return nil, false
+				return i, false, "invalid escape"
 			}
 		case c < 0x20:
-			s.fail("control character in string")
-			return nil, false
-		case c < utf8.RuneSelf:
-			s.i++
-		default:
-			r, size := utf8.DecodeRune(b[s.i:])
-			if r == utf8.RuneError && size == 1 {
-				s.fail("invalid UTF-8 in string")
-				return nil, false
+			return i, false, "control character in string"
+		default: // not ASCII: validate the run of multi-byte runes
+			for i < len(b) && b[i] >= utf8.RuneSelf {
+				if b[i] < 0xe0 && b[i] >= 0xc2 && i+1 < len(b) && b[i+1]&0xc0 == 0x80 {
+					i += 2 // a 2-byte rune, the common case (Latin, Greek, Cyrillic...)
+					continue
+				}
+				r, size := utf8.DecodeRune(b[i:])
+				if r == utf8.RuneError && size == 1 {
+					return i, false, "invalid UTF-8 in string"
+				}
+				i += size
 			}
-			s.i += size
 		}
 	}
-	s.fail("unexpected end of frame in string")
-	return nil, false
+	return len(b), false, "unexpected end of frame in string"
 }
 
 // unescape decodes the escapes of a validated raw string. Lone surrogates
@@ -440,131 +455,239 @@ func (s *scanner) value() json.RawMessage {
 	return json.RawMessage(s.b[start:s.i:s.i])
 }
 
-// skip consumes one JSON value, validating it.
+// skip consumes one JSON value, validating it. It walks nested values in a
+// loop (not by recursion) with the scanner's position in a local, and finds
+// where short strings end in their first word.
 func (s *scanner) skip() {
-	if s.i >= len(s.b) {
-		s.fail("unexpected end of frame")
-		return
+	b, i := s.b, s.i
+	base, depth := s.depth, s.depth
+	// arrays has bit d-1 set when the value open at depth d is an array;
+	// inArray is that bit for the current depth.
+	var arrays [(maxDepth + 63) / 64]uint64
+	inArray := false
+	var reason string
+value: // a value starts at i
+	if i >= len(b) {
+		reason = "unexpected end of frame"
+		goto fail
 	}
-	switch c := s.b[s.i]; c {
+	switch c := b[i]; c {
 	case '{':
-		if !s.objectStart() {
-			return
+		i++
+		if depth++; depth > maxDepth {
+			reason = "nesting too deep"
+			goto fail
 		}
-		first := true
-		for {
-			if _, ok := s.nextKey(&first); !ok {
-				return
-			}
-			s.ws()
-			s.skip()
-			if s.err != nil {
-				return
-			}
+		d := uint(depth - 1)
+		arrays[d/64] &^= 1 << (d % 64)
+		inArray = false
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == '}' {
+			i++
+			goto closed
 		}
+		goto key
 	case '[':
-		s.i++
-		s.depth++
-		if s.depth > maxDepth {
-			s.fail("nesting too deep")
-			return
+		i++
+		if depth++; depth > maxDepth {
+			reason = "nesting too deep"
+			goto fail
 		}
-		if s.peek() == ']' {
-			s.i++
-			s.depth--
-			return
+		d := uint(depth - 1)
+		arrays[d/64] |= 1 << (d % 64)
+		inArray = true
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ']' {
+			i++
+			goto closed
 		}
-		for {
-			s.ws()
-			s.skip()
-			if s.err != nil {
-				return
-			}
-			switch s.peek() {
-			case ',':
-				s.i++
-			case ']':
-				s.i++
-				s.depth--
-				return
-			default:
-				s.fail("expected ',' or ']'")
-				return
-			}
-		}
+		goto value
 	case '"':
-		s.rawString()
-	case 't':
-		s.literal("true")
-	case 'f':
-		s.literal("false")
-	case 'n':
-		s.literal("null")
-	default:
-		if c == '-' || ('0' <= c && c <= '9') {
-			s.number()
-			return
+		if j := i + 1; j+8 <= len(b) { // a short string: it ends in its first word
+			if m := special(binary.LittleEndian.Uint64(b[j:])); m != 0 {
+				if j += bits.TrailingZeros64(m) >> 3; b[j] == '"' {
+					i = j + 1
+					goto end
+				}
+			}
 		}
-		s.fail("unexpected character " + strconv.QuoteRune(rune(c)))
+		i, _, reason = scanString(b, i+1)
+		if reason != "" {
+			goto fail
+		}
+	case 't':
+		if len(b)-i < 4 || string(b[i:i+4]) != "true" {
+			reason = "invalid literal"
+			goto fail
+		}
+		i += 4
+	case 'f':
+		if len(b)-i < 5 || string(b[i:i+5]) != "false" {
+			reason = "invalid literal"
+			goto fail
+		}
+		i += 5
+	case 'n':
+		if len(b)-i < 4 || string(b[i:i+4]) != "null" {
+			reason = "invalid literal"
+			goto fail
+		}
+		i += 4
+	default:
+		if '1' <= c && c <= '9' { // an integer, most often: no call
+			j := i + 1
+			for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+				j++
+			}
+			if j == len(b) || b[j] != '.' && b[j] != 'e' && b[j] != 'E' {
+				i = j
+				goto end
+			}
+		}
+		if c != '-' && (c < '0' || '9' < c) {
+			reason = "unexpected character " + strconv.QuoteRune(rune(c))
+			goto fail
+		}
+		i, _, reason = scanNumber(b, i)
+		if reason != "" {
+			goto fail
+		}
 	}
-}
-
-func (s *scanner) literal(lit string) {
-	if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
-		s.i += len(lit)
+end: // a value ended just before i
+	if depth == base {
+		s.i, s.depth = i, depth
 		return
 	}
-	s.fail("invalid literal")
+	i = skipSpace(b, i)
+	if inArray {
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+			goto value
+		}
+		if i < len(b) && b[i] == ']' {
+			i++
+			goto closed
+		}
+		reason = "expected ',' or ']'"
+		goto fail
+	}
+	if i < len(b) && b[i] == ',' {
+		i = skipSpace(b, i+1)
+		goto key
+	}
+	if i < len(b) && b[i] == '}' {
+		i++
+		goto closed
+	}
+	reason = "expected ',' or '}'"
+	goto fail
+closed: // the object or array open at depth ended just before i
+	depth--
+	if depth > base {
+		d := uint(depth - 1)
+		inArray = arrays[d/64]&(1<<(d%64)) != 0
+	}
+	goto end
+key: // a member's key starts at i
+	if i >= len(b) || b[i] != '"' {
+		reason = "expected a string key"
+		goto fail
+	}
+	if j := i + 1; j+8 <= len(b) { // a short key: it ends in its first word
+		if m := special(binary.LittleEndian.Uint64(b[j:])); m != 0 {
+			if j += bits.TrailingZeros64(m) >> 3; b[j] == '"' {
+				i = j + 1
+				goto colon
+			}
+		}
+	}
+	i, _, reason = scanString(b, i+1)
+	if reason != "" {
+		goto fail
+	}
+colon:
+	if i >= len(b) || b[i] != ':' {
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			reason = "unexpected end of frame"
+			goto fail
+		}
+		if b[i] != ':' {
+			reason = "expected ':'"
+			goto fail
+		}
+	}
+	i = skipSpace(b, i+1)
+	goto value
+fail:
+	s.i, s.depth = i, depth
+	s.fail(reason)
 }
 
-// number consumes a JSON number: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// skipSpace returns the index of the first byte at or after i that is not
+// whitespace.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+// number consumes a JSON number.
 func (s *scanner) number() (integer bool) {
-	b := s.b
-	if s.i < len(b) && b[s.i] == '-' {
-		s.i++
-	}
-	switch {
-	case s.i < len(b) && b[s.i] == '0':
-		s.i++
-	case s.i < len(b) && '1' <= b[s.i] && b[s.i] <= '9':
-		for s.i < len(b) && '0' <= b[s.i] && b[s.i] <= '9' {
-			s.i++
-		}
-	default:
-		s.fail("invalid number")
+	end, integer, reason := scanNumber(s.b, s.i)
+	s.i = end
+	if reason != "" {
+		s.fail(reason)
 		return false
-	}
-	integer = true
-	if s.i < len(b) && b[s.i] == '.' {
-		integer = false
-		s.i++
-		if !s.digits() {
-			return false
-		}
-	}
-	if s.i < len(b) && (b[s.i] == 'e' || b[s.i] == 'E') {
-		integer = false
-		s.i++
-		if s.i < len(b) && (b[s.i] == '+' || b[s.i] == '-') {
-			s.i++
-		}
-		if !s.digits() {
-			return false
-		}
 	}
 	return integer
 }
 
-func (s *scanner) digits() bool {
-	start := s.i
-	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
-		s.i++
+// scanNumber scans a JSON number from b[i]:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// It returns the index after it, or, with a reason, the offset of what is
+// wrong.
+func scanNumber(b []byte, i int) (end int, integer bool, reason string) {
+	if i < len(b) && b[i] == '-' {
+		i++
 	}
-	if s.i == start {
-		s.fail("invalid number")
-		return false
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && '1' <= b[i] && b[i] <= '9':
+		for i++; i < len(b) && '0' <= b[i] && b[i] <= '9'; i++ {
+		}
+	default:
+		return i, false, "invalid number"
 	}
-	return true
+	integer = true
+	if i < len(b) && b[i] == '.' {
+		integer = false
+		i++
+		start := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return i, false, "invalid number"
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		integer = false
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		start := i
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return i, false, "invalid number"
+		}
+	}
+	return i, integer, ""
 }
 
 // uint64 decodes a non-negative integer.
@@ -839,9 +962,8 @@ type decoder struct {
 
 func (d *decoder) decode() (Message, error) {
 	s := &d.s
-	start := s.peek()
-	if start != '{' {
-		if start == 0 {
+	if s.peek() != '{' {
+		if s.i >= len(s.b) {
 			s.fail("empty frame")
 		} else {
 			s.fail("a frame must be a JSON object")
@@ -904,7 +1026,7 @@ func (d *decoder) decode() (Message, error) {
 		m = d.errorFrame()
 	}
 	if s.err == nil {
-		if s.peek() != 0 {
+		if s.ws(); s.i < len(s.b) {
 			s.field = ""
 			s.fail("trailing data after the object")
 		}
