@@ -61,8 +61,8 @@ func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload, frame []byt
 		t.rawBytes -= len(old.b)
 		t.raw[0] = rawFrame{}
 		t.raw = t.raw[1:]
-		if c := cap(old.frame); c >= cap(next) && c <= 4<<20 {
-			next = old.frame[:0]
+		if c := cap(old.frame); c >= len(frame) && c >= cap(next) && c <= 4<<20 {
+			next = old.frame[:0] // room for a frame like this one: read without growing
 		}
 	}
 	t.mu.Unlock()
@@ -73,7 +73,7 @@ func (t *telemetry) ingest(e *Engine, k wire.TelemetryKind, payload, frame []byt
 		e.fireOTLPLogs(payload) // log triggers see the records at once
 	}
 	if next == nil {
-		next = make([]byte, 0, min(max(len(frame), 4096), 1<<20))
+		next = make([]byte, 0, min(max(len(frame)+len(frame)/4, 4096), 4<<20))
 	}
 	return next
 }
