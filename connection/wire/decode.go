@@ -240,6 +240,24 @@ func (s *scanner) rawString() (raw []byte, escaped bool) {
 	return s.b[start : end-1], escaped
 }
 
+// shortStringEnd returns the index after the closing quote of the string
+// that opens at b[i] if it ends within the word after its opening quote
+// with no byte that needs a closer look (keys mostly do), else 0.
+func shortStringEnd(b []byte, i int) int {
+	j := i + 1
+	if j+8 > len(b) {
+		return 0
+	}
+	m := special(binary.LittleEndian.Uint64(b[j:]))
+	if m == 0 {
+		return 0
+	}
+	if j += bits.TrailingZeros64(m) >> 3; b[j] != '"' {
+		return 0
+	}
+	return j + 1
+}
+
 // scanString scans the rest of a string from b[i], just after its opening
 // quote. It returns the index after the closing quote, or, with a reason,
 // the offset of what is wrong. Runs of plain bytes are skipped a word at a
@@ -503,13 +521,9 @@ value: // a value starts at i
 		}
 		goto value
 	case '"':
-		if j := i + 1; j+8 <= len(b) { // a short string: it ends in its first word
-			if m := special(binary.LittleEndian.Uint64(b[j:])); m != 0 {
-				if j += bits.TrailingZeros64(m) >> 3; b[j] == '"' {
-					i = j + 1
-					goto end
-				}
-			}
+		if e := shortStringEnd(b, i); e > 0 {
+			i = e
+			goto end
 		}
 		i, _, reason = scanString(b, i+1)
 		if reason != "" {
@@ -593,13 +607,9 @@ key: // a member's key starts at i
 		reason = "expected a string key"
 		goto fail
 	}
-	if j := i + 1; j+8 <= len(b) { // a short key: it ends in its first word
-		if m := special(binary.LittleEndian.Uint64(b[j:])); m != 0 {
-			if j += bits.TrailingZeros64(m) >> 3; b[j] == '"' {
-				i = j + 1
-				goto colon
-			}
-		}
+	if e := shortStringEnd(b, i); e > 0 {
+		i = e
+		goto colon
 	}
 	i, _, reason = scanString(b, i+1)
 	if reason != "" {
