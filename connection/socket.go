@@ -1,7 +1,9 @@
 package connection
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -305,20 +307,37 @@ func (s *Socket) readLoop() {
 			}
 		}
 		// The message aliases the frame and travels on (to a handler, to a
-		// waiting caller), so it gets a buffer of its own.
-		frame := make([]byte, len(buf))
-		copy(frame, buf)
+		// waiting caller), so what it aliases gets memory of its own: the
+		// payload alone for invocations and results (the frame's other
+		// fields are strings already), a copy of the frame for the rest.
+		m, err := wire.DecodeInterned(buf, &names)
+		switch mm := m.(type) {
+		case nil:
+		case *wire.InvokeFunction:
+			mm.Data, mm.Metadata = ownRaw(mm.Data), ownRaw(mm.Metadata)
+		case *wire.InvocationResult:
+			mm.Result = ownRaw(mm.Result)
+		default:
+			m, err = wire.DecodeInterned(bytes.Clone(buf), &names)
+		}
+		if err != nil {
+			s.undecodable(bytes.Clone(buf), err)
+		} else {
+			s.onFrame(s, m)
+		}
 		if cap(buf) > 8<<20 {
 			buf = nil // do not pin a very large frame's buffer
 		}
-		m, err := wire.DecodeInterned(frame, &names)
-		if err != nil {
-			s.undecodable(frame, err)
-			continue
-		}
-		s.onFrame(s, m)
 	}
 	s.onClose(s, s.Err())
+}
+
+// ownRaw returns a copy of b (nil stays nil).
+func ownRaw(b json.RawMessage) json.RawMessage {
+	if b == nil {
+		return nil
+	}
+	return append(json.RawMessage(make([]byte, 0, len(b))), b...)
 }
 
 // CodeDeserializationError is the error code of the answer to an
