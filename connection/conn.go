@@ -207,6 +207,7 @@ type Conn struct {
 	registered uint64        // gen of the socket last registered by the engine
 	regAt      time.Time     // when registered was set
 	early      *socketClosed // the dial in flight's socket died before its dialed message
+	earlyFatal *fatal        // the dial in flight's socket was refused for good before its dialed message
 	workerID   string
 	token      string
 	retry      *time.Timer
@@ -548,6 +549,11 @@ func (p *parked) expired(now time.Time) bool {
 // openHook, if set (by tests), runs inside open (takeParked) with c.mu held.
 var openHook func()
 
+// dialedHook, if set (by tests), runs on the dial's goroutine before it
+// reports the dial to the actor; fatalHook once a refusal for good has
+// been sent to the actor.
+var dialedHook, fatalHook func()
+
 // dropParked discards parked frames (their callers are failed by the router).
 func (c *Conn) dropParked() {
 	c.mu.Lock()
@@ -645,6 +651,13 @@ func (a *connActor) Receive(ctx actor.Context) {
 			return
 		}
 		c.sock = m.s
+		if f := c.earlyFatal; f != nil {
+			c.earlyFatal, c.early = nil, nil
+			if f.s == m.s { // refused for good before its dial was reported
+				c.fatalSocket(f)
+				return
+			}
+		}
 		if early := c.early; early != nil {
 			c.early = nil
 			if early.s == m.s { // it died before its dial was reported
@@ -682,15 +695,14 @@ func (a *connActor) Receive(ctx actor.Context) {
 		c.socketGone(m)
 	case *fatal:
 		if m.s != c.sock {
+			if c.dialing && m.s.gen == c.gen {
+				// The engine's refusal can overtake the dial's own result:
+				// dropped, it left the worker connected, and refused.
+				c.earlyFatal = m
+			}
 			return
 		}
-		// Detach the socket first: its close must not look like a lost
-		// connection, which would schedule a reconnect.
-		c.sock = nil
-		c.cur.CompareAndSwap(m.s, nil)
-		c.fail(m.err)
-		m.s.Close(m.err)
-		c.cfg.Router.Closed(m.s, m.err)
+		c.fatalSocket(m)
 	case *retryNow:
 		c.retry = nil
 		if !c.closed && c.sock == nil && !c.dialing && c.State() != Failed {
@@ -702,6 +714,18 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case *crash:
 		panic("iii: connection actor crash requested")
 	}
+}
+
+// fatalSocket fails the connection for good with the refusal of its
+// current socket m.s.
+func (c *Conn) fatalSocket(m *fatal) {
+	// Detach the socket first: its close must not look like a lost
+	// connection, which would schedule a reconnect.
+	c.sock = nil
+	c.cur.CompareAndSwap(m.s, nil)
+	c.fail(m.err)
+	m.s.Close(m.err)
+	c.cfg.Router.Closed(m.s, m.err)
 }
 
 // socketGone handles the death of the current socket m.s: the router is
@@ -729,7 +753,7 @@ func (c *Conn) socketGone(m *socketClosed) {
 func (c *Conn) reconcile() {
 	c.gen++
 	c.dialing = false
-	c.early = nil
+	c.early, c.earlyFatal = nil, nil
 	if c.retry != nil {
 		c.retry.Stop()
 		c.retry = nil
@@ -853,6 +877,9 @@ func (c *Conn) dial() {
 			c.dialSock[s] = struct{}{}
 			c.mu.Unlock()
 		}
+		if dialedHook != nil {
+			dialedHook()
+		}
 		sys.Send(pid, &dialed{s: s, err: err, gen: gen})
 	}()
 }
@@ -932,6 +959,9 @@ func (c *Conn) frame(self *actor.PID, s *Socket, m wire.Message) {
 			// rejected again.
 			c.log.Error("iii: the engine refused this worker for good", "err", err)
 			c.sys.Send(self, &fatal{s: s, err: err})
+			if fatalHook != nil {
+				fatalHook()
+			}
 			return
 		}
 		c.cfg.Router.Frame(s, m)

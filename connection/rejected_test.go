@@ -130,3 +130,35 @@ func TestFunctionRejectionIsNotFatal(t *testing.T) {
 		t.Fatalf("WaitConnected: %v, state %v", err, c.State())
 	}
 }
+
+// A refusal for good can reach the actor before the result of the dial
+// that made its socket (the socket reads as soon as it exists): it is kept
+// for that result, not dropped, which left the worker connected.
+func TestRejectionBeforeTheDialIsReportedIsFatal(t *testing.T) {
+	sent := make(chan struct{})
+	var once sync.Once
+	fatalHook = func() { once.Do(func() { close(sent) }) }
+	dialedHook = func() {
+		select { // the refusal goes to the actor first
+		case <-sent:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	t.Cleanup(func() { fatalHook, dialedHook = nil, nil })
+	c, _, conns := dialRejecting(t, &wire.RegistrationRejected{Code: wire.WorkerNamespaceConflict, Namespace: "orders", WorkerName: "w", OwnerWorkerID: "o"})
+	deadline := time.Now().Add(15 * time.Second)
+	for c.State() != Failed {
+		if time.Now().After(deadline) {
+			t.Fatalf("state %v, last error %v", c.State(), c.LastError())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	var rej *RegistrationRejectedError
+	if !errors.As(c.LastError(), &rej) || rej.Code != wire.WorkerNamespaceConflict {
+		t.Fatalf("last error %v", c.LastError())
+	}
+	time.Sleep(50 * time.Millisecond) // fifty retry intervals: none may dial
+	if n := conns.Load(); n != 1 || c.State() != Failed {
+		t.Fatalf("%d connections, state %v", n, c.State())
+	}
+}
