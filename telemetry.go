@@ -163,6 +163,9 @@ type TelemetryOptions struct {
 	// values of keys that look secret (password, api_key, token, ...)
 	// replaced by "[REDACTED]". They are on by default, as in the Rust and
 	// Node SDKs; $III_DISABLE_TRACE_PAYLOADS=1 (or true) turns them off.
+	// The events are encoded as the span ends, from the payloads' bytes: a
+	// handler given its input as a json.RawMessage must not change those
+	// bytes (the SDK may also still send them back as an echoed result).
 	DisableTracePayloads bool
 	// TracePayloadMaxBytes bounds the JSON of a payload event; longer
 	// payloads are cut and marked truncated. Default
