@@ -39,19 +39,7 @@ func TestErrorTypesOfMetricsAreBounded(t *testing.T) {
 		}
 		tel.invocationMetrics(f, 0.001, &wire.ErrorBody{Code: "E_0"}) // a known type keeps its series
 	}
-	collect := func(r sdkmetric.Reader) metricdata.ScopeMetrics {
-		var rm metricdata.ResourceMetrics
-		if err := r.Collect(ctx, &rm); err != nil {
-			t.Fatal(err)
-		}
-		var all metricdata.ScopeMetrics
-		for _, sm := range rm.ScopeMetrics {
-			all.Scope = sm.Scope
-			all.Metrics = append(all.Metrics, sm.Metrics...)
-		}
-		return all
-	}
-	want, got := collect(sdkReader), collect(ownReader)
+	want, got := collectMetrics(ctx, t, sdkReader), collectMetrics(ctx, t, ownReader)
 	metricdatatest.AssertEqual(t, want, got, metricdatatest.IgnoreTimestamp())
 	for _, name := range []string{defInvocationErrors.name, defCallErrors.name} {
 		var points []metricdata.DataPoint[int64]

@@ -48,19 +48,7 @@ func TestOwnMetricsMatchTheSDKs(t *testing.T) {
 			tel.callMetrics(tel.fn("fn::d"), d, ErrTimeout)
 		}
 	}
-	collect := func(r sdkmetric.Reader) metricdata.ScopeMetrics {
-		var rm metricdata.ResourceMetrics
-		if err := r.Collect(ctx, &rm); err != nil {
-			t.Fatal(err)
-		}
-		var all metricdata.ScopeMetrics
-		for _, sm := range rm.ScopeMetrics {
-			all.Scope = sm.Scope
-			all.Metrics = append(all.Metrics, sm.Metrics...)
-		}
-		return all
-	}
-	want, got := collect(sdkReader), collect(ownReader)
+	want, got := collectMetrics(ctx, t, sdkReader), collectMetrics(ctx, t, ownReader)
 	if len(want.Metrics) != 6 {
 		t.Fatalf("the SDK exported %d metrics, want 6", len(want.Metrics))
 	}
@@ -92,4 +80,19 @@ func TestCallErrorTypesOfOwnMetrics(t *testing.T) {
 	if n := f.call.errs["timeout"]; n != 1 {
 		t.Fatalf("errors by type: %v", f.call.errs)
 	}
+}
+
+// collectMetrics collects r's metrics, all scopes in one.
+func collectMetrics(ctx context.Context, t *testing.T, r sdkmetric.Reader) metricdata.ScopeMetrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	var all metricdata.ScopeMetrics
+	for _, sm := range rm.ScopeMetrics {
+		all.Scope = sm.Scope
+		all.Metrics = append(all.Metrics, sm.Metrics...)
+	}
+	return all
 }

@@ -95,6 +95,13 @@ func dialRejecting(t *testing.T, rej *wire.RegistrationRejected) (*Conn, frameRo
 // connection fails for good and is not dialled again.
 func TestUnknownRejectionCodeIsFatal(t *testing.T) {
 	c, _, conns := dialRejecting(t, &wire.RegistrationRejected{Code: "SOMETHING_NEW", Namespace: "orders", WorkerName: "w", OwnerWorkerID: "o"})
+	requireFailedForGood(t, c, conns, "SOMETHING_NEW")
+}
+
+// requireFailedForGood waits for c to fail with a rejection of code, then
+// checks that it dials no more (conns counts the connections made).
+func requireFailedForGood(t *testing.T, c *Conn, conns *atomic.Int32, code string) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for c.State() != Failed {
 		if time.Now().After(deadline) {
@@ -103,7 +110,7 @@ func TestUnknownRejectionCodeIsFatal(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	var rej *RegistrationRejectedError
-	if !errors.As(c.LastError(), &rej) || rej.Code != "SOMETHING_NEW" {
+	if !errors.As(c.LastError(), &rej) || rej.Code != code {
 		t.Fatalf("last error %v", c.LastError())
 	}
 	time.Sleep(50 * time.Millisecond) // fifty retry intervals: none may dial
@@ -146,19 +153,5 @@ func TestRejectionBeforeTheDialIsReportedIsFatal(t *testing.T) {
 	}
 	t.Cleanup(func() { fatalHook, dialedHook = nil, nil })
 	c, _, conns := dialRejecting(t, &wire.RegistrationRejected{Code: wire.WorkerNamespaceConflict, Namespace: "orders", WorkerName: "w", OwnerWorkerID: "o"})
-	deadline := time.Now().Add(15 * time.Second)
-	for c.State() != Failed {
-		if time.Now().After(deadline) {
-			t.Fatalf("state %v, last error %v", c.State(), c.LastError())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	var rej *RegistrationRejectedError
-	if !errors.As(c.LastError(), &rej) || rej.Code != wire.WorkerNamespaceConflict {
-		t.Fatalf("last error %v", c.LastError())
-	}
-	time.Sleep(50 * time.Millisecond) // fifty retry intervals: none may dial
-	if n := conns.Load(); n != 1 || c.State() != Failed {
-		t.Fatalf("%d connections, state %v", n, c.State())
-	}
+	requireFailedForGood(t, c, conns, wire.WorkerNamespaceConflict)
 }

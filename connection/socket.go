@@ -309,7 +309,8 @@ func (s *Socket) readLoop() {
 		// The message aliases the frame and travels on (to a handler, to a
 		// waiting caller), so what it aliases gets memory of its own: the
 		// payload alone for invocations and results (the frame's other
-		// fields are strings already), a copy of the frame for the rest.
+		// fields are strings already); the rarer kinds are decoded again
+		// from a copy of the frame.
 		m, err := wire.DecodeInterned(buf, &names)
 		switch mm := m.(type) {
 		case nil:
