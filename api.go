@@ -18,6 +18,7 @@ import (
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/goid"
 	"github.com/iii-go/iii/invocation"
 	"github.com/iii-go/iii/registry"
 )
@@ -46,6 +47,10 @@ type III struct {
 	draining atomic.Bool
 	drainers atomic.Int64 // this worker's handlers waiting in Drain
 	shut     atomic.Bool
+	// handlers and providers hold the goroutines that run this worker's
+	// handlers and trigger providers: Shutdown called on one does not wait
+	// for it.
+	handlers, providers goid.Set
 	// shutdownTimeout bounds Shutdown (ShutdownTimeout; tests shorten it).
 	shutdownTimeout time.Duration
 	internal        func() error // the *InternalError of a failed actor system
@@ -92,8 +97,8 @@ func RegisterWorker(address string, opts InitOptions) *III {
 		w.fail(err)
 		return w
 	}
-	if w.reg, err = registry.New(w.ctx, w.sys, log); err == nil {
-		cfg := invocation.Config{Exec: w.execute, Refuse: w.refuse, Fail: w.failed, Log: log,
+	if w.reg, err = registry.New(w.ctx, w.sys, log, &w.providers); err == nil {
+		cfg := invocation.Config{Exec: w.execute, Refuse: w.refuse, Fail: w.failed, Log: log, UserCode: &w.handlers,
 			Limit: opts.MaxConcurrentInvocations, MaxBacklog: opts.MaxQueuedInvocations, MaxBacklogBytes: opts.MaxQueuedInvocationBytes}
 		if cfg.Limit <= 0 {
 			cfg.Limit = DefaultMaxConcurrentInvocations
@@ -299,10 +304,39 @@ const ShutdownTimeout = 2 * time.Second
 // at most ShutdownTimeout in total. Every call made afterwards returns an
 // error matching ErrShutdown. It may be called from any callback; a second
 // call returns at once.
-func (w *III) Shutdown() { w.shutdown(time.Now().Add(w.shutdownTimeout)) }
+//
+// Called from one of this worker's own handlers or trigger providers, it
+// does not wait for that caller, which cannot return before it does: it
+// waits for the other handlers (at most ShutdownTimeout), and the rest of
+// the stop (the actors' end, the last telemetry flush, with the calling
+// handler's span) completes in the background once the caller returns.
+func (w *III) Shutdown() { w.shutdown(time.Now().Add(w.shutdownTimeout), w.caller()) }
 
-// shutdown stops the worker, waiting for what stops until deadline.
-func (w *III) shutdown(deadline time.Time) {
+// callerKind says what of this worker's user code the calling goroutine
+// runs, if any.
+type callerKind int
+
+const (
+	otherCaller    callerKind = iota
+	handlerCaller             // one of its handlers
+	drainerCaller             // one of its handlers, in Drain (counted in drainers)
+	providerCaller            // one of its trigger providers
+)
+
+func (w *III) caller() callerKind {
+	switch {
+	case w.handlers.Current():
+		return handlerCaller
+	case w.providers.Current():
+		return providerCaller
+	}
+	return otherCaller
+}
+
+// shutdown stops the worker, waiting for what stops until deadline; self
+// is what the calling goroutine runs of this worker's code, which it does
+// not wait for.
+func (w *III) shutdown(deadline time.Time, self callerKind) {
 	if !w.shut.CompareAndSwap(false, true) {
 		return
 	}
@@ -311,7 +345,6 @@ func (w *III) shutdown(deadline time.Time) {
 		return
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	defer cancel()
 	var telDone chan struct{}
 	if w.tel != nil {
 		telDone = make(chan struct{})
@@ -324,6 +357,30 @@ func (w *III) shutdown(deadline time.Time) {
 	w.inbound.Close()
 	w.pending.FailAll(ErrShutdown, true)
 	clean := w.conn.Close(ctx)
+	if self == otherCaller {
+		w.stopActors(ctx, cancel, deadline, clean, telDone)
+		return
+	}
+	// The caller's own actor stops only once it returns: the actors'
+	// stop goes on without it.
+	switch self {
+	case handlerCaller:
+		w.drainers.Add(1)
+		_ = w.idle(ctx, true) // the other handlers
+		w.drainers.Add(-1)
+	case drainerCaller:
+		_ = w.idle(ctx, true)
+	case providerCaller:
+		_ = w.inbound.Idle(ctx)
+	}
+	go w.stopActors(ctx, cancel, deadline, clean, telDone)
+}
+
+// stopActors ends shutdown: it stops the actor system and waits for the
+// goroutines of the handlers and trigger providers, and for the last
+// telemetry flush, until deadline.
+func (w *III) stopActors(ctx context.Context, cancel context.CancelFunc, deadline time.Time, clean bool, telDone chan struct{}) {
+	defer cancel()
 	w.sys.Stop(time.Until(deadline))
 	// Handlers and trigger providers that honour their context are done
 	// by now; one that ignores it keeps its goroutine until it returns.
@@ -357,9 +414,10 @@ func waitCtx(ctx context.Context, wait func()) bool {
 // engine routes no new invocations here), lets running and queued
 // invocations finish, and then shuts down. If ctx ends first, it shuts down
 // anyway and returns ctx's error; it returns by ctx's deadline, if any, and
-// at most ShutdownTimeout after the invocations finished. Called from a
-// handler with that handler's context, it does not wait for the handler
-// itself. On a worker shut down already it returns ErrShutdown at once.
+// at most ShutdownTimeout after the invocations finished. Called from one
+// of this worker's handlers (or with a handler's context), it does not wait
+// for that handler, and the stop completes once it returns, as with
+// Shutdown. On a worker shut down already it returns ErrShutdown at once.
 func (w *III) Drain(ctx context.Context) error {
 	if err := w.err(); err != nil {
 		w.Shutdown()
@@ -371,10 +429,15 @@ func (w *III) Drain(ctx context.Context) error {
 	}
 	// A handler of this worker that drains does not wait for itself, nor
 	// for the other handlers draining with it (each would wait for the
-	// other).
-	self := false
-	if workerFrom(ctx) == w && invocationFrom(ctx) != nil {
-		self = true
+	// other). Its context marks it too: a handler may drain from a
+	// goroutine it waits for.
+	who := w.caller()
+	if who == otherCaller && workerFrom(ctx) == w && invocationFrom(ctx) != nil {
+		who = handlerCaller
+	}
+	self := who == handlerCaller
+	if self {
+		who = drainerCaller
 		w.drainers.Add(1)
 		defer w.drainers.Add(-1)
 	}
@@ -383,7 +446,7 @@ func (w *III) Drain(ctx context.Context) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	w.shutdown(deadline)
+	w.shutdown(deadline, who)
 	return err
 }
 

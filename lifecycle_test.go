@@ -185,7 +185,7 @@ func TestShutdownAndDrainFromAHandler(t *testing.T) {
 			eng := iiitest.NewEngine(t)
 			w := newWorker(t, eng, fastOptions())
 			caller := newWorker(t, eng, fastOptions())
-			iii.SetShutdownTimeout(w, 100*time.Millisecond)
+			iii.SetShutdownTimeout(w, time.Hour)
 			done := make(chan struct{})
 			mustRegister(t, eng, w, "stop::me", func(ctx context.Context, _ any) (any, error) {
 				defer close(done)
@@ -228,7 +228,7 @@ func TestShutdownAndDrainFromATriggerProvider(t *testing.T) {
 			eng := iiitest.NewEngine(t)
 			p := newWorker(t, eng, fastOptions())
 			b := newWorker(t, eng, fastOptions())
-			iii.SetShutdownTimeout(p, 100*time.Millisecond)
+			iii.SetShutdownTimeout(p, time.Hour)
 			sp := &stoppingProvider{done: make(chan struct{})}
 			sp.stop = p.Shutdown
 			if drain {
@@ -385,7 +385,7 @@ func TestDrainFromTwoHandlersAtOnce(t *testing.T) {
 	eng := iiitest.NewEngine(t)
 	w := newWorker(t, eng, fastOptions())
 	caller := newWorker(t, eng, fastOptions())
-	iii.SetShutdownTimeout(w, 100*time.Millisecond)
+	iii.SetShutdownTimeout(w, time.Hour)
 	var started sync.WaitGroup
 	started.Add(2)
 	errs := make(chan error, 2)

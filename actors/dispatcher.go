@@ -1,6 +1,10 @@
 package actors
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/iii-go/iii/internal/goid"
+)
 
 // poolDispatcher runs mailboxes on a fixed set of goroutines instead of
 // starting a goroutine at every wake-up, which is what protoactor's default
@@ -93,12 +97,14 @@ type OwnDispatcher struct {
 	stopped bool // only touched on the dispatcher's own goroutine
 }
 
-// NewOwnDispatcher starts the goroutine; wg counts it until it exits.
-func NewOwnDispatcher(wg *sync.WaitGroup) *OwnDispatcher {
+// NewOwnDispatcher starts the goroutine; wg counts it until it exits, and
+// user (if not nil) holds it meanwhile.
+func NewOwnDispatcher(wg *sync.WaitGroup, user *goid.Set) *OwnDispatcher {
 	d := &OwnDispatcher{ch: make(chan func(), 4)}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer user.Enter()()
 		for fn := range d.ch {
 			fn()
 			if d.stopped {

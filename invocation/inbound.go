@@ -16,6 +16,7 @@ import (
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/internal/faults"
+	"github.com/iii-go/iii/internal/goid"
 )
 
 // Task is one inbound invocation: the dispatch frame and the socket it came
@@ -68,6 +69,10 @@ type Config struct {
 	MaxBacklog      int
 	MaxBacklogBytes int
 	Log             *slog.Logger
+	// UserCode, if not nil, holds the goroutines of the invocation actors
+	// while they run (Exec runs on them), so that the worker can tell
+	// whether a call comes from one of its handlers.
+	UserCode *goid.Set
 }
 
 // ErrGoexit is the reason given to Config.Fail when a handler ended its
@@ -138,7 +143,7 @@ func NewInbound(sys *actors.System, cfg Config) (*Inbound, error) {
 		in.fail = func(*Task, any) {}
 	}
 	in.props = actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in} },
-		actor.WithMailbox(func() actor.Mailbox { return newMailbox(&in.gone) }))
+		actor.WithMailbox(func() actor.Mailbox { return newMailbox(&in.gone, cfg.UserCode) }))
 	// Not restartable: protoactor's restart of the supervisor would stop
 	// every invocation actor, running handlers' included, and lose the
 	// pool; the worker fails instead.

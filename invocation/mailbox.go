@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/iii-go/iii/internal/goid"
 )
 
 // mailbox is an invocation actor's mailbox (an actor.Mailbox): one channel,
@@ -21,6 +23,7 @@ type mailbox struct {
 	ch      chan any
 	invoker actor.MessageInvoker
 	wg      *sync.WaitGroup
+	user    *goid.Set // holds the goroutine while it runs
 
 	suspended bool  // after a failure, until the supervisor's decision
 	held      []any // user messages that arrived while suspended
@@ -29,8 +32,8 @@ type mailbox struct {
 // system wraps a system message on the mailbox's single channel.
 type system struct{ m any }
 
-func newMailbox(wg *sync.WaitGroup) actor.Mailbox {
-	return &mailbox{ch: make(chan any, 6), wg: wg}
+func newMailbox(wg *sync.WaitGroup, user *goid.Set) actor.Mailbox {
+	return &mailbox{ch: make(chan any, 6), wg: wg, user: user}
 }
 
 // PostUserMessage implements actor.Mailbox.
@@ -58,8 +61,10 @@ func (mb *mailbox) UserMessageCount() int { return len(mb.ch) + len(mb.held) }
 // already dealt with its task (invocationActor.run), and the mailbox goes
 // on on a new goroutine.
 func (mb *mailbox) run() {
+	leave := mb.user.Enter()
 	returned := false
 	defer func() {
+		leave()
 		if !returned {
 			go mb.run()
 			return

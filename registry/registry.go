@@ -26,6 +26,7 @@ import (
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/internal/faults"
+	"github.com/iii-go/iii/internal/goid"
 )
 
 // Errors of registration.
@@ -76,6 +77,7 @@ type state struct {
 	triggers map[string]entry[*Trigger]
 	sock     *connection.Socket
 	ctx      context.Context
+	user     *goid.Set          // holds the trigger type actors' goroutines
 	sweepOn  *connection.Socket // a replay's ping was sent on it; its pong ends stale bindings
 }
 
@@ -84,9 +86,10 @@ type entry[T any] struct {
 	v   T
 }
 
-// New starts the registry actor under sys.
-func New(ctx context.Context, sys *actors.System, log *slog.Logger) (*Registry, error) {
-	r := &Registry{sys: sys, st: &state{log: log, ctx: ctx,
+// New starts the registry actor under sys. The goroutines of the trigger
+// type actors, which run the providers' code, are held in user (if not nil).
+func New(ctx context.Context, sys *actors.System, log *slog.Logger, user *goid.Set) (*Registry, error) {
+	r := &Registry{sys: sys, st: &state{log: log, ctx: ctx, user: user,
 		funcs: map[string]entry[*Function]{}, types: map[string]entry[*TriggerType]{}, triggers: map[string]entry[*Trigger]{}}}
 	pid, err := sys.SpawnCritical("registry", actor.PropsFromProducer(func() actor.Actor { return &registryActor{r: r} },
 		actor.WithDispatcher(sys.Dispatcher)))
@@ -287,7 +290,7 @@ func (a *registryActor) Receive(ctx actor.Context) {
 			m.reply.Complete(struct{}{}, fmt.Errorf("%w: trigger type %q", ErrDuplicate, id))
 			return
 		}
-		if err := spawnTypeActor(st.ctx, r.sys, st.log, m.t, &r.types); err != nil {
+		if err := spawnTypeActor(st.ctx, r.sys, st.log, m.t, &r.types, st.user); err != nil {
 			m.reply.Complete(struct{}{}, err)
 			return
 		}

@@ -26,7 +26,7 @@ func newRegistry(tb testing.TB) *Registry {
 	tb.Helper()
 	sys := actors.NewSystem(nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := New(ctx, sys, nil)
+	r, err := New(ctx, sys, nil, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/iii-go/iii/actors"
 	"github.com/iii-go/iii/connection"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/internal/goid"
 )
 
 // Provider is the user side of a trigger type this worker provides. Its
@@ -93,8 +94,8 @@ type binding struct {
 	gen uint64 // connection generation on which the engine last delivered it
 }
 
-func spawnTypeActor(ctx context.Context, sys *actors.System, log *slog.Logger, t *TriggerType, wg *sync.WaitGroup) error {
-	d := actors.NewOwnDispatcher(wg)
+func spawnTypeActor(ctx context.Context, sys *actors.System, log *slog.Logger, t *TriggerType, wg *sync.WaitGroup, user *goid.Set) error {
+	d := actors.NewOwnDispatcher(wg, user)
 	bs := &bindings{live: map[string]*binding{}}
 	pid, err := sys.Spawn("", actor.PropsFromProducer(func() actor.Actor {
 		return &typeActor{t: t, ctx: ctx, log: log, d: d, bindings: bs}
