@@ -47,10 +47,10 @@ type III struct {
 	draining atomic.Bool
 	drainers atomic.Int64 // this worker's handlers waiting in Drain
 	shut     atomic.Bool
-	// handlers and providers hold the goroutines that run this worker's
-	// handlers and trigger providers: Shutdown called on one does not wait
-	// for it.
-	handlers, providers goid.Set
+	// providers holds the goroutines that run this worker's trigger
+	// providers (and inbound knows its handlers'): Shutdown called on one
+	// does not wait for it.
+	providers goid.Set
 	// shutdownTimeout bounds Shutdown (ShutdownTimeout; tests shorten it).
 	shutdownTimeout time.Duration
 	internal        func() error // the *InternalError of a failed actor system
@@ -98,7 +98,7 @@ func RegisterWorker(address string, opts InitOptions) *III {
 		return w
 	}
 	if w.reg, err = registry.New(w.ctx, w.sys, log, &w.providers); err == nil {
-		cfg := invocation.Config{Exec: w.execute, Refuse: w.refuse, Fail: w.failed, Log: log, UserCode: &w.handlers,
+		cfg := invocation.Config{Exec: w.execute, Refuse: w.refuse, Fail: w.failed, Log: log,
 			Limit: opts.MaxConcurrentInvocations, MaxBacklog: opts.MaxQueuedInvocations, MaxBacklogBytes: opts.MaxQueuedInvocationBytes}
 		if cfg.Limit <= 0 {
 			cfg.Limit = DefaultMaxConcurrentInvocations
@@ -325,7 +325,7 @@ const (
 
 func (w *III) caller() callerKind {
 	switch {
-	case w.handlers.Current():
+	case w.inbound != nil && w.inbound.Runs():
 		return handlerCaller
 	case w.providers.Current():
 		return providerCaller

@@ -104,7 +104,8 @@ func NewOwnDispatcher(wg *sync.WaitGroup, user *goid.Set) *OwnDispatcher {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		defer user.Enter()()
+		id := user.Enter()
+		defer user.Leave(id)
 		for fn := range d.ch {
 			fn()
 			if d.stopped {

@@ -69,10 +69,6 @@ type Config struct {
 	MaxBacklog      int
 	MaxBacklogBytes int
 	Log             *slog.Logger
-	// UserCode, if not nil, holds the goroutines of the invocation actors
-	// while they run (Exec runs on them), so that the worker can tell
-	// whether a call comes from one of its handlers.
-	UserCode *goid.Set
 }
 
 // ErrGoexit is the reason given to Config.Fail when a handler ended its
@@ -115,6 +111,7 @@ type Inbound struct {
 	quiet         chan struct{} // closed when active drops to 0 (while someone waits)
 	closed        bool
 	all           []*member          // every invocation actor (for the fault hook)
+	mailboxes     []*mailbox         // every invocation actor's (for Runs)
 	gone          sync.WaitGroup     // invocation actors' goroutines
 	restarts      atomic.Int64       // invocation actors restarted (and started again)
 	restartingIDs map[string]*member // invocation actors between Restarting and Started
@@ -143,7 +140,7 @@ func NewInbound(sys *actors.System, cfg Config) (*Inbound, error) {
 		in.fail = func(*Task, any) {}
 	}
 	in.props = actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in} },
-		actor.WithMailbox(func() actor.Mailbox { return newMailbox(&in.gone, cfg.UserCode) }))
+		actor.WithMailbox(func() actor.Mailbox { return in.newMailbox() }))
 	// Not restartable: protoactor's restart of the supervisor would stop
 	// every invocation actor, running handlers' included, and lose the
 	// pool; the worker fails instead.
@@ -389,6 +386,34 @@ func (in *Inbound) Close() {
 // Wait waits for the invocation actors' goroutines to exit (after the
 // actor system stopped them).
 func (in *Inbound) Wait() { in.gone.Wait() }
+
+// newMailbox makes an invocation actor's mailbox, listed in in.mailboxes.
+func (in *Inbound) newMailbox() actor.Mailbox {
+	mb := &mailbox{ch: make(chan any, 6), wg: &in.gone}
+	in.mu.Lock()
+	in.mailboxes = append(in.mailboxes, mb)
+	in.mu.Unlock()
+	return mb
+}
+
+// Runs reports whether the calling goroutine is an invocation actor's, one
+// that runs the Executor: a handler that calls back into the worker. It
+// reads the goroutine's id (about a microsecond) and looks at every actor:
+// for rare calls (Shutdown), not per invocation.
+func (in *Inbound) Runs() bool {
+	id := goid.ID()
+	if id == 0 {
+		return false
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, mb := range in.mailboxes {
+		if mb.goid.Load() == id {
+			return true
+		}
+	}
+	return false
+}
 
 // errSupervisorStopped is the reason given to Config.Fail for a task that
 // waited in the backlog when the invocation supervisor stopped, if the

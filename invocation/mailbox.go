@@ -2,6 +2,7 @@ package invocation
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -23,18 +24,19 @@ type mailbox struct {
 	ch      chan any
 	invoker actor.MessageInvoker
 	wg      *sync.WaitGroup
-	user    *goid.Set // holds the goroutine while it runs
+	goid    atomic.Uint64 // the id of the goroutine that drains it (see Inbound.Runs)
 
-	suspended bool  // after a failure, until the supervisor's decision
-	held      []any // user messages that arrived while suspended
+	// susp is set after a failure, until the supervisor's decision: rare,
+	// so out of line (the pool may hold ten thousand mailboxes).
+	susp *suspension
 }
+
+// suspension holds the user messages that arrive while a mailbox is
+// suspended.
+type suspension struct{ held []any }
 
 // system wraps a system message on the mailbox's single channel.
 type system struct{ m any }
-
-func newMailbox(wg *sync.WaitGroup, user *goid.Set) actor.Mailbox {
-	return &mailbox{ch: make(chan any, 6), wg: wg, user: user}
-}
 
 // PostUserMessage implements actor.Mailbox.
 func (mb *mailbox) PostUserMessage(m any) { mb.ch <- m }
@@ -54,17 +56,23 @@ func (mb *mailbox) Start() {
 }
 
 // UserMessageCount implements actor.Mailbox.
-func (mb *mailbox) UserMessageCount() int { return len(mb.ch) + len(mb.held) }
+func (mb *mailbox) UserMessageCount() int {
+	n := len(mb.ch)
+	if mb.susp != nil {
+		n += len(mb.susp.held)
+	}
+	return n
+}
 
 // run drains the mailbox until the actor stops. If user code ends the
 // goroutine with runtime.Goexit (which no recover stops), the actor has
 // already dealt with its task (invocationActor.run), and the mailbox goes
 // on on a new goroutine.
 func (mb *mailbox) run() {
-	leave := mb.user.Enter()
+	mb.goid.Store(goid.ID())
 	returned := false
 	defer func() {
-		leave()
+		mb.goid.Store(0)
 		if !returned {
 			go mb.run()
 			return
@@ -83,8 +91,8 @@ func (mb *mailbox) loop() {
 			}
 			continue
 		}
-		if mb.suspended {
-			mb.held = append(mb.held, m)
+		if mb.susp != nil {
+			mb.susp.held = append(mb.susp.held, m)
 			continue
 		}
 		mb.invokeUser(m)
@@ -96,14 +104,21 @@ func (mb *mailbox) loop() {
 func (mb *mailbox) handleSystem(m any) (stopped bool) {
 	switch m.(type) {
 	case *actor.SuspendMailbox:
-		mb.suspended = true
+		if mb.susp == nil {
+			mb.susp = &suspension{}
+		}
 		return false
 	case *actor.ResumeMailbox:
-		mb.suspended = false
-		for len(mb.held) > 0 && !mb.suspended { // until done, or it failed again
-			h := mb.held[0]
-			mb.held = mb.held[1:]
+		s := mb.susp
+		mb.susp = nil
+		for s != nil && len(s.held) > 0 {
+			h := s.held[0]
+			s.held = s.held[1:]
 			mb.invokeUser(h)
+			if mb.susp != nil { // it failed again: the rest waits, first
+				mb.susp.held = append(s.held, mb.susp.held...)
+				break
+			}
 		}
 		return false
 	}

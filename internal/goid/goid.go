@@ -1,6 +1,7 @@
-// Package goid tells whether the calling goroutine is one of a set: the
-// goroutines that run a worker's user code (handlers, trigger providers),
-// so that Shutdown called from one of them does not wait for itself.
+// Package goid reads the calling goroutine's id, and keeps sets of them:
+// the goroutines that run a worker's user code (handlers, trigger
+// providers), so that Shutdown called from one of them does not wait for
+// itself.
 //
 // Go gives goroutines no public identity; the id is read from the header of
 // the goroutine's own stack trace ("goroutine 42 [running]:"), which the
@@ -39,15 +40,14 @@ type Set struct {
 	m  map[uint64]struct{}
 }
 
-// Enter adds the calling goroutine to s until the returned leave is called
-// (on the same goroutine, typically deferred).
-func (s *Set) Enter() (leave func()) {
+// Enter adds the calling goroutine to s, until Leave is given the id it
+// returns (no closure: a worker may hold ten thousand such goroutines).
+func (s *Set) Enter() (id uint64) {
 	if s == nil {
-		return func() {}
+		return 0
 	}
-	id := ID()
-	if id == 0 {
-		return func() {}
+	if id = ID(); id == 0 {
+		return 0
 	}
 	s.mu.Lock()
 	if s.m == nil {
@@ -55,11 +55,17 @@ func (s *Set) Enter() (leave func()) {
 	}
 	s.m[id] = struct{}{}
 	s.mu.Unlock()
-	return func() {
-		s.mu.Lock()
-		delete(s.m, id)
-		s.mu.Unlock()
+	return id
+}
+
+// Leave removes the goroutine Enter returned id for.
+func (s *Set) Leave(id uint64) {
+	if s == nil || id == 0 {
+		return
 	}
+	s.mu.Lock()
+	delete(s.m, id)
+	s.mu.Unlock()
 }
 
 // Current reports whether the calling goroutine is in s.

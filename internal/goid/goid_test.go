@@ -29,7 +29,7 @@ func TestSetHoldsTheGoroutinesThatEntered(t *testing.T) {
 	if s.Current() {
 		t.Fatal("empty set holds this goroutine")
 	}
-	leave := s.Enter()
+	id := s.Enter()
 	if !s.Current() {
 		t.Fatal("entered, not held")
 	}
@@ -42,12 +42,12 @@ func TestSetHoldsTheGoroutinesThatEntered(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-	leave()
+	s.Leave(id)
 	if s.Current() {
 		t.Fatal("held after leaving")
 	}
 	var nilSet *Set
-	nilSet.Enter()()
+	nilSet.Leave(nilSet.Enter())
 	if nilSet.Current() {
 		t.Fatal("nil set holds a goroutine")
 	}
