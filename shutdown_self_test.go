@@ -1,7 +1,6 @@
 package iii_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"sync/atomic"
@@ -9,7 +8,6 @@ import (
 	"time"
 
 	"github.com/iii-go/iii"
-	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/test/iiitest"
 )
 
@@ -82,16 +80,7 @@ func TestShutdownFromAHandlerExportsItsSpan(t *testing.T) {
 	w := newWorker(t, eng, telemetryOptions(iii.TelemetryOptions{Endpoint: sink.url(), DisableMetrics: true}))
 	iii.SetShutdownTimeout(w, time.Hour)
 	stopFromHandler(t, eng, w, "stop::traced", func(context.Context) { w.Shutdown() })
-	waitFor(t, "the calling handler's span at the endpoint", func() bool {
-		sink.mu.Lock()
-		defer sink.mu.Unlock()
-		for _, f := range sink.frames {
-			if kind, p := wire.SplitTelemetry(f); kind == wire.TelemetryTraces && bytes.Contains(p, []byte(`"execute stop::traced"`)) {
-				return true
-			}
-		}
-		return false
-	})
+	sink.waitSpan(t, "execute stop::traced")
 	if s := w.TelemetryStats(); s.SpansDropped != 0 {
 		t.Fatalf("stats %+v: a span was dropped", s)
 	}

@@ -1,14 +1,12 @@
 package iii_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/iii-go/iii"
-	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/test/iiitest"
 )
 
@@ -102,15 +100,6 @@ func TestShutdownExportsTheSpansOfTheHandlersItCancels(t *testing.T) {
 	if s := w.TelemetryStats(); s.SpansExported != 1 || s.SpansDropped != 0 {
 		t.Fatalf("stats after Shutdown %+v: want the handler's span exported", s)
 	}
-	waitFor(t, "the handler's span at the endpoint", func() bool {
-		sink.mu.Lock()
-		defer sink.mu.Unlock()
-		for _, f := range sink.frames {
-			if kind, p := wire.SplitTelemetry(f); kind == wire.TelemetryTraces && bytes.Contains(p, []byte(`"execute count::block"`)) {
-				return true
-			}
-		}
-		return false
-	})
+	sink.waitSpan(t, "execute count::block")
 	<-invoked
 }

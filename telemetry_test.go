@@ -811,12 +811,25 @@ func (s *frameSink) url() string { return "ws" + strings.TrimPrefix(s.srv.URL, "
 // first waits for a frame of kind k and returns its payload.
 func (s *frameSink) first(t *testing.T, k wire.TelemetryKind) []byte {
 	t.Helper()
+	return s.waitFrame(t, "a "+k.Prefix()+" frame", k, nil)
+}
+
+// waitSpan waits for a traces frame with the span named name.
+func (s *frameSink) waitSpan(t *testing.T, name string) {
+	t.Helper()
+	s.waitFrame(t, "the span "+name+" at the endpoint", wire.TelemetryTraces, []byte(`"`+name+`"`))
+}
+
+// waitFrame waits for a frame of kind k whose payload holds sub (any, if
+// nil), and returns that payload.
+func (s *frameSink) waitFrame(t *testing.T, what string, k wire.TelemetryKind, sub []byte) []byte {
+	t.Helper()
 	var payload []byte
-	waitFor(t, "a "+k.Prefix()+" frame", func() bool {
+	waitFor(t, what, func() bool {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, f := range s.frames {
-			if kind, p := wire.SplitTelemetry(f); kind == k {
+			if kind, p := wire.SplitTelemetry(f); kind == k && (sub == nil || bytes.Contains(p, sub)) {
 				payload = p
 				return true
 			}
