@@ -26,14 +26,20 @@ type Outcome struct {
 }
 
 // Call is an outbound invocation waiting for its result.
+//
+// A call is in its shard's table from Add until one outcome wins; whoever
+// takes it out of the table (under the shard's lock) sets out and signals
+// done, once. Its timeout is not a timer of its own but an entry of its
+// shard's deadline heap, so a call holds no reference from elsewhere once
+// it has ended and can be reused safely.
 type Call struct {
 	ID         wire.UUID
 	FunctionID string
 	sock       atomic.Pointer[connection.Socket]
-	done       chan Outcome
-	p          *Pending    // the table the call is in (the timer's)
-	timer      *time.Timer // times the call out; kept across reuses
-	spoilt     bool        // the timer may still be running: never reuse
+	done       chan struct{} // signalled once out is set; buffered (1)
+	out        Outcome
+	deadline   int64 // when it times out (clock); set while in the heap
+	index      int32 // its place in the shard's deadline heap, -1 if not there
 }
 
 // Bind implements connection.Binder: the call now depends on s.
@@ -44,14 +50,21 @@ func (c *Call) Socket() *connection.Socket { return c.sock.Load() }
 
 const shards = 64
 
+// shard is one part of the table: its calls by id, and the deadlines of
+// those that wait with a timeout, with one timer for the earliest.
+type shard struct {
+	mu    sync.Mutex
+	m     map[wire.UUID]*Call
+	heap  []*Call     // min-heap by deadline
+	timer *time.Timer // runs expire; made on first use
+	when  int64       // when timer is due (clock), 0 if not armed
+	_     [8]byte     // keep shards on separate cache lines
+}
+
 // Pending is the table of outbound calls, keyed by invocation id. The read
 // loop completes calls straight from it, without an actor hop.
 type Pending struct {
-	shards [shards]struct {
-		mu sync.Mutex
-		m  map[wire.UUID]*Call
-		_  [40]byte // keep shards on separate cache lines
-	}
+	shards [shards]shard
 	n      atomic.Int64
 	closed atomic.Pointer[error] // once set, new calls fail with it
 }
@@ -65,11 +78,17 @@ func NewPending() *Pending {
 	return p
 }
 
-func (p *Pending) shard(id wire.UUID) int { return int(id[0]^id[15]) % shards }
+func (p *Pending) shard(id wire.UUID) *shard { return &p.shards[int(id[0]^id[15])%shards] }
+
+// epoch is the origin of clock.
+var epoch = time.Now()
+
+// clock returns monotonic nanoseconds since epoch.
+func clock() int64 { return int64(time.Since(epoch)) }
 
 // calls recycles Call objects (and their channels): a call goes back to the
 // pool only once its one outcome was taken (Release).
-var calls = sync.Pool{New: func() any { return &Call{done: make(chan Outcome, 1)} }}
+var calls = sync.Pool{New: func() any { return &Call{done: make(chan struct{}, 1), index: -1} }}
 
 // Add registers a new call to functionID with a fresh id. It fails if the
 // table was closed. Release the call when done with it.
@@ -78,8 +97,8 @@ func (p *Pending) Add(functionID string) (*Call, error) {
 		return nil, *err
 	}
 	c := calls.Get().(*Call)
-	c.ID, c.FunctionID, c.p = wire.NewUUID(), functionID, p
-	sh := &p.shards[p.shard(c.ID)]
+	c.ID, c.FunctionID = wire.NewUUID(), functionID
+	sh := p.shard(c.ID)
 	sh.mu.Lock()
 	sh.m[c.ID] = c
 	sh.mu.Unlock()
@@ -95,11 +114,14 @@ func (p *Pending) Len() int { return int(p.n.Load()) }
 
 // take removes the call with id, if it is still pending.
 func (p *Pending) take(id wire.UUID) *Call {
-	sh := &p.shards[p.shard(id)]
+	sh := p.shard(id)
 	sh.mu.Lock()
 	c, ok := sh.m[id]
 	if ok {
 		delete(sh.m, id)
+		if c.index >= 0 {
+			sh.remove(c)
+		}
 	}
 	sh.mu.Unlock()
 	if ok {
@@ -108,12 +130,18 @@ func (p *Pending) take(id wire.UUID) *Call {
 	return c
 }
 
+// deliver hands o to c, which its caller has just taken out of the table.
+func (c *Call) deliver(o Outcome) {
+	c.out = o
+	c.done <- struct{}{}
+}
+
 // finish completes c with o if c is still pending; exactly one outcome wins.
 func (p *Pending) finish(c *Call, o Outcome) bool {
 	if p.take(c.ID) != c {
 		return false
 	}
-	c.done <- o
+	c.deliver(o)
 	return true
 }
 
@@ -125,7 +153,7 @@ func (p *Pending) Complete(m *wire.InvocationResult) bool {
 	if c == nil {
 		return false
 	}
-	c.done <- Outcome{Result: m}
+	c.deliver(Outcome{Result: m})
 	return true
 }
 
@@ -153,6 +181,9 @@ func (p *Pending) failWhere(match func(*Call) bool, err error) int {
 		for id, c := range sh.m {
 			if match(c) {
 				delete(sh.m, id)
+				if c.index >= 0 {
+					sh.remove(c)
+				}
 				failed = append(failed, c)
 			}
 		}
@@ -160,7 +191,7 @@ func (p *Pending) failWhere(match func(*Call) bool, err error) int {
 	}
 	p.n.Add(-int64(len(failed)))
 	for _, c := range failed {
-		c.done <- Outcome{Err: err}
+		c.deliver(Outcome{Err: err})
 	}
 	return len(failed)
 }
@@ -168,11 +199,8 @@ func (p *Pending) failWhere(match func(*Call) bool, err error) int {
 // Release returns c to the pool. Call it once Wait returned and c is no
 // longer used; c must not have been completed without Wait taking the outcome.
 func (p *Pending) Release(c *Call) {
-	if c.spoilt {
-		return
-	}
 	c.sock.Store(nil)
-	c.FunctionID, c.p = "", nil
+	c.FunctionID, c.out = "", Outcome{}
 	calls.Put(c)
 }
 
@@ -183,30 +211,133 @@ var ErrTimeout = errors.New("iii: invocation timed out")
 // ctx ends. A call that gives up is removed, so a late result is ignored.
 func (p *Pending) Wait(ctx context.Context, c *Call, timeout time.Duration) Outcome {
 	if timeout > 0 {
-		if c.timer == nil {
-			c.timer = time.AfterFunc(timeout, c.timedOut)
-		} else {
-			c.timer.Reset(timeout)
-		}
-		defer func() {
-			if !c.timer.Stop() {
-				c.spoilt = true // fired: its function may still be running
-			}
-		}()
+		p.arm(c, timeout)
 	}
-	done := ctx.Done()
-	if done == nil { // a context that never ends: one channel to wait on
-		return <-c.done
-	}
-	select {
-	case o := <-c.done:
-		return o
-	case <-done:
-		if p.finish(c, Outcome{Err: ctx.Err()}) {
-			return <-c.done
+	if done := ctx.Done(); done != nil {
+		select {
+		case <-c.done:
+			return c.out
+		case <-done:
+			p.finish(c, Outcome{Err: ctx.Err()}) // or it completed concurrently: take what won
 		}
 	}
-	return <-c.done // completed concurrently: take what won
+	<-c.done
+	return c.out
 }
 
-func (c *Call) timedOut() { c.p.finish(c, Outcome{Err: ErrTimeout}) }
+// arm puts c, if it is still pending, in its shard's deadline heap, due
+// timeout from now, and makes sure the shard's timer runs by then.
+func (p *Pending) arm(c *Call, timeout time.Duration) {
+	now := clock()
+	sh := p.shard(c.ID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[c.ID] != c {
+		return // it has ended already
+	}
+	c.deadline = now + int64(timeout)
+	sh.push(c)
+	if c.index != 0 || sh.when != 0 && sh.when <= c.deadline {
+		return // the timer runs by then already
+	}
+	sh.when = c.deadline
+	if sh.timer == nil {
+		sh.timer = time.AfterFunc(timeout, func() { p.expire(sh) })
+	} else {
+		sh.timer.Reset(timeout)
+	}
+}
+
+// expire times out the calls of sh whose deadline has passed, and arms the
+// timer for the next one. The timer may run early or more than once (a
+// call whose deadline it was set for has ended since, or a Reset raced a
+// run): it then finds nothing due.
+func (p *Pending) expire(sh *shard) {
+	var buf [16]*Call
+	due := buf[:0]
+	now := clock()
+	sh.mu.Lock()
+	for len(sh.heap) > 0 && sh.heap[0].deadline <= now {
+		c := sh.heap[0]
+		sh.remove(c)
+		delete(sh.m, c.ID)
+		due = append(due, c)
+	}
+	sh.when = 0
+	if len(sh.heap) > 0 {
+		sh.when = sh.heap[0].deadline
+		sh.timer.Reset(time.Duration(sh.when - now))
+	}
+	sh.mu.Unlock()
+	p.n.Add(-int64(len(due)))
+	for _, c := range due {
+		c.deliver(Outcome{Err: ErrTimeout})
+	}
+}
+
+// push adds c to the deadline heap.
+func (sh *shard) push(c *Call) {
+	c.index = int32(len(sh.heap))
+	sh.heap = append(sh.heap, c)
+	sh.up(int(c.index))
+}
+
+// remove takes c out of the deadline heap.
+func (sh *shard) remove(c *Call) {
+	i, last := int(c.index), len(sh.heap)-1
+	if i != last {
+		sh.swap(i, last)
+	}
+	sh.heap[last] = nil
+	sh.heap = sh.heap[:last]
+	c.index = -1
+	if i != last {
+		sh.down(i)
+		sh.up(i)
+	}
+	if len(sh.heap) == 0 {
+		if cap(sh.heap) > 1024 {
+			sh.heap = nil // a burst is over: do not keep its array
+		}
+		if sh.when != 0 {
+			sh.timer.Stop() // no timer runs while no call waits
+			sh.when = 0
+		}
+	}
+}
+
+func (sh *shard) swap(i, j int) {
+	h := sh.heap
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = int32(i), int32(j)
+}
+
+func (sh *shard) up(i int) {
+	h := sh.heap
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h[parent].deadline <= h[i].deadline {
+			return
+		}
+		sh.swap(i, parent)
+		i = parent
+	}
+}
+
+func (sh *shard) down(i int) {
+	h := sh.heap
+	for {
+		least, l := i, 2*i+1
+		if l < len(h) && h[l].deadline < h[least].deadline {
+			least = l
+		}
+		if r := l + 1; r < len(h) && h[r].deadline < h[least].deadline {
+			least = r
+		}
+		if least == i {
+			return
+		}
+		sh.swap(i, least)
+		i = least
+	}
+}
