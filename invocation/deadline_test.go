@@ -63,7 +63,7 @@ func TestPendingTimesOutEachCallAtItsOwnDeadline(t *testing.T) {
 		timedOut = make(chan struct{}, n)
 	)
 	for i := range n {
-		c, _ := p.Add("f::mixed")
+		c, _ := p.Add()
 		timeout := time.Duration(1+i%5) * time.Millisecond
 		if i%3 == 0 {
 			timeout = time.Hour
@@ -111,12 +111,12 @@ func TestPendingTimesOutEachCallAtItsOwnDeadline(t *testing.T) {
 func TestPendingReusedCallIsNotTimedOutByItsPastDeadline(t *testing.T) {
 	p := NewPending()
 	for range 200 {
-		c, _ := p.Add("f::first")
+		c, _ := p.Add()
 		if o := p.Wait(context.Background(), c, time.Microsecond); !errors.Is(o.Err, ErrTimeout) {
 			t.Fatalf("outcome %+v", o)
 		}
 		p.Release(c)
-		c2, _ := p.Add("f::second")
+		c2, _ := p.Add()
 		if !p.Complete(&wire.InvocationResult{InvocationID: c2.ID}) {
 			t.Fatal("the result was not taken")
 		}
@@ -140,7 +140,7 @@ func TestPendingCallHeapIsSmall(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range n {
-		c, _ := p.Add("f::parked")
+		c, _ := p.Add()
 		p.arm(c, time.Hour)
 		cs = append(cs, c)
 	}

@@ -33,13 +33,12 @@ type Outcome struct {
 // shard's deadline heap, so a call holds no reference from elsewhere once
 // it has ended and can be reused safely.
 type Call struct {
-	ID         wire.UUID
-	FunctionID string
-	sock       atomic.Pointer[connection.Socket]
-	done       chan struct{} // signalled once out is set; buffered (1)
-	out        Outcome
-	deadline   int64 // when it times out (clock); set while in the heap
-	index      int32 // its place in the shard's deadline heap, -1 if not there
+	ID       wire.UUID
+	sock     atomic.Pointer[connection.Socket]
+	done     chan struct{} // signalled once out is set; buffered (1)
+	out      Outcome
+	deadline int64 // when it times out (clock); set while in the heap
+	index    int32 // its place in the shard's deadline heap, -1 if not there
 }
 
 // Bind implements connection.Binder: the call now depends on s.
@@ -90,14 +89,14 @@ func clock() int64 { return int64(time.Since(epoch)) }
 // pool only once its one outcome was taken (Release).
 var calls = sync.Pool{New: func() any { return &Call{done: make(chan struct{}, 1), index: -1} }}
 
-// Add registers a new call to functionID with a fresh id. It fails if the
-// table was closed. Release the call when done with it.
-func (p *Pending) Add(functionID string) (*Call, error) {
+// Add registers a new call with a fresh id. It fails if the table was
+// closed. Release the call when done with it.
+func (p *Pending) Add() (*Call, error) {
 	if err := p.closed.Load(); err != nil {
 		return nil, *err
 	}
 	c := calls.Get().(*Call)
-	c.ID, c.FunctionID = wire.NewUUID(), functionID
+	c.ID = wire.NewUUID()
 	sh := p.shard(c.ID)
 	sh.mu.Lock()
 	sh.m[c.ID] = c
@@ -200,7 +199,7 @@ func (p *Pending) failWhere(match func(*Call) bool, err error) int {
 // longer used; c must not have been completed without Wait taking the outcome.
 func (p *Pending) Release(c *Call) {
 	c.sock.Store(nil)
-	c.FunctionID, c.out = "", Outcome{}
+	c.out = Outcome{}
 	calls.Put(c)
 }
 
