@@ -15,21 +15,22 @@ import (
 // the actor has processed Stop.
 //
 // The mailbox is small because there is one per invocation actor, and so
-// one per running invocation: a mutex, a slice that holds one message or
-// two (the Inbound hands tasks to idle actors only, plus the odd system
-// message) and a second mutex the goroutine sleeps on, with no channel.
-// Posting never blocks.
+// one per running invocation: a mutex, a queue whose first array, of one
+// message, is part of the mailbox (the Inbound hands tasks to idle actors
+// only, plus the odd system message), and a second mutex the goroutine
+// sleeps on, with no channel. Posting never blocks. While the actor is
+// suspended (after a failure, until its supervisor decides), user messages
+// stay in the queue, in order, and only system messages are taken.
 type mailbox struct {
-	mu       sync.Mutex
-	queue    []any // messages not taken yet: queue[head:]
-	head     int
-	sleeping bool       // the goroutine is, or is about to be, blocked on wake
-	wake     sync.Mutex // locked but while a post wakes the goroutine: a binary semaphore
-	invoker  actor.MessageInvoker
-	wg       *sync.WaitGroup
-
-	suspended bool  // after a failure, until the supervisor's decision
-	held      []any // user messages that arrived while suspended
+	mu        sync.Mutex
+	wake      sync.Mutex // locked but while a post wakes the goroutine: a binary semaphore
+	head      int32      // queue[head:] are the messages not taken yet
+	sleeping  bool       // the goroutine is, or is about to be, blocked on wake
+	suspended bool       // after a failure, until the supervisor's decision
+	queue     []any
+	invoker   actor.MessageInvoker
+	wg        *sync.WaitGroup
+	first     [1]any // queue's first array
 }
 
 // system wraps a system message in the mailbox's single queue.
@@ -37,6 +38,7 @@ type system struct{ m any }
 
 func newMailbox(wg *sync.WaitGroup) actor.Mailbox {
 	mb := &mailbox{wg: wg}
+	mb.queue = mb.first[:0]
 	mb.wake.Lock()
 	return mb
 }
@@ -58,21 +60,49 @@ func (mb *mailbox) post(m any) {
 	}
 }
 
-// take returns the next message, waiting for one.
+// take returns the next message to handle, waiting for one: the oldest,
+// or while the actor is suspended, the oldest system message.
 func (mb *mailbox) take() any {
 	mb.mu.Lock()
-	for mb.head == len(mb.queue) {
-		mb.queue, mb.head = mb.queue[:0], 0
+	for {
+		if m, ok := mb.takeLocked(); ok {
+			mb.mu.Unlock()
+			return m
+		}
+		if int(mb.head) == len(mb.queue) {
+			mb.queue, mb.head = mb.queue[:0], 0
+		}
 		mb.sleeping = true
 		mb.mu.Unlock()
 		mb.wake.Lock() // until a post unlocks it
 		mb.mu.Lock()
 	}
-	m := mb.queue[mb.head]
-	mb.queue[mb.head] = nil
-	mb.head++
-	mb.mu.Unlock()
-	return m
+}
+
+func (mb *mailbox) takeLocked() (any, bool) {
+	q := mb.queue
+	i := int(mb.head)
+	if mb.suspended {
+		for i < len(q) {
+			if _, ok := q[i].(system); ok {
+				break
+			}
+			i++
+		}
+	}
+	if i == len(q) {
+		return nil, false
+	}
+	m := q[i]
+	if i == int(mb.head) {
+		q[i] = nil
+		mb.head++
+	} else { // a system message overtakes the user messages held
+		copy(q[i:], q[i+1:])
+		q[len(q)-1] = nil
+		mb.queue = q[:len(q)-1]
+	}
+	return m, true
 }
 
 // RegisterHandlers implements actor.Mailbox; the dispatcher is not used.
@@ -91,7 +121,7 @@ func (mb *mailbox) Start() {
 func (mb *mailbox) UserMessageCount() int {
 	mb.mu.Lock()
 	defer mb.mu.Unlock()
-	return len(mb.queue) - mb.head
+	return len(mb.queue) - int(mb.head)
 }
 
 // run drains the mailbox until the actor stops. If user code ends the
@@ -120,10 +150,6 @@ func (mb *mailbox) loop() {
 			}
 			continue
 		}
-		if mb.suspended {
-			mb.held = append(mb.held, m)
-			continue
-		}
 		mb.invokeUser(m)
 	}
 }
@@ -133,15 +159,10 @@ func (mb *mailbox) loop() {
 func (mb *mailbox) handleSystem(m any) (stopped bool) {
 	switch m.(type) {
 	case *actor.SuspendMailbox:
-		mb.suspended = true
+		mb.setSuspended(true)
 		return false
 	case *actor.ResumeMailbox:
-		mb.suspended = false
-		for len(mb.held) > 0 && !mb.suspended { // until done, or it failed again
-			h := mb.held[0]
-			mb.held = mb.held[1:]
-			mb.invokeUser(h)
-		}
+		mb.setSuspended(false) // the user messages held come next, in order
 		return false
 	}
 	defer func() {
@@ -152,6 +173,12 @@ func (mb *mailbox) handleSystem(m any) (stopped bool) {
 	mb.invoker.InvokeSystemMessage(m)
 	_, stopped = m.(*actor.Stop)
 	return stopped
+}
+
+func (mb *mailbox) setSuspended(v bool) {
+	mb.mu.Lock()
+	mb.suspended = v
+	mb.mu.Unlock()
 }
 
 func (mb *mailbox) invokeUser(m any) {
