@@ -524,3 +524,30 @@ func TestInboundSupervisorFailureFailsTheSystem(t *testing.T) {
 	}
 	stopInbound(in, sys)
 }
+
+// TestInboundGrowsThePoolToABurstInBatches dispatches a burst of blocking
+// tasks larger than a spawn batch: the supervisor, asked once at a time,
+// spawns an actor for every one of them.
+func TestInboundGrowsThePoolToABurstInBatches(t *testing.T) {
+	const n = 3*spawnBatch + 5
+	sys := actors.NewSystem(nil)
+	release := make(chan struct{})
+	var running sync.WaitGroup
+	running.Add(n)
+	in, err := NewInbound(sys, Config{Exec: func(*Task) { running.Done(); <-release }, Limit: n, MaxBacklog: 1, MaxBacklogBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		in.Dispatch(NewTask(nil, &wire.InvokeFunction{}))
+	}
+	running.Wait() // every task runs at once: n actors
+	if r, q, _ := in.Counts(); r != n || q != 0 || in.Refused() != 0 {
+		t.Fatalf("%d running, %d queued, %d refused", r, q, in.Refused())
+	}
+	close(release)
+	if err := in.Idle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stopInbound(in, sys)
+}
