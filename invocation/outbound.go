@@ -10,6 +10,7 @@ package invocation
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,7 @@ type Call struct {
 	done     chan struct{} // signalled once out is set; buffered (1)
 	out      Outcome
 	deadline int64 // when it times out (clock); set while in the heap
+	next     *Call // the next call of its bucket in the shard's table
 	index    int32 // its place in the shard's deadline heap, -1 if not there
 }
 
@@ -52,12 +54,13 @@ const shards = 64
 // shard is one part of the table: its calls by id, and the deadlines of
 // those that wait with a timeout, with one timer for the earliest.
 type shard struct {
-	mu    sync.Mutex
-	m     map[wire.UUID]*Call
-	heap  []*Call     // min-heap by deadline
-	timer *time.Timer // runs expire; made on first use
-	when  int64       // when timer is due (clock), 0 if not armed
-	_     [8]byte     // keep shards on separate cache lines
+	mu      sync.Mutex
+	buckets []*Call     // a hash table of calls by id, chained through Call.next; a power of two long (or empty)
+	n       int         // calls in buckets
+	heap    []*Call     // min-heap by deadline
+	timer   *time.Timer // runs expire; made on first use
+	when    int64       // when timer is due (clock), 0 if not armed
+	_       [48]byte    // keep shards on separate cache lines
 }
 
 // Pending is the table of outbound calls, keyed by invocation id. The read
@@ -69,13 +72,7 @@ type Pending struct {
 }
 
 // NewPending returns an empty table.
-func NewPending() *Pending {
-	p := &Pending{}
-	for i := range p.shards {
-		p.shards[i].m = make(map[wire.UUID]*Call)
-	}
-	return p
-}
+func NewPending() *Pending { return &Pending{} }
 
 func (p *Pending) shard(id wire.UUID) *shard { return &p.shards[int(id[0]^id[15])%shards] }
 
@@ -99,7 +96,7 @@ func (p *Pending) Add() (*Call, error) {
 	c.ID = wire.NewUUID()
 	sh := p.shard(c.ID)
 	sh.mu.Lock()
-	sh.m[c.ID] = c
+	sh.insert(c)
 	sh.mu.Unlock()
 	p.n.Add(1)
 	if err := p.closed.Load(); err != nil { // closed concurrently: do not strand the call
@@ -115,15 +112,12 @@ func (p *Pending) Len() int { return int(p.n.Load()) }
 func (p *Pending) take(id wire.UUID) *Call {
 	sh := p.shard(id)
 	sh.mu.Lock()
-	c, ok := sh.m[id]
-	if ok {
-		delete(sh.m, id)
-		if c.index >= 0 {
-			sh.remove(c)
-		}
+	c := sh.delete(id)
+	if c != nil && c.index >= 0 {
+		sh.remove(c)
 	}
 	sh.mu.Unlock()
-	if ok {
+	if c != nil {
 		p.n.Add(-1)
 	}
 	return c
@@ -177,15 +171,22 @@ func (p *Pending) failWhere(match func(*Call) bool, err error) int {
 	for i := range p.shards {
 		sh := &p.shards[i]
 		sh.mu.Lock()
-		for id, c := range sh.m {
-			if match(c) {
-				delete(sh.m, id)
+		for b := range sh.buckets {
+			for link := &sh.buckets[b]; *link != nil; {
+				c := *link
+				if !match(c) {
+					link = &c.next
+					continue
+				}
+				*link, c.next = c.next, nil
+				sh.n--
 				if c.index >= 0 {
 					sh.remove(c)
 				}
 				failed = append(failed, c)
 			}
 		}
+		sh.shrink()
 		sh.mu.Unlock()
 	}
 	p.n.Add(-int64(len(failed)))
@@ -231,7 +232,7 @@ func (p *Pending) arm(c *Call, timeout time.Duration) {
 	sh := p.shard(c.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.m[c.ID] != c {
+	if sh.lookup(c.ID) != c {
 		return // it has ended already
 	}
 	c.deadline = now + int64(timeout)
@@ -259,7 +260,7 @@ func (p *Pending) expire(sh *shard) {
 	for len(sh.heap) > 0 && sh.heap[0].deadline <= now {
 		c := sh.heap[0]
 		sh.remove(c)
-		delete(sh.m, c.ID)
+		sh.delete(c.ID)
 		due = append(due, c)
 	}
 	sh.when = 0
@@ -271,6 +272,71 @@ func (p *Pending) expire(sh *shard) {
 	p.n.Add(-int64(len(due)))
 	for _, c := range due {
 		c.deliver(Outcome{Err: ErrTimeout})
+	}
+}
+
+// bucket returns the index of id's bucket (ids are random; the shard was
+// chosen by other bytes).
+func (sh *shard) bucket(id wire.UUID) int {
+	return int(binary.LittleEndian.Uint64(id[1:9]) & uint64(len(sh.buckets)-1))
+}
+
+// insert adds c to the table, growing it to keep about one call a bucket.
+func (sh *shard) insert(c *Call) {
+	if sh.n >= len(sh.buckets) {
+		sh.resize(max(2*len(sh.buckets), 8))
+	}
+	b := sh.bucket(c.ID)
+	c.next, sh.buckets[b] = sh.buckets[b], c
+	sh.n++
+}
+
+// lookup returns the call with id, or nil.
+func (sh *shard) lookup(id wire.UUID) *Call {
+	if sh.n == 0 {
+		return nil
+	}
+	for c := sh.buckets[sh.bucket(id)]; c != nil; c = c.next {
+		if c.ID == id {
+			return c
+		}
+	}
+	return nil
+}
+
+// delete removes the call with id from the table and returns it, or nil.
+func (sh *shard) delete(id wire.UUID) *Call {
+	if sh.n == 0 {
+		return nil
+	}
+	for link := &sh.buckets[sh.bucket(id)]; *link != nil; link = &(*link).next {
+		if c := *link; c.ID == id {
+			*link, c.next = c.next, nil
+			sh.n--
+			sh.shrink()
+			return c
+		}
+	}
+	return nil
+}
+
+// shrink lets go of a large table once a burst of calls is over.
+func (sh *shard) shrink() {
+	if sh.n == 0 && len(sh.buckets) > 1024 {
+		sh.buckets = nil
+	}
+}
+
+func (sh *shard) resize(n int) {
+	old := sh.buckets
+	sh.buckets = make([]*Call, n)
+	for _, c := range old {
+		for c != nil {
+			next := c.next
+			b := sh.bucket(c.ID)
+			c.next, sh.buckets[b] = sh.buckets[b], c
+			c = next
+		}
 	}
 }
 
