@@ -705,6 +705,9 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 			return nil, fmt.Errorf("metadata of call to %s: %w", req.FunctionID, err)
 		}
 	}
+	// Encoded: the call does not keep the caller's values alive while it
+	// waits (req lives in this frame until the result is mapped).
+	req.Payload, req.Metadata = nil, nil
 	if instrument != nil {
 		ctx = instrument(ctx, &m.InvokeFunction)
 	} else if inv := invocationFrom(ctx); inv != nil { // carry the caller's trace through
@@ -736,7 +739,7 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 	if req.Action != nil && req.Action.kind == wire.ActionEnqueue {
 		m.Action = wire.TriggerAction{Kind: wire.ActionEnqueue, Queue: req.Action.queue}
 	}
-	call, err := w.pending.Add(req.FunctionID)
+	call, err := w.pending.Add()
 	if err != nil {
 		return nil, err
 	}
@@ -755,7 +758,7 @@ func (w *III) trigger(ctx context.Context, req TriggerRequest, instrument func(c
 	var res json.RawMessage
 	switch {
 	case o.Err != nil:
-		err = w.callErr(ctx, call, o.Err)
+		err = w.callErr(ctx, req.FunctionID, call, o.Err)
 	case o.Result.Error != nil:
 		err = remoteError(req.FunctionID, o.Result.Error)
 	case !wire.IsNull(o.Result.Result):
@@ -799,16 +802,16 @@ func (w *III) sendErr(functionID string, err error) error {
 }
 
 // callErr maps the error that ended a pending call.
-func (w *III) callErr(ctx context.Context, call *invocation.Call, err error) error {
+func (w *III) callErr(ctx context.Context, functionID string, call *invocation.Call, err error) error {
 	switch {
 	case errors.Is(err, invocation.ErrTimeout):
-		return w.timeoutErr(call, false)
+		return w.timeoutErr(functionID, call, false)
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil:
-		return w.timeoutErr(call, true)
+		return w.timeoutErr(functionID, call, true)
 	}
 	var lost *connectionLostError
 	if errors.As(err, &lost) && lost.functionID == "" {
-		return &connectionLostError{functionID: call.FunctionID, cause: lost.cause}
+		return &connectionLostError{functionID: functionID, cause: lost.cause}
 	}
 	return err
 }

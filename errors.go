@@ -199,10 +199,10 @@ func (e *timeoutError) Is(target error) bool {
 	return target == ErrTimeout || (e.ctx && target == context.DeadlineExceeded) || (e.waiting && target == ErrNotConnected)
 }
 
-// timeoutErr is the timeout of call; one that was never sent carries the
-// connection's last error as its cause.
-func (w *III) timeoutErr(call *invocation.Call, ctx bool) error {
-	e := &timeoutError{functionID: call.FunctionID, waiting: call.Socket() == nil, ctx: ctx}
+// timeoutErr is the timeout of call to functionID; one that was never sent
+// carries the connection's last error as its cause.
+func (w *III) timeoutErr(functionID string, call *invocation.Call, ctx bool) error {
+	e := &timeoutError{functionID: functionID, waiting: call.Socket() == nil, ctx: ctx}
 	if e.waiting {
 		e.cause = w.conn.LastError()
 	}

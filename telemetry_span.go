@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -96,20 +97,30 @@ type spanCtx struct {
 	context.Context
 	span       invocationSpan
 	rawBaggage string
-	bagOnce    sync.Once
-	bag        any // the value under baggageKey
+	// bag is the value under baggageKey, parsed on first read. (Not a
+	// sync.Once and the value: a running invocation holds a spanCtx, and
+	// this way it is 192 bytes, not 224.)
+	bag atomic.Pointer[baggageValue]
 }
+
+// baggageValue is the parsed baggage of a spanCtx.
+type baggageValue struct{ v any }
 
 func (c *spanCtx) Value(k any) any {
 	switch {
 	case k == spanKey:
 		return &c.span
 	case k == baggageKey && c.rawBaggage != "":
-		c.bagOnce.Do(func() {
+		b := c.bag.Load()
+		if b == nil {
 			// As propagation.Baggage extracts it: the parent's if none.
-			c.bag = propagation.Baggage{}.Extract(c.Context, &traceCarrier{baggage: c.rawBaggage}).Value(k)
-		})
-		return c.bag
+			// Readers racing here parse the same value; one is kept.
+			b = &baggageValue{propagation.Baggage{}.Extract(c.Context, &traceCarrier{baggage: c.rawBaggage}).Value(k)}
+			if !c.bag.CompareAndSwap(nil, b) {
+				b = c.bag.Load()
+			}
+		}
+		return b.v
 	}
 	return c.Context.Value(k)
 }
@@ -180,24 +191,30 @@ func (t *telemetry) startOwnInvocation(ctx context.Context, m *wire.InvokeFuncti
 	t.running.Add(1)
 	s.start = time.Now()
 	s.payloadIn, s.payloads = m.Data, t.payloads.on
-	return hctx, func(res *wire.InvocationResult) {
-		took := time.Since(s.start)
-		t.running.Add(-1)
-		end := s.start.Add(took)
-		var out *wire.InvocationResult
-		if t.payloads.on {
-			if res.Error == nil {
-				out = res // rendered straight into the span's encoding
-			} else {
-				s.payloadOutput(t.payloads, res, end) // before the exception event
-			}
+	return hctx, s.endInvocation // a method value: 16 bytes held while the handler runs, a closure 32
+}
+
+// endInvocation ends the span of an invocation with its reply, and records
+// the invocation's metrics.
+func (s *invocationSpan) endInvocation(res *wire.InvocationResult) {
+	f := s.f
+	t := f.t
+	took := time.Since(s.start)
+	t.running.Add(-1)
+	end := s.start.Add(took)
+	var out *wire.InvocationResult
+	if t.payloads.on {
+		if res.Error == nil {
+			out = res // rendered straight into the span's encoding
+		} else {
+			s.payloadOutput(t.payloads, res, end) // before the exception event
 		}
-		if res.Error != nil {
-			recordFailure(s, res.Error)
-		}
-		s.endWith(end, out)
-		t.invocationMetrics(f, took.Seconds(), res.Error)
 	}
+	if res.Error != nil {
+		recordFailure(s, res.Error)
+	}
+	s.endWith(end, out)
+	t.invocationMetrics(f, took.Seconds(), res.Error)
 }
 
 // childOf returns the trace, parent span and flags of a new span under
@@ -519,6 +536,9 @@ func overrides(attrs []attribute.KeyValue) bool {
 	return false
 }
 
+// monoEpoch is the origin of the monotonic times an own call span keeps.
+var monoEpoch = time.Now()
+
 // startOwnCall is startCall without the SDK. The call's span is not in the
 // returned context (nothing under Trigger reads it), so it needs no
 // trace.Span of its own.
@@ -535,7 +555,11 @@ func (t *telemetry) startOwnCall(ctx context.Context, m *wire.InvokeFunction, f 
 		}
 	}
 	traceID, parent, flags := childOf(psc)
-	ts := psc.TraceState()
+	var tsp *trace.TraceState // nil if empty, as it mostly is: end's closure is held while the call waits
+	if psc.TraceState().Len() > 0 {
+		ts := psc.TraceState()
+		tsp = &ts
+	}
 	spanID := newSpanID()
 	m.Traceparent, m.Baggage = formatTraceparent(traceID, spanID, flags), ""
 	if baggage.FromContext(bctx).Len() > 0 {
@@ -543,13 +567,25 @@ func (t *telemetry) startOwnCall(ctx context.Context, m *wire.InvokeFunction, f 
 		propagation.Baggage{}.Inject(bctx, &c)
 		m.Baggage = c.baggage
 	}
-	start := time.Now()
+	// The closure is held while the call waits: it keeps the start as
+	// wall-clock and monotonic nanoseconds (16 bytes, not a time.Time's
+	// 24) and reaches the telemetry through f, which puts it in the
+	// allocator's 80-byte class instead of 112.
+	now := time.Now()
+	wall, mono := now.UnixNano(), now.Sub(monoEpoch)
 	return ctx, func(err error) {
-		now := time.Now()
-		d := now.Sub(start).Seconds()
+		took := time.Since(monoEpoch) - mono
+		t := f.t
+		start := time.Unix(0, wall)
+		now := start.Add(took)
+		d := took.Seconds()
 		if flags.IsSampled() {
+			var ts trace.TraceState
+			if tsp != nil {
+				ts = *tsp
+			}
 			sd := otelws.SpanData{TraceID: traceID, SpanID: spanID, ParentSpanID: parent, TraceState: ts, Name: f.callName, NameJSON: f.callJSON,
-				Kind: trace.SpanKindClient, Start: start, End: start.Add(now.Sub(start)), Attributes: f.attrs, AttributesJSON: f.attrsJSON}
+				Kind: trace.SpanKindClient, Start: start, End: now, Attributes: f.attrs, AttributesJSON: f.attrsJSON}
 			if err != nil {
 				typ, msg := callErrorType(err), err.Error()
 				var events [1]sdktrace.Event

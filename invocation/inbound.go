@@ -102,8 +102,10 @@ type Inbound struct {
 	backlog       []*Task
 	head          int
 	backlogBytes  int
-	actorsN       int // spawned or being spawned
-	spawning      int // spawned and not started: each will take a task of the backlog
+	actorsN       int  // spawned or being spawned
+	spawning      int  // spawned and not started: each will take a task of the backlog
+	toSpawn       int  // actors the supervisor is asked to spawn and has not yet
+	spawnAsked    bool // a spawnInvocationActor is on its way to the supervisor
 	limit         int
 	maxBacklog    int
 	maxBytes      int
@@ -181,12 +183,15 @@ func (in *Inbound) Dispatch(t *Task) {
 		in.backlog = append(in.backlog, t)
 		in.backlogBytes += size
 		in.active++
+		ask := false
 		if grow {
 			in.actorsN++
 			in.spawning++
+			in.toSpawn++
+			ask, in.spawnAsked = !in.spawnAsked, true
 		}
 		in.mu.Unlock()
-		if grow {
+		if ask {
 			in.sys.Send(in.sup, spawnInvocationActor{})
 		}
 		return
@@ -244,6 +249,9 @@ func (in *Inbound) nextLocked(m *member) *Task {
 		in.backlogBytes -= t.size()
 		if in.head == len(in.backlog) {
 			in.backlog, in.head = in.backlog[:0], 0
+			if cap(in.backlog) > 1024 {
+				in.backlog = nil // a burst is over: do not keep its array
+			}
 		}
 		if t.Sock == nil || t.Sock.Alive() {
 			return t
@@ -389,7 +397,7 @@ func (in *Inbound) Wait() { in.gone.Wait() }
 
 // newMailbox makes an invocation actor's mailbox, listed in in.mailboxes.
 func (in *Inbound) newMailbox() actor.Mailbox {
-	mb := &mailbox{ch: make(chan any, 6), wg: &in.gone}
+	mb := newMailbox(&in.gone)
 	in.mu.Lock()
 	in.mailboxes = append(in.mailboxes, mb)
 	in.mu.Unlock()
@@ -452,7 +460,27 @@ func (in *Inbound) supervisorStopping() {
 	}
 }
 
+// spawnInvocationActor asks the supervisor to spawn the actors that
+// Dispatch counted in toSpawn. One is on its way at a time, however many
+// actors a burst of tasks needs (a message each grew the supervisor's
+// mailbox to the burst's size, for good).
 type spawnInvocationActor struct{}
+
+// spawnBatch bounds the actors spawned per message, so that a burst does
+// not hold the dispatcher the internal actors share.
+const spawnBatch = 64
+
+// takeSpawns returns how many actors to spawn now, and whether more are
+// left (the supervisor then asks itself again).
+func (in *Inbound) takeSpawns() (n int, more bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n = min(in.toSpawn, spawnBatch)
+	in.toSpawn -= n
+	more = in.toSpawn > 0
+	in.spawnAsked = more
+	return n, more
+}
 
 // invocationSupervisor is the parent of the invocation actors. It is not
 // restarted (see NewInbound): its failure fails the worker.
@@ -461,7 +489,13 @@ type invocationSupervisor struct{ in *Inbound }
 func (s *invocationSupervisor) Receive(ctx actor.Context) {
 	switch ctx.Message().(type) {
 	case spawnInvocationActor:
-		ctx.Spawn(s.in.props)
+		n, more := s.in.takeSpawns()
+		for range n {
+			ctx.Spawn(s.in.props)
+		}
+		if more {
+			ctx.Send(ctx.Self(), spawnInvocationActor{})
+		}
 	case crashSupervisor:
 		panic("iii: invocation supervisor crashed on purpose (faults)")
 	case *actor.Stopping:

@@ -23,7 +23,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestPendingCompletesByIDAndIgnoresUnknownAndLateResults(t *testing.T) {
 	p := NewPending()
-	c, err := p.Add("f::one")
+	c, err := p.Add()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func TestPendingCompletesByIDAndIgnoresUnknownAndLateResults(t *testing.T) {
 
 func TestPendingTimeoutForgetsTheCall(t *testing.T) {
 	p := NewPending()
-	c, _ := p.Add("f::slow")
+	c, _ := p.Add()
 	if o := p.Wait(context.Background(), c, time.Millisecond); !errors.Is(o.Err, ErrTimeout) {
 		t.Fatalf("outcome %+v", o)
 	}
@@ -53,7 +53,7 @@ func TestPendingTimeoutForgetsTheCall(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	c2, _ := p.Add("f::cancelled")
+	c2, _ := p.Add()
 	if o := p.Wait(ctx, c2, time.Hour); !errors.Is(o.Err, context.Canceled) {
 		t.Fatalf("outcome %+v", o)
 	}
@@ -61,8 +61,8 @@ func TestPendingTimeoutForgetsTheCall(t *testing.T) {
 
 func TestPendingFailAllClosesTheTable(t *testing.T) {
 	p := NewPending()
-	a, _ := p.Add("f::a")
-	b, _ := p.Add("f::b")
+	a, _ := p.Add()
+	b, _ := p.Add()
 	closed := errors.New("closed")
 	if n := p.FailAll(closed, true); n != 2 {
 		t.Fatalf("failed %d calls", n)
@@ -72,7 +72,7 @@ func TestPendingFailAllClosesTheTable(t *testing.T) {
 			t.Fatalf("outcome %+v", o)
 		}
 	}
-	if _, err := p.Add("f::late"); !errors.Is(err, closed) {
+	if _, err := p.Add(); !errors.Is(err, closed) {
 		t.Fatalf("Add after close: %v", err)
 	}
 }
@@ -81,7 +81,7 @@ func TestPendingRacesBetweenResultAndTimeoutDeliverExactlyOneOutcome(t *testing.
 	p := NewPending()
 	var wg sync.WaitGroup
 	for range 2000 {
-		c, _ := p.Add("f::race")
+		c, _ := p.Add()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -521,6 +521,33 @@ func TestInboundSupervisorFailureFailsTheSystem(t *testing.T) {
 	}
 	if n := ran.Load(); n != 1 || fl.get("running") != nil || fl.get("late") != nil {
 		t.Fatalf("%d tasks ran; failures %v", n, fl.reasons)
+	}
+	stopInbound(in, sys)
+}
+
+// TestInboundGrowsThePoolToABurstInBatches dispatches a burst of blocking
+// tasks larger than a spawn batch: the supervisor, asked once at a time,
+// spawns an actor for every one of them.
+func TestInboundGrowsThePoolToABurstInBatches(t *testing.T) {
+	const n = 3*spawnBatch + 5
+	sys := actors.NewSystem(nil)
+	release := make(chan struct{})
+	var running sync.WaitGroup
+	running.Add(n)
+	in, err := NewInbound(sys, Config{Exec: func(*Task) { running.Done(); <-release }, Limit: n, MaxBacklog: 1, MaxBacklogBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		in.Dispatch(NewTask(nil, &wire.InvokeFunction{}))
+	}
+	running.Wait() // every task runs at once: n actors
+	if r, q, _ := in.Counts(); r != n || q != 0 || in.Refused() != 0 {
+		t.Fatalf("%d running, %d queued, %d refused", r, q, in.Refused())
+	}
+	close(release)
+	if err := in.Idle(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	stopInbound(in, sys)
 }

@@ -9,40 +9,105 @@ import (
 	"github.com/iii-go/iii/internal/goid"
 )
 
-// mailbox is an invocation actor's mailbox (an actor.Mailbox): one channel,
+// mailbox is an invocation actor's mailbox (an actor.Mailbox): a queue
 // drained by a goroutine of the actor's own. Messages are handled in
-// arrival order; a wake-up is one channel send to a parked goroutine, with
-// no queue, counters or closure on the way (protoactor's default mailbox
+// arrival order; a wake-up is one unlock that readies the parked goroutine,
+// with no closure or dispatcher on the way (protoactor's default mailbox
 // allocates a closure per wake-up and schedules through a dispatcher). User
 // code runs here, so it never blocks another actor. The goroutine ends once
 // the actor has processed Stop.
 //
-// Only one task is ever queued for an invocation actor (the Inbound hands
-// tasks to idle actors only), plus the odd system message, so the channel's
-// buffer is never full in practice; a send would wait, not fail, if it were.
+// The mailbox is small because there is one per invocation actor, and so
+// one per running invocation: a mutex, a queue whose first array, of one
+// message, is part of the mailbox (the Inbound hands tasks to idle actors
+// only, plus the odd system message), and a second mutex the goroutine
+// sleeps on, with no channel. Posting never blocks. While the actor is
+// suspended (after a failure, until its supervisor decides), user messages
+// stay in the queue, in order, and only system messages are taken.
 type mailbox struct {
-	ch      chan any
-	invoker actor.MessageInvoker
-	wg      *sync.WaitGroup
-	goid    atomic.Uint64 // the id of the goroutine that drains it (see Inbound.Runs)
-
-	// susp is set after a failure, until the supervisor's decision: rare,
-	// so out of line (the pool may hold ten thousand mailboxes).
-	susp *suspension
+	mu        sync.Mutex
+	wake      sync.Mutex // locked but while a post wakes the goroutine: a binary semaphore
+	head      int32      // queue[head:] are the messages not taken yet
+	sleeping  bool       // the goroutine is, or is about to be, blocked on wake
+	suspended bool       // after a failure, until the supervisor's decision
+	queue     []any
+	invoker   actor.MessageInvoker
+	wg        *sync.WaitGroup
+	goid      atomic.Uint64 // the id of the goroutine that drains it (see Inbound.Runs)
+	first     [1]any        // queue's first array
 }
 
-// suspension holds the user messages that arrive while a mailbox is
-// suspended.
-type suspension struct{ held []any }
-
-// system wraps a system message on the mailbox's single channel.
+// system wraps a system message in the mailbox's single queue.
 type system struct{ m any }
 
+func newMailbox(wg *sync.WaitGroup) *mailbox {
+	mb := &mailbox{wg: wg}
+	mb.queue = mb.first[:0]
+	mb.wake.Lock()
+	return mb
+}
+
 // PostUserMessage implements actor.Mailbox.
-func (mb *mailbox) PostUserMessage(m any) { mb.ch <- m }
+func (mb *mailbox) PostUserMessage(m any) { mb.post(m) }
 
 // PostSystemMessage implements actor.Mailbox.
-func (mb *mailbox) PostSystemMessage(m any) { mb.ch <- system{m} }
+func (mb *mailbox) PostSystemMessage(m any) { mb.post(system{m}) }
+
+func (mb *mailbox) post(m any) {
+	mb.mu.Lock()
+	mb.queue = append(mb.queue, m)
+	wake := mb.sleeping
+	mb.sleeping = false
+	mb.mu.Unlock()
+	if wake {
+		mb.wake.Unlock() // exactly one unlock per sleep: sleeping was set by it
+	}
+}
+
+// take returns the next message to handle, waiting for one: the oldest,
+// or while the actor is suspended, the oldest system message.
+func (mb *mailbox) take() any {
+	mb.mu.Lock()
+	for {
+		if m, ok := mb.takeLocked(); ok {
+			mb.mu.Unlock()
+			return m
+		}
+		if int(mb.head) == len(mb.queue) {
+			mb.queue, mb.head = mb.queue[:0], 0
+		}
+		mb.sleeping = true
+		mb.mu.Unlock()
+		mb.wake.Lock() // until a post unlocks it
+		mb.mu.Lock()
+	}
+}
+
+func (mb *mailbox) takeLocked() (any, bool) {
+	q := mb.queue
+	i := int(mb.head)
+	if mb.suspended {
+		for i < len(q) {
+			if _, ok := q[i].(system); ok {
+				break
+			}
+			i++
+		}
+	}
+	if i == len(q) {
+		return nil, false
+	}
+	m := q[i]
+	if i == int(mb.head) {
+		q[i] = nil
+		mb.head++
+	} else { // a system message overtakes the user messages held
+		copy(q[i:], q[i+1:])
+		q[len(q)-1] = nil
+		mb.queue = q[:len(q)-1]
+	}
+	return m, true
+}
 
 // RegisterHandlers implements actor.Mailbox; the dispatcher is not used.
 func (mb *mailbox) RegisterHandlers(invoker actor.MessageInvoker, _ actor.Dispatcher) {
@@ -55,13 +120,12 @@ func (mb *mailbox) Start() {
 	go mb.run()
 }
 
-// UserMessageCount implements actor.Mailbox.
+// UserMessageCount implements actor.Mailbox (for protoactor's metrics):
+// the messages not taken yet.
 func (mb *mailbox) UserMessageCount() int {
-	n := len(mb.ch)
-	if mb.susp != nil {
-		n += len(mb.susp.held)
-	}
-	return n
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	return len(mb.queue) - int(mb.head)
 }
 
 // run drains the mailbox until the actor stops. If user code ends the
@@ -84,15 +148,12 @@ func (mb *mailbox) run() {
 }
 
 func (mb *mailbox) loop() {
-	for m := range mb.ch {
+	for {
+		m := mb.take()
 		if s, ok := m.(system); ok {
 			if mb.handleSystem(s.m) {
 				return
 			}
-			continue
-		}
-		if mb.susp != nil {
-			mb.susp.held = append(mb.susp.held, m)
 			continue
 		}
 		mb.invokeUser(m)
@@ -104,22 +165,10 @@ func (mb *mailbox) loop() {
 func (mb *mailbox) handleSystem(m any) (stopped bool) {
 	switch m.(type) {
 	case *actor.SuspendMailbox:
-		if mb.susp == nil {
-			mb.susp = &suspension{}
-		}
+		mb.setSuspended(true)
 		return false
 	case *actor.ResumeMailbox:
-		s := mb.susp
-		mb.susp = nil
-		for s != nil && len(s.held) > 0 {
-			h := s.held[0]
-			s.held = s.held[1:]
-			mb.invokeUser(h)
-			if mb.susp != nil { // it failed again: the rest waits, first
-				mb.susp.held = append(s.held, mb.susp.held...)
-				break
-			}
-		}
+		mb.setSuspended(false) // the user messages held come next, in order
 		return false
 	}
 	defer func() {
@@ -130,6 +179,12 @@ func (mb *mailbox) handleSystem(m any) (stopped bool) {
 	mb.invoker.InvokeSystemMessage(m)
 	_, stopped = m.(*actor.Stop)
 	return stopped
+}
+
+func (mb *mailbox) setSuspended(v bool) {
+	mb.mu.Lock()
+	mb.suspended = v
+	mb.mu.Unlock()
 }
 
 func (mb *mailbox) invokeUser(m any) {

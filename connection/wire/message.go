@@ -193,6 +193,7 @@ type TriggerRegistrationResult struct {
 type InvokeFunction struct {
 	InvocationID    UUID
 	HasInvocationID bool // false: "no reply wanted"
+	nullID          bool // decoded from an explicit "invocation_id":null, re-encoded as such (kept beside HasInvocationID: TestInvokeFunctionIsSmall)
 	FunctionID      string
 	Data            json.RawMessage // required; "null" is a value
 	Traceparent     string
@@ -200,8 +201,6 @@ type InvokeFunction struct {
 	Action          TriggerAction // W→E only
 	Metadata        json.RawMessage
 	Namespace       string // v0.23; empty means absent
-
-	nullID bool // decoded from an explicit "invocation_id":null, re-encoded as such
 }
 
 // InvocationResult answers an invokefunction. Error, when set, takes
