@@ -107,7 +107,8 @@ func TestPendingTimesOutEachCallAtItsOwnDeadline(t *testing.T) {
 
 // TestPendingReusedCallIsNotTimedOutByItsPastDeadline times a call out,
 // releases it and checks that its next use, from the pool, waits for its
-// own result and is not failed by what is left of its past timeout.
+// own result: neither what is left of its past timeout nor a late result
+// of the call that timed out reaches it.
 func TestPendingReusedCallIsNotTimedOutByItsPastDeadline(t *testing.T) {
 	p := NewPending()
 	for range 200 {
@@ -115,8 +116,12 @@ func TestPendingReusedCallIsNotTimedOutByItsPastDeadline(t *testing.T) {
 		if o := p.Wait(context.Background(), c, time.Microsecond); !errors.Is(o.Err, ErrTimeout) {
 			t.Fatalf("outcome %+v", o)
 		}
+		old := c.ID
 		p.Release(c)
 		c2, _ := p.Add()
+		if p.Complete(&wire.InvocationResult{InvocationID: old}) || p.Len() != 1 {
+			t.Fatal("a late result of the timed-out call was taken")
+		}
 		if !p.Complete(&wire.InvocationResult{InvocationID: c2.ID}) {
 			t.Fatal("the result was not taken")
 		}
