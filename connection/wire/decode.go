@@ -473,7 +473,7 @@ func (s *scanner) skip() {
 	inArray := false
 	var reason string
 	var c byte
-	var j, n int
+	var j int
 value: // a value starts at i
 	if i >= len(b) {
 		reason = "unexpected end of frame"
@@ -482,17 +482,27 @@ value: // a value starts at i
 	c = b[i]
 	if c == '"' {
 		j = i + 1
-		for n := 0; n < 4 && j+8 <= len(b); n++ {
-			w := binary.LittleEndian.Uint64(b[j:])
+		if r := b[j:]; len(r) >= 8 { // most strings end in their first word
+			w := binary.LittleEndian.Uint64(r)
 			if m := special(w); m != 0 {
 				if m&-m&quotes(w) != 0 {
 					i = j + bits.TrailingZeros64(m)>>3 + 1
 					goto end
 				}
 				j += bits.TrailingZeros64(m) >> 3
-				break
+				goto stringRest
 			}
-			j += 8
+			for j += 8; j+8 <= len(b) && j-i <= 32; j += 8 {
+				w := binary.LittleEndian.Uint64(b[j:])
+				if m := special(w); m != 0 {
+					if m&-m&quotes(w) != 0 {
+						i = j + bits.TrailingZeros64(m)>>3 + 1
+						goto end
+					}
+					j += bits.TrailingZeros64(m) >> 3
+					break
+				}
+			}
 		}
 		goto stringRest
 	}
@@ -643,7 +653,7 @@ key: // a member's key starts at i
 		reason = "expected a string key"
 		goto fail
 	}
-	for j, n = i+1, 0; n < 4 && j+8 <= len(b); n++ {
+	if j = i + 1; len(b)-j >= 8 { // most keys end in their first word
 		w := binary.LittleEndian.Uint64(b[j:])
 		if m := special(w); m != 0 {
 			if m&-m&quotes(w) != 0 {
@@ -651,10 +661,21 @@ key: // a member's key starts at i
 				goto colon
 			}
 			j += bits.TrailingZeros64(m) >> 3
-			break
+			goto keyRest
 		}
-		j += 8
+		for j += 8; j+8 <= len(b) && j-i <= 32; j += 8 {
+			w := binary.LittleEndian.Uint64(b[j:])
+			if m := special(w); m != 0 {
+				if m&-m&quotes(w) != 0 {
+					i = j + bits.TrailingZeros64(m)>>3 + 1
+					goto colon
+				}
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+		}
 	}
+keyRest: // the rest of a key from j, which the inline path left
 	if i, _, reason = scanString(b, j); reason != "" {
 		goto fail
 	}
