@@ -506,35 +506,6 @@ value: // a value starts at i
 		}
 		goto stringRest
 	}
-	if c-'0' <= 9 || c == '-' { // a number: an integer or a decimal inline
-		j = i
-		if c == '-' {
-			j++
-		}
-		if j < len(b) && b[j]-'1' <= 8 {
-			for j++; j < len(b) && b[j]-'0' <= 9; j++ {
-			}
-		} else if j < len(b) && b[j] == '0' {
-			j++
-		} else {
-			goto number
-		}
-		if j < len(b) && b[j] == '.' {
-			k := j + 1
-			for k < len(b) && b[k]-'0' <= 9 {
-				k++
-			}
-			if k == j+1 {
-				goto number
-			}
-			j = k
-		}
-		if j < len(b) && b[j]|0x20 == 'e' {
-			goto number
-		}
-		i = j
-		goto end
-	}
 	switch c {
 	case '{':
 		i++
@@ -590,6 +561,35 @@ value: // a value starts at i
 			goto fail
 		}
 		i += 4
+		goto end
+	}
+	if c-'0' <= 9 || c == '-' { // a number: an integer or a decimal inline
+		j = i
+		if c == '-' {
+			j++
+		}
+		if j < len(b) && b[j]-'1' <= 8 {
+			for j++; j < len(b) && b[j]-'0' <= 9; j++ {
+			}
+		} else if j < len(b) && b[j] == '0' {
+			j++
+		} else {
+			goto number
+		}
+		if j < len(b) && b[j] == '.' {
+			k := j + 1
+			for k < len(b) && b[k]-'0' <= 9 {
+				k++
+			}
+			if k == j+1 {
+				goto number
+			}
+			j = k
+		}
+		if j < len(b) && b[j]|0x20 == 'e' {
+			goto number
+		}
+		i = j
 		goto end
 	}
 	reason = "unexpected character " + strconv.QuoteRune(rune(c))
