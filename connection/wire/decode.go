@@ -563,37 +563,42 @@ value: // a value starts at i
 		i += 4
 		goto end
 	}
-	if c-'0' <= 9 || c == '-' { // a number: an integer or a decimal inline
-		j = i
-		if c == '-' {
+	// A number: integers and decimals are read inline.
+	if j = i + 1; c-'1' > 8 { // not '1'..'9'
+		switch {
+		case c == '0':
+			goto fraction
+		case c != '-':
+			reason = "unexpected character " + strconv.QuoteRune(rune(c))
+			goto fail
+		case j < len(b) && b[j]-'1' <= 8:
 			j++
-		}
-		if j < len(b) && b[j]-'1' <= 8 {
-			for j++; j < len(b) && b[j]-'0' <= 9; j++ {
-			}
-		} else if j < len(b) && b[j] == '0' {
+		case j < len(b) && b[j] == '0':
 			j++
-		} else {
+			goto fraction
+		default:
 			goto number
 		}
-		if j < len(b) && b[j] == '.' {
-			k := j + 1
-			for k < len(b) && b[k]-'0' <= 9 {
-				k++
-			}
-			if k == j+1 {
-				goto number
-			}
-			j = k
-		}
-		if j < len(b) && b[j]|0x20 == 'e' {
-			goto number
-		}
-		i = j
-		goto end
 	}
-	reason = "unexpected character " + strconv.QuoteRune(rune(c))
-	goto fail
+	for j < len(b) && b[j]-'0' <= 9 {
+		j++
+	}
+fraction: // after the integer part of a number, which starts at i
+	if j < len(b) && b[j] == '.' {
+		k := j + 1
+		for k < len(b) && b[k]-'0' <= 9 {
+			k++
+		}
+		if k == j+1 {
+			goto number
+		}
+		j = k
+	}
+	if j < len(b) && b[j]|0x20 == 'e' {
+		goto number
+	}
+	i = j
+	goto end
 stringRest: // the rest of a string value from j, which the inline path left
 	if i, _, reason = scanString(b, j); reason != "" {
 		goto fail
