@@ -240,24 +240,6 @@ func (s *scanner) rawString() (raw []byte, escaped bool) {
 	return s.b[start : end-1], escaped
 }
 
-// shortStringEnd returns the index after the closing quote of the string
-// that opens at b[i] if it ends within the word after its opening quote
-// with no byte that needs a closer look (keys mostly do), else 0.
-func shortStringEnd(b []byte, i int) int {
-	j := i + 1
-	if j+8 > len(b) {
-		return 0
-	}
-	m := special(binary.LittleEndian.Uint64(b[j:]))
-	if m == 0 {
-		return 0
-	}
-	if j += bits.TrailingZeros64(m) >> 3; b[j] != '"' {
-		return 0
-	}
-	return j + 1
-}
-
 // scanString scans the rest of a string from b[i], just after its opening
 // quote. It returns the index after the closing quote, or, with a reason,
 // the offset of what is wrong. Runs of plain bytes are skipped a word at a
@@ -474,8 +456,14 @@ func (s *scanner) value() json.RawMessage {
 }
 
 // skip consumes one JSON value, validating it. It walks nested values in a
-// loop (not by recursion) with the scanner's position in a local, and finds
-// where short strings end in their first word.
+// loop (not by recursion) with the scanner's position in a local. The common
+// tokens are handled inline: strings that end within their first words with
+// no byte that needs a closer look, a key's colon right after it, integers
+// and decimals without an exponent, and the byte after a value when it is
+// not whitespace. Anything else (escapes, non-ASCII, exponents, whitespace,
+// errors) is left to scanString, scanNumber and skipSpace, from where the
+// inline path stopped, so that what is accepted and every error's reason and
+// offset are theirs.
 func (s *scanner) skip() {
 	b, i := s.b, s.i
 	base, depth := s.depth, s.depth
@@ -484,12 +472,41 @@ func (s *scanner) skip() {
 	var arrays [(maxDepth + 63) / 64]uint64
 	inArray := false
 	var reason string
+	var c byte
+	var j int
 value: // a value starts at i
 	if i >= len(b) {
 		reason = "unexpected end of frame"
 		goto fail
 	}
-	switch c := b[i]; c {
+	c = b[i]
+	if c == '"' {
+		j = i + 1
+		if r := b[j:]; len(r) >= 8 { // most strings end in their first word
+			w := binary.LittleEndian.Uint64(r)
+			if m := special(w); m != 0 {
+				if m&-m&quotes(w) != 0 {
+					i = j + bits.TrailingZeros64(m)>>3 + 1
+					goto end
+				}
+				j += bits.TrailingZeros64(m) >> 3
+				goto stringRest
+			}
+			for j += 8; j+8 <= len(b) && j-i <= 32; j += 8 {
+				w := binary.LittleEndian.Uint64(b[j:])
+				if m := special(w); m != 0 {
+					if m&-m&quotes(w) != 0 {
+						i = j + bits.TrailingZeros64(m)>>3 + 1
+						goto end
+					}
+					j += bits.TrailingZeros64(m) >> 3
+					break
+				}
+			}
+		}
+		goto stringRest
+	}
+	switch c {
 	case '{':
 		i++
 		if depth++; depth > maxDepth {
@@ -499,7 +516,9 @@ value: // a value starts at i
 		d := uint(depth - 1)
 		arrays[d/64] &^= 1 << (d % 64)
 		inArray = false
-		i = skipSpace(b, i)
+		if i < len(b) && b[i] <= ' ' {
+			i = skipSpace(b, i)
+		}
 		if i < len(b) && b[i] == '}' {
 			i++
 			goto closed
@@ -514,86 +533,118 @@ value: // a value starts at i
 		d := uint(depth - 1)
 		arrays[d/64] |= 1 << (d % 64)
 		inArray = true
-		i = skipSpace(b, i)
+		if i < len(b) && b[i] <= ' ' {
+			i = skipSpace(b, i)
+		}
 		if i < len(b) && b[i] == ']' {
 			i++
 			goto closed
 		}
 		goto value
-	case '"':
-		if e := shortStringEnd(b, i); e > 0 {
-			i = e
-			goto end
-		}
-		i, _, reason = scanString(b, i+1)
-		if reason != "" {
-			goto fail
-		}
 	case 't':
 		if len(b)-i < 4 || string(b[i:i+4]) != "true" {
 			reason = "invalid literal"
 			goto fail
 		}
 		i += 4
+		goto end
 	case 'f':
 		if len(b)-i < 5 || string(b[i:i+5]) != "false" {
 			reason = "invalid literal"
 			goto fail
 		}
 		i += 5
+		goto end
 	case 'n':
 		if len(b)-i < 4 || string(b[i:i+4]) != "null" {
 			reason = "invalid literal"
 			goto fail
 		}
 		i += 4
-	default:
-		if '1' <= c && c <= '9' { // an integer, most often: no call
-			j := i + 1
-			for j < len(b) && '0' <= b[j] && b[j] <= '9' {
-				j++
-			}
-			if j == len(b) || b[j] != '.' && b[j] != 'e' && b[j] != 'E' {
-				i = j
-				goto end
-			}
-		}
-		if c != '-' && (c < '0' || '9' < c) {
+		goto end
+	}
+	// A number: integers and decimals are read inline.
+	if j = i + 1; c-'1' > 8 { // not '1'..'9'
+		switch {
+		case c == '0':
+			goto fraction
+		case c != '-':
 			reason = "unexpected character " + strconv.QuoteRune(rune(c))
 			goto fail
+		case j < len(b) && b[j]-'1' <= 8:
+			j++
+		case j < len(b) && b[j] == '0':
+			j++
+			goto fraction
+		default:
+			goto number
 		}
-		i, _, reason = scanNumber(b, i)
-		if reason != "" {
-			goto fail
+	}
+	for j < len(b) && b[j]-'0' <= 9 {
+		j++
+	}
+fraction: // after the integer part of a number, which starts at i
+	if j < len(b) && b[j] == '.' {
+		k := j + 1
+		for k < len(b) && b[k]-'0' <= 9 {
+			k++
 		}
+		if k == j+1 {
+			goto number
+		}
+		j = k
+	}
+	if j < len(b) && b[j]|0x20 == 'e' {
+		goto number
+	}
+	i = j
+	goto end
+stringRest: // the rest of a string value from j, which the inline path left
+	if i, _, reason = scanString(b, j); reason != "" {
+		goto fail
+	}
+	goto end
+number: // a number the inline path left, from its start at i
+	if i, _, reason = scanNumber(b, i); reason != "" {
+		goto fail
 	}
 end: // a value ended just before i
 	if depth == base {
 		s.i, s.depth = i, depth
 		return
 	}
-	i = skipSpace(b, i)
-	if inArray {
-		if i < len(b) && b[i] == ',' {
-			i = skipSpace(b, i+1)
-			goto value
+	if i < len(b) {
+		if c = b[i]; c <= ' ' {
+			if i = skipSpace(b, i); i >= len(b) {
+				goto separator
+			}
+			c = b[i]
 		}
-		if i < len(b) && b[i] == ']' {
+		if c == ',' {
+			if i++; i < len(b) && b[i] <= ' ' {
+				i = skipSpace(b, i)
+			}
+			if inArray {
+				goto value
+			}
+			goto key
+		}
+		if inArray {
+			if c == ']' {
+				i++
+				goto closed
+			}
+		} else if c == '}' {
 			i++
 			goto closed
 		}
+	}
+separator: // neither a ',' nor the closing bracket after a value
+	if inArray {
 		reason = "expected ',' or ']'"
-		goto fail
+	} else {
+		reason = "expected ',' or '}'"
 	}
-	if i < len(b) && b[i] == ',' {
-		i = skipSpace(b, i+1)
-		goto key
-	}
-	if i < len(b) && b[i] == '}' {
-		i++
-		goto closed
-	}
-	reason = "expected ',' or '}'"
 	goto fail
 closed: // the object or array open at depth ended just before i
 	depth--
@@ -607,25 +658,46 @@ key: // a member's key starts at i
 		reason = "expected a string key"
 		goto fail
 	}
-	if e := shortStringEnd(b, i); e > 0 {
-		i = e
-		goto colon
+	if j = i + 1; len(b)-j >= 8 { // most keys end in their first word
+		w := binary.LittleEndian.Uint64(b[j:])
+		if m := special(w); m != 0 {
+			if m&-m&quotes(w) != 0 {
+				i = j + bits.TrailingZeros64(m)>>3 + 1
+				goto colon
+			}
+			j += bits.TrailingZeros64(m) >> 3
+			goto keyRest
+		}
+		for j += 8; j+8 <= len(b) && j-i <= 32; j += 8 {
+			w := binary.LittleEndian.Uint64(b[j:])
+			if m := special(w); m != 0 {
+				if m&-m&quotes(w) != 0 {
+					i = j + bits.TrailingZeros64(m)>>3 + 1
+					goto colon
+				}
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+		}
 	}
-	i, _, reason = scanString(b, i+1)
-	if reason != "" {
+keyRest: // the rest of a key from j, which the inline path left
+	if i, _, reason = scanString(b, j); reason != "" {
 		goto fail
 	}
-colon:
-	if i >= len(b) || b[i] != ':' {
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			reason = "unexpected end of frame"
-			goto fail
+colon: // a key ended just before i
+	if i < len(b) && b[i] == ':' {
+		if i++; i < len(b) && b[i] <= ' ' {
+			i = skipSpace(b, i)
 		}
-		if b[i] != ':' {
-			reason = "expected ':'"
-			goto fail
-		}
+		goto value
+	}
+	if i = skipSpace(b, i); i >= len(b) {
+		reason = "unexpected end of frame"
+		goto fail
+	}
+	if b[i] != ':' {
+		reason = "expected ':'"
+		goto fail
 	}
 	i = skipSpace(b, i+1)
 	goto value

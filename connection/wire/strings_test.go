@@ -250,6 +250,8 @@ func FuzzValid(f *testing.F) {
 	f.Add([]byte(`[1,]`))
 	f.Add([]byte(` "\ud800" `))
 	f.Add(keysPayload())
+	f.Add(recordsPayload(300))
+	f.Add([]byte(`{"a":-0.5e1,"bb":[0,-1,12.25,"x\u00e9y"],"c" :{ } , "d":[ ]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		checkSkip(t, b)
 	})

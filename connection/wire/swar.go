@@ -28,6 +28,13 @@ func special(w uint64) uint64 {
 	return (w | (w - 0x20*ones) | ((w ^ '"'*ones) - ones) | ((w ^ '\\'*ones) - ones)) & high
 }
 
+// quotes returns the top bit of each byte of w that is '"', exact up to and
+// including the first byte special flags: m&-m&quotes(w) != 0, with m =
+// special(w), tells that the first special byte of w is a quote.
+func quotes(w uint64) uint64 {
+	return ((w ^ '"'*ones) - ones) &^ w & high
+}
+
 // plainRun returns the index of the first byte of b at or after i that is
 // not plain (see plain), or len(b).
 func plainRun(b []byte, i int) int {
