@@ -193,9 +193,18 @@ func (r *TriggerTypeRef[C, R]) Unregister() error { return r.w.UnregisterTrigger
 // sends later are refused with trigger_type_not_found. Engine v0.22.1 has no
 // message to withdraw a trigger type, so the engine keeps listing it, and
 // keeps its bindings parked for it, until this worker disconnects.
+//
+// It returns once every binding has ended, except when called from one of
+// this worker's trigger providers (its RegisterTrigger or
+// UnregisterTrigger): then it returns once the type is withdrawn, and the
+// bindings end after that callback returns (a provider's callbacks run one
+// at a time, so waiting for them there would wait for ever).
 func (w *III) UnregisterTriggerType(id string) error {
 	if err := w.err(); err != nil {
 		return err
+	}
+	if w.providers.Current() {
+		return w.reqErr(w.reg.RemoveTriggerTypeDetached(w.ctx, id))
 	}
 	return w.reqErr(w.reg.RemoveTriggerType(w.ctx, id))
 }

@@ -151,8 +151,21 @@ func (r *Registry) AddTriggerType(ctx context.Context, t *TriggerType) error {
 // connection closes, and bindings it sends meanwhile are refused with
 // trigger_type_not_found.
 func (r *Registry) RemoveTriggerType(ctx context.Context, id string) error {
+	return r.removeTriggerType(ctx, id, false)
+}
+
+// RemoveTriggerTypeDetached is RemoveTriggerType for a caller that may be a
+// trigger type actor itself (a provider's callback): it returns once the
+// type is out of the registry, and the type's bindings end after that,
+// when its actor gets to them (waiting for them from the actor's own
+// goroutine would wait for ever).
+func (r *Registry) RemoveTriggerTypeDetached(ctx context.Context, id string) error {
+	return r.removeTriggerType(ctx, id, true)
+}
+
+func (r *Registry) removeTriggerType(ctx context.Context, id string, detached bool) error {
 	fut := actors.NewFuture[struct{}]()
-	_, err := actors.Request(ctx, r.sys, r.pid, fut, &removeTriggerType{id: id, reply: fut})
+	_, err := actors.Request(ctx, r.sys, r.pid, fut, &removeTriggerType{id: id, reply: fut, detached: detached})
 	return err
 }
 
@@ -219,8 +232,9 @@ type (
 		reply *actors.Future[struct{}]
 	}
 	removeTriggerType struct {
-		id    string
-		reply *actors.Future[struct{}]
+		id       string
+		reply    *actors.Future[struct{}]
+		detached bool // reply once the type is out of the registry, not once its bindings ended
 	}
 	getTriggerType struct {
 		id    string
@@ -308,6 +322,11 @@ func (a *registryActor) Receive(ctx actor.Context) {
 		// The engine has no message for this (v0.22.1): it keeps the type
 		// until the connection closes; bindings it sends meanwhile get
 		// trigger_type_not_found. Locally, every binding ends now.
+		if m.detached {
+			r.sys.Send(t.v.pid, &retireType{})
+			m.reply.Complete(struct{}{}, nil)
+			return
+		}
 		r.sys.Send(t.v.pid, &retireType{reply: m.reply})
 	case *getTriggerType:
 		m.reply.Complete(st.types[m.id].v, nil)

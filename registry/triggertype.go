@@ -61,7 +61,7 @@ type (
 	// away.
 	sweepBindings struct{ gen uint64 }
 	// retireType unbinds everything; the type is no longer provided.
-	retireType struct{ reply *actors.Future[struct{}] }
+	retireType struct{ reply *actors.Future[struct{}] } // reply may be nil
 	crashType  struct{}
 )
 
@@ -132,7 +132,9 @@ func (a *typeActor) Receive(ctx actor.Context) {
 			a.remove(id)
 			a.unregister(b.m)
 		}
-		m.reply.Complete(struct{}{}, nil)
+		if m.reply != nil {
+			m.reply.Complete(struct{}{}, nil)
+		}
 		ctx.Stop(ctx.Self())
 	case *actor.Restarting:
 		a.reconcile()
