@@ -94,3 +94,27 @@ func BenchmarkInvocationGoroutinePerInvocation(b *testing.B) {
 		return func(t *Task) { go done(t) }
 	})
 }
+
+// BenchmarkPendingCallArmAndComplete is a call's way through the pending
+// table when few calls are in flight (its shard's heap is otherwise
+// empty): added, given its deadline, completed and taken.
+//
+//	go test -run '^$' -bench PendingCallArmAndComplete ./invocation
+func BenchmarkPendingCallArmAndComplete(b *testing.B) {
+	p := NewPending()
+	res := &wire.InvocationResult{}
+	b.ReportAllocs()
+	for b.Loop() {
+		c, err := p.Add()
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.arm(c, 30*time.Second)
+		res.InvocationID = c.ID
+		if !p.Complete(res) {
+			b.Fatal("the call was not pending")
+		}
+		<-c.done
+		p.Release(c)
+	}
+}

@@ -98,9 +98,16 @@ func TestPendingTimesOutEachCallAtItsOwnDeadline(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range p.shards {
-		sh := &p.shards[i]
-		if len(sh.heap) != 0 || sh.when != 0 {
-			t.Fatalf("shard %d keeps %d deadlines, timer due %d", i, len(sh.heap), sh.when)
+		if sh := &p.shards[i]; len(sh.heap) != 0 {
+			t.Fatalf("shard %d keeps %d deadlines", i, len(sh.heap))
+		}
+	}
+	// A shard's timer is left to run once its heap is empty, until the
+	// table closes.
+	p.FailAll(errors.New("closed"), true)
+	for i := range p.shards {
+		if sh := &p.shards[i]; sh.when != 0 {
+			t.Fatalf("shard %d keeps its timer due %d after the table closed", i, sh.when)
 		}
 	}
 }
@@ -206,4 +213,63 @@ func TestShardTableMatchesAMap(t *testing.T) {
 	if len(want) != 0 || len(sh.buckets) > 1024 || peak <= 1024 {
 		t.Fatalf("%d calls left, %d buckets kept of %d", len(want), len(sh.buckets), peak)
 	}
+}
+
+// TestPendingTimerLeftRunningTimesOutTheNextCall: a shard's timer stays
+// armed for the deadline of a call that has completed since; a later call
+// in that shard still times out at its own deadline, whether that is
+// later (the timer finds nothing due, then re-arms) or earlier (the timer
+// is moved up).
+func TestPendingTimerLeftRunningTimesOutTheNextCall(t *testing.T) {
+	for _, c := range []struct {
+		name          string
+		first, second time.Duration
+	}{
+		{"later deadline", 5 * time.Millisecond, 30 * time.Millisecond},
+		{"earlier deadline", time.Hour, 5 * time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := NewPending()
+			a := sameShardCall(t, p, wire.UUID{})
+			p.arm(a, c.first)
+			if !p.Complete(&wire.InvocationResult{InvocationID: a.ID}) {
+				t.Fatal("the first call was not pending")
+			}
+			<-a.done
+			if sh := p.shard(a.ID); sh.when == 0 {
+				t.Fatal("the shard's timer was disarmed: this test no longer covers a timer left running")
+			}
+			b := sameShardCall(t, p, a.ID)
+			start := time.Now()
+			o := p.Wait(context.Background(), b, c.second)
+			if !errors.Is(o.Err, ErrTimeout) {
+				t.Fatalf("outcome %+v, want a timeout", o)
+			}
+			if took := time.Since(start); took < c.second {
+				t.Fatalf("timed out after %s, before its timeout of %s", took, c.second)
+			}
+			p.Release(a)
+			p.Release(b)
+		})
+	}
+}
+
+// sameShardCall adds calls until one falls in the shard of id (any, if id
+// is zero) and fails the others.
+func sameShardCall(t *testing.T, p *Pending, id wire.UUID) *Call {
+	t.Helper()
+	for range 10000 {
+		c, err := p.Add()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == (wire.UUID{}) || p.shard(c.ID) == p.shard(id) {
+			return c
+		}
+		p.Fail(c, errors.New("other shard"))
+		<-c.done
+		p.Release(c)
+	}
+	t.Fatal("no call fell in the shard")
+	return nil
 }

@@ -163,7 +163,21 @@ func (p *Pending) FailAll(err error, close bool) int {
 	if close {
 		p.closed.Store(&err)
 	}
-	return p.failWhere(func(*Call) bool { return true }, err)
+	n := p.failWhere(func(*Call) bool { return true }, err)
+	if close {
+		// No call is armed any more: the timers left running (see
+		// remove) have nothing to do.
+		for i := range p.shards {
+			sh := &p.shards[i]
+			sh.mu.Lock()
+			if sh.timer != nil {
+				sh.timer.Stop()
+			}
+			sh.when = 0
+			sh.mu.Unlock()
+		}
+	}
+	return n
 }
 
 func (p *Pending) failWhere(match func(*Call) bool, err error) int {
@@ -360,15 +374,13 @@ func (sh *shard) remove(c *Call) {
 		sh.down(i)
 		sh.up(i)
 	}
-	if len(sh.heap) == 0 {
-		if cap(sh.heap) > 1024 {
-			sh.heap = nil // a burst is over: do not keep its array
-		}
-		if sh.when != 0 {
-			sh.timer.Stop() // no timer runs while no call waits
-			sh.when = 0
-		}
+	if len(sh.heap) == 0 && cap(sh.heap) > 1024 {
+		sh.heap = nil // a burst is over: do not keep its array
 	}
+	// The timer is left to run when the heap empties: with few calls in
+	// flight most shards empty after every call, and stopping the timer
+	// then re-arming it for the next call cost two timer-heap updates per
+	// call. It runs once, finds nothing due and stays off.
 }
 
 func (sh *shard) swap(i, j int) {
