@@ -475,6 +475,16 @@ const spawnBatch = 64
 func (in *Inbound) takeSpawns() (n int, more bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if in.closed {
+		// None once the pool is closed: the supervisor may be stopping, and
+		// protoactor still hands a stopping actor its messages, so a child
+		// spawned now would never be stopped, and the supervisor (and the
+		// actor system's stop) would wait for it for ever.
+		in.actorsN -= in.toSpawn
+		in.spawning -= in.toSpawn
+		in.toSpawn, in.spawnAsked = 0, false
+		return 0, false
+	}
 	n = min(in.toSpawn, spawnBatch)
 	in.toSpawn -= n
 	more = in.toSpawn > 0
