@@ -68,8 +68,22 @@ type Config struct {
 	// in an empty backlog, whatever its size).
 	MaxBacklog      int
 	MaxBacklogBytes int
-	Log             *slog.Logger
+	// IdleTimeout is how long an invocation actor may wait, idle, before it
+	// is stopped, beyond the KeepIdle most recently used: after a burst the
+	// pool shrinks back, and its goroutines and stacks are freed. Default
+	// DefaultIdleTimeout; negative: never.
+	IdleTimeout time.Duration
+	// KeepIdle is how many idle actors are kept whatever their idle time;
+	// default DefaultKeepIdle.
+	KeepIdle int
+	Log      *slog.Logger
 }
+
+// Defaults of Config.IdleTimeout and Config.KeepIdle.
+const (
+	DefaultIdleTimeout = time.Minute
+	DefaultKeepIdle    = 16
+)
 
 // ErrGoexit is the reason given to Config.Fail when a handler ended its
 // goroutine with runtime.Goexit (as testing.T.FailNow does) instead of
@@ -81,9 +95,11 @@ var ErrGoexit = errors.New("iii: the handler called runtime.Goexit instead of re
 // protoactor actor with a goroutine of its own (user code never runs on the
 // dispatcher internal actors share). Actors are reused: an actor that
 // finishes a task takes the next one from the backlog or waits, idle, for
-// the next dispatch. The pool grows on demand up to the concurrency limit;
-// beyond it, tasks wait in a backlog bounded in count and in bytes, and
-// beyond that Dispatch refuses them at once (Config.Refuse). Dispatch never
+// the next dispatch. The pool grows on demand up to the concurrency limit,
+// and shrinks back after a burst: actors idle for Config.IdleTimeout are
+// stopped, but for the Config.KeepIdle most recently used. Beyond the
+// limit, tasks wait in a backlog bounded in count and in bytes, and beyond
+// that Dispatch refuses them at once (Config.Refuse). Dispatch never
 // blocks: it runs on the socket's read loop, which must keep reading the
 // results of the handlers' own calls and the engine's pongs.
 type Inbound struct {
@@ -98,7 +114,8 @@ type Inbound struct {
 	lastWarn atomic.Int64 // unix nanoseconds of the last overload warning
 
 	mu            sync.Mutex
-	idle          []*member
+	idle          []*member // idle actors, the most recently parked last
+	idleAt        []int64   // when each of idle parked (nanoseconds since epoch): in step with idle, so ascending
 	backlog       []*Task
 	head          int
 	backlogBytes  int
@@ -117,21 +134,47 @@ type Inbound struct {
 	gone          sync.WaitGroup     // invocation actors' goroutines
 	restarts      atomic.Int64       // invocation actors restarted (and started again)
 	restartingIDs map[string]*member // invocation actors between Restarting and Started
+
+	epoch       time.Time
+	idleTimeout time.Duration // 0: actors are never retired
+	keepIdle    int
+	retire      *time.Timer // runs retireIdle; armed (retireArmed) while more than keepIdle actors are idle
+	retireArmed bool
 }
 
 // member is one invocation actor's place in the pool. It outlives the
 // actor's instances (a restart makes a new one), so a restarted actor
 // knows whether it is listed as idle and whether a task is on its way.
 type member struct {
-	pid  *actor.PID
-	idle bool         // listed in Inbound.idle; guarded by Inbound.mu
-	owed atomic.Int32 // tasks sent to its mailbox and not received yet
+	pid   *actor.PID
+	state memberState  // guarded by Inbound.mu
+	owed  atomic.Int32 // tasks sent to its mailbox and not received yet
 }
+
+// memberState says whether an invocation actor is listed as idle, or
+// retired: stopped for having been idle too long, never to take a task.
+type memberState uint8
+
+const (
+	memberBusy memberState = iota
+	memberIdle
+	memberRetired
+)
 
 // NewInbound starts the invocation supervisor under sys.
 func NewInbound(sys *actors.System, cfg Config) (*Inbound, error) {
 	in := &Inbound{sys: sys, exec: cfg.Exec, refuse: cfg.Refuse, fail: cfg.Fail, log: cfg.Log,
-		limit: max(cfg.Limit, 1), maxBacklog: max(cfg.MaxBacklog, 1), maxBytes: max(cfg.MaxBacklogBytes, 1)}
+		limit: max(cfg.Limit, 1), maxBacklog: max(cfg.MaxBacklog, 1), maxBytes: max(cfg.MaxBacklogBytes, 1),
+		epoch: time.Now(), idleTimeout: cfg.IdleTimeout, keepIdle: cfg.KeepIdle}
+	switch {
+	case in.idleTimeout == 0:
+		in.idleTimeout = DefaultIdleTimeout
+	case in.idleTimeout < 0:
+		in.idleTimeout = 0
+	}
+	if in.keepIdle <= 0 {
+		in.keepIdle = DefaultKeepIdle
+	}
 	if in.log == nil {
 		in.log = slog.New(slog.DiscardHandler)
 	}
@@ -168,8 +211,8 @@ func (in *Inbound) Dispatch(t *Task) {
 	if n := len(in.idle); n > 0 {
 		m := in.idle[n-1]
 		in.idle[n-1] = nil
-		in.idle = in.idle[:n-1]
-		m.idle = false
+		in.idle, in.idleAt = in.idle[:n-1], in.idleAt[:n-1]
+		m.state = memberBusy
 		m.owed.Add(1)
 		in.active++
 		in.mu.Unlock()
@@ -235,8 +278,8 @@ func (in *Inbound) next(m *member, fresh bool) *Task {
 func (in *Inbound) resume(m *member) *Task {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	if m.idle || m.owed.Load() > 0 {
-		return nil
+	if m.state != memberBusy || m.owed.Load() > 0 {
+		return nil // idle, or retired: stopping
 	}
 	return in.nextLocked(m)
 }
@@ -259,11 +302,81 @@ func (in *Inbound) nextLocked(m *member) *Task {
 		in.doneLocked() // its socket died while it waited: nobody wants the reply
 		releaseTask(t)
 	}
-	if !in.closed && !m.idle {
+	if !in.closed && m.state == memberBusy {
 		in.idle = append(in.idle, m)
-		m.idle = true
+		m.state = memberIdle
+		if in.idleTimeout > 0 {
+			in.idleAt = append(in.idleAt, in.now())
+			in.armRetireLocked()
+		} else {
+			in.idleAt = append(in.idleAt, 0)
+		}
 	}
 	return nil
+}
+
+// now is the time in nanoseconds since in.epoch (monotonic).
+func (in *Inbound) now() int64 { return int64(time.Since(in.epoch)) }
+
+// armRetireLocked makes sure retireIdle runs once the oldest idle actor
+// has been idle for idleTimeout, if more than keepIdle are idle.
+func (in *Inbound) armRetireLocked() {
+	if in.retireArmed || len(in.idle) <= in.keepIdle || in.closed {
+		return
+	}
+	in.retireArmed = true
+	d := time.Duration(in.idleAt[0] + int64(in.idleTimeout) - in.now())
+	if in.retire == nil {
+		in.retire = time.AfterFunc(d, in.retireIdle)
+	} else {
+		in.retire.Reset(d)
+	}
+}
+
+// retireIdle stops the actors idle for idleTimeout or longer, oldest
+// first, but for the keepIdle most recently used. A retired actor is out of
+// every list, so no task is ever sent to it; the pool grows again on
+// demand.
+func (in *Inbound) retireIdle() {
+	in.mu.Lock()
+	in.retireArmed = false
+	if in.closed {
+		in.mu.Unlock()
+		return
+	}
+	now := in.now()
+	k := 0
+	for len(in.idle)-k > in.keepIdle && now-in.idleAt[k] >= int64(in.idleTimeout) {
+		k++
+	}
+	retired := slices.Clone(in.idle[:k])
+	for _, m := range retired {
+		m.state = memberRetired
+	}
+	n := copy(in.idle, in.idle[k:])
+	clear(in.idle[n:])
+	in.idle = in.idle[:n]
+	in.idleAt = in.idleAt[:copy(in.idleAt, in.idleAt[k:])]
+	in.actorsN -= k
+	if k > 0 {
+		in.all = slices.DeleteFunc(in.all, func(m *member) bool { return m.state == memberRetired })
+		in.pruneMailboxesLocked()
+	}
+	in.armRetireLocked()
+	idle := len(in.idle)
+	in.mu.Unlock()
+	for _, m := range retired {
+		in.sys.AS.Root.Stop(m.pid)
+	}
+	if k > 0 {
+		in.log.Debug("iii: stopped idle invocation actors", "stopped", k, "idle", idle, "idle_timeout", in.idleTimeout)
+	}
+}
+
+// pruneMailboxesLocked forgets the mailboxes whose goroutine has ended
+// (their actor was retired and has stopped).
+func (in *Inbound) pruneMailboxesLocked() {
+	in.mailboxes = slices.DeleteFunc(in.mailboxes, func(mb *mailbox) bool { return mb.goid.Load() == goidEnded })
 }
 
 // spawned records a new invocation actor (for the fault hook).
@@ -384,11 +497,22 @@ func (in *Inbound) Close() {
 		in.backlog[i] = nil
 		in.doneLocked()
 	}
-	for _, m := range in.idle {
-		m.idle = false
-	}
-	in.backlog, in.head, in.idle, in.backlogBytes = nil, 0, nil, 0
+	in.stopIdleLocked()
+	in.backlog, in.head, in.backlogBytes = nil, 0, 0
 	in.mu.Unlock()
+}
+
+// stopIdleLocked forgets the idle actors (the pool is closing) and stops
+// the retiring timer.
+func (in *Inbound) stopIdleLocked() {
+	for _, m := range in.idle {
+		m.state = memberBusy
+	}
+	in.idle, in.idleAt = nil, nil
+	if in.retire != nil {
+		in.retire.Stop()
+	}
+	in.retireArmed = false
 }
 
 // Wait waits for the invocation actors' goroutines to exit (after the
@@ -437,10 +561,8 @@ func (in *Inbound) supervisorStopping() {
 	in.closed = true
 	waiting := slices.Clone(in.backlog[in.head:])
 	clear(in.backlog)
-	for _, m := range in.idle {
-		m.idle = false
-	}
-	in.backlog, in.head, in.idle, in.backlogBytes = nil, 0, nil, 0
+	in.stopIdleLocked()
+	in.backlog, in.head, in.backlogBytes = nil, 0, 0
 	in.mu.Unlock()
 	if len(waiting) == 0 {
 		return
@@ -506,6 +628,10 @@ func (s *invocationSupervisor) Receive(ctx actor.Context) {
 		if more {
 			ctx.Send(ctx.Self(), spawnInvocationActor{})
 		}
+	case *actor.Terminated:
+		s.in.mu.Lock() // a retired actor stopped: forget its mailbox once its goroutine has ended
+		s.in.pruneMailboxesLocked()
+		s.in.mu.Unlock()
 	case crashSupervisor:
 		panic("iii: invocation supervisor crashed on purpose (faults)")
 	case *actor.Stopping:

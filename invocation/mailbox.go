@@ -33,9 +33,13 @@ type mailbox struct {
 	queue     []any
 	invoker   actor.MessageInvoker
 	wg        *sync.WaitGroup
-	goid      atomic.Uint64 // the id of the goroutine that drains it (see Inbound.Runs)
+	goid      atomic.Uint64 // the id of the goroutine that drains it (see Inbound.Runs); goidEnded once it has ended
 	first     [1]any        // queue's first array
 }
+
+// goidEnded is the goid of a mailbox whose goroutine has ended for good
+// (no goroutine has that id).
+const goidEnded = ^uint64(0)
 
 // system wraps a system message in the mailbox's single queue.
 type system struct{ m any }
@@ -136,11 +140,12 @@ func (mb *mailbox) run() {
 	mb.goid.Store(goid.ID())
 	returned := false
 	defer func() {
-		mb.goid.Store(0)
 		if !returned {
+			mb.goid.Store(0)
 			go mb.run()
 			return
 		}
+		mb.goid.Store(goidEnded)
 		mb.wg.Done()
 	}()
 	mb.loop()
