@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -106,3 +107,45 @@ func TestSpawnAfterStopFails(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// Spawns racing Stop: a request the root takes once it is stopping is
+// refused, not spawned. (protoactor hands a stopping actor its messages: a
+// child spawned after the root had stopped its others was never stopped,
+// the root never finished stopping, and Stop waited its whole timeout.)
+func TestSpawnRacingStopLeavesNoChildBehind(t *testing.T) {
+	for round := range 50 {
+		var late atomic.Bool
+		sys := NewSystem(slog.New(onMessage(func(msg string) {
+			if msg == "iii: actors did not stop in time" {
+				late.Store(true)
+			}
+		})))
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					if _, err := sys.Spawn("", actor.PropsFromFunc(func(actor.Context) {})); err != nil {
+						if !errors.Is(err, ErrStopped) {
+							t.Errorf("Spawn: %v", err)
+						}
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
+		sys.Stop(2 * time.Second)
+		wg.Wait()
+		if late.Load() {
+			t.Fatalf("round %d: Stop timed out: a child spawned while the root stopped was never stopped", round)
+		}
+	}
+}
+
+// onMessage is a slog handler that hands every record's message to fn.
+type onMessage func(msg string)
+
+func (onMessage) Enabled(context.Context, slog.Level) bool        { return true }
+func (h onMessage) Handle(_ context.Context, r slog.Record) error { h(r.Message); return nil }
+func (h onMessage) WithAttrs([]slog.Attr) slog.Handler            { return h }
+func (h onMessage) WithGroup(string) slog.Handler                 { return h }

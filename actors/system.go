@@ -333,6 +333,17 @@ func (sv *supervisor) Receive(ctx actor.Context) {
 		}
 	case *spawnChild:
 		var r spawnResult
+		if sv.stopping {
+			// protoactor still hands a stopping actor its messages: a child
+			// spawned now, after the others were told to stop, would never
+			// be stopped, and the root would wait for it for ever.
+			err := sv.s.Err() // the system's failure, if that is why it stops
+			if err == nil {
+				err = ErrStopped
+			}
+			m.reply <- spawnResult{err: err}
+			return
+		}
 		if m.name == "" {
 			r.pid = ctx.Spawn(m.props)
 		} else {
