@@ -629,8 +629,12 @@ func (s *invocationSupervisor) Receive(ctx actor.Context) {
 			ctx.Send(ctx.Self(), spawnInvocationActor{})
 		}
 	case *actor.Terminated:
-		s.in.mu.Lock() // a retired actor stopped: forget its mailbox once its goroutine has ended
-		s.in.pruneMailboxesLocked()
+		// A retired actor stopped: forget its mailbox once its goroutine
+		// has ended. (Not while the pool closes: every actor stops then.)
+		s.in.mu.Lock()
+		if !s.in.closed {
+			s.in.pruneMailboxesLocked()
+		}
 		s.in.mu.Unlock()
 	case crashSupervisor:
 		panic("iii: invocation supervisor crashed on purpose (faults)")
