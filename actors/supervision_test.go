@@ -252,3 +252,49 @@ func TestNoRestartChildFailsTheSystemAtItsFirstFailure(t *testing.T) {
 		t.Fatalf("started %d times: it was restarted", n)
 	}
 }
+
+// A spawn the root supervisor has taken when the system begins to stop
+// gets its child: the caller knows of every child made for it. (It gave up
+// as soon as the system stopped, and the child the root made next was one
+// nobody knew of: a trigger type's caller then stopped the dispatcher the
+// child ran on, the child never handled its Stop, and neither did the
+// root.)
+func TestSpawnTakenWhenTheSystemStopsGetsItsChild(t *testing.T) {
+	var late atomic.Bool
+	sys := NewSystem(slog.New(onMessage(func(msg string) {
+		if msg == "iii: actors did not stop in time" {
+			late.Store(true)
+		}
+	})))
+	inProducer := make(chan struct{})
+	release := make(chan struct{})
+	// The producer runs on the root supervisor as it spawns.
+	blocked := actor.PropsFromProducer(func() actor.Actor {
+		close(inProducer)
+		<-release
+		return &counter{started: new(atomic.Int32)}
+	}, actor.WithDispatcher(sys.Dispatcher))
+	type result struct {
+		pid *actor.PID
+		err error
+	}
+	spawned := make(chan result, 1)
+	go func() {
+		pid, err := sys.Spawn("taken", blocked)
+		spawned <- result{pid, err}
+	}()
+	<-inProducer
+	stopped := make(chan struct{})
+	go func() { sys.Stop(5 * time.Second); close(stopped) }()
+	for sys.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	if r := <-spawned; r.err != nil || r.pid == nil {
+		t.Fatalf("a spawn the root had taken when the system stopped: %v, %v; want its child", r.pid, r.err)
+	}
+	<-stopped
+	if late.Load() {
+		t.Fatal("the system did not stop in time")
+	}
+}

@@ -262,7 +262,20 @@ func (s *System) spawn(req *spawnChild) (*actor.PID, error) {
 	case <-s.stopped:
 	case <-s.failed:
 	}
-	select { // a child spawned meanwhile is the caller's (Stop stops it)
+	if req.state.CompareAndSwap(spawnPending, spawnAbandoned) {
+		return nil, s.Err() // the root will not spawn it
+	}
+	// The root took the request: it replies in the same step. (Giving up
+	// here left a child the caller did not know of: a trigger type whose
+	// dispatcher the caller then stopped, so it never handled its Stop,
+	// and the root never stopped.) Only a failed root may never answer:
+	// then the system's stop, bounded by its timeout, is all that is left.
+	select {
+	case r := <-req.reply:
+		return r.pid, r.err
+	case <-s.failed:
+	}
+	select {
 	case r := <-req.reply:
 		return r.pid, r.err
 	default:
@@ -299,7 +312,18 @@ type spawnChild struct {
 	critical  bool
 	noRestart bool
 	reply     chan spawnResult
+	// state is who decided the request's fate: the root, which spawns and
+	// replies, or the caller, which gave up (the system stopped or failed)
+	// and must not get a child it does not know of.
+	state atomic.Int32
 }
+
+// States of spawnChild.state.
+const (
+	spawnPending int32 = iota
+	spawnTaken
+	spawnAbandoned
+)
 
 type spawnResult struct {
 	pid *actor.PID
@@ -332,6 +356,9 @@ func (sv *supervisor) Receive(ctx actor.Context) {
 			}
 		}
 	case *spawnChild:
+		if !m.state.CompareAndSwap(spawnPending, spawnTaken) {
+			return // its caller gave up: nobody would know of the child
+		}
 		var r spawnResult
 		if sv.stopping {
 			// protoactor still hands a stopping actor its messages: a child
