@@ -18,3 +18,13 @@ func CrashTriggerTypeActor(w *III, id string) { faults.Crash("triggertype", w.re
 
 // SetShutdownTimeout shortens the worker's Shutdown bound.
 func SetShutdownTimeout(w *III, d time.Duration) { w.shutdownTimeout = d }
+
+// LiveActors lists the ids of the worker's registered actors, for a test's
+// failure message.
+func LiveActors(w *III) []string {
+	var ids []string
+	for _, m := range w.sys.AS.ProcessRegistry.LocalPIDs.LocalPIDs {
+		ids = append(ids, m.Keys()...)
+	}
+	return ids
+}

@@ -172,15 +172,7 @@ func TestPoolDispatcherRunsWhatIsScheduledAfterClose(t *testing.T) {
 // failed root may never answer.
 func TestSpawnEndsWhenTheSystemFails(t *testing.T) {
 	sys := NewSystem(nil)
-	inProducer := make(chan struct{})
-	release := make(chan struct{})
-	// The producer runs on the root supervisor as it spawns: while it
-	// waits, the root answers no spawn.
-	blocked := actor.PropsFromProducer(func() actor.Actor {
-		close(inProducer)
-		<-release
-		return &counter{started: new(atomic.Int32)}
-	}, actor.WithDispatcher(sys.Dispatcher))
+	inProducer, release, blocked := blockingProps(sys)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := sys.Spawn("blocked", blocked)
@@ -266,14 +258,7 @@ func TestSpawnTakenWhenTheSystemStopsGetsItsChild(t *testing.T) {
 			late.Store(true)
 		}
 	})))
-	inProducer := make(chan struct{})
-	release := make(chan struct{})
-	// The producer runs on the root supervisor as it spawns.
-	blocked := actor.PropsFromProducer(func() actor.Actor {
-		close(inProducer)
-		<-release
-		return &counter{started: new(atomic.Int32)}
-	}, actor.WithDispatcher(sys.Dispatcher))
+	inProducer, release, blocked := blockingProps(sys)
 	type result struct {
 		pid *actor.PID
 		err error
@@ -297,4 +282,17 @@ func TestSpawnTakenWhenTheSystemStopsGetsItsChild(t *testing.T) {
 	if late.Load() {
 		t.Fatal("the system did not stop in time")
 	}
+}
+
+// blockingProps returns props whose producer runs on the root supervisor
+// as it spawns: it closes inProducer, then waits for release to be closed;
+// meanwhile the root answers no spawn.
+func blockingProps(sys *System) (inProducer, release chan struct{}, props *actor.Props) {
+	inProducer, release = make(chan struct{}), make(chan struct{})
+	props = actor.PropsFromProducer(func() actor.Actor {
+		close(inProducer)
+		<-release
+		return &counter{started: new(atomic.Int32)}
+	}, actor.WithDispatcher(sys.Dispatcher))
+	return inProducer, release, props
 }
