@@ -129,7 +129,10 @@ type InitOptions struct {
 	// slog.New(slog.DiscardHandler).
 	Logger *slog.Logger
 	// OnStateChange is called, in order and on a goroutine of its own, at
-	// every change of the connection state.
+	// every change of the connection state. A callback that does not
+	// return holds back at most 1,024 changes: beyond that the oldest it
+	// has not seen are dropped (with a warning), and the latest state
+	// always reaches it.
 	OnStateChange func(ConnectionState)
 	// Telemetry configures traces, logs and metrics; nil means the defaults.
 	Telemetry *TelemetryOptions

@@ -11,7 +11,6 @@
 package connection
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -20,7 +19,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +30,7 @@ import (
 	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/internal/bufconn"
 	"github.com/iii-go/iii/internal/faults"
+	"github.com/iii-go/iii/internal/goid"
 )
 
 // State is the state of the connection to the engine.
@@ -980,17 +979,25 @@ type RefusedError struct {
 // Error implements the error interface.
 func (e *RefusedError) Error() string { return "iii: engine refused: " + e.Code + ": " + e.Message }
 
-// stateNotifier calls OnState for each change, in order, on its own goroutine.
+// stateNotifier calls OnState for each change, in order, on its own
+// goroutine. At most maxQueuedStates changes wait for it: beyond that the
+// oldest are dropped (and logged), the latest always delivered.
 type stateNotifier struct {
 	mu     sync.Mutex
 	queue  []State
 	wake   chan struct{}
 	done   chan struct{}
 	closed bool
-	fn     func(State)
-	log    *slog.Logger
-	g      atomic.Uint64 // id of the notifier's goroutine
+	fn      func(State)
+	log     *slog.Logger
+	g       atomic.Uint64 // id of the notifier's goroutine
+	dropped int           // changes dropped because the callback fell behind
 }
+
+// maxQueuedStates bounds the state changes waiting for a callback that
+// does not return (a flapping connection would grow the queue for as long
+// as it blocks).
+const maxQueuedStates = 1024
 
 func (n *stateNotifier) start(fn func(State), log *slog.Logger) {
 	n.fn, n.log = fn, log
@@ -1001,7 +1008,7 @@ func (n *stateNotifier) start(fn func(State), log *slog.Logger) {
 	n.done = make(chan struct{})
 	go func() {
 		defer close(n.done)
-		n.g.Store(goid())
+		n.g.Store(goid.ID())
 		for range n.wake {
 			for {
 				n.mu.Lock()
@@ -1038,6 +1045,15 @@ func (n *stateNotifier) push(st State) {
 	if n.closed {
 		return
 	}
+	if len(n.queue) >= maxQueuedStates {
+		// The callback is that far behind: the oldest change it has not
+		// seen goes, and the latest state still reaches it.
+		n.queue = n.queue[1:]
+		n.dropped++
+		if n.dropped == 1 || n.dropped%maxQueuedStates == 0 {
+			n.log.Warn("iii: OnStateChange is not keeping up; dropping the oldest state changes it has not seen", "dropped", n.dropped)
+		}
+	}
 	n.queue = append(n.queue, st)
 	select {
 	case n.wake <- struct{}{}:
@@ -1059,7 +1075,7 @@ func (n *stateNotifier) close(ctx context.Context) bool {
 		close(n.wake)
 	}
 	n.mu.Unlock()
-	if n.g.Load() == goid() {
+	if n.g.Load() == goid.ID() {
 		return true
 	}
 	select {
@@ -1068,23 +1084,6 @@ func (n *stateNotifier) close(ctx context.Context) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// goid returns the id of the calling goroutine, from the header of its
-// stack trace ("goroutine 42 [running]:"). Only close uses it, to tell the
-// callback's own goroutine from others.
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	var id uint64
-	for _, ch := range b {
-		if ch < '0' || ch > '9' {
-			break
-		}
-		id = id*10 + uint64(ch-'0')
-	}
-	return id
 }
 
 // failedErr is ErrFailed with its cause, if any, on one line.
