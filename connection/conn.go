@@ -983,11 +983,11 @@ func (e *RefusedError) Error() string { return "iii: engine refused: " + e.Code 
 // goroutine. At most maxQueuedStates changes wait for it: beyond that the
 // oldest are dropped (and logged), the latest always delivered.
 type stateNotifier struct {
-	mu     sync.Mutex
-	queue  []State
-	wake   chan struct{}
-	done   chan struct{}
-	closed bool
+	mu      sync.Mutex
+	queue   []State
+	wake    chan struct{}
+	done    chan struct{}
+	closed  bool
 	fn      func(State)
 	log     *slog.Logger
 	g       atomic.Uint64 // id of the notifier's goroutine
