@@ -167,16 +167,15 @@ func TestPoolDispatcherRunsWhatIsScheduledAfterClose(t *testing.T) {
 	}
 }
 
-// A spawn waiting for the root supervisor's answer ends with the failure
-// once the system fails, and a spawn on a failed system ends at once: a
-// failed root may never answer.
+// A spawn the root supervisor has not taken ends when the system fails,
+// even while the root is busy; one it has taken gets its child.
 func TestSpawnEndsWhenTheSystemFails(t *testing.T) {
 	sys := NewSystem(nil)
 	inProducer, release, blocked := blockingProps(sys)
-	errc := make(chan error, 1)
+	taken := make(chan error, 1)
 	go func() {
 		_, err := sys.Spawn("blocked", blocked)
-		errc <- err
+		taken <- err
 	}()
 	<-inProducer
 	waiting := make(chan error, 1)
@@ -185,23 +184,99 @@ func TestSpawnEndsWhenTheSystemFails(t *testing.T) {
 		waiting <- err
 	}()
 	sys.fail(&Failure{Actor: "worker/test", Cause: errors.New("test failure")})
-	// errc's request is in flight for sure (its producer runs); waiting's
-	// may be in flight or not sent yet.
-	for _, c := range []chan error{errc, waiting} {
-		select {
-		case err := <-c:
-			if !errors.Is(err, ErrFailed) {
-				t.Fatalf("spawn waiting on a failed system: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("a spawn waiting on a failed system did not end")
+	// The root is still in taken's producer: waiting's request is queued
+	// behind it, or not sent yet.
+	select {
+	case err := <-waiting:
+		if !errors.Is(err, ErrFailed) {
+			t.Fatalf("spawn waiting on a failed system: %v", err)
 		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a spawn waiting on a failed system did not end")
 	}
 	if pid, err := sys.Spawn("late", actor.PropsFromFunc(func(actor.Context) {})); !errors.Is(err, ErrFailed) || pid != nil {
 		t.Fatalf("spawn on a failed system: %v, %v", pid, err)
 	}
 	close(release)
+	if err := <-taken; err != nil {
+		t.Fatalf("a spawn the root had taken before the failure: %v; want its child", err)
+	}
 	sys.Stop(5 * time.Second)
+}
+
+// Spawns of actors on dispatchers of their own, racing the system's
+// failure, as a trigger type's: a caller whose spawn fails stops the
+// dispatcher it made. Before, a caller gave up on a request the root had
+// taken as soon as the system failed; the child the root then made ran on
+// a stopped dispatcher, never handled its Stop, and Stop waited its whole
+// timeout.
+func TestSpawnRacingFailureLeavesNoChildBehind(t *testing.T) {
+	for round := range 50 {
+		var late atomic.Bool
+		sys := NewSystem(slog.New(onMessage(func(msg string) {
+			if msg == "iii: actors did not stop in time" {
+				late.Store(true)
+			}
+		})))
+		var dispatchers sync.WaitGroup
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for {
+					d := NewOwnDispatcher(&dispatchers, nil)
+					props := actor.PropsFromProducer(func() actor.Actor { return &ownStopper{d: d} }, actor.WithDispatcher(d))
+					if _, err := sys.Spawn("", props); err != nil {
+						d.Stop()
+						d.Schedule(func() {}) // let its goroutine see the stop
+						if !errors.Is(err, ErrFailed) {
+							t.Errorf("Spawn: %v", err)
+						}
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(time.Millisecond)
+		sys.fail(&Failure{Actor: "worker/test", Cause: errors.New("test failure")})
+		wg.Wait()
+		sys.Stop(2 * time.Second)
+		dispatchers.Wait()
+		if late.Load() {
+			t.Fatalf("round %d: Stop timed out: a child spawned as the system failed was never stopped", round)
+		}
+	}
+}
+
+// ownStopper is an actor on an OwnDispatcher, which it stops as it stops.
+type ownStopper struct{ d *OwnDispatcher }
+
+func (a *ownStopper) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*actor.Stopped); ok {
+		a.d.Stop()
+	}
+}
+
+// A producer that panics fails its spawn, not the root supervisor.
+func TestSpawnWhoseProducerPanicsFailsThatSpawnOnly(t *testing.T) {
+	sys := NewSystem(nil)
+	defer sys.Stop(5 * time.Second)
+	_, err := sys.Spawn("bad", actor.PropsFromProducer(func() actor.Actor { panic("no actor") }, actor.WithDispatcher(sys.Dispatcher)))
+	if err == nil || !strings.Contains(err.Error(), "no actor") {
+		t.Fatalf("spawn whose producer panics: %v", err)
+	}
+	var starts atomic.Int32
+	pid, err := sys.Spawn("good", actor.PropsFromProducer(func() actor.Actor { return &counter{started: &starts} }, actor.WithDispatcher(sys.Dispatcher)))
+	if err != nil {
+		t.Fatalf("spawn after a producer panicked: %v", err)
+	}
+	sys.Send(pid, inc{})
+	f := NewFuture[int]()
+	if n, err := Request(context.Background(), sys, pid, f, &get{reply: f}); n != 1 || err != nil {
+		t.Fatalf("the child spawned after: %d, %v", n, err)
+	}
+	if sys.Err() != nil {
+		t.Fatalf("the system after a producer panicked: %v", sys.Err())
+	}
 }
 
 // A child that cannot be restarted is stopped at its first failure, and

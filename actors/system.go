@@ -174,7 +174,10 @@ func shrinkRegistry(as *actor.ActorSystem) {
 // Spawn starts props as a supervised child of the root supervisor. The
 // child runs on the shared internal dispatcher unless props name another.
 // Once the system has stopped it returns ErrStopped, once it has failed
-// its *Failure (matching ErrFailed), also to a caller already waiting.
+// its *Failure (matching ErrFailed), also to a caller already waiting
+// whose request the root supervisor has not taken yet. A request it has
+// taken gets its child, if the system had not stopped or failed when it
+// took it.
 func (s *System) Spawn(name string, props *actor.Props) (*actor.PID, error) {
 	return s.spawn(&spawnChild{props: props, name: name})
 }
@@ -248,8 +251,9 @@ func (s *System) fail(f *Failure) {
 }
 
 // spawn asks the root supervisor for a child and waits for it. It gives up
-// with s.Err() once the system stops or fails: the root of a failed system
-// may never answer (it may be the actor that failed).
+// with s.Err() if the system stops or fails before the root took the
+// request (then the root will not spawn it); a request the root has taken
+// always gets its reply, which the root gives in the same step.
 func (s *System) spawn(req *spawnChild) (*actor.PID, error) {
 	if err := s.Err(); err != nil {
 		return nil, err
@@ -265,22 +269,12 @@ func (s *System) spawn(req *spawnChild) (*actor.PID, error) {
 	if req.state.CompareAndSwap(spawnPending, spawnAbandoned) {
 		return nil, s.Err() // the root will not spawn it
 	}
-	// The root took the request: it replies in the same step. (Giving up
-	// here left a child the caller did not know of: a trigger type whose
-	// dispatcher the caller then stopped, so it never handled its Stop,
-	// and the root never stopped.) Only a failed root may never answer:
-	// then the system's stop, bounded by its timeout, is all that is left.
-	select {
-	case r := <-req.reply:
-		return r.pid, r.err
-	case <-s.failed:
-	}
-	select {
-	case r := <-req.reply:
-		return r.pid, r.err
-	default:
-		return nil, s.Err()
-	}
+	// The root took the request. Giving up now would leave a child the
+	// caller does not know of: a trigger type whose dispatcher the caller
+	// then stopped, so that it never handled its Stop, the root never
+	// stopped, and Stop waited its whole timeout.
+	r := <-req.reply
+	return r.pid, r.err
 }
 
 // Send delivers msg to pid from outside any actor.
@@ -359,30 +353,43 @@ func (sv *supervisor) Receive(ctx actor.Context) {
 		if !m.state.CompareAndSwap(spawnPending, spawnTaken) {
 			return // its caller gave up: nobody would know of the child
 		}
-		var r spawnResult
-		if sv.stopping {
-			// protoactor still hands a stopping actor its messages: a child
-			// spawned now, after the others were told to stop, would never
-			// be stopped, and the root would wait for it for ever.
-			err := sv.s.Err() // the system's failure, if that is why it stops
-			if err == nil {
-				err = ErrStopped
-			}
-			m.reply <- spawnResult{err: err}
-			return
-		}
-		if m.name == "" {
-			r.pid = ctx.Spawn(m.props)
-		} else {
-			r.pid, r.err = ctx.SpawnNamed(m.props, m.name)
-		}
-		if r.err == nil && m.critical {
-			sv.critical[r.pid.Id] = true
-			if m.noRestart {
-				sv.s.noRestart.Store(r.pid.Id, true)
-			}
+		sv.spawn(ctx, m)
+	}
+}
+
+// spawn spawns the child m asks for, unless the system stops or failed,
+// and replies in every case: m's caller waits for the reply once the root
+// has taken the request.
+func (sv *supervisor) spawn(ctx actor.Context, m *spawnChild) {
+	var r spawnResult
+	defer func() {
+		if p := recover(); p != nil { // the producer panicked: nothing was spawned
+			r = spawnResult{err: fmt.Errorf("iii: an internal actor could not be made: %v", p)}
+			sv.s.Log.Error("iii: an internal actor could not be made", "name", m.name, "panic", fmt.Sprint(p))
 		}
 		m.reply <- r
+	}()
+	if sv.stopping || sv.s.Err() != nil {
+		// protoactor still hands a stopping actor its messages: a child
+		// spawned now, after the others were told to stop, would never
+		// be stopped, and the root would wait for it for ever. A failed
+		// system spawns nothing more either.
+		r.err = sv.s.Err() // the system's failure, if that is why it stops
+		if r.err == nil {
+			r.err = ErrStopped
+		}
+		return
+	}
+	if m.name == "" {
+		r.pid = ctx.Spawn(m.props)
+	} else {
+		r.pid, r.err = ctx.SpawnNamed(m.props, m.name)
+	}
+	if r.err == nil && m.critical {
+		sv.critical[r.pid.Id] = true
+		if m.noRestart {
+			sv.s.noRestart.Store(r.pid.Id, true)
+		}
 	}
 }
 
