@@ -131,7 +131,7 @@ type Inbound struct {
 	closed        bool
 	all           []*member          // every invocation actor (for the fault hook)
 	mailboxes     []*mailbox         // every invocation actor's (for Runs)
-	gone          sync.WaitGroup     // invocation actors' goroutines
+	gone          mailboxOwner       // invocation actors' goroutines
 	restarts      atomic.Int64       // invocation actors restarted (and started again)
 	restartingIDs map[string]*member // invocation actors between Restarting and Started
 
@@ -184,6 +184,7 @@ func NewInbound(sys *actors.System, cfg Config) (*Inbound, error) {
 	if in.fail == nil {
 		in.fail = func(*Task, any) {}
 	}
+	in.gone.ended = in.mailboxEnded
 	in.props = actor.PropsFromProducer(func() actor.Actor { return &invocationActor{in: in} },
 		actor.WithMailbox(func() actor.Mailbox { return in.newMailbox() }))
 	// Not restartable: protoactor's restart of the supervisor would stop
@@ -360,7 +361,6 @@ func (in *Inbound) retireIdle() {
 	in.actorsN -= k
 	if k > 0 {
 		in.all = slices.DeleteFunc(in.all, func(m *member) bool { return m.state == memberRetired })
-		in.pruneMailboxesLocked()
 	}
 	in.armRetireLocked()
 	idle := len(in.idle)
@@ -373,10 +373,18 @@ func (in *Inbound) retireIdle() {
 	}
 }
 
-// pruneMailboxesLocked forgets the mailboxes whose goroutine has ended
-// (their actor was retired and has stopped).
-func (in *Inbound) pruneMailboxesLocked() {
-	in.mailboxes = slices.DeleteFunc(in.mailboxes, func(mb *mailbox) bool { return mb.goid.Load() == goidEnded })
+// mailboxEnded forgets the mailbox of an actor that stopped (retired), on
+// its goroutine as that ends. (Not while the pool closes: every actor
+// stops then. Forgetting them when the supervisor heard of each stop
+// missed the mailboxes whose goroutine had not quite ended yet.)
+func (in *Inbound) mailboxEnded(mb *mailbox) {
+	in.mu.Lock()
+	if !in.closed {
+		if i := slices.Index(in.mailboxes, mb); i >= 0 {
+			in.mailboxes = slices.Delete(in.mailboxes, i, i+1)
+		}
+	}
+	in.mu.Unlock()
 }
 
 // spawned records a new invocation actor (for the fault hook).
@@ -517,7 +525,7 @@ func (in *Inbound) stopIdleLocked() {
 
 // Wait waits for the invocation actors' goroutines to exit (after the
 // actor system stopped them).
-func (in *Inbound) Wait() { in.gone.Wait() }
+func (in *Inbound) Wait() { in.gone.wg.Wait() }
 
 // newMailbox makes an invocation actor's mailbox, listed in in.mailboxes.
 func (in *Inbound) newMailbox() actor.Mailbox {
@@ -628,14 +636,6 @@ func (s *invocationSupervisor) Receive(ctx actor.Context) {
 		if more {
 			ctx.Send(ctx.Self(), spawnInvocationActor{})
 		}
-	case *actor.Terminated:
-		// A retired actor stopped: forget its mailbox once its goroutine
-		// has ended. (Not while the pool closes: every actor stops then.)
-		s.in.mu.Lock()
-		if !s.in.closed {
-			s.in.pruneMailboxesLocked()
-		}
-		s.in.mu.Unlock()
 	case crashSupervisor:
 		panic("iii: invocation supervisor crashed on purpose (faults)")
 	case *actor.Stopping:

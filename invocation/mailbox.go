@@ -32,7 +32,7 @@ type mailbox struct {
 	suspended bool       // after a failure, until the supervisor's decision
 	queue     []any
 	invoker   actor.MessageInvoker
-	wg        *sync.WaitGroup
+	owner     *mailboxOwner
 	goid      atomic.Uint64 // the id of the goroutine that drains it (see Inbound.Runs); goidEnded once it has ended
 	first     [1]any        // queue's first array
 }
@@ -44,8 +44,16 @@ const goidEnded = ^uint64(0)
 // system wraps a system message in the mailbox's single queue.
 type system struct{ m any }
 
-func newMailbox(wg *sync.WaitGroup) *mailbox {
-	mb := &mailbox{wg: wg}
+// mailboxOwner is told of its mailboxes' goroutines: wg counts them, and
+// ended (if not nil) is called by one that ends for good, once its
+// mailbox's goid is goidEnded.
+type mailboxOwner struct {
+	wg    sync.WaitGroup
+	ended func(*mailbox)
+}
+
+func newMailbox(owner *mailboxOwner) *mailbox {
+	mb := &mailbox{owner: owner}
 	mb.queue = mb.first[:0]
 	mb.wake.Lock()
 	return mb
@@ -120,7 +128,7 @@ func (mb *mailbox) RegisterHandlers(invoker actor.MessageInvoker, _ actor.Dispat
 
 // Start implements actor.Mailbox.
 func (mb *mailbox) Start() {
-	mb.wg.Add(1)
+	mb.owner.wg.Add(1)
 	go mb.run()
 }
 
@@ -146,7 +154,10 @@ func (mb *mailbox) run() {
 			return
 		}
 		mb.goid.Store(goidEnded)
-		mb.wg.Done()
+		if mb.owner.ended != nil {
+			mb.owner.ended(mb)
+		}
+		mb.owner.wg.Done()
 	}()
 	mb.loop()
 	returned = true

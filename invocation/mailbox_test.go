@@ -38,9 +38,9 @@ func (r *recordingInvoker) EscalateFailure(any, any) {}
 // six the mailbox had made the seventh wait), and they are handled in the
 // order posted once it is free.
 func TestMailboxPostsDoNotWaitAndKeepTheirOrder(t *testing.T) {
-	var wg sync.WaitGroup
+	var owner mailboxOwner
 	r := &recordingInvoker{release: make(chan struct{}), busy: make(chan struct{})}
-	mb := newMailbox(&wg)
+	mb := newMailbox(&owner)
 	mb.RegisterHandlers(r, nil)
 	mb.Start()
 	mb.PostUserMessage(0)
@@ -63,7 +63,7 @@ func TestMailboxPostsDoNotWaitAndKeepTheirOrder(t *testing.T) {
 	}
 	close(r.release)
 	mb.PostSystemMessage(&actor.Stop{})
-	wg.Wait()
+	owner.wg.Wait()
 	if len(r.user) != n {
 		t.Fatalf("%d messages handled, want %d", len(r.user), n)
 	}
@@ -79,14 +79,14 @@ func TestMailboxPostsDoNotWaitAndKeepTheirOrder(t *testing.T) {
 // made it some 256 bytes, the queue under a mutex about 120, with its first array inline 96.
 func TestMailboxHeapIsSmall(t *testing.T) {
 	const n = 4000
-	var wg sync.WaitGroup
+	var owner mailboxOwner
 	mbs := make([]actor.Mailbox, 0, n)
 	task := &Task{}
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range n {
-		mb := newMailbox(&wg)
+		mb := newMailbox(&owner)
 		mb.PostUserMessage(task)
 		mbs = append(mbs, mb)
 	}
@@ -121,9 +121,9 @@ func (o *orderInvoker) EscalateFailure(any, any)  {}
 // on resume they are handled in the order they were posted, before what is
 // posted after.
 func TestSuspendedMailboxHoldsUserMessagesAndTakesSystemOnes(t *testing.T) {
-	var wg sync.WaitGroup
+	var owner mailboxOwner
 	o := &orderInvoker{}
-	mb := newMailbox(&wg)
+	mb := newMailbox(&owner)
 	mb.RegisterHandlers(o, nil)
 	watch, restart := &actor.Watch{}, &actor.Restart{}
 	mb.PostSystemMessage(&actor.SuspendMailbox{})
@@ -136,7 +136,7 @@ func TestSuspendedMailboxHoldsUserMessagesAndTakesSystemOnes(t *testing.T) {
 	mb.PostUserMessage("d")
 	mb.Start()
 	mb.PostSystemMessage(&actor.Stop{})
-	wg.Wait()
+	owner.wg.Wait()
 	want := []any{watch, restart, "a", "b", "c", "d"}
 	if len(o.got) != len(want)+1 {
 		t.Fatalf("handled %v, want %v then Stop", o.got, want)
