@@ -114,12 +114,7 @@ func TestSpawnAfterStopFails(t *testing.T) {
 // the root never finished stopping, and Stop waited its whole timeout.)
 func TestSpawnRacingStopLeavesNoChildBehind(t *testing.T) {
 	for round := range 50 {
-		var late atomic.Bool
-		sys := NewSystem(slog.New(onMessage(func(msg string) {
-			if msg == "iii: actors did not stop in time" {
-				late.Store(true)
-			}
-		})))
+		sys, late := newSystemTellingLateStop()
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Go(func() {
@@ -140,6 +135,18 @@ func TestSpawnRacingStopLeavesNoChildBehind(t *testing.T) {
 			t.Fatalf("round %d: Stop timed out: a child spawned while the root stopped was never stopped", round)
 		}
 	}
+}
+
+// newSystemTellingLateStop returns a new system and a flag set if its
+// Stop times out (its log says so).
+func newSystemTellingLateStop() (*System, *atomic.Bool) {
+	late := new(atomic.Bool)
+	sys := NewSystem(slog.New(onMessage(func(msg string) {
+		if msg == "iii: actors did not stop in time" {
+			late.Store(true)
+		}
+	})))
+	return sys, late
 }
 
 // onMessage is a slog handler that hands every record's message to fn.

@@ -212,12 +212,7 @@ func TestSpawnEndsWhenTheSystemFails(t *testing.T) {
 // timeout.
 func TestSpawnRacingFailureLeavesNoChildBehind(t *testing.T) {
 	for round := range 50 {
-		var late atomic.Bool
-		sys := NewSystem(slog.New(onMessage(func(msg string) {
-			if msg == "iii: actors did not stop in time" {
-				late.Store(true)
-			}
-		})))
+		sys, late := newSystemTellingLateStop()
 		var dispatchers sync.WaitGroup
 		var wg sync.WaitGroup
 		for range 4 {
@@ -327,12 +322,7 @@ func TestNoRestartChildFailsTheSystemAtItsFirstFailure(t *testing.T) {
 // child ran on, the child never handled its Stop, and neither did the
 // root.)
 func TestSpawnTakenWhenTheSystemStopsGetsItsChild(t *testing.T) {
-	var late atomic.Bool
-	sys := NewSystem(slog.New(onMessage(func(msg string) {
-		if msg == "iii: actors did not stop in time" {
-			late.Store(true)
-		}
-	})))
+	sys, late := newSystemTellingLateStop()
 	inProducer, release, blocked := blockingProps(sys)
 	type result struct {
 		pid *actor.PID
