@@ -99,7 +99,8 @@ func RegisterWorker(address string, opts InitOptions) *III {
 	}
 	if w.reg, err = registry.New(w.ctx, w.sys, log, &w.providers); err == nil {
 		cfg := invocation.Config{Exec: w.execute, Refuse: w.refuse, Fail: w.failed, Log: log,
-			Limit: opts.MaxConcurrentInvocations, MaxBacklog: opts.MaxQueuedInvocations, MaxBacklogBytes: opts.MaxQueuedInvocationBytes}
+			Limit: opts.MaxConcurrentInvocations, MaxBacklog: opts.MaxQueuedInvocations, MaxBacklogBytes: opts.MaxQueuedInvocationBytes,
+			IdleTimeout: opts.InvocationIdleTimeout, KeepIdle: opts.KeepIdleInvocations}
 		if cfg.Limit <= 0 {
 			cfg.Limit = DefaultMaxConcurrentInvocations
 		}
@@ -275,6 +276,9 @@ type Stats struct {
 	Queued       int // invocations waiting for a free handler slot
 	QueuedBytes  int // their payload and metadata bytes
 	PendingCalls int // outbound calls waiting for their result
+	// IdleHandlers counts the handler goroutines kept idle for the next
+	// invocations (see InitOptions.InvocationIdleTimeout).
+	IdleHandlers int
 	// Refused counts the invocations refused with CodeWorkerOverloaded
 	// since the worker started (see InitOptions.MaxQueuedInvocations).
 	Refused uint64
@@ -286,6 +290,7 @@ func (w *III) Stats() Stats {
 	if w.inbound != nil {
 		st.Running, st.Queued, st.QueuedBytes = w.inbound.Counts()
 		st.Refused = w.inbound.Refused()
+		st.IdleHandlers = w.inbound.IdleActors()
 	}
 	return st
 }

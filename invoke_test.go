@@ -397,3 +397,54 @@ func TestRawResultThatIsNotJSONBecomesAnErrorReply(t *testing.T) {
 		t.Fatalf("echo: %s %v", got, err)
 	}
 }
+
+// After a burst, the handler goroutines idle longer than
+// InvocationIdleTimeout are stopped but for the KeepIdleInvocations most
+// recently used; with a negative timeout every one is kept.
+func TestIdleHandlerGoroutinesShrinkAsConfigured(t *testing.T) {
+	const burst, keep = 40, 3
+	for _, tc := range []struct {
+		name    string
+		timeout time.Duration
+		want    int
+	}{{"shrinks", 20 * time.Millisecond, keep}, {"never", -1, burst}} {
+		t.Run(tc.name, func(t *testing.T) {
+			eng := iiitest.NewEngine(t)
+			opts := fastOptions()
+			opts.InvocationIdleTimeout, opts.KeepIdleInvocations = tc.timeout, keep
+			handler, caller := newWorker(t, eng, opts), newWorker(t, eng, fastOptions())
+			release := make(chan struct{})
+			var arrived atomic.Int64
+			mustRegister(t, eng, handler, "pool::park", func(ctx context.Context, n int) (int, error) {
+				arrived.Add(1)
+				<-release
+				return n, nil
+			})
+			errs := make(chan error, burst)
+			for i := range burst {
+				go func() {
+					_, err := iii.Call[int](testCtx(t), caller, "pool::park", i)
+					errs <- err
+				}()
+			}
+			waitFor(t, "every handler running", func() bool { return arrived.Load() == burst })
+			close(release)
+			for range burst {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, fmt.Sprintf("%d idle handler goroutines", tc.want), func() bool { return handler.Stats().IdleHandlers == tc.want })
+			if tc.timeout < 0 {
+				time.Sleep(50 * time.Millisecond) // longer than the other case's timeout
+			}
+			if got := handler.Stats().IdleHandlers; got != tc.want {
+				t.Fatalf("%d idle handler goroutines; want %d", got, tc.want)
+			}
+			// The pool serves the next call as before.
+			if n, err := iii.Call[int](testCtx(t), caller, "pool::park", 7); err != nil || n != 7 {
+				t.Fatalf("a call after the pool shrank: %d, %v", n, err)
+			}
+		})
+	}
+}

@@ -113,6 +113,14 @@ type InitOptions struct {
 	// MaxQueuedInvocations bounds their number (an invocation always fits
 	// in an empty backlog). Default 64 MiB.
 	MaxQueuedInvocationBytes int
+	// InvocationIdleTimeout is how long a handler's goroutine (its
+	// invocation actor) is kept once idle: after a burst, the pool shrinks
+	// back to KeepIdleInvocations, the most recently used kept. Default 1
+	// minute; negative keeps every one for the life of the worker.
+	InvocationIdleTimeout time.Duration
+	// KeepIdleInvocations is how many idle handler goroutines are never
+	// stopped for being idle, ready for the next invocations. Default 16.
+	KeepIdleInvocations int
 	// MaxMessageSize bounds the encoded frame of a call (payload, metadata,
 	// function id, trace context and the JSON around them) and of a
 	// handler's result, so that nothing the worker accepts exceeds the

@@ -464,6 +464,13 @@ func (in *Inbound) Counts() (running, queued, queuedBytes int) {
 	return in.active - queued, queued, in.backlogBytes
 }
 
+// IdleActors returns the number of invocation actors waiting for a task.
+func (in *Inbound) IdleActors() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.idle)
+}
+
 // Refused returns the number of tasks refused so far because the worker
 // was overloaded.
 func (in *Inbound) Refused() uint64 { return in.refused.Load() }
