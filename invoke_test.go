@@ -400,51 +400,53 @@ func TestRawResultThatIsNotJSONBecomesAnErrorReply(t *testing.T) {
 
 // After a burst, the handler goroutines idle longer than
 // InvocationIdleTimeout are stopped but for the KeepIdleInvocations most
-// recently used; with a negative timeout every one is kept.
+// recently used; with a negative timeout every one is kept. Both handlers
+// take the same burst at once, so that by the time the first has shrunk,
+// the second's goroutines have been idle as long.
 func TestIdleHandlerGoroutinesShrinkAsConfigured(t *testing.T) {
 	const burst, keep = 40, 3
-	for _, tc := range []struct {
-		name    string
-		timeout time.Duration
-		want    int
-	}{{"shrinks", 20 * time.Millisecond, keep}, {"never", -1, burst}} {
-		t.Run(tc.name, func(t *testing.T) {
-			eng := iiitest.NewEngine(t)
-			opts := fastOptions()
-			opts.InvocationIdleTimeout, opts.KeepIdleInvocations = tc.timeout, keep
-			handler, caller := newWorker(t, eng, opts), newWorker(t, eng, fastOptions())
-			release := make(chan struct{})
-			var arrived atomic.Int64
-			mustRegister(t, eng, handler, "pool::park", func(ctx context.Context, n int) (int, error) {
-				arrived.Add(1)
-				<-release
-				return n, nil
-			})
-			errs := make(chan error, burst)
-			for i := range burst {
-				go func() {
-					_, err := iii.Call[int](testCtx(t), caller, "pool::park", i)
-					errs <- err
-				}()
-			}
-			waitFor(t, "every handler running", func() bool { return arrived.Load() == burst })
-			close(release)
-			for range burst {
-				if err := <-errs; err != nil {
-					t.Fatal(err)
-				}
-			}
-			waitFor(t, fmt.Sprintf("%d idle handler goroutines", tc.want), func() bool { return handler.Stats().IdleHandlers == tc.want })
-			if tc.timeout < 0 {
-				time.Sleep(50 * time.Millisecond) // longer than the other case's timeout
-			}
-			if got := handler.Stats().IdleHandlers; got != tc.want {
-				t.Fatalf("%d idle handler goroutines; want %d", got, tc.want)
-			}
-			// The pool serves the next call as before.
-			if n, err := iii.Call[int](testCtx(t), caller, "pool::park", 7); err != nil || n != 7 {
-				t.Fatalf("a call after the pool shrank: %d, %v", n, err)
-			}
-		})
+	eng := iiitest.NewEngine(t)
+	caller := newWorker(t, eng, fastOptions())
+	release := make(chan struct{})
+	var arrived atomic.Int64
+	park := func(ctx context.Context, n int) (int, error) {
+		arrived.Add(1)
+		<-release
+		return n, nil
+	}
+	handler := func(fn string, timeout time.Duration) *iii.III {
+		opts := fastOptions()
+		opts.InvocationIdleTimeout, opts.KeepIdleInvocations = timeout, keep
+		w := newWorker(t, eng, opts)
+		mustRegister(t, eng, w, fn, park)
+		return w
+	}
+	shrinking, keeping := handler("pool::shrinks", 20*time.Millisecond), handler("pool::keeps", -1)
+	fns := []string{"pool::shrinks", "pool::keeps"}
+	errs := make(chan error, len(fns)*burst)
+	for _, fn := range fns {
+		for i := range burst {
+			go func() {
+				_, err := iii.Call[int](testCtx(t), caller, fn, i)
+				errs <- err
+			}()
+		}
+	}
+	waitFor(t, "every handler running", func() bool { return arrived.Load() == int64(len(fns)*burst) })
+	close(release)
+	for range len(fns) * burst {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, fmt.Sprintf("%d idle handler goroutines", keep), func() bool { return shrinking.Stats().IdleHandlers == keep })
+	if got := keeping.Stats().IdleHandlers; got != burst {
+		t.Fatalf("%d idle handler goroutines with a negative InvocationIdleTimeout; want %d", got, burst)
+	}
+	// Each pool serves the next call as before.
+	for _, fn := range fns {
+		if n, err := iii.Call[int](testCtx(t), caller, fn, 7); err != nil || n != 7 {
+			t.Fatalf("%s after the burst: %d, %v", fn, n, err)
+		}
 	}
 }
