@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/connection/wire"
 	"github.com/iii-go/iii/test/iiitest"
 )
@@ -92,7 +93,10 @@ type env struct {
 	ctl     *rawCaller      // calls the handlers' control functions
 	local   map[string]*handlerState
 	closers []func()
-	prog    *progress
+	// otelHandler is the handler worker with telemetry on (-telemetry), whose
+	// lost spans the otel rows report.
+	otelHandler *iii.III
+	prog        *progress
 
 	// -peer: the peers prepared, their running handlers, the reason a
 	// peer cannot run.
@@ -162,6 +166,9 @@ func (e *env) startHandlers(ctx context.Context, ns string) error {
 				return err
 			}
 			e.closers = append(e.closers, w.Shutdown)
+			if impl == implOtel {
+				e.otelHandler = w
+			}
 		case "raw":
 			h, err := startRawHandler(ctx, e.url, ns, hs)
 			if err != nil {
@@ -521,8 +528,41 @@ func (e *env) runLoad(ctx context.Context, impl string, l load) (res result) {
 			res.Error = *p
 		}
 	}
+	if impl == implOtel {
+		if spans, frames := e.telemetryLost(ctx, callers); spans+frames > 0 {
+			res.Notes = append(res.Notes, fmt.Sprintf("telemetry lost %d spans and %d frames: this row measures less than every call's telemetry", spans, frames))
+		}
+	}
 	res.PeakRSSBytes = peakRSS()
 	return res
+}
+
+// telemetryLost flushes the telemetry of the callers and of the handler
+// with telemetry on, and returns the spans and frames they dropped so far
+// (spans still queued when the flush fails count as dropped): an otel row
+// that lost some did less than the work it claims to measure.
+func (e *env) telemetryLost(ctx context.Context, callers []caller) (spans, frames uint64) {
+	ws := []*iii.III{e.otelHandler}
+	for _, c := range callers {
+		if sc, ok := c.(*sdkCaller); ok {
+			ws = append(ws, sc.w)
+		}
+	}
+	for _, w := range ws {
+		if w == nil {
+			continue
+		}
+		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := w.FlushTelemetry(fctx)
+		cancel()
+		s := w.TelemetryStats()
+		spans += s.SpansDropped
+		frames += s.FramesDropped
+		if err != nil {
+			spans += uint64(s.SpansQueued)
+		}
+	}
+	return spans, frames
 }
 
 // localHandler returns the handler state of impl if the handler runs in
