@@ -105,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		rawOnly     = fs.Bool("raw-only", false, "run only the raw baseline")
 		jsonOut     = fs.Bool("json", false, "write one JSON document on stdout instead of the tables")
 		chart       = fs.String("chart", "", "write an SVG chart of the rpc results (throughput and p99 against concurrency) to `file`")
-		cpuprofile  = fs.String("cpuprofile", "", "write a CPU profile of this process to `file`")
+		cpuprofile  = fs.String("cpuprofile", "", "write a CPU profile of this process to `file` (with -serve: of the engine double alone)")
 		memprofile  = fs.String("memprofile", "", "write an allocation profile of this process to `file` (records every allocation, which slows the run)")
 		heapprofile = fs.String("heapprofile", "", "write heap profiles of the inflight scenario, named after `file`: <file>-<impl>-base.prof before the calls, <file>-<impl>.prof with all of them parked (compare with go tool pprof -diff_base); records every allocation, which slows the run")
 		quiet       = fs.Bool("q", false, "no progress output on stderr")
@@ -129,7 +129,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *serve != "" {
-		if err := runServe(*serve, serveOptions(*serveHTTP)...); err != nil {
+		// -cpuprofile profiles the double alone here (run the workers with
+		// -engine in another process).
+		stopProfile, err := startCPUProfile(*cpuprofile)
+		if err == nil {
+			err = runServe(*serve, serveOptions(*serveHTTP)...)
+			stopProfile()
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "bench:", err)
 			return 1
 		}
@@ -173,20 +180,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		// (this slows the run: its figures are not the benchmark's).
 		runtime.MemProfileRate = 1
 	}
-	if opt.cpuprofile != "" {
-		f, err := os.Create(opt.cpuprofile)
-		if err != nil {
-			fmt.Fprintln(stderr, "bench:", err)
-			return 1
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintln(stderr, "bench:", err)
-			return 1
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(opt.cpuprofile)
+	if err != nil {
+		fmt.Fprintln(stderr, "bench:", err)
+		return 1
 	}
-	var err error
+	defer stopProfile()
 	if opt.role == "handler" {
 		err = runHandlerRole(ctx, stop, opt, stderr)
 	} else {
@@ -460,4 +459,24 @@ func commandLine(args []string) string {
 		out = append(out, a)
 	}
 	return strings.Join(out, " ")
+}
+
+// startCPUProfile starts a CPU profile of this process written to path, if
+// path is not empty; stop ends it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
