@@ -182,19 +182,25 @@ type binding struct {
 }
 
 func TestNodeTriggerProviderGetsBindingsOfAnotherNodeWorkerAndFiresThem(t *testing.T) {
+	testTriggerProviderGetsBindingsOfAnotherWorkerAndFiresThem(t, nodeSDK)
+}
+
+// testTriggerProviderGetsBindingsOfAnotherWorkerAndFiresThem runs a trigger
+// provider and three binders of its type, all programs of sdk.
+func testTriggerProviderGetsBindingsOfAnotherWorkerAndFiresThem(t *testing.T, sdk foreignSDK) {
 	eng := routingEngine(t)
-	provider := startScript(t, eng.URL, "trigger-provider.mjs", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=2")
-	providerID := readyID(t, provider)
+	provider := sdk.start(t, eng.URL, "trigger-provider", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=2")
+	providerID := sdk.id(t, eng, provider)
 
 	// Three binders of the type, each with its own function: A keeps its
 	// binding, B unbinds it at once, C's binding is refused by the provider.
 	configA := `{"interval_ms":100,"binder":"a"}`
-	metaA := `{"binder":"node-a"}`
-	a := startScript(t, eng.URL, "trigger-binder.mjs", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-a",
+	metaA := `{"binder":"` + sdk.label + `-a"}`
+	a := sdk.start(t, eng.URL, "trigger-binder", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-a",
 		"CONFIG="+configA, "METADATA="+metaA)
-	b := startScript(t, eng.URL, "trigger-binder.mjs", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-b",
+	b := sdk.start(t, eng.URL, "trigger-binder", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-b",
 		"UNREGISTER_AFTER_MS=0")
-	c := startScript(t, eng.URL, "trigger-binder.mjs", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-c",
+	c := sdk.start(t, eng.URL, "trigger-binder", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-c",
 		`CONFIG={"reject":true}`)
 	boundID := func(p *proc) string {
 		var bound struct {
@@ -300,9 +306,15 @@ func expectedChannel(total, count int) channelSummary {
 }
 
 func TestNodeChannelInOneProcessCarriesBytesAndInterleavedMessagesInOrder(t *testing.T) {
+	testChannelInOneProcess(t, nodeSDK)
+}
+
+// testChannelInOneProcess has a channel program of sdk write into a channel
+// and read it back itself.
+func testChannelInOneProcess(t *testing.T, sdk foreignSDK) {
 	eng := routingEngine(t)
 	const total, count = 200_000, 3
-	p := startScript(t, eng.URL, "channel.mjs", "MODE=self", fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
+	p := sdk.start(t, eng.URL, "channel", "MODE=self", fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
 	want := expectedChannel(total, count)
 	for _, side := range []string{"written", "read"} {
 		var got channelSummary
@@ -347,12 +359,18 @@ func TestNodeChannelFromOneProcessToAnotherWithBackpressure(t *testing.T) {
 }
 
 func TestNodeListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
+	testListsFunctionsAndWorkersThroughTheBuiltins(t, nodeSDK)
+}
+
+// testListsFunctionsAndWorkersThroughTheBuiltins has a lister program of sdk
+// list the functions and workers of itself and of a worker program of sdk.
+func testListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T, sdk foreignSDK) {
 	eng := routingEngine(t)
-	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::echo,interop::fail", "III_WORKER_NAME=interop-worker")
-	workerID := readyID(t, worker)
-	lister := startScript(t, eng.URL, "list.mjs", "REGISTER=interop::listed", "III_WORKER_NAME=interop-lister",
+	worker := sdk.start(t, eng.URL, "worker", "FUNCTIONS=interop::echo,interop::fail", "III_WORKER_NAME=interop-worker")
+	workerID := sdk.id(t, eng, worker)
+	lister := sdk.start(t, eng.URL, "list", "REGISTER=interop::listed", "III_WORKER_NAME=interop-lister",
 		"LIST=engine::functions::list,engine::workers::list")
-	listerID := readyID(t, lister)
+	listerID := sdk.id(t, eng, lister)
 	lister.waitExit()
 
 	var fns callResult
@@ -390,7 +408,7 @@ func TestNodeListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 	if err := json.Unmarshal(wks.Result, &list); err != nil {
 		t.Fatalf("engine::workers::list result %s: %v", wks.Result, err)
 	}
-	// Sorted by name: the engine's own worker, then the two Node workers
+	// Sorted by name: the engine's own worker, then the two workers
 	// (an external engine has more in-process workers, and maybe other
 	// connections: those are left out there).
 	list.Workers = ownWorkers(eng, list.Workers, func(w summary) (string, string) { return w.ID, w.Name }, listerID, workerID)
@@ -410,7 +428,7 @@ func TestNodeListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 		functions int
 	}{{list.Workers[1], listerID, 1}, {list.Workers[2], workerID, 2}} {
 		g := w.got
-		if g.ID != w.id || g.Runtime != "node" || g.Version != "0.22.1" || g.Status != "connected" || g.FunctionCount != w.functions ||
+		if g.ID != w.id || g.Runtime != sdk.label || g.Version != sdk.version || g.Status != "connected" || g.FunctionCount != w.functions ||
 			g.OS == "" || g.IPAddress == nil || *g.IPAddress != "127.0.0.1" || g.ConnectedAtMs <= 0 {
 			t.Fatalf("worker %s listed as %+v", w.id, g)
 		}
@@ -426,7 +444,7 @@ func TestNodeListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
 			info = &wi
 		}
 	}
-	if info == nil || info.Runtime != "node" || info.Name != "interop-worker" || info.PID != worker.cmd.Process.Pid ||
+	if info == nil || info.Runtime != sdk.label || info.Name != "interop-worker" || info.PID != worker.cmd.Process.Pid ||
 		!slices.Equal(info.Functions, []string{"interop::echo", "interop::fail"}) {
 		t.Fatalf("double's worker info %+v", info)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/iii-go/iii/connection/wire"
-	"github.com/iii-go/iii/test/iiitest"
 )
 
 // requirePyStack fails unless a Python handler's stacktrace is the traceback
@@ -118,166 +117,15 @@ func TestPythonWorkerCallsPythonWorkerThroughTheDouble(t *testing.T) {
 }
 
 func TestPythonTriggerProviderGetsBindingsOfAnotherPythonWorkerAndFiresThem(t *testing.T) {
-	eng := routingEngine(t)
-	provider := startPy(t, eng.URL, "trigger_provider.py", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=2")
-	providerID := readyID(t, provider)
-
-	// A keeps its binding, B unbinds at once, C's is refused by the provider.
-	configA := `{"interval_ms":100,"binder":"a"}`
-	metaA := `{"binder":"python-a"}`
-	a := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-a",
-		"CONFIG="+configA, "METADATA="+metaA)
-	b := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-b",
-		"UNREGISTER_AFTER_MS=0")
-	c := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=interop::ticker", "FUNCTION_ID=interop::ticked-c",
-		`CONFIG={"reject":true}`)
-	boundID := func(p *proc) string {
-		var bound struct {
-			ID string `json:"id"`
-		}
-		p.wait(ev("bound")).decode(t, &bound)
-		return bound.ID
-	}
-	idA, idB, idC := boundID(a), boundID(b), boundID(c)
-
-	var reg binding
-	provider.wait(ev("registertrigger", "id", idA)).decode(t, &reg)
-	requireJSON(t, "binding as the provider sees it", reg,
-		json.RawMessage(`{"id":"`+idA+`","function_id":"interop::ticked-a","config":`+configA+`,"metadata":`+metaA+`}`))
-	for k, e := range provider.waitN(ev("fired", "id", idA), 2) {
-		var f struct {
-			Tick   int             `json:"tick"`
-			OK     bool            `json:"ok"`
-			Result json.RawMessage `json:"result"`
-		}
-		e.decode(t, &f)
-		if f.Tick != k+1 || !f.OK {
-			t.Fatalf("fire %d: %s", k+1, e.Raw)
-		}
-		requireJSON(t, "fire result", f.Result, json.RawMessage(fmt.Sprintf(`{"ok":true,"tick":%d}`, k+1)))
-	}
-	for k, e := range a.waitN(ev("invoked"), 2) {
-		var in invoked
-		e.decode(t, &in)
-		requireJSON(t, fmt.Sprintf("fire %d input", k+1), in.Input, json.RawMessage(fmt.Sprintf(
-			`{"tick":%d,"trigger_id":"%s","config":%s,"_caller_worker_id":"%s"}`, k+1, idA, configA, providerID)))
-		requireJSON(t, fmt.Sprintf("fire %d metadata", k+1), in.Metadata, json.RawMessage(metaA))
-	}
-
-	// B unbinds: the provider gets only the id (function_id "", no config).
-	b.wait(ev("unbound", "id", idB))
-	var unreg binding
-	provider.wait(ev("unregistertrigger", "id", idB)).decode(t, &unreg)
-	requireJSON(t, "explicit unbinding", unreg, json.RawMessage(`{"id":"`+idB+`","function_id":"","config":null,"metadata":null}`))
-	requireOrder(t, provider, ev("registertrigger", "id", idB), ev("unregistertrigger", "id", idB))
-
-	// C's refusal travels from the provider through the engine to C.
-	var failed struct {
-		TriggerType string `json:"trigger_type"`
-		Message     string `json:"message"`
-	}
-	provider.wait(ev("registertrigger", "id", idC, "config", map[string]any{"reject": true}))
-	c.wait(ev("trigger_registration_failed", "id", idC)).decode(t, &failed)
-	if failed.TriggerType != "interop::ticker" || failed.Message != "binding "+idC+" rejected by interop provider" {
-		t.Fatalf("refused binding reported as %+v", failed)
-	}
-
-	// A disconnects: the engine unbinds its binding at the provider.
-	if code := a.stop(); code != 0 {
-		t.Fatalf("binder A exited with %d", code)
-	}
-	provider.wait(ev("unregistertrigger", "id", idA))
-	requireOrder(t, provider, ev("registertrigger", "id", idA), ev("unregistertrigger", "id", idA))
+	testTriggerProviderGetsBindingsOfAnotherWorkerAndFiresThem(t, pythonSDK)
 }
 
 func TestPythonChannelInOneProcessCarriesBytesAndInterleavedMessagesInOrder(t *testing.T) {
-	eng := routingEngine(t)
-	const total, count = 200_000, 3
-	p := startPy(t, eng.URL, "channel.py", "MODE=self", fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
-	want := expectedChannel(total, count)
-	for _, side := range []string{"written", "read"} {
-		var got channelSummary
-		p.wait(ev(side)).decode(t, &got)
-		requireJSON(t, side, got, want)
-	}
-	p.wait(ev("self", "match", true))
-	p.waitExit()
+	testChannelInOneProcess(t, pythonSDK)
 }
 
 func TestPythonListsFunctionsAndWorkersThroughTheBuiltins(t *testing.T) {
-	eng := routingEngine(t)
-	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail", "III_WORKER_NAME=interop-worker")
-	workerID := readyID(t, worker)
-	lister := startPy(t, eng.URL, "list.py", "REGISTER=interop::listed", "III_WORKER_NAME=interop-lister")
-	listerID := readyID(t, lister)
-	lister.waitExit()
-
-	var fns callResult
-	lister.wait(ev("result", "function_id", "engine::functions::list")).decode(t, &fns)
-	if !fns.OK {
-		t.Fatalf("engine::functions::list: %+v", fns.Error)
-	}
-	requireJSON(t, "engine::functions::list", eng.ownFunctions(t, fns.Result), json.RawMessage(`{"functions":[
-		{"function_id":"interop::echo","worker_name":"interop-worker"},
-		{"function_id":"interop::fail","worker_name":"interop-worker"},
-		{"function_id":"interop::listed","worker_name":"interop-lister","description":"interop interop::listed"}]}`))
-
-	var wks callResult
-	lister.wait(ev("result", "function_id", "engine::workers::list")).decode(t, &wks)
-	if !wks.OK {
-		t.Fatalf("engine::workers::list: %+v", wks.Error)
-	}
-	type summary struct {
-		ID            string  `json:"id"`
-		Name          string  `json:"name"`
-		Runtime       string  `json:"runtime"`
-		Version       string  `json:"version"`
-		Status        string  `json:"status"`
-		FunctionCount int     `json:"function_count"`
-		OS            string  `json:"os"`
-		IPAddress     *string `json:"ip_address"`
-		ConnectedAtMs int64   `json:"connected_at_ms"`
-	}
-	var list struct {
-		Workers []summary `json:"workers"`
-	}
-	if err := json.Unmarshal(wks.Result, &list); err != nil {
-		t.Fatalf("engine::workers::list result %s: %v", wks.Result, err)
-	}
-	list.Workers = ownWorkers(eng, list.Workers, func(w summary) (string, string) { return w.ID, w.Name }, listerID, workerID)
-	var names []string
-	for _, w := range list.Workers {
-		names = append(names, w.Name)
-	}
-	if !slices.Equal(names, []string{"iii-engine-functions", "interop-lister", "interop-worker"}) {
-		t.Fatalf("engine::workers::list names %v in %s", names, wks.Result)
-	}
-	for _, w := range []struct {
-		got       summary
-		id        string
-		functions int
-	}{{list.Workers[1], listerID, 1}, {list.Workers[2], workerID, 2}} {
-		g := w.got
-		if g.ID != w.id || g.Runtime != "python" || g.Version != pythonSDKVersion || g.Status != "connected" ||
-			g.FunctionCount != w.functions || g.OS == "" || g.IPAddress == nil || *g.IPAddress != "127.0.0.1" || g.ConnectedAtMs <= 0 {
-			t.Fatalf("worker %s listed as %+v", w.id, g)
-		}
-	}
-
-	// The double's own view agrees, with the process id the SDK reported.
-	if eng.double == nil {
-		return
-	}
-	var info *iiitest.WorkerInfo
-	for _, wi := range eng.double.Workers() {
-		if wi.ID == workerID {
-			info = &wi
-		}
-	}
-	if info == nil || info.Runtime != "python" || info.Name != "interop-worker" || info.PID != worker.cmd.Process.Pid ||
-		!slices.Equal(info.Functions, []string{"interop::echo", "interop::fail"}) {
-		t.Fatalf("double's worker info %+v", info)
-	}
+	testListsFunctionsAndWorkersThroughTheBuiltins(t, pythonSDK)
 }
 
 func TestPythonLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
