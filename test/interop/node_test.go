@@ -456,8 +456,18 @@ func TestNodeLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
 	p := startScript(t, eng.URL, "logger.mjs", "LOG_MARK="+mark) // the script turns OTel on
 	p.wait(ev("flushed"))
 	p.waitExit()
+	requireLoggerRecords(t, markedLogRecords(t, eng, mark), mark, "interop-logger")
+	// One record per frame (the SDK's default batch size is 1), all on /otel.
+	if n := eng.TelemetryFrames(wire.TelemetryLogs); n < 4 {
+		t.Fatalf("%d LOGS frames, want at least 4", n)
+	}
+}
 
-	// The SDK may log records of its own; pick ours by their mark.
+// markedLogRecords waits until the double has received the four log records
+// a logger program writes, picked by their mark among any the SDK logs of
+// its own.
+func markedLogRecords(t *testing.T, eng *iiitest.Engine, mark string) []wire.LogRecord {
+	t.Helper()
 	ctx := testCtx(t)
 	var ours []wire.LogRecord
 	for n := 4; len(ours) < 4; n++ {
@@ -472,6 +482,15 @@ func TestNodeLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
 			}
 		}
 	}
+	return ours
+}
+
+// requireLoggerRecords fails unless ours are the records a logger program
+// writes with mark: "<mark> <level> #<seq>" at info, warn, error and debug,
+// each with log.data {seq, level, mark}, and, unless serviceName is empty,
+// service.name serviceName.
+func requireLoggerRecords(t *testing.T, ours []wire.LogRecord, mark, serviceName string) {
+	t.Helper()
 	levels := []struct {
 		name     string
 		severity int
@@ -488,7 +507,7 @@ func TestNodeLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
 		for _, kv := range r.Attributes {
 			attrs[kv.Key] = kv.Value
 		}
-		if s := attrs["service.name"]; s.String() != "interop-logger" {
+		if s := attrs["service.name"]; serviceName != "" && s.String() != serviceName {
 			t.Fatalf("record %d: service.name %q", seq, s.String())
 		}
 		data := attrs["log.data"].KvlistValue
@@ -502,10 +521,6 @@ func TestNodeLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
 		if want := map[string]string{"seq": fmt.Sprint(seq), "level": lv.name, "mark": mark}; !jsonEqual(got, want) {
 			t.Fatalf("record %d: log.data %v, want %v", seq, got, want)
 		}
-	}
-	// One record per frame (the SDK's default batch size is 1), all on /otel.
-	if n := eng.TelemetryFrames(wire.TelemetryLogs); n < 4 {
-		t.Fatalf("%d LOGS frames, want at least 4", n)
 	}
 }
 

@@ -18,50 +18,7 @@ func TestRustLoggerRecordsReachTheDoubleAsLogsFrames(t *testing.T) {
 	const mark = "interop-rust-log-5c1e"
 	p := startRust(t, eng.URL, "logger", "LOG_MARK="+mark) // the program turns OTel on
 	p.wait(ev("logged"))
-
-	// The SDK may log records of its own; pick ours by their mark.
-	ctx := testCtx(t)
-	var ours []wire.LogRecord
-	for n := 4; len(ours) < 4; n++ {
-		recs, err := eng.WaitLogs(ctx, n)
-		if err != nil {
-			t.Fatalf("waiting for %d log records (have %d of ours): %v", n, len(ours), err)
-		}
-		ours = ours[:0]
-		for _, r := range recs {
-			if strings.HasPrefix(r.Body.String(), mark+" ") {
-				ours = append(ours, r)
-			}
-		}
-	}
-	levels := []struct {
-		name     string
-		severity int
-	}{{"info", 9}, {"warn", 13}, {"error", 17}, {"debug", 5}}
-	if len(ours) != len(levels) {
-		t.Fatalf("got %d records with the mark, want %d", len(ours), len(levels))
-	}
-	for seq, lv := range levels {
-		r := ours[seq]
-		if body := fmt.Sprintf("%s %s #%d", mark, lv.name, seq); r.Body.String() != body || r.SeverityNumber != lv.severity {
-			t.Fatalf("record %d: body %q severity %d; want %q %d", seq, r.Body.String(), r.SeverityNumber, body, lv.severity)
-		}
-		attrs := map[string]wire.AnyValue{}
-		for _, kv := range r.Attributes {
-			attrs[kv.Key] = kv.Value
-		}
-		data := attrs["log.data"].KvlistValue
-		if data == nil {
-			t.Fatalf("record %d: no log.data kvlist in %+v", seq, r.Attributes)
-		}
-		got := map[string]string{}
-		for _, kv := range data.Values {
-			got[kv.Key] = kv.Value.String()
-		}
-		if want := map[string]string{"seq": fmt.Sprint(seq), "level": lv.name, "mark": mark}; !jsonEqual(got, want) {
-			t.Fatalf("record %d: log.data %v, want %v", seq, got, want)
-		}
-	}
+	requireLoggerRecords(t, markedLogRecords(t, eng, mark), mark, "")
 	if n := eng.TelemetryFrames(wire.TelemetryLogs); n < 1 {
 		t.Fatalf("%d LOGS frames", n)
 	}
