@@ -69,38 +69,49 @@ func (c countingWriter) Write(p []byte) (int, error) {
 }
 
 func TestGoWriterStreamsBytesAndMessagesToANodeReader(t *testing.T) {
+	testGoWriterStreamsToAReader(t, nodeSDK, 1_000_000, 5)
+}
+
+// testGoWriterStreamsToAReader has a Go worker write total bytes and count
+// messages into a channel (buffer 4) that a channel program of sdk reads.
+func testGoWriterStreamsToAReader(t *testing.T, sdk foreignSDK, total, count int) {
 	eng := routingEngine(t)
 	w := goWorker(t, eng.URL, "interop-go-channel-writer")
-	ctx := testCtx(t)
-	ch, err := w.CreateChannel(ctx, 4) // the Go writer runs ahead and has to wait
+	ch, err := w.CreateChannel(testCtx(t), 4) // the Go writer runs ahead and has to wait
 	if err != nil {
 		t.Fatal(err)
 	}
-	const total, count = 1_000_000, 5
 	ref, err := json.Marshal(ch.ReaderRef)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reader := startScript(t, eng.URL, "channel.mjs", "MODE=read", "READER_REF="+string(ref))
+	reader := sdk.start(t, eng.URL, "channel", "MODE=read", "READER_REF="+string(ref))
 	writeLayout(t, ch.Writer, total, count)
 	var got channelSummary
 	reader.wait(ev("read")).decode(t, &got)
-	requireJSON(t, "read by Node", got, expectedChannel(total, count))
+	requireJSON(t, "read by "+sdk.name, got, expectedChannel(total, count))
 	reader.waitExit()
 }
 
 func TestNodeWriterStreamsBytesAndMessagesToAGoReader(t *testing.T) {
+	testWriterStreamsToAGoReader(t, nodeSDK, 1_000_000, 5)
+}
+
+// testWriterStreamsToAGoReader has a channel program of sdk make a channel
+// (buffer 4) and write total bytes and count messages into it, which Go
+// reads.
+func testWriterStreamsToAGoReader(t *testing.T, sdk foreignSDK, total, count int) {
 	eng := routingEngine(t)
-	const total, count = 1_000_000, 5
-	writer := startScript(t, eng.URL, "channel.mjs", "MODE=create-and-write", "BUFFER_SIZE=4",
+	writer := sdk.start(t, eng.URL, "channel", "MODE=create-and-write", "BUFFER_SIZE=4",
 		fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
 	var refs struct {
 		Reader iii.StreamChannelRef `json:"reader"`
 		Writer iii.StreamChannelRef `json:"writer"`
 	}
 	writer.wait(ev("channel")).decode(t, &refs)
-	if !refs.Reader.Valid() || refs.Reader.Direction != iii.ChannelRead {
-		t.Fatalf("reader ref from Node: %+v", refs.Reader)
+	if !refs.Reader.Valid() || refs.Reader.Direction != iii.ChannelRead || refs.Writer.Direction != iii.ChannelWrite ||
+		refs.Reader.ChannelID != refs.Writer.ChannelID {
+		t.Fatalf("refs from %s: %+v / %+v", sdk.name, refs.Reader, refs.Writer)
 	}
 	// No worker on the Go side: a standalone reader from the ref.
 	got := readSummary(t, iii.NewChannelReader(eng.URL, refs.Reader))
@@ -108,7 +119,7 @@ func TestNodeWriterStreamsBytesAndMessagesToAGoReader(t *testing.T) {
 	requireJSON(t, "read by Go", got, want)
 	var written channelSummary
 	writer.wait(ev("written")).decode(t, &written)
-	requireJSON(t, "written by Node", written, want)
+	requireJSON(t, "written by "+sdk.name, written, want)
 	writer.waitExit()
 }
 
@@ -116,21 +127,30 @@ func TestGoPassesChannelRefsToNodeFunctionsInPayloads(t *testing.T) {
 	eng := routingEngine(t)
 	node := startScript(t, eng.URL, "channel.mjs", "MODE=serve")
 	readyID(t, node)
+	goPassesChannelRefsInPayloads(t, eng, "Node")
+	node.stop()
+}
+
+// goPassesChannelRefsInPayloads has a Go worker call the interop::channel-read
+// and interop::channel-write functions of a channel program (MODE=serve) of
+// the SDK called who, passing them a reader and a writer ref.
+func goPassesChannelRefsInPayloads(t *testing.T, eng *testEngine, who string) {
+	t.Helper()
 	w := goWorker(t, eng.URL, "interop-go-channel-caller")
 	ctx := testCtx(t)
 	const total, count = 300_000, 3
 	want := expectedChannel(total, count)
-
-	// Go writes, the Node function reads the reader ref it was given.
-	up, err := w.CreateChannel(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	type summaryOrErr struct {
 		s   channelSummary
 		err error
 	}
 	res := make(chan summaryOrErr, 1)
+
+	// Go writes; the function reads the reader ref it was given.
+	up, err := w.CreateChannel(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		s, err := iii.Call[channelSummary](ctx, w, "interop::channel-read", map[string]any{"reader": up.ReaderRef})
 		res <- summaryOrErr{s, err}
@@ -140,9 +160,9 @@ func TestGoPassesChannelRefsToNodeFunctionsInPayloads(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("interop::channel-read: %v", r.err)
 	}
-	requireJSON(t, "read by the Node function", r.s, want)
+	requireJSON(t, "read by the "+who+" function", r.s, want)
 
-	// The Node function writes into the writer ref it was given; Go reads.
+	// The function writes into the writer ref it was given; Go reads.
 	down, err := w.CreateChannel(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -157,6 +177,5 @@ func TestGoPassesChannelRefsToNodeFunctionsInPayloads(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("interop::channel-write: %v", r.err)
 	}
-	requireJSON(t, "written by the Node function", r.s, want)
-	node.stop()
+	requireJSON(t, "written by the "+who+" function", r.s, want)
 }

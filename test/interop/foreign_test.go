@@ -7,7 +7,7 @@ import (
 
 // foreignSDK is one of the foreign SDKs whose programs the tests run, for a
 // scenario that is the same whichever SDK plays it: the per-SDK tests call
-// one body with nodeSDK or pythonSDK.
+// one body with nodeSDK, pythonSDK or rustSDK.
 type foreignSDK struct {
 	// name is the SDK as the tests' messages name it: "Node", "Python", "Rust".
 	name string
@@ -52,6 +52,21 @@ var (
 		id: func(t testing.TB, _ *testEngine, p *proc) string {
 			t.Helper()
 			return readyID(t, p)
+		},
+	}
+	// rustSDK runs the Rust program with the role as its argument; the Rust
+	// SDK keeps its worker id private (see testEngine.workerID).
+	rustSDK = foreignSDK{
+		name:    "Rust",
+		label:   "rust",
+		version: "0.22.1",
+		start: func(t testing.TB, url, role string, env ...string) *proc {
+			t.Helper()
+			return startRust(t, url, role, env...)
+		},
+		id: func(t testing.TB, eng *testEngine, p *proc) string {
+			t.Helper()
+			return eng.workerID(p)
 		},
 	}
 )

@@ -447,94 +447,18 @@ func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {
 }
 
 func TestGoWriterStreams8MiBAndMessagesToAPythonReader(t *testing.T) {
-	eng := routingEngine(t)
-	w := goWorker(t, eng.URL, "interop-go-channel-writer")
-	ch, err := w.CreateChannel(testCtx(t), 4) // the Go writer runs ahead and has to wait
-	if err != nil {
-		t.Fatal(err)
-	}
-	const total, count = 8 << 20, 7
-	ref, err := json.Marshal(ch.ReaderRef)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reader := startPy(t, eng.URL, "channel.py", "MODE=read", "READER_REF="+string(ref))
-	writeLayout(t, ch.Writer, total, count)
-	var got channelSummary
-	reader.wait(ev("read")).decode(t, &got)
-	requireJSON(t, "read by Python", got, expectedChannel(total, count))
-	reader.waitExit()
+	testGoWriterStreamsToAReader(t, pythonSDK, 8<<20, 7)
 }
 
 func TestPythonWriterStreams8MiBAndMessagesToAGoReader(t *testing.T) {
-	eng := routingEngine(t)
-	const total, count = 8 << 20, 7
-	writer := startPy(t, eng.URL, "channel.py", "MODE=create-and-write", "BUFFER_SIZE=4",
-		fmt.Sprint("BYTES=", total), fmt.Sprint("MESSAGES=", count))
-	var refs struct {
-		Reader iii.StreamChannelRef `json:"reader"`
-		Writer iii.StreamChannelRef `json:"writer"`
-	}
-	writer.wait(ev("channel")).decode(t, &refs)
-	if !refs.Reader.Valid() || refs.Reader.Direction != iii.ChannelRead || refs.Writer.Direction != iii.ChannelWrite ||
-		refs.Reader.ChannelID != refs.Writer.ChannelID {
-		t.Fatalf("refs from Python: %+v / %+v", refs.Reader, refs.Writer)
-	}
-	got := readSummary(t, iii.NewChannelReader(eng.URL, refs.Reader))
-	want := expectedChannel(total, count)
-	requireJSON(t, "read by Go", got, want)
-	var written channelSummary
-	writer.wait(ev("written")).decode(t, &written)
-	requireJSON(t, "written by Python", written, want)
-	writer.waitExit()
+	testWriterStreamsToAGoReader(t, pythonSDK, 8<<20, 7)
 }
 
 func TestGoPassesChannelRefsToPythonFunctionsInPayloads(t *testing.T) {
 	eng := routingEngine(t)
 	py := startPy(t, eng.URL, "channel.py", "MODE=serve")
 	readyID(t, py)
-	w := goWorker(t, eng.URL, "interop-go-channel-caller")
-	ctx := testCtx(t)
-	const total, count = 300_000, 3
-	want := expectedChannel(total, count)
-
-	type summaryOrErr struct {
-		s   channelSummary
-		err error
-	}
-	// Go writes; the Python function reads the reader ref it was given.
-	up, err := w.CreateChannel(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := make(chan summaryOrErr, 1)
-	go func() {
-		s, err := iii.Call[channelSummary](ctx, w, "interop::channel-read", map[string]any{"reader": up.ReaderRef})
-		res <- summaryOrErr{s, err}
-	}()
-	writeLayout(t, up.Writer, total, count)
-	r := <-res
-	if r.err != nil {
-		t.Fatalf("interop::channel-read: %v", r.err)
-	}
-	requireJSON(t, "read by the Python function", r.s, want)
-
-	// The Python function writes into the writer ref it was given; Go reads.
-	down, err := w.CreateChannel(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		s, err := iii.Call[channelSummary](ctx, w, "interop::channel-write",
-			map[string]any{"writer": down.WriterRef, "bytes": total, "messages": count})
-		res <- summaryOrErr{s, err}
-	}()
-	requireJSON(t, "read by Go", readSummary(t, down.Reader), want)
-	r = <-res
-	if r.err != nil {
-		t.Fatalf("interop::channel-write: %v", r.err)
-	}
-	requireJSON(t, "written by the Python function", r.s, want)
+	goPassesChannelRefsInPayloads(t, eng, "Python")
 	py.stop()
 }
 
