@@ -75,102 +75,15 @@ func requireError(t testing.TB, r callResult, code, message string) *nodeError {
 }
 
 func TestNodeWorkerCallsNodeWorkerThroughTheDouble(t *testing.T) {
-	eng := routingEngine(t, interopQueue())
-	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=boom from node")
-	readyID(t, worker)
-	payload := `{"hello":"world","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`
-	metadata := `{"origin":"node-caller","attempt":1}`
-	queue := eng.queueEnv("interop-q")
-	caller := startScript(t, eng.URL, "caller.mjs", append([]string{"PAYLOAD=" + payload, "METADATA=" + metadata}, queue...)...)
-	callerID := readyID(t, caller)
-	withCaller := func(extra string) string { // payload as the handler sees it
-		return strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`
-	}
-
-	// Awaited call: the handler gets the payload plus _caller_worker_id, and
-	// the metadata beside it; its result comes back unchanged.
-	echo := result(t, caller, "echo")
-	if !echo.OK || echo.FunctionID != "interop::echo" {
-		t.Fatalf("echo: %+v", echo)
-	}
-	want := `{"input":` + withCaller("") + `,"metadata":` + metadata + `}`
-	requireJSON(t, "echo result", echo.Result, json.RawMessage(want))
-	var seen invoked
-	worker.wait(ev("invoked", "function_id", "interop::echo")).decode(t, &seen)
-	requireJSON(t, "echo handler input", seen.Input, json.RawMessage(withCaller("")))
-	requireJSON(t, "echo handler metadata", seen.Metadata, json.RawMessage(metadata))
-
-	// Void call: resolves at once with nothing, and the handler still runs
-	// with the same payload and metadata.
-	void := result(t, caller, "void")
-	if !void.OK || string(void.Result) != "null" {
-		t.Fatalf("void: %+v", void)
-	}
-	worker.wait(ev("void", "function_id", "interop::void")).decode(t, &seen)
-	requireJSON(t, "void handler input", seen.Input, json.RawMessage(withCaller(`,"void":true`)))
-	requireJSON(t, "void handler metadata", seen.Metadata, json.RawMessage(metadata))
-
-	// A thrown error reaches the caller as invocation_failed (Node ignores
-	// the error's own code) with the message and the handler's stack.
-	fail := requireError(t, result(t, caller, "fail"), "invocation_failed", "boom from node")
-	if fail.Stacktrace == nil || !strings.HasPrefix(*fail.Stacktrace, "Error: boom from node\n") || !strings.Contains(*fail.Stacktrace, "worker.mjs") {
-		t.Fatalf("fail stacktrace %v; want the handler's stack", fail.Stacktrace)
-	}
-
-	// Nobody registered it: the engine answers function_not_found.
-	missing := requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
-	if missing.Stacktrace != nil {
-		t.Fatalf("missing: stacktrace %q", *missing.Stacktrace)
-	}
-
-	if queue != nil { // see hasQueue
-		// Enqueued: the receipt at once, and the job runs the handler later with
-		// the payload. (Whether a queued job carries _caller_worker_id and the
-		// metadata is up to the queue worker, which the specification leaves
-		// open.)
-		enq := result(t, caller, "enqueue")
-		var receipt struct {
-			MessageReceiptID string `json:"messageReceiptId"`
-		}
-		if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil {
-			t.Fatalf("enqueue: %+v", enq)
-		}
-		if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
-			t.Fatalf("enqueue receipt %s: %v", enq.Result, err)
-		}
-		job := worker.waitN(ev("invoked", "function_id", "interop::echo"), 2)[1]
-		var input map[string]any
-		job.decode(t, &seen)
-		if err := json.Unmarshal(seen.Input, &input); err != nil {
-			t.Fatal(err)
-		}
-		delete(input, "_caller_worker_id")
-		requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
-	}
-
-	caller.wait(ev("done"))
-	caller.waitExit()
-	var order []string
-	for _, e := range caller.all(ev("result")) {
-		var r callResult
-		e.decode(t, &r)
-		order = append(order, r.Call)
-	}
-	wantOrder, invocations := []string{"echo", "void", "fail", "missing", "enqueue"}, 4
-	if queue == nil {
-		wantOrder, invocations = wantOrder[:4], 3
-	}
-	if !slices.Equal(order, wantOrder) {
-		t.Fatalf("results in order %v", order)
-	}
-	// Each call reached the worker exactly once.
-	worker.wait(ev("invoked", "function_id", "interop::fail"))
-	if n := len(worker.all(ev("invoked"))) + len(worker.all(ev("void"))); n != invocations {
-		t.Fatalf("worker saw %d invocations, want %d", n, invocations)
-	}
-	if code := worker.stop(); code != 0 {
-		t.Fatalf("worker exited with %d", code)
-	}
+	testWorkerCallsWorker(t, workerCalls{
+		caller: nodeSDK, worker: nodeSDK, queue: true,
+		workerEnv: []string{"FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=boom from node"},
+		payload:   `{"hello":"world","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`,
+		metadata:  `{"origin":"node-caller","attempt":1}`,
+		// A thrown error reaches the caller as invocation_failed (Node ignores
+		// the error's own code) with the message and the handler's stack.
+		fail: nodeThrow("boom from node"),
+	})
 }
 
 // binding is a trigger-provider.mjs registertrigger/unregistertrigger event.

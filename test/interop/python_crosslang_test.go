@@ -463,65 +463,23 @@ func TestGoPassesChannelRefsToPythonFunctionsInPayloads(t *testing.T) {
 }
 
 func TestPythonWorkerCallsNodeWorker(t *testing.T) {
-	eng := routingEngine(t)
-	worker := startScript(t, eng.URL, "worker.mjs", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=node says no")
-	readyID(t, worker)
-	payload := `{"hello":"node","list":[1,null,"ü"]}`
-	metadata := `{"origin":"python"}`
-	caller := startPy(t, eng.URL, "caller.py", "PAYLOAD="+payload, "METADATA="+metadata)
-	callerID := readyID(t, caller)
-	withCaller := func(extra string) string {
-		return strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`
-	}
-
-	echo := result(t, caller, "echo")
-	if !echo.OK {
-		t.Fatalf("echo: %+v", echo.Error)
-	}
-	requireJSON(t, "Node echo as Python sees it", echo.Result, json.RawMessage(`{"input":`+withCaller("")+`,"metadata":`+metadata+`}`))
-	if void := result(t, caller, "void"); !void.OK || string(void.Result) != "null" {
-		t.Fatalf("void: %+v", void)
-	}
-	var seen invoked
-	worker.wait(ev("void", "function_id", "interop::void")).decode(t, &seen)
-	requireJSON(t, "Node void input", seen.Input, json.RawMessage(withCaller(`,"void":true`)))
-	requireJSON(t, "Node void metadata", seen.Metadata, json.RawMessage(metadata))
-	fail := requireError(t, result(t, caller, "fail"), "invocation_failed", "node says no")
-	if fail.Stacktrace == nil || !strings.HasPrefix(*fail.Stacktrace, "Error: node says no\n") {
-		t.Fatalf("Node stack as Python sees it: %v", fail.Stacktrace)
-	}
-	requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
-	caller.waitExit()
+	testWorkerCallsWorker(t, workerCalls{
+		caller: pythonSDK, worker: nodeSDK,
+		workerEnv: []string{"FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=node says no"},
+		payload:   `{"hello":"node","list":[1,null,"ü"]}`,
+		metadata:  `{"origin":"python"}`,
+		fail:      nodeThrow("node says no"),
+	})
 }
 
 func TestNodeWorkerCallsPythonWorker(t *testing.T) {
-	eng := routingEngine(t)
-	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=python says no")
-	readyID(t, worker)
-	payload := `{"hello":"python","list":[1,null,"ü"]}`
-	metadata := `{"origin":"node"}`
-	caller := startScript(t, eng.URL, "caller.mjs", "PAYLOAD="+payload, "METADATA="+metadata)
-	callerID := readyID(t, caller)
-	withCaller := func(extra string) string {
-		return strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`
-	}
-
-	echo := result(t, caller, "echo")
-	if !echo.OK {
-		t.Fatalf("echo: %+v", echo.Error)
-	}
-	requireJSON(t, "Python echo as Node sees it", echo.Result, json.RawMessage(`{"input":`+withCaller("")+`,"metadata":`+metadata+`}`))
-	if void := result(t, caller, "void"); !void.OK || string(void.Result) != "null" {
-		t.Fatalf("void: %+v", void)
-	}
-	var seen invoked
-	worker.wait(ev("void", "function_id", "interop::void")).decode(t, &seen)
-	requireJSON(t, "Python void input", seen.Input, json.RawMessage(withCaller(`,"void":true`)))
-	requireJSON(t, "Python void metadata", seen.Metadata, json.RawMessage(metadata))
-	fail := requireError(t, result(t, caller, "fail"), "invocation_failed", "python says no")
-	requirePyStack(t, "Python traceback as Node sees it", fail.Stacktrace, "worker.py", "RuntimeError: python says no")
-	requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
-	caller.waitExit()
+	testWorkerCallsWorker(t, workerCalls{
+		caller: nodeSDK, worker: pythonSDK,
+		workerEnv: []string{"FUNCTIONS=interop::echo,interop::fail,interop::void", "FAIL_MESSAGE=python says no"},
+		payload:   `{"hello":"python","list":[1,null,"ü"]}`,
+		metadata:  `{"origin":"node"}`,
+		fail:      pythonRaise("python says no", "RuntimeError: python says no"),
+	})
 }
 
 // The Python SDK connects with the websockets library's default max_size

@@ -22,98 +22,22 @@ func requirePyStack(t testing.TB, what string, stack *string, file, exception st
 }
 
 func TestPythonWorkerCallsPythonWorkerThroughTheDouble(t *testing.T) {
-	eng := routingEngine(t, interopQueue())
-	worker := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::echo,interop::fail,interop::void,interop::coded",
-		"FAIL_MESSAGE=boom from python", "FAIL_CODE=E_PY")
-	readyID(t, worker)
-	payload := `{"hello":"world","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`
-	metadata := `{"origin":"python-caller","attempt":1}`
-	queue := eng.queueEnv("interop-q")
-	caller := startPy(t, eng.URL, "caller.py", append([]string{"PAYLOAD=" + payload, "METADATA=" + metadata, "CODED_FN=interop::coded"},
-		queue...)...)
-	callerID := readyID(t, caller)
-	withCaller := func(extra string) string { // payload as the handler sees it
-		return strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`
-	}
-
-	// Awaited call: payload plus _caller_worker_id, metadata beside it, the
-	// result back unchanged (nulls and non-ASCII text included).
-	echo := result(t, caller, "echo")
-	if !echo.OK || echo.FunctionID != "interop::echo" {
-		t.Fatalf("echo: %+v", echo)
-	}
-	requireJSON(t, "echo result", echo.Result, json.RawMessage(`{"input":`+withCaller("")+`,"metadata":`+metadata+`}`))
-	var seen invoked
-	worker.wait(ev("invoked", "function_id", "interop::echo")).decode(t, &seen)
-	requireJSON(t, "echo handler input", seen.Input, json.RawMessage(withCaller("")))
-	requireJSON(t, "echo handler metadata", seen.Metadata, json.RawMessage(metadata))
-
-	// Void: None at once; the handler still runs with payload and metadata.
-	void := result(t, caller, "void")
-	if !void.OK || string(void.Result) != "null" {
-		t.Fatalf("void: %+v", void)
-	}
-	worker.wait(ev("void", "function_id", "interop::void")).decode(t, &seen)
-	requireJSON(t, "void handler input", seen.Input, json.RawMessage(withCaller(`,"void":true`)))
-	requireJSON(t, "void handler metadata", seen.Metadata, json.RawMessage(metadata))
-
-	// A raised exception is invocation_failed with str(exc) and the traceback.
-	fail := requireError(t, result(t, caller, "fail"), "invocation_failed", "boom from python")
-	requirePyStack(t, "fail", fail.Stacktrace, "worker.py", "RuntimeError: boom from python")
-	// A raised InvocationError keeps no code of its own either: the SDK sends
-	// invocation_failed with str(err), "<code>: <message>".
-	coded := requireError(t, result(t, caller, "coded"), "invocation_failed", "E_PY: boom from python")
-	requirePyStack(t, "coded", coded.Stacktrace, "worker.py", "iii.errors.InvocationError: E_PY: boom from python")
-
-	missing := requireError(t, result(t, caller, "missing"), "function_not_found", "Function interop::missing not found")
-	if missing.Stacktrace != nil {
-		t.Fatalf("missing: stacktrace %q", *missing.Stacktrace)
-	}
-
-	if queue != nil { // see hasQueue
-		// Enqueued: the receipt at once, the job later.
-		enq := result(t, caller, "enqueue")
-		var receipt struct {
-			MessageReceiptID string `json:"messageReceiptId"`
-		}
-		if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil {
-			t.Fatalf("enqueue: %+v", enq)
-		}
-		if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
-			t.Fatalf("enqueue receipt %s: %v", enq.Result, err)
-		}
-		job := worker.waitN(ev("invoked", "function_id", "interop::echo"), 2)[1]
-		var input map[string]any
-		job.decode(t, &seen)
-		if err := json.Unmarshal(seen.Input, &input); err != nil {
-			t.Fatal(err)
-		}
-		delete(input, "_caller_worker_id")
-		requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
-	}
-
-	caller.wait(ev("done"))
-	caller.waitExit()
-	var order []string
-	for _, e := range caller.all(ev("result")) {
-		var r callResult
-		e.decode(t, &r)
-		order = append(order, r.Call)
-	}
-	wantOrder, invocations := []string{"echo", "void", "fail", "coded", "missing", "enqueue"}, 5
-	if queue == nil {
-		wantOrder, invocations = wantOrder[:5], 4
-	}
-	if !slices.Equal(order, wantOrder) {
-		t.Fatalf("results in order %v", order)
-	}
-	worker.wait(ev("invoked", "function_id", "interop::coded"))
-	if n := len(worker.all(ev("invoked"))) + len(worker.all(ev("void"))); n != invocations {
-		t.Fatalf("worker saw %d invocations, want %d", n, invocations)
-	}
-	if code := worker.stop(); code != 0 {
-		t.Fatalf("worker exited with %d", code)
-	}
+	testWorkerCallsWorker(t, workerCalls{
+		caller: pythonSDK, worker: pythonSDK, queue: true,
+		workerEnv: []string{"FUNCTIONS=interop::echo,interop::fail,interop::void,interop::coded",
+			"FAIL_MESSAGE=boom from python", "FAIL_CODE=E_PY"},
+		callerEnv: []string{"CODED_FN=interop::coded"},
+		payload:   `{"hello":"world","n":42,"nested":{"list":[1,"two",null],"unicode":"ünï ✓"}}`,
+		metadata:  `{"origin":"python-caller","attempt":1}`,
+		// A raised exception is invocation_failed with str(exc) and the traceback.
+		fail: pythonRaise("boom from python", "RuntimeError: boom from python"),
+		// A raised InvocationError keeps no code of its own either: the SDK sends
+		// invocation_failed with str(err), "<code>: <message>".
+		coded: &callError{"invocation_failed", "E_PY: boom from python", func(t testing.TB, what string, stack *string) {
+			t.Helper()
+			requirePyStack(t, what, stack, "worker.py", "iii.errors.InvocationError: E_PY: boom from python")
+		}},
+	})
 }
 
 func TestPythonTriggerProviderGetsBindingsOfAnotherPythonWorkerAndFiresThem(t *testing.T) {
