@@ -135,53 +135,7 @@ func waitSpan(t *testing.T, eng *iiitest.Engine, name string) {
 func TestNodeWorkerCallsGoWorker(t *testing.T) {
 	eng := routingEngine(t)
 	w := goWorker(t, eng.URL, "interop-go-handler")
-
-	type call struct {
-		input    json.RawMessage
-		metadata json.RawMessage
-		caller   string
-	}
-	calls := make(chan call, 8)
-	record := func(ctx context.Context, in json.RawMessage) {
-		inv, ok := iii.InvocationFromContext(ctx)
-		if !ok {
-			t.Errorf("handler context without an invocation")
-			return
-		}
-		calls <- call{input: in, metadata: iii.MetadataFromContext(ctx), caller: inv.CallerWorkerID()}
-	}
-	type reply struct {
-		Input    json.RawMessage `json:"input"`
-		Metadata json.RawMessage `json:"metadata"`
-		Caller   string          `json:"caller"`
-		Runtime  string          `json:"runtime"`
-	}
-	must := func(_ *iii.FunctionRef, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(iii.RegisterFunction(w, "gointerop::echo", func(ctx context.Context, in json.RawMessage) (reply, error) {
-		record(ctx, in)
-		inv, _ := iii.InvocationFromContext(ctx)
-		return reply{Input: in, Metadata: iii.MetadataFromContext(ctx), Caller: inv.CallerWorkerID(), Runtime: "go"}, nil
-	}))
-	must(iii.RegisterFunction(w, "gointerop::void", func(ctx context.Context, in json.RawMessage) (any, error) {
-		record(ctx, in)
-		return nil, nil
-	}))
-	must(iii.RegisterFunction(w, "gointerop::fail", func(ctx context.Context, in json.RawMessage) (any, error) {
-		return nil, iii.NewInvocationError("E_GO", "go handler refused the order")
-	}))
-	must(iii.RegisterFunction(w, "gointerop::panic", func(ctx context.Context, in json.RawMessage) (any, error) {
-		panic("go handler exploded")
-	}))
-	for _, id := range []string{"gointerop::echo", "gointerop::void", "gointerop::fail", "gointerop::panic"} {
-		if err := eng.WaitFunction(testCtx(t), id); err != nil {
-			t.Fatalf("WaitFunction(%s): %v", id, err)
-		}
-	}
+	calls := goFunctionsForCallers(t, eng, w)
 
 	// caller.mjs makes its four calls in order: echo, void, fail, and (under
 	// the label "missing") the panicking function.
@@ -190,39 +144,7 @@ func TestNodeWorkerCallsGoWorker(t *testing.T) {
 	caller := startScript(t, eng.URL, "caller.mjs", "PAYLOAD="+payload, "METADATA="+metadata,
 		"ECHO_FN=gointerop::echo", "VOID_FN=gointerop::void", "FAIL_FN=gointerop::fail", "MISSING_FN=gointerop::panic")
 	callerID := readyID(t, caller)
-	withCaller := func(extra string) json.RawMessage {
-		return json.RawMessage(strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`)
-	}
-
-	// The Go handler got the payload, the metadata and the caller's id, and
-	// its typed result reached Node unchanged.
-	echo := result(t, caller, "echo")
-	if !echo.OK {
-		t.Fatalf("gointerop::echo: %+v", echo.Error)
-	}
-	var r reply
-	if err := json.Unmarshal(echo.Result, &r); err != nil {
-		t.Fatalf("echo result %s: %v", echo.Result, err)
-	}
-	requireJSON(t, "Go handler input", r.Input, withCaller(""))
-	requireJSON(t, "Go handler metadata", r.Metadata, json.RawMessage(metadata))
-	if r.Caller != callerID || r.Runtime != "go" {
-		t.Fatalf("echo result %s; want caller %s", echo.Result, callerID)
-	}
-	c := recv(t, "the echo call", calls)
-	requireJSON(t, "recorded input", c.input, withCaller(""))
-
-	// Void: Node resolves at once; the Go handler still runs, with metadata.
-	void := result(t, caller, "void")
-	if !void.OK || string(void.Result) != "null" {
-		t.Fatalf("void: %+v", void)
-	}
-	c = recv(t, "the void call", calls)
-	requireJSON(t, "void input", c.input, withCaller(`,"void":true`))
-	requireJSON(t, "void metadata", c.metadata, json.RawMessage(metadata))
-	if c.caller != callerID {
-		t.Fatalf("void caller %q, want %q", c.caller, callerID)
-	}
+	requireGoEchoAndVoid(t, caller, calls, callerID, payload, metadata)
 
 	// An InvocationError's code reaches the Node caller unchanged.
 	fail := requireError(t, result(t, caller, "fail"), "E_GO", "go handler refused the order")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/iii-go/iii"
+	"github.com/iii-go/iii/connection/wire"
 )
 
 func TestGoWorkerCallsPythonWorker(t *testing.T) {
@@ -110,20 +111,20 @@ func TestGoWorkerCallsPythonWorker(t *testing.T) {
 	}
 }
 
-// goFunctionsForPython registers the Go functions the Python and Node callers call:
-// gointerop::echo (returns input, metadata and caller), gointerop::void,
+// goFunctionsForCallers registers the Go functions the Node, Python and Rust
+// callers call: gointerop::echo (returns input, metadata and caller), gointerop::void,
 // gointerop::fail (an InvocationError with code E_GO) and gointerop::panic.
 // Each call of echo and void is sent on the returned channel.
-func goFunctionsForPython(t *testing.T, eng functionWaiter, w *iii.III) <-chan pyGoCall {
+func goFunctionsForCallers(t *testing.T, eng functionWaiter, w *iii.III) <-chan goCall {
 	t.Helper()
-	calls := make(chan pyGoCall, 8)
+	calls := make(chan goCall, 8)
 	record := func(ctx context.Context, in json.RawMessage) {
 		inv, ok := iii.InvocationFromContext(ctx)
 		if !ok {
 			t.Errorf("handler context without an invocation")
 			return
 		}
-		calls <- pyGoCall{input: in, metadata: iii.MetadataFromContext(ctx), caller: inv.CallerWorkerID()}
+		calls <- goCall{input: in, metadata: iii.MetadataFromContext(ctx), caller: inv.CallerWorkerID()}
 	}
 	must := func(_ *iii.FunctionRef, err error) {
 		t.Helper()
@@ -131,10 +132,10 @@ func goFunctionsForPython(t *testing.T, eng functionWaiter, w *iii.III) <-chan p
 			t.Fatal(err)
 		}
 	}
-	must(iii.RegisterFunction(w, "gointerop::echo", func(ctx context.Context, in json.RawMessage) (pyGoReply, error) {
+	must(iii.RegisterFunction(w, "gointerop::echo", func(ctx context.Context, in json.RawMessage) (goReply, error) {
 		record(ctx, in)
 		inv, _ := iii.InvocationFromContext(ctx)
-		return pyGoReply{Input: in, Metadata: iii.MetadataFromContext(ctx), Caller: inv.CallerWorkerID(), Runtime: "go"}, nil
+		return goReply{Input: in, Metadata: iii.MetadataFromContext(ctx), Caller: inv.CallerWorkerID(), Runtime: "go"}, nil
 	}))
 	must(iii.RegisterFunction(w, "gointerop::void", func(ctx context.Context, in json.RawMessage) (any, error) {
 		record(ctx, in)
@@ -154,25 +155,84 @@ func goFunctionsForPython(t *testing.T, eng functionWaiter, w *iii.III) <-chan p
 	return calls
 }
 
-// pyGoCall is one call a Go handler of goFunctionsForPython saw.
-type pyGoCall struct {
+// goCall is one call a Go handler of goFunctionsForCallers saw.
+type goCall struct {
 	input    json.RawMessage
 	metadata json.RawMessage
 	caller   string
 }
 
-// pyGoReply is what gointerop::echo returns.
-type pyGoReply struct {
+// goReply is what gointerop::echo returns.
+type goReply struct {
 	Input    json.RawMessage `json:"input"`
 	Metadata json.RawMessage `json:"metadata"`
 	Caller   string          `json:"caller"`
 	Runtime  string          `json:"runtime"`
 }
 
+// requireGoEchoAndVoid checks the "echo" and "void" calls of the caller
+// program caller (worker id callerID, started with PAYLOAD=payload and
+// METADATA=metadata) of gointerop::echo and gointerop::void, and what the
+// Go handlers saw (calls, from goFunctionsForCallers).
+func requireGoEchoAndVoid(t *testing.T, caller *proc, calls <-chan goCall, callerID, payload, metadata string) {
+	t.Helper()
+	withCaller := func(extra string) json.RawMessage {
+		return json.RawMessage(strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`)
+	}
+
+	// The Go handler got the payload, the metadata and the caller's id, and
+	// its typed result reached the caller unchanged.
+	echo := outcome(t, caller, "echo")
+	if !echo.OK {
+		t.Fatalf("gointerop::echo: %s", echo.raw)
+	}
+	requireJSON(t, "echo result", echo.Result, json.RawMessage(`{"input":`+string(withCaller(""))+`,"metadata":`+metadata+
+		`,"caller":"`+callerID+`","runtime":"go"}`))
+	c := recv(t, "the echo call", calls)
+	requireJSON(t, "recorded input", c.input, withCaller(""))
+	if c.caller != callerID {
+		t.Fatalf("echo caller %q, want %q", c.caller, callerID)
+	}
+
+	// Void: the caller gets nothing at once; the Go handler still runs, with
+	// metadata.
+	if void := outcome(t, caller, "void"); !void.OK || string(void.Result) != "null" {
+		t.Fatalf("void: %s", void.raw)
+	}
+	c = recv(t, "the void call", calls)
+	requireJSON(t, "void input", c.input, withCaller(`,"void":true`))
+	requireJSON(t, "void metadata", c.metadata, json.RawMessage(metadata))
+	if c.caller != callerID {
+		t.Fatalf("void caller %q, want %q", c.caller, callerID)
+	}
+}
+
+// requireGoQueuedCall checks a caller program's "enqueue" call of
+// gointerop::echo (a receipt) and that the Go handler then ran the job with
+// the payload.
+func requireGoQueuedCall(t *testing.T, caller *proc, calls <-chan goCall, payload string) {
+	t.Helper()
+	enq := outcome(t, caller, "enqueue")
+	var receipt iii.EnqueueResult
+	if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil {
+		t.Fatalf("enqueue: %s", enq.raw)
+	}
+	if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
+		t.Fatalf("enqueue receipt %s: %v", enq.Result, err)
+	}
+	c := recv(t, "the queued job", calls)
+	var input map[string]any
+	if err := json.Unmarshal(c.input, &input); err != nil {
+		t.Fatal(err)
+	}
+	delete(input, "_caller_worker_id")
+	requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
+}
+
 func TestPythonWorkerCallsGoWorker(t *testing.T) {
 	eng := routingEngine(t, interopQueue())
 	w := goWorker(t, eng.URL, "interop-go-handler")
-	calls := goFunctionsForPython(t, eng, w)
+	calls := goFunctionsForCallers(t, eng, w)
 
 	payload := `{"order":"A-1","qty":2,"note":"ünï ✓","gift":null}`
 	metadata := `{"origin":"python-caller","tenant":"t1"}`
@@ -180,38 +240,7 @@ func TestPythonWorkerCallsGoWorker(t *testing.T) {
 	caller := startPy(t, eng.URL, "caller.py", append([]string{"PAYLOAD=" + payload, "METADATA=" + metadata,
 		"ECHO_FN=gointerop::echo", "VOID_FN=gointerop::void", "FAIL_FN=gointerop::panic", "CODED_FN=gointerop::fail"}, queue...)...)
 	callerID := readyID(t, caller)
-	withCaller := func(extra string) json.RawMessage {
-		return json.RawMessage(strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`)
-	}
-
-	// The Go handler got the payload, the metadata and the caller's id; its
-	// typed result reached Python unchanged.
-	echo := result(t, caller, "echo")
-	if !echo.OK {
-		t.Fatalf("gointerop::echo: %+v", echo.Error)
-	}
-	var r pyGoReply
-	if err := json.Unmarshal(echo.Result, &r); err != nil {
-		t.Fatalf("echo result %s: %v", echo.Result, err)
-	}
-	requireJSON(t, "Go handler input", r.Input, withCaller(""))
-	requireJSON(t, "Go handler metadata", r.Metadata, json.RawMessage(metadata))
-	if r.Caller != callerID || r.Runtime != "go" {
-		t.Fatalf("echo result %s; want caller %s", echo.Result, callerID)
-	}
-	recv(t, "the echo call", calls)
-
-	// Void: Python gets None at once; the Go handler still runs, with metadata.
-	void := result(t, caller, "void")
-	if !void.OK || string(void.Result) != "null" {
-		t.Fatalf("void: %+v", void)
-	}
-	c := recv(t, "the void call", calls)
-	requireJSON(t, "void input", c.input, withCaller(`,"void":true`))
-	requireJSON(t, "void metadata", c.metadata, json.RawMessage(metadata))
-	if c.caller != callerID {
-		t.Fatalf("void caller %q, want %q", c.caller, callerID)
-	}
+	requireGoEchoAndVoid(t, caller, calls, callerID, payload, metadata)
 
 	// A panic is invocation_failed with the panic value only: the Go stack
 	// stays in the worker's log unless InitOptions.SendPanicStacks is set.
@@ -228,18 +257,7 @@ func TestPythonWorkerCallsGoWorker(t *testing.T) {
 
 	if queue != nil { // see hasQueue
 		// Enqueued from Python to Go: the receipt, then the Go handler runs.
-		enq := result(t, caller, "enqueue")
-		var receipt iii.EnqueueResult
-		if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil || receipt.MessageReceiptID == "" {
-			t.Fatalf("enqueue: %+v", enq)
-		}
-		c = recv(t, "the queued call", calls)
-		var input map[string]any
-		if err := json.Unmarshal(c.input, &input); err != nil {
-			t.Fatal(err)
-		}
-		delete(input, "_caller_worker_id")
-		requireJSON(t, "queued job's payload", input, json.RawMessage(payload))
+		requireGoQueuedCall(t, caller, calls, payload)
 	}
 	caller.waitExit()
 }

@@ -178,35 +178,7 @@ func TestGoWorkerCallsRustWorker(t *testing.T) {
 func TestRustWorkerCallsGoWorker(t *testing.T) {
 	eng := routingEngine(t, interopQueue())
 	w := goWorker(t, eng.URL, "interop-go-handler")
-	type call struct {
-		input, metadata json.RawMessage
-		caller          string
-	}
-	calls := make(chan call, 8)
-	record := func(ctx context.Context, in json.RawMessage) {
-		inv, _ := iii.InvocationFromContext(ctx)
-		calls <- call{input: in, metadata: iii.MetadataFromContext(ctx), caller: inv.CallerWorkerID()}
-	}
-	must := func(_ *iii.FunctionRef, err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	must(iii.RegisterFunction(w, "gointerop::echo", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
-		record(ctx, in)
-		return map[string]any{"input": in, "metadata": iii.MetadataFromContext(ctx), "runtime": "go"}, nil
-	}))
-	must(iii.RegisterFunction(w, "gointerop::void", func(ctx context.Context, in json.RawMessage) (any, error) {
-		record(ctx, in)
-		return nil, nil
-	}))
-	must(iii.RegisterFunction(w, "gointerop::fail", func(ctx context.Context, in json.RawMessage) (any, error) {
-		return nil, iii.NewInvocationError("E_GO", "go handler refused the order")
-	}))
-	must(iii.RegisterFunction(w, "gointerop::panic", func(ctx context.Context, in json.RawMessage) (any, error) {
-		panic("go handler exploded")
-	}))
+	calls := goFunctionsForCallers(t, eng, w)
 
 	payload := `{"order":"A-1","qty":2,"note":"ünï ✓"}`
 	metadata := `{"origin":"rust-caller","tenant":"t1"}`
@@ -214,27 +186,7 @@ func TestRustWorkerCallsGoWorker(t *testing.T) {
 	caller := startRust(t, eng.URL, "caller", append([]string{"PAYLOAD=" + payload, "METADATA=" + metadata,
 		"ECHO_FN=gointerop::echo", "VOID_FN=gointerop::void", "FAIL_FN=gointerop::fail", "PANIC_FN=gointerop::panic"}, queue...)...)
 	callerID := eng.workerID(caller)
-	withCaller := func(extra string) json.RawMessage {
-		return json.RawMessage(strings.TrimSuffix(payload, "}") + extra + `,"_caller_worker_id":"` + callerID + `"}`)
-	}
-
-	echo := rustCallResult(t, caller, "echo")
-	if !echo.OK {
-		t.Fatalf("gointerop::echo: %s", jsonText(echo.Error))
-	}
-	requireJSON(t, "echo result", echo.Result, json.RawMessage(`{"input":`+string(withCaller(""))+`,"metadata":`+metadata+`,"runtime":"go"}`))
-	c := recv(t, "the echo call", calls)
-	if c.caller != callerID {
-		t.Fatalf("echo caller %q, want %q", c.caller, callerID)
-	}
-
-	void := rustCallResult(t, caller, "void")
-	if !void.OK || string(void.Result) != "null" {
-		t.Fatalf("void: %+v", void)
-	}
-	c = recv(t, "the void call", calls)
-	requireJSON(t, "void input", c.input, withCaller(`,"void":true`))
-	requireJSON(t, "void metadata", c.metadata, json.RawMessage(metadata))
+	requireGoEchoAndVoid(t, caller, calls, callerID, payload, metadata)
 
 	// The Go InvocationError's code reaches Rust as Error::Remote unchanged.
 	if st := requireRustError(t, rustCallResult(t, caller, "fail"), "E_GO", "go handler refused the order"); st != nil {
@@ -252,23 +204,7 @@ func TestRustWorkerCallsGoWorker(t *testing.T) {
 
 	if queue != nil { // see hasQueue
 		// Enqueued from Rust: the receipt, then the Go handler runs the job.
-		enq := rustCallResult(t, caller, "enqueue")
-		var receipt struct {
-			MessageReceiptID string `json:"messageReceiptId"`
-		}
-		if !enq.OK || json.Unmarshal(enq.Result, &receipt) != nil {
-			t.Fatalf("enqueue: %+v", enq)
-		}
-		if _, err := wire.ParseUUID(receipt.MessageReceiptID); err != nil {
-			t.Fatalf("enqueue receipt %s: %v", enq.Result, err)
-		}
-		c = recv(t, "the queued job", calls)
-		var in map[string]any
-		if err := json.Unmarshal(c.input, &in); err != nil {
-			t.Fatal(err)
-		}
-		delete(in, "_caller_worker_id")
-		requireJSON(t, "queued job's payload", in, json.RawMessage(payload))
+		requireGoQueuedCall(t, caller, calls, payload)
 	}
 	caller.wait(ev("done"))
 	caller.waitExit()
