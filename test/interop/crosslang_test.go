@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -267,50 +268,78 @@ func TestGoTriggerProviderServesANodeBinder(t *testing.T) {
 	}
 }
 
-func TestNodeTriggerProviderServesAGoBinder(t *testing.T) {
-	eng := routingEngine(t)
-	provider := startScript(t, eng.URL, "trigger-provider.mjs", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=1")
-	providerID := readyID(t, provider)
-	w := goWorker(t, eng.URL, "interop-go-binder")
-	type fire struct {
-		input    json.RawMessage
-		metadata json.RawMessage
-	}
-	fires := make(chan fire, 4)
-	if _, err := iii.RegisterFunction(w, "gointerop::ticked", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
-		fires <- fire{input: in, metadata: iii.MetadataFromContext(ctx)}
+// goBinder is a Go worker whose function gointerop::ticked (it returns
+// {"go":true}; fires gets each call) is bound to the interop::ticker of a
+// foreign trigger provider with config {"interval_ms":50} and metadata
+// {"binder":"go"}.
+type goBinder struct {
+	w     *iii.III
+	tr    *iii.Trigger
+	fires chan goFire
+}
+
+// goFire is a call of a goBinder's function.
+type goFire struct{ input, metadata json.RawMessage }
+
+// bindGo connects a goBinder to the engine at url and checks that the
+// trigger provider program provider of the SDK called who got its binding as
+// made.
+func bindGo(t *testing.T, url string, provider *proc, who string) goBinder {
+	t.Helper()
+	b := goBinder{w: goWorker(t, url, "interop-go-binder"), fires: make(chan goFire, 4)}
+	if _, err := iii.RegisterFunction(b.w, "gointerop::ticked", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
+		b.fires <- goFire{input: in, metadata: iii.MetadataFromContext(ctx)}
 		return map[string]any{"go": true}, nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-
-	// A Go binding reaches the Node provider as made, and its fire runs the
-	// Go function with the binding's metadata.
-	tr, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
+	tr, err := b.w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
 		Config: map[string]any{"interval_ms": 50}, Metadata: map[string]any{"binder": "go"}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.tr = tr
 	var reg binding
 	provider.wait(ev("registertrigger", "id", tr.ID())).decode(t, &reg)
-	requireJSON(t, "binding as the Node provider sees it", reg,
+	requireJSON(t, "binding as the "+who+" provider sees it", reg,
 		json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"gointerop::ticked","config":{"interval_ms":50},"metadata":{"binder":"go"}}`))
-	f := recv(t, "fire", fires)
-	requireJSON(t, "Go function input", f.input, json.RawMessage(
-		`{"tick":1,"trigger_id":"`+tr.ID()+`","config":{"interval_ms":50},"_caller_worker_id":"`+providerID+`"}`))
-	requireJSON(t, "Go function metadata", f.metadata, json.RawMessage(`{"binder":"go"}`))
-	var fired struct {
-		OK     bool            `json:"ok"`
-		Result json.RawMessage `json:"result"`
-	}
-	provider.wait(ev("fired", "id", tr.ID())).decode(t, &fired)
-	if !fired.OK {
-		t.Fatalf("fire seen by the provider: %+v", fired)
-	}
-	requireJSON(t, "fire result", fired.Result, json.RawMessage(`{"go":true}`))
+	return b
+}
 
-	// The Node provider's refusal reaches the Go binding as a TriggerError.
-	rejected, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
+// requireFire checks that the provider's fire number tick, from the
+// provider's connection providerID, ran the Go function with the binding's
+// config and metadata.
+func (b goBinder) requireFire(t *testing.T, tick int, providerID string) {
+	t.Helper()
+	f := recv(t, "fire", b.fires)
+	requireJSON(t, "Go function input", f.input, json.RawMessage(fmt.Sprintf(
+		`{"tick":%d,"trigger_id":"%s","config":{"interval_ms":50},"_caller_worker_id":"%s"}`, tick, b.tr.ID(), providerID)))
+	requireJSON(t, "Go function metadata", f.metadata, json.RawMessage(`{"binder":"go"}`))
+}
+
+// requireFired checks the provider's "fired" events of the binding: n, each
+// ok with the Go function's result.
+func (b goBinder) requireFired(t *testing.T, provider *proc, n int) {
+	t.Helper()
+	for _, e := range provider.waitN(ev("fired", "id", b.tr.ID()), n) {
+		var fired struct {
+			OK     bool            `json:"ok"`
+			Result json.RawMessage `json:"result"`
+		}
+		e.decode(t, &fired)
+		if !fired.OK {
+			t.Fatalf("fire seen by the provider: %s", e.Raw)
+		}
+		requireJSON(t, "fire result", fired.Result, json.RawMessage(`{"go":true}`))
+	}
+}
+
+// requireRefusal makes a second binding, with config {"reject":true}, which
+// the provider refuses: the Go binding gets a TriggerError whose message is
+// prefix followed by the provider's.
+func (b goBinder) requireRefusal(t *testing.T, prefix string) {
+	t.Helper()
+	rejected, err := b.w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
 		Config: map[string]any{"reject": true}})
 	if err != nil {
 		t.Fatal(err)
@@ -318,17 +347,40 @@ func TestNodeTriggerProviderServesAGoBinder(t *testing.T) {
 	err = rejected.WaitError(testCtx(t))
 	var te *iii.TriggerError
 	if !errors.As(err, &te) || te.TriggerID != rejected.ID() || te.TriggerType != "interop::ticker" ||
-		te.Code != iii.CodeTriggerRegistrationFailed || te.Message != "binding "+rejected.ID()+" rejected by interop provider" {
+		te.Code != iii.CodeTriggerRegistrationFailed || te.Message != prefix+"binding "+rejected.ID()+" rejected by interop provider" {
 		t.Fatalf("refusal: %v (%+v)", err, te)
 	}
+}
 
-	// Unregistering from Go tells the Node provider.
-	if err := tr.Unregister(); err != nil {
+// unbind unregisters the binding from Go and checks that the provider's
+// n-th unregistertrigger of it carries only the id (the SDKs fill
+// function_id with "" and config with null).
+func (b goBinder) unbind(t *testing.T, provider *proc, n int) {
+	t.Helper()
+	if err := b.tr.Unregister(); err != nil {
 		t.Fatal(err)
 	}
 	var unreg binding
-	provider.wait(ev("unregistertrigger", "id", tr.ID())).decode(t, &unreg)
-	requireJSON(t, "unbinding", unreg, json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"","config":null,"metadata":null}`))
+	provider.waitN(ev("unregistertrigger", "id", b.tr.ID()), n)[n-1].decode(t, &unreg)
+	requireJSON(t, "unbinding", unreg, json.RawMessage(`{"id":"`+b.tr.ID()+`","function_id":"","config":null,"metadata":null}`))
+}
+
+func TestNodeTriggerProviderServesAGoBinder(t *testing.T) {
+	eng := routingEngine(t)
+	provider := startScript(t, eng.URL, "trigger-provider.mjs", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=1")
+	providerID := readyID(t, provider)
+
+	// A Go binding reaches the Node provider as made, and its fire runs the
+	// Go function with the binding's metadata.
+	b := bindGo(t, eng.URL, provider, "Node")
+	b.requireFire(t, 1, providerID)
+	b.requireFired(t, provider, 1)
+
+	// The Node provider's refusal reaches the Go binding as a TriggerError.
+	b.requireRefusal(t, "")
+
+	// Unregistering from Go tells the Node provider.
+	b.unbind(t, provider, 1)
 }
 
 func TestGoCallerSeesInvocationStoppedWhenTheNodeHandlerDrops(t *testing.T) {

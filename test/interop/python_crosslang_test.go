@@ -348,83 +348,36 @@ func TestPythonTriggerProviderServesAGoBinder(t *testing.T) {
 	eng := doubleEngine(t)
 	provider := startPy(t, eng.URL, "trigger_provider.py", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=1")
 	providerID := readyID(t, provider)
-	w := goWorker(t, eng.URL, "interop-go-binder")
-	type fire struct {
-		input    json.RawMessage
-		metadata json.RawMessage
-	}
-	fires := make(chan fire, 4)
-	if _, err := iii.RegisterFunction(w, "gointerop::ticked", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
-		fires <- fire{input: in, metadata: iii.MetadataFromContext(ctx)}
-		return map[string]any{"go": true}, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-
-	tr, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
-		Config: map[string]any{"interval_ms": 50}, Metadata: map[string]any{"binder": "go"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg binding
-	provider.wait(ev("registertrigger", "id", tr.ID())).decode(t, &reg)
-	requireJSON(t, "binding as the Python provider sees it", reg,
-		json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"gointerop::ticked","config":{"interval_ms":50},"metadata":{"binder":"go"}}`))
-	f := recv(t, "fire", fires)
-	requireJSON(t, "Go function input", f.input, json.RawMessage(
-		`{"tick":1,"trigger_id":"`+tr.ID()+`","config":{"interval_ms":50},"_caller_worker_id":"`+providerID+`"}`))
-	requireJSON(t, "Go function metadata", f.metadata, json.RawMessage(`{"binder":"go"}`))
-	var fired struct {
-		OK     bool            `json:"ok"`
-		Result json.RawMessage `json:"result"`
-	}
-	provider.wait(ev("fired", "id", tr.ID())).decode(t, &fired)
-	if !fired.OK {
-		t.Fatalf("fire seen by the provider: %+v", fired)
-	}
-	requireJSON(t, "fire result", fired.Result, json.RawMessage(`{"go":true}`))
+	b := bindGo(t, eng.URL, provider, "Python")
+	b.requireFire(t, 1, providerID)
+	b.requireFired(t, provider, 1)
 
 	// The Python provider's refusal reaches the Go binding as a TriggerError.
-	rejected, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
-		Config: map[string]any{"reject": true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = rejected.WaitError(testCtx(t))
-	var te *iii.TriggerError
-	if !errors.As(err, &te) || te.TriggerID != rejected.ID() || te.TriggerType != "interop::ticker" ||
-		te.Code != iii.CodeTriggerRegistrationFailed || te.Message != "binding "+rejected.ID()+" rejected by interop provider" {
-		t.Fatalf("refusal: %v (%+v)", err, te)
-	}
+	b.requireRefusal(t, "")
 
 	// The Go worker's connection drops: the engine unbinds at the provider,
 	// and the Go SDK's replay binds the same id again, which fires again.
-	oldID := w.WorkerID()
+	oldID := b.w.WorkerID()
 	if !eng.DropWorker(oldID) {
 		t.Fatalf("DropWorker(%s): not connected", oldID)
 	}
-	provider.wait(ev("unregistertrigger", "id", tr.ID()))
-	provider.waitN(ev("registertrigger", "id", tr.ID()), 2)
-	requireLaterEvent(t, provider, ev("unregistertrigger", "id", tr.ID()), ev("registertrigger", "id", tr.ID()))
-	f = recv(t, "fire after the Go worker reconnected", fires)
+	provider.wait(ev("unregistertrigger", "id", b.tr.ID()))
+	provider.waitN(ev("registertrigger", "id", b.tr.ID()), 2)
+	requireLaterEvent(t, provider, ev("unregistertrigger", "id", b.tr.ID()), ev("registertrigger", "id", b.tr.ID()))
+	f := recv(t, "fire after the Go worker reconnected", b.fires)
 	requireJSON(t, "fire after reconnect", f.input, json.RawMessage(
-		`{"tick":1,"trigger_id":"`+tr.ID()+`","config":{"interval_ms":50},"_caller_worker_id":"`+providerID+`"}`))
+		`{"tick":1,"trigger_id":"`+b.tr.ID()+`","config":{"interval_ms":50},"_caller_worker_id":"`+providerID+`"}`))
 	// The new id comes with the engine's workerregistered, which the
 	// connection handles apart from the invocations of the same socket: the
 	// fire may overtake it.
-	for deadline := time.Now().Add(waitTimeout); w.WorkerID() == oldID; time.Sleep(5 * time.Millisecond) {
+	for deadline := time.Now().Add(waitTimeout); b.w.WorkerID() == oldID; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the Go worker kept its worker id %s after reconnecting", oldID)
 		}
 	}
 
 	// Unregistering from Go tells the Python provider.
-	if err := tr.Unregister(); err != nil {
-		t.Fatal(err)
-	}
-	var unreg binding
-	provider.waitN(ev("unregistertrigger", "id", tr.ID()), 2)[1].decode(t, &unreg)
-	requireJSON(t, "unbinding", unreg, json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"","config":null,"metadata":null}`))
+	b.unbind(t, provider, 2)
 }
 
 func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {

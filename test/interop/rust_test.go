@@ -299,64 +299,19 @@ func TestRustTriggerProviderServesAGoBinder(t *testing.T) {
 	eng := routingEngine(t)
 	provider := startRust(t, eng.URL, "trigger-provider", "TRIGGER_TYPE=interop::ticker", "FIRE_COUNT=2")
 	providerID := eng.workerID(provider)
-	w := goWorker(t, eng.URL, "interop-go-binder")
-	type fire struct{ input, metadata json.RawMessage }
-	fires := make(chan fire, 4)
-	if _, err := iii.RegisterFunction(w, "gointerop::ticked", func(ctx context.Context, in json.RawMessage) (map[string]any, error) {
-		fires <- fire{input: in, metadata: iii.MetadataFromContext(ctx)}
-		return map[string]any{"go": true}, nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	tr, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
-		Config: map[string]any{"interval_ms": 50}, Metadata: map[string]any{"binder": "go"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg binding
-	provider.wait(ev("registertrigger", "id", tr.ID())).decode(t, &reg)
-	requireJSON(t, "binding as the Rust provider sees it", reg,
-		json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"gointerop::ticked","config":{"interval_ms":50},"metadata":{"binder":"go"}}`))
+	b := bindGo(t, eng.URL, provider, "Rust")
 	for k := 1; k <= 2; k++ {
-		f := recv(t, "fire", fires)
-		requireJSON(t, "Go function input", f.input, json.RawMessage(fmt.Sprintf(
-			`{"tick":%d,"trigger_id":"%s","config":{"interval_ms":50},"_caller_worker_id":"%s"}`, k, tr.ID(), providerID)))
-		requireJSON(t, "Go function metadata", f.metadata, json.RawMessage(`{"binder":"go"}`))
+		b.requireFire(t, k, providerID)
 	}
-	for _, e := range provider.waitN(ev("fired", "id", tr.ID()), 2) {
-		var fired struct {
-			OK     bool            `json:"ok"`
-			Result json.RawMessage `json:"result"`
-		}
-		e.decode(t, &fired)
-		if !fired.OK {
-			t.Fatalf("fire seen by the provider: %s", e.Raw)
-		}
-		requireJSON(t, "fire result", fired.Result, json.RawMessage(`{"go":true}`))
-	}
+	b.requireFired(t, provider, 2)
 
 	// The Rust provider's refusal reaches the Go binding as a TriggerError;
 	// the message is the Rust error's Display text.
-	rejected, err := w.RegisterTrigger(iii.TriggerInput{Type: "interop::ticker", FunctionID: "gointerop::ticked",
-		Config: map[string]any{"reject": true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = rejected.WaitError(testCtx(t))
-	var te *iii.TriggerError
-	if !errors.As(err, &te) || te.TriggerID != rejected.ID() || te.TriggerType != "interop::ticker" ||
-		te.Code != iii.CodeTriggerRegistrationFailed || te.Message != "handler error: binding "+rejected.ID()+" rejected by interop provider" {
-		t.Fatalf("refusal: %v (%+v)", err, te)
-	}
+	b.requireRefusal(t, "handler error: ")
 
 	// Unregistering from Go tells the Rust provider (only the id: the SDK
 	// fills function_id with "" and config with null).
-	if err := tr.Unregister(); err != nil {
-		t.Fatal(err)
-	}
-	var unreg binding
-	provider.wait(ev("unregistertrigger", "id", tr.ID())).decode(t, &unreg)
-	requireJSON(t, "unbinding", unreg, json.RawMessage(`{"id":"`+tr.ID()+`","function_id":"","config":null,"metadata":null}`))
+	b.unbind(t, provider, 1)
 	if code := provider.stop(); code != 0 {
 		t.Fatalf("Rust provider exited with %d", code)
 	}
