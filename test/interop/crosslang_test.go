@@ -208,42 +208,66 @@ func recv[T any](t *testing.T, what string, ch <-chan T) T {
 	}
 }
 
-func TestGoTriggerProviderServesANodeBinder(t *testing.T) {
-	eng := routingEngine(t)
-	w := goWorker(t, eng.URL, "interop-go-provider")
-	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 4), unregistered: make(chan iii.TriggerBinding[tickConfig], 4)}
-	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Node binders", prov)
-	if err != nil {
+// goTicker is a Go worker that provides the trigger type gointerop::ticker
+// (config tickConfig, fired with a tick) to foreign binders; prov records
+// the bindings the engine forwards.
+type goTicker struct {
+	w    *iii.III
+	prov tickProvider
+	ref  *iii.TriggerTypeRef[tickConfig, tick]
+}
+
+// provideGoTicker connects a goTicker to the engine at url, with room for
+// size bindings on each of prov's channels, described as ticking for the
+// binders of who.
+func provideGoTicker(t *testing.T, url, who string, size int) goTicker {
+	t.Helper()
+	g := goTicker{w: goWorker(t, url, "interop-go-provider"),
+		prov: tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], size), unregistered: make(chan iii.TriggerBinding[tickConfig], size)}}
+	var err error
+	if g.ref, err = iii.RegisterTriggerType[tickConfig, tick](g.w, "gointerop::ticker", "ticks for "+who+" binders", g.prov); err != nil {
 		t.Fatal(err)
 	}
+	return g
+}
 
-	binder := startScript(t, eng.URL, "trigger-binder.mjs", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked",
-		`CONFIG={"interval_ms":250}`, `METADATA={"binder":"node"}`)
-	var bound struct {
-		ID string `json:"id"`
+// startTickedBinder starts a trigger-binder program of sdk that binds its
+// function interop::ticked to gointerop::ticker with config
+// {"interval_ms":250} and metadata {"binder":sdk.label}.
+func startTickedBinder(t *testing.T, url string, sdk foreignSDK) *proc {
+	t.Helper()
+	return sdk.start(t, url, "trigger-binder", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked",
+		`CONFIG={"interval_ms":250}`, `METADATA={"binder":"`+sdk.label+`"}`)
+}
+
+// requireBindingFires checks that the Go provider gets the binding id of
+// binder (startTickedBinder), config decoded into its type, and that fired
+// from Go it runs binder's function with the binding's metadata.
+func (g goTicker) requireBindingFires(t *testing.T, binder *proc, id string, sdk foreignSDK) {
+	t.Helper()
+	metadata := json.RawMessage(`{"binder":"` + sdk.label + `"}`)
+	b := recv(t, "binding", g.prov.registered)
+	if b.ID != id || b.FunctionID != "interop::ticked" || b.Config.IntervalMs != 250 || !jsonEqual(b.Metadata, metadata) {
+		t.Fatalf("Go provider got binding %+v (metadata %s); want id %s", b, b.Metadata, id)
 	}
-	binder.wait(ev("bound")).decode(t, &bound)
-
-	// The Go provider gets the Node binding, config decoded into its type.
-	b := recv(t, "binding", prov.registered)
-	if b.ID != bound.ID || b.FunctionID != "interop::ticked" || b.Config.IntervalMs != 250 || !jsonEqual(b.Metadata, json.RawMessage(`{"binder":"node"}`)) {
-		t.Fatalf("Go provider got binding %+v (metadata %s); want id %s", b, b.Metadata, bound.ID)
-	}
-
-	// Fired from Go, it runs the Node function with the binding's metadata.
-	res, err := ref.Fire(testCtx(t), b.ID, tick{Tick: 7})
+	res, err := g.ref.Fire(testCtx(t), b.ID, tick{Tick: 7})
 	if err != nil {
 		t.Fatalf("Fire: %v", err)
 	}
 	requireJSON(t, "fire result", res, json.RawMessage(`{"ok":true,"tick":7}`))
 	var in invoked
 	binder.wait(ev("invoked")).decode(t, &in)
-	requireJSON(t, "Node function input", in.Input, json.RawMessage(`{"tick":7,"_caller_worker_id":"`+w.WorkerID()+`"}`))
-	requireJSON(t, "Node function metadata", in.Metadata, json.RawMessage(`{"binder":"node"}`))
+	requireJSON(t, sdk.name+" function input", in.Input, json.RawMessage(`{"tick":7,"_caller_worker_id":"`+g.w.WorkerID()+`"}`))
+	requireJSON(t, sdk.name+" function metadata", in.Metadata, metadata)
+}
 
-	// A config that does not decode into the provider's type is refused, and
-	// the Node binder hears of it.
-	bad := startScript(t, eng.URL, "trigger-binder.mjs", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-bad",
+// requireBadConfigRefused starts a trigger-binder program of sdk (Node or
+// Python) whose config the Go provider of gointerop::ticker cannot decode,
+// checks that the program hears of the refusal, and returns the refused
+// binding's id.
+func requireBadConfigRefused(t *testing.T, url string, sdk foreignSDK) string {
+	t.Helper()
+	bad := sdk.start(t, url, "trigger-binder", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-bad",
 		`CONFIG={"interval_ms":"often"}`)
 	var refused struct {
 		ID          string `json:"id"`
@@ -256,14 +280,33 @@ func TestGoTriggerProviderServesANodeBinder(t *testing.T) {
 	}
 	bad.wait(ev("bound")).decode(t, &badBound)
 	if refused.ID != badBound.ID || refused.TriggerType != "gointerop::ticker" || !strings.Contains(refused.Message, "interval_ms") {
-		t.Fatalf("refusal reported to Node as %+v; want binding %s and a message about interval_ms", refused, badBound.ID)
+		t.Fatalf("refusal reported to %s as %+v; want binding %s and a message about interval_ms", sdk.name, refused, badBound.ID)
 	}
+	return badBound.ID
+}
+
+func TestGoTriggerProviderServesANodeBinder(t *testing.T) {
+	eng := routingEngine(t)
+	g := provideGoTicker(t, eng.URL, "Node", 4)
+	binder := startTickedBinder(t, eng.URL, nodeSDK)
+	var bound struct {
+		ID string `json:"id"`
+	}
+	binder.wait(ev("bound")).decode(t, &bound)
+
+	// The Go provider gets the Node binding, config decoded into its type;
+	// fired from Go, it runs the Node function with the binding's metadata.
+	g.requireBindingFires(t, binder, bound.ID, nodeSDK)
+
+	// A config that does not decode into the provider's type is refused, and
+	// the Node binder hears of it.
+	requireBadConfigRefused(t, eng.URL, nodeSDK)
 
 	// When the Node binder leaves, the Go provider is told to stop.
 	if code := binder.stop(); code != 0 {
 		t.Fatalf("binder exited with %d", code)
 	}
-	if u := recv(t, "unregistration", prov.unregistered); u.ID != bound.ID {
+	if u := recv(t, "unregistration", g.prov.unregistered); u.ID != bound.ID {
 		t.Fatalf("Go provider unregistered %+v, want %s", u, bound.ID)
 	}
 }

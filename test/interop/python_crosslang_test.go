@@ -264,53 +264,18 @@ func TestPythonWorkerCallsGoWorker(t *testing.T) {
 
 func TestGoTriggerProviderServesAPythonBinder(t *testing.T) {
 	eng := routingEngine(t)
-	w := goWorker(t, eng.URL, "interop-go-provider")
-	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 8), unregistered: make(chan iii.TriggerBinding[tickConfig], 8)}
-	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Python binders", prov)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	binder := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked",
-		`CONFIG={"interval_ms":250}`, `METADATA={"binder":"python"}`)
+	g := provideGoTicker(t, eng.URL, "Python", 8)
+	binder := startTickedBinder(t, eng.URL, pythonSDK)
 	var bound struct {
 		ID string `json:"id"`
 	}
 	binder.wait(ev("bound")).decode(t, &bound)
-
-	b := recv(t, "binding", prov.registered)
-	if b.ID != bound.ID || b.FunctionID != "interop::ticked" || b.Config.IntervalMs != 250 || !jsonEqual(b.Metadata, json.RawMessage(`{"binder":"python"}`)) {
-		t.Fatalf("Go provider got binding %+v (metadata %s); want id %s", b, b.Metadata, bound.ID)
-	}
-
 	// Fired from Go, it runs the Python function with the binding's metadata.
-	res, err := ref.Fire(testCtx(t), b.ID, tick{Tick: 7})
-	if err != nil {
-		t.Fatalf("Fire: %v", err)
-	}
-	requireJSON(t, "fire result", res, json.RawMessage(`{"ok":true,"tick":7}`))
-	var in invoked
-	binder.wait(ev("invoked")).decode(t, &in)
-	requireJSON(t, "Python function input", in.Input, json.RawMessage(`{"tick":7,"_caller_worker_id":"`+w.WorkerID()+`"}`))
-	requireJSON(t, "Python function metadata", in.Metadata, json.RawMessage(`{"binder":"python"}`))
+	g.requireBindingFires(t, binder, bound.ID, pythonSDK)
 
 	// A config that does not decode into the provider's type is refused, and
 	// the Python binder hears of it.
-	bad := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-bad",
-		`CONFIG={"interval_ms":"often"}`)
-	var refused struct {
-		ID          string `json:"id"`
-		TriggerType string `json:"trigger_type"`
-		Message     string `json:"message"`
-	}
-	bad.wait(ev("trigger_registration_failed")).decode(t, &refused)
-	var badBound struct {
-		ID string `json:"id"`
-	}
-	bad.wait(ev("bound")).decode(t, &badBound)
-	if refused.ID != badBound.ID || refused.TriggerType != "gointerop::ticker" || !strings.Contains(refused.Message, "interval_ms") {
-		t.Fatalf("refusal reported to Python as %+v; want binding %s and a message about interval_ms", refused, badBound.ID)
-	}
+	badID := requireBadConfigRefused(t, eng.URL, pythonSDK)
 
 	// Unbinding from Python reaches the Go provider.
 	unbinder := startPy(t, eng.URL, "trigger_binder.py", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked-once",
@@ -320,11 +285,11 @@ func TestGoTriggerProviderServesAPythonBinder(t *testing.T) {
 	}
 	unbinder.wait(ev("unbound")).decode(t, &once)
 	for {
-		u := recv(t, "explicit unregistration", prov.unregistered)
+		u := recv(t, "explicit unregistration", g.prov.unregistered)
 		if u.ID == once.ID {
 			break
 		}
-		if u.ID != badBound.ID { // the refused binding may be unbound too
+		if u.ID != badID { // the refused binding may be unbound too
 			t.Fatalf("Go provider unregistered %+v, want %s", u, once.ID)
 		}
 	}
@@ -334,11 +299,11 @@ func TestGoTriggerProviderServesAPythonBinder(t *testing.T) {
 		t.Fatalf("binder exited with %d", code)
 	}
 	for {
-		u := recv(t, "unregistration", prov.unregistered)
+		u := recv(t, "unregistration", g.prov.unregistered)
 		if u.ID == bound.ID {
 			break
 		}
-		if u.ID != badBound.ID {
+		if u.ID != badID {
 			t.Fatalf("Go provider unregistered %+v, want %s", u, bound.ID)
 		}
 	}

@@ -229,30 +229,10 @@ func rustBindingID(t testing.TB, eng *iiitest.Engine, workerID, functionID strin
 
 func TestGoTriggerProviderServesARustBinder(t *testing.T) {
 	eng := doubleEngine(t)
-	w := goWorker(t, eng.URL, "interop-go-provider")
-	prov := tickProvider{registered: make(chan iii.TriggerBinding[tickConfig], 4), unregistered: make(chan iii.TriggerBinding[tickConfig], 4)}
-	ref, err := iii.RegisterTriggerType[tickConfig, tick](w, "gointerop::ticker", "ticks for Rust binders", prov)
-	if err != nil {
-		t.Fatal(err)
-	}
-	binder := startRust(t, eng.URL, "trigger-binder", "TRIGGER_TYPE=gointerop::ticker", "FUNCTION_ID=interop::ticked",
-		`CONFIG={"interval_ms":250}`, `METADATA={"binder":"rust"}`)
-	binderID := rustWorkerID(t, eng, binder)
-	id := rustBindingID(t, eng, binderID, "interop::ticked")
-
-	b := recv(t, "binding", prov.registered)
-	if b.ID != id || b.FunctionID != "interop::ticked" || b.Config.IntervalMs != 250 || !jsonEqual(b.Metadata, json.RawMessage(`{"binder":"rust"}`)) {
-		t.Fatalf("Go provider got binding %+v (metadata %s); want id %s", b, b.Metadata, id)
-	}
-	res, err := ref.Fire(testCtx(t), b.ID, tick{Tick: 7})
-	if err != nil {
-		t.Fatalf("Fire: %v", err)
-	}
-	requireJSON(t, "fire result", res, json.RawMessage(`{"ok":true,"tick":7}`))
-	var in invoked
-	binder.wait(ev("invoked")).decode(t, &in)
-	requireJSON(t, "Rust function input", in.Input, json.RawMessage(`{"tick":7,"_caller_worker_id":"`+w.WorkerID()+`"}`))
-	requireJSON(t, "Rust function metadata", in.Metadata, json.RawMessage(`{"binder":"rust"}`))
+	g := provideGoTicker(t, eng.URL, "Rust", 4)
+	binder := startTickedBinder(t, eng.URL, rustSDK)
+	id := rustBindingID(t, eng, rustWorkerID(t, eng, binder), "interop::ticked")
+	g.requireBindingFires(t, binder, id, rustSDK)
 
 	// A config the Go provider cannot decode is refused; the Rust SDK only
 	// logs the refusal (the program turns that log record into an event).
@@ -280,7 +260,7 @@ func TestGoTriggerProviderServesARustBinder(t *testing.T) {
 	for _, want := range []struct {
 		ch   chan iii.TriggerBinding[tickConfig]
 		what string
-	}{{prov.registered, "registration"}, {prov.unregistered, "unregistration"}} {
+	}{{g.prov.registered, "registration"}, {g.prov.unregistered, "unregistration"}} {
 		if b := recv(t, "the quitter's "+want.what, want.ch); b.ID != quitID {
 			t.Fatalf("Go provider got %s %+v, want binding %s", want.what, b, quitID)
 		}
@@ -290,7 +270,7 @@ func TestGoTriggerProviderServesARustBinder(t *testing.T) {
 	if code := binder.stop(); code != 0 {
 		t.Fatalf("binder exited with %d", code)
 	}
-	if u := recv(t, "unregistration", prov.unregistered); u.ID != id {
+	if u := recv(t, "unregistration", g.prov.unregistered); u.ID != id {
 		t.Fatalf("Go provider unregistered %+v, want %s", u, id)
 	}
 }
