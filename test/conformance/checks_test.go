@@ -7,6 +7,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -374,7 +375,7 @@ func TestIntrospection(t *testing.T) {
 // registers its functions again.
 func TestReconnectAfterEngineRestart(t *testing.T) {
 	tg := newTarget(t)
-	tg.needControl(t, "restart")
+	tg.needRestart(t)
 	h, c := tg.worker(t), tg.worker(t)
 	id := tg.id("survivor")
 	if _, err := iii.RegisterFunction(h, id, func(ctx context.Context, n int) (int, error) { return n + 1, nil }); err != nil {
@@ -382,10 +383,8 @@ func TestReconnectAfterEngineRestart(t *testing.T) {
 	}
 	eventually(t, "the function listed", func() bool { return functionListed(t, c, id) })
 	before := h.WorkerID()
-	if err := tg.eng.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "the function registered again", func() bool { return tg.eng.Functions()[id] != "" })
+	tg.restart(t)
+	eventually(t, "the function registered again", func() bool { return listedAgain(t, c, id) })
 	eventually(t, "the caller reconnected", func() bool { return c.State() == iii.Connected })
 	n, err := iii.Call[int](ctx(t), c, id, 1)
 	if err != nil || n != 2 {
@@ -394,6 +393,67 @@ func TestReconnectAfterEngineRestart(t *testing.T) {
 	if h.WorkerID() == before {
 		t.Fatal("the worker kept its id across an engine restart")
 	}
+}
+
+// Reconnect: calls made while the engine restarts each end by their
+// deadline, with their own result or an error; none gets another call's
+// result; and calls succeed again once the workers are back.
+func TestCallsDuringAnEngineRestartEnd(t *testing.T) {
+	tg := newTarget(t)
+	tg.needRestart(t)
+	h, c := tg.worker(t), tg.worker(t)
+	id := tg.id("restart::echo")
+	if _, err := h.RegisterFunctionRaw(id, func(ctx context.Context, in json.RawMessage) (any, error) { return in, nil }); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the function listed", func() bool { return functionListed(t, c, id) })
+	type tally struct{ ok, failed, wrong int }
+	const callers = 8
+	var (
+		stop, restarted atomic.Bool
+		ok, after       atomic.Int64
+		tallies         = make(chan tally, callers)
+	)
+	for g := range callers {
+		go func() {
+			var tl tally
+			for i := 0; !stop.Load(); i++ {
+				cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				res, err := c.Trigger(cctx, iii.TriggerRequest{FunctionID: id, Payload: map[string]int{"g": g, "i": i}})
+				cancel()
+				if err != nil {
+					tl.failed++
+					time.Sleep(5 * time.Millisecond) // not a busy loop while the engine is away
+					continue
+				}
+				var got struct{ G, I int }
+				if json.Unmarshal(res, &got) != nil || got.G != g || got.I != i {
+					tl.wrong++
+				}
+				tl.ok++
+				ok.Add(1)
+				if restarted.Load() {
+					after.Add(1)
+				}
+			}
+			tallies <- tl
+		}()
+	}
+	eventually(t, "calls answered before the restart", func() bool { return ok.Load() >= 50 })
+	tg.restart(t)
+	restarted.Store(true)
+	eventually(t, "calls answered after the restart", func() bool { return after.Load() >= 50 })
+	stop.Store(true)
+	var sum tally
+	for range callers {
+		// A call that outlived its 2 s deadline would keep its caller here.
+		tl := recv(t, tallies, "every caller's last call to end")
+		sum.ok, sum.failed, sum.wrong = sum.ok+tl.ok, sum.failed+tl.failed, sum.wrong+tl.wrong
+	}
+	if sum.wrong > 0 {
+		t.Fatalf("%d of %d answered calls got a result that was not theirs", sum.wrong, sum.ok)
+	}
+	t.Logf("%d calls answered (%d after the restart), %d failed while the engine was away", sum.ok, after.Load(), sum.failed)
 }
 
 // Reconnect: a dropped connection is re-established and the functions come

@@ -17,10 +17,16 @@
 // Every check uses function and trigger ids under a fresh random prefix
 // (conformance::<uuid>::...) and cleans up what it registered, so a shared
 // engine can be used. A check that needs to restart the engine skips
-// against an external engine, saying why; a dropped connection is made by
-// an iiitest.Proxy between the worker and the engine, so that check runs
-// against any engine. A
-// check that depends on an optional engine part accepts both outcomes: an
-// Enqueue either succeeds and runs the job (the queue worker is installed)
-// or fails with enqueue_error (it is not).
+// against an external engine, saying why, unless III_ENGINE_RESTART holds
+// a shell command that restarts it (stops it, starts it again in the
+// background and returns):
+//
+//	III_ENGINE_URL=ws://127.0.0.1:49134 III_ENGINE_RESTART='systemctl restart iii' \
+//		go test -count=1 -v ./test/conformance/
+//
+// A dropped connection is made by an iiitest.Proxy between the worker and
+// the engine, so that check runs against any engine. A check that depends
+// on an optional engine part accepts both outcomes: an Enqueue either
+// succeeds and runs the job (the queue worker is installed) or fails with
+// enqueue_error (it is not).
 package conformance

@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -44,12 +45,34 @@ func newTarget(t *testing.T, opts ...iiitest.Option) *target {
 // external reports whether the checks run against an external engine.
 func (tg *target) external() bool { return tg.eng == nil }
 
-// needControl skips a check that must restart or otherwise control the
-// engine when the engine is external.
-func (tg *target) needControl(t *testing.T, what string) {
+// EngineRestartEnv names the environment variable holding a shell command
+// that restarts the external engine at III_ENGINE_URL (stops it, starts it
+// again in the background and returns), for the restart checks.
+const EngineRestartEnv = "III_ENGINE_RESTART"
+
+// needRestart skips a check that must restart the engine when the engine
+// is external and EngineRestartEnv does not say how.
+func (tg *target) needRestart(t *testing.T) {
 	t.Helper()
-	if tg.external() {
-		t.Skipf("needs control of the engine (%s); %s points at an external engine", what, EngineURLEnv)
+	if tg.external() && os.Getenv(EngineRestartEnv) == "" {
+		t.Skipf("needs to restart the engine; %s points at an external engine and %s is not set", EngineURLEnv, EngineRestartEnv)
+	}
+}
+
+// restart restarts the engine: the double in place, an external engine
+// with the command in EngineRestartEnv (which needRestart checked).
+func (tg *target) restart(t *testing.T) {
+	t.Helper()
+	if !tg.external() {
+		if err := tg.eng.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(c, "sh", "-c", os.Getenv(EngineRestartEnv)).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", EngineRestartEnv, err, out)
 	}
 }
 
@@ -112,6 +135,17 @@ func functionListed(t *testing.T, w *iii.III, id string) bool {
 	if err != nil {
 		t.Fatalf("ListFunctions: %v", err)
 	}
+	return listed(fns, id)
+}
+
+// listedAgain is functionListed for a worker that may be between two
+// connections: a failed list means not listed yet.
+func listedAgain(t *testing.T, w *iii.III, id string) bool {
+	fns, err := w.ListFunctions(ctx(t), iii.FunctionFilter{Prefix: id})
+	return err == nil && listed(fns, id)
+}
+
+func listed(fns []iii.FunctionInfo, id string) bool {
 	for _, f := range fns {
 		if f.FunctionID == id {
 			return true
