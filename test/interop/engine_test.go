@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync"
@@ -136,15 +137,16 @@ func (e *testEngine) WaitFunction(ctx context.Context, id string) error {
 }
 
 // workerID waits for a foreign program's "ready" event and returns the id
-// the engine gave its connection, for SDKs that keep it private (Rust): the
-// double knows the connection by the process id the SDK reports; the
-// external engine lists no pid, so it is found by the worker name, which
-// startInterop makes unique against an external engine.
-func (e *testEngine) workerID(p *proc) string {
+// the engine gave its connection, other than the ids in not (after an
+// engine restart, the id of its new connection), for SDKs that keep it
+// private (Rust): the double knows the connection by the process id the SDK
+// reports; the external engine lists no pid, so it is found by the worker
+// name, which startInterop makes unique against an external engine.
+func (e *testEngine) workerID(p *proc, not ...string) string {
 	t := e.t
 	t.Helper()
 	if e.double != nil {
-		return rustWorkerID(t, e.double, p)
+		return rustWorkerID(t, e.double, p, not...)
 	}
 	p.wait(ev("ready"))
 	var id string
@@ -156,10 +158,13 @@ func (e *testEngine) workerID(p *proc) string {
 			} `json:"workers"`
 		}
 		if err := e.builtin(testCtx(t), "engine::workers::list", map[string]any{}, &list); err != nil {
+			if len(not) > 0 {
+				return false // the engine has just restarted: the probe may be reconnecting
+			}
 			t.Fatalf("engine::workers::list: %v", err)
 		}
 		for _, w := range list.Workers {
-			if w.Name != nil && *w.Name == p.workerName {
+			if w.Name != nil && *w.Name == p.workerName && !slices.Contains(not, w.ID) {
 				id = w.ID
 				return true
 			}
@@ -167,6 +172,42 @@ func (e *testEngine) workerID(p *proc) string {
 		return false
 	})
 	return id
+}
+
+// restartEnv names a shell command that restarts the external engine
+// (stops it, starts it again in the background and returns), for the
+// tests that restart the engine.
+const restartEnv = "III_ENGINE_RESTART"
+
+// restartingEngine returns the engine for a test that restarts it: the
+// external engine at III_ENGINE_URL when III_ENGINE_RESTART says how to
+// restart it (the test runs alone), else a new double (the test runs in
+// parallel). Against an external engine without III_ENGINE_RESTART it
+// skips the test.
+func restartingEngine(t *testing.T) *testEngine {
+	t.Helper()
+	if externalURL != "" && os.Getenv(restartEnv) == "" {
+		t.Skipf("restarts the engine; III_ENGINE_URL is set and %s is not", restartEnv)
+	}
+	return routingEngine(t)
+}
+
+// restart restarts the engine: the double in place, the external engine
+// with the III_ENGINE_RESTART command.
+func (e *testEngine) restart() {
+	t := e.t
+	t.Helper()
+	if e.double != nil {
+		if err := e.double.Restart(); err != nil {
+			t.Fatalf("Restart: %v", err)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(testCtx(t), time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "sh", "-c", os.Getenv(restartEnv)).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", restartEnv, err, out)
+	}
 }
 
 // workerSeq numbers the worker names given against an external engine.

@@ -469,7 +469,7 @@ func TestGoCallsPythonWithFramesUpToTheSDKsOneMiBLimit(t *testing.T) {
 // replays its registrations, and they call each other again (Go calls a
 // Python function that calls a Go function).
 func TestPythonAndGoWorkersCallEachOtherAgainAfterAnEngineRestart(t *testing.T) {
-	eng := doubleEngine(t)
+	eng := restartingEngine(t)
 	py := startPy(t, eng.URL, "worker.py", "FUNCTIONS=interop::relay", "RELAY_FN=gointerop::hello")
 	first := readyID(t, py)
 	w := goWorker(t, eng.URL, "interop-go-restart")
@@ -483,31 +483,47 @@ func TestPythonAndGoWorkersCallEachOtherAgainAfterAnEngineRestart(t *testing.T) 
 	if err := eng.WaitFunction(ctx, "gointerop::hello"); err != nil {
 		t.Fatal(err)
 	}
-	relay := func(n int, pyID string) {
+	// relay calls the Python function, which calls the Go one, and returns
+	// the id the Python worker's connection has (the caller the Go handler
+	// saw): pyID if given.
+	relay := func(n int, pyID string) string {
 		t.Helper()
 		raw, err := w.Trigger(ctx, iii.TriggerRequest{FunctionID: "interop::relay", Payload: map[string]any{"n": n}})
 		if err != nil {
 			t.Fatalf("relay %d: %v", n, err)
 		}
+		if pyID == "" {
+			var got struct {
+				Relayed struct {
+					Caller string `json:"caller"`
+				} `json:"relayed"`
+			}
+			if err := json.Unmarshal(raw, &got); err != nil {
+				t.Fatalf("relay %d: %s: %v", n, raw, err)
+			}
+			pyID = got.Relayed.Caller
+		}
 		// The Python handler passed on its input, in which the engine
 		// replaced _caller_worker_id (Go's id) with the Python worker's.
 		requireJSON(t, fmt.Sprintf("relay %d", n), raw, json.RawMessage(fmt.Sprintf(
 			`{"relayed":{"hello":"from go","input":{"n":%d,"_caller_worker_id":"%s"},"caller":"%s"}}`, n, pyID, pyID)))
+		return pyID
 	}
 	relay(1, first)
 
-	if err := eng.Restart(); err != nil {
-		t.Fatalf("Restart: %v", err)
-	}
+	eng.restart()
 	// Both replay onto the empty engine.
 	for _, fn := range []string{"interop::relay", "gointerop::hello"} {
 		if err := eng.WaitFunction(ctx, fn); err != nil {
 			t.Fatalf("WaitFunction(%s) after the restart: %v", fn, err)
 		}
 	}
-	second := eng.Functions()["interop::relay"]
+	second := relay(2, "")
 	if second == first {
 		t.Fatal("the Python worker kept its worker id across the restart")
 	}
-	relay(2, second)
+	if eng.double != nil && eng.double.Functions()["interop::relay"] != second {
+		t.Fatalf("interop::relay is registered by %s, not by the Python worker's new connection %s",
+			eng.double.Functions()["interop::relay"], second)
+	}
 }

@@ -214,10 +214,10 @@ func TestRustWorkerReconnectsWithReattachThenReplayThenMetadata(t *testing.T) {
 	}
 }
 
-func TestGoAndRustWorkersCallEachOtherAfterTheDoubleRestarts(t *testing.T) {
-	eng := doubleEngine(t)
+func TestGoAndRustWorkersCallEachOtherAfterTheEngineRestarts(t *testing.T) {
+	eng := restartingEngine(t)
 	rust := startRust(t, eng.URL, "worker", "FUNCTIONS=interop::echo")
-	rustFirst := rustWorkerID(t, eng, rust)
+	rustFirst := eng.workerID(rust)
 	w := goWorker(t, eng.URL, "interop-go-restart")
 	if _, err := iii.RegisterFunction(w, "gointerop::echo", func(_ context.Context, in json.RawMessage) (json.RawMessage, error) {
 		return in, nil
@@ -231,10 +231,8 @@ func TestGoAndRustWorkersCallEachOtherAfterTheDoubleRestarts(t *testing.T) {
 
 	// Both sides lose the engine and come back to a fresh one on the same
 	// address: each replays its registrations, so calls work both ways.
-	if err := eng.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	rustSecond := rustWorkerID(t, eng, rust, rustFirst)
+	eng.restart()
+	rustSecond := eng.workerID(rust, rustFirst)
 	if err := eng.WaitFunction(ctx, "gointerop::echo"); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +246,7 @@ func TestGoAndRustWorkersCallEachOtherAfterTheDoubleRestarts(t *testing.T) {
 	requireJSON(t, "Go → Rust after the restart", res, json.RawMessage(
 		`{"input":{"after":"restart","_caller_worker_id":"`+w.WorkerID()+`"},"metadata":null}`))
 	caller := startRust(t, eng.URL, "caller", "ECHO_FN=gointerop::echo", "VOID_FN=-", "FAIL_FN=-", "MISSING_FN=-", `PAYLOAD={"from":"rust"}`)
-	callerID := rustWorkerID(t, eng, caller)
+	callerID := eng.workerID(caller)
 	echo := rustCallResult(t, caller, "echo")
 	if !echo.OK {
 		t.Fatalf("Rust → Go after the restart: %s", jsonText(echo.Error))
