@@ -5,14 +5,21 @@ package main
 // from -seed. It checks the SDK's liveness promises: no call outlives its
 // timeout, no call runs twice, registrations are replayed once per
 // connection, and nothing is left behind after Shutdown.
+//
+// Against an external engine (-engine) each worker connects through a
+// fault-injecting proxy of its own (iiitest.Proxy), which stalls and drops
+// its connections, and the engine is restarted with the -engine-restart
+// command (without one the schedule has no restarts).
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os/exec"
 	"slices"
 	"sort"
 	"strconv"
@@ -82,15 +89,20 @@ type chaosFigures struct {
 	HandlerConnections int `json:"handler_connections"`
 	CallerConnections  int `json:"caller_connections"`
 	// RegistrationsPerConnection is the registerfunction frames the double
-	// received ÷ the handler's connections (it registers len(chaosFunctions)).
+	// received ÷ the handler's connections (it registers len(chaosFunctions));
+	// 0 against an external engine, which does not say.
 	RegistrationsPerConnection float64 `json:"registrations_per_connection"`
-	Functions                  int     `json:"functions"`
+	// External is set when the engine was the one of -engine, not the
+	// double: faults went through proxies and the restart command.
+	External  bool `json:"external,omitempty"`
+	Functions int  `json:"functions"`
 	// Recovery is per fault kind, plus "all".
 	Recovery []recoveryFigures `json:"recovery"`
 	// Unrecovered faults saw no successful call within chaosRecoveryCap.
 	Unrecovered int `json:"unrecovered,omitempty"`
 	// Goroutines and HeapAlloc (after GC): before the double starts, after
-	// the workers' Shutdown (the double still up), after the double's Close.
+	// the workers' Shutdown (the double still up), after the double's Close
+	// (against an external engine: its proxies').
 	GoroutinesBefore     int    `json:"goroutines_before"`
 	GoroutinesAfter      int    `json:"goroutines_after"`
 	GoroutinesAfterClose int    `json:"goroutines_after_close"`
@@ -118,13 +130,13 @@ type chaosFault struct {
 	recovered atomic.Int64  // unix ns when the first call started after end succeeded
 }
 
-// chaosSchedule draws the faults: rounds of the five kinds in a shuffled
+// chaosSchedule draws the faults: rounds of the given kinds in a shuffled
 // order, each with its pause and the gap after it.
-func chaosSchedule(seed uint64, n int) []*chaosFault {
+func chaosSchedule(seed uint64, n int, of []string) []*chaosFault {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var out []*chaosFault
 	for len(out) < n {
-		kinds := slices.Clone(faultKinds)
+		kinds := slices.Clone(of)
 		rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
 		for _, k := range kinds {
 			if len(out) == n {
@@ -213,6 +225,147 @@ func chaosErrorCode(err error) string {
 	return "other"
 }
 
+// chaosEngine is where the chaos workers connect and how the faults are
+// made: with the double's own hooks (double), or against an external
+// engine through a proxy per worker and the -engine-restart command.
+type chaosEngine struct {
+	double *iiitest.Engine // nil for an external engine
+
+	url        string                    // external: the engine's URL
+	restartCmd string                    // external: the -engine-restart command, or ""
+	proxies    map[string]*iiitest.Proxy // external: per worker name
+	resumers   sync.WaitGroup            // external: goroutines that end a stall
+}
+
+// newChaosEngine starts the double, or the proxies to the external engine
+// at url.
+func newChaosEngine(url, restartCmd string) (*chaosEngine, error) {
+	if url == "" {
+		eng, err := iiitest.Start("127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		return &chaosEngine{double: eng}, nil
+	}
+	c := &chaosEngine{url: url, restartCmd: restartCmd, proxies: map[string]*iiitest.Proxy{}}
+	for _, name := range []string{chaosHandlerName, chaosCallerName} {
+		p, err := iiitest.StartProxy(url)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		c.proxies[name] = p
+	}
+	return c, nil
+}
+
+// external reports whether the engine is not the double.
+func (c *chaosEngine) external() bool { return c.double == nil }
+
+// workerURL is the URL the worker called name connects to.
+func (c *chaosEngine) workerURL(name string) string {
+	if c.external() {
+		return c.proxies[name].URL
+	}
+	return c.double.URL
+}
+
+// kinds are the faults this engine can take: no restart for an external
+// engine without a restart command.
+func (c *chaosEngine) kinds() []string {
+	if c.external() && c.restartCmd == "" {
+		return slices.DeleteFunc(slices.Clone(faultKinds), func(k string) bool { return k == faultRestart })
+	}
+	return faultKinds
+}
+
+// close stops the double, or the proxies (once every stall has ended).
+func (c *chaosEngine) close() {
+	if !c.external() {
+		c.double.Close()
+		return
+	}
+	c.resumers.Wait()
+	for _, p := range c.proxies {
+		p.Close()
+	}
+}
+
+// inject applies one fault.
+func (c *chaosEngine) inject(ctx context.Context, fl *chaosFault) error {
+	if c.external() {
+		return c.injectExternal(ctx, fl)
+	}
+	eng := c.double
+	if fl.kind == faultRestart {
+		eng.Stop()
+		sleepCtx(ctx, fl.pause)
+		return eng.Resume()
+	}
+	name := faultTarget(fl.kind)
+	// The worker reconnected after the previous fault (a call succeeded),
+	// but its registration with the double may lag a little.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		id := newestWorker(eng, name)
+		if id != "" {
+			var hit bool
+			if fl.kind == faultStallHandler || fl.kind == faultStallCaller {
+				hit = eng.StallWorker(id)
+			} else {
+				hit = eng.DropWorker(id)
+			}
+			if hit {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) || !sleepCtx(ctx, 10*time.Millisecond) {
+			return fmt.Errorf("worker %s is not connected", name)
+		}
+	}
+}
+
+// injectExternal applies a fault through the worker's proxy, or restarts
+// the engine with the restart command (the fault's pause is the command's
+// own). A stall holds the worker's connection half-open until the worker
+// gives up on it and dials again; the new connection then goes through.
+func (c *chaosEngine) injectExternal(ctx context.Context, fl *chaosFault) error {
+	if fl.kind == faultRestart {
+		fl.pause = 0 // the command's own
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(cctx, "sh", "-c", c.restartCmd).CombinedOutput(); err != nil {
+			return fmt.Errorf("-engine-restart: %w: %s", err, bytes.TrimSpace(out))
+		}
+		return nil
+	}
+	p := c.proxies[faultTarget(fl.kind)]
+	if fl.kind == faultDropHandler || fl.kind == faultDropCaller {
+		p.Cut()
+		return nil
+	}
+	dialled := p.Accepted()
+	p.Stall()
+	c.resumers.Add(1)
+	go func() {
+		defer c.resumers.Done()
+		defer p.Resume()
+		for deadline := time.Now().Add(chaosRecoveryCap); p.Accepted() == dialled && time.Now().Before(deadline); {
+			if !sleepCtx(ctx, 5*time.Millisecond) {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
+// faultTarget names the worker a stall or a drop hits.
+func faultTarget(kind string) string {
+	if kind == faultStallCaller || kind == faultDropCaller {
+		return chaosCallerName
+	}
+	return chaosHandlerName
+}
+
 // newestWorker returns the id of the newest connection of the worker
 // named name, or "".
 func newestWorker(eng *iiitest.Engine, name string) string {
@@ -226,7 +379,7 @@ func newestWorker(eng *iiitest.Engine, name string) string {
 }
 
 // runChaos runs the chaos scenario against an engine double of its own in
-// this process (it needs the double's fault hooks).
+// this process, or against the external engine of -engine.
 func (e *env) runChaos(ctx context.Context) (res result) {
 	dur := e.opt.chaosDur
 	res = result{Scenario: scChaos, Impl: "sdk", Label: fmt.Sprintf("c=%d seed=%d", chaosConcurrency, e.opt.seed),
@@ -237,7 +390,7 @@ func (e *env) runChaos(ctx context.Context) (res result) {
 	f := &chaosFigures{Seed: e.opt.seed, FailedByCode: map[string]uint64{}, Functions: len(chaosFunctions)}
 	before := settledHeap()
 	f.GoroutinesBefore, f.HeapBefore = before.Goroutines, before.HeapAlloc
-	eng, err := iiitest.Start("127.0.0.1:0")
+	eng, err := newChaosEngine(e.opt.engine, e.opt.restartCmd)
 	if err != nil {
 		res.Error = err.Error()
 		return res
@@ -245,9 +398,10 @@ func (e *env) runChaos(ctx context.Context) (res result) {
 	engClosed := false
 	defer func() {
 		if !engClosed {
-			eng.Close()
+			eng.close()
 		}
 	}()
+	f.External = eng.external()
 	res.Chaos = f
 
 	// The handler: counts the executions of each call id.
@@ -264,8 +418,8 @@ func (e *env) runChaos(ctx context.Context) (res result) {
 			}
 		}
 	)
-	handler = iii.RegisterWorker(eng.URL, chaosOptions(chaosHandlerName, &hConnects))
-	callerW = iii.RegisterWorker(eng.URL, chaosOptions(chaosCallerName, &cConnects))
+	handler = iii.RegisterWorker(eng.workerURL(chaosHandlerName), chaosOptions(chaosHandlerName, &hConnects))
+	callerW = iii.RegisterWorker(eng.workerURL(chaosCallerName), chaosOptions(chaosCallerName, &cConnects))
 	defer shutdownWorkers()
 	echo := func(_ context.Context, req chaosCall) (chaosCall, error) {
 		counts.add(req.ID)
@@ -286,8 +440,14 @@ func (e *env) runChaos(ctx context.Context) (res result) {
 	if err == nil {
 		err = callerW.WaitConnected(wctx)
 	}
-	if err == nil {
-		err = eng.WaitFunction(wctx, chaosFunctions[0])
+	switch {
+	case err != nil:
+	case eng.external():
+		err = callerW.WaitForFunction(wctx, chaosFunctions[0])
+	default:
+		// Not WaitForFunction: its subscription would count among the
+		// registrations per handler connection.
+		err = eng.double.WaitFunction(wctx, chaosFunctions[0])
 	}
 	cancel()
 	if err != nil {
@@ -361,11 +521,11 @@ func (e *env) runChaos(ctx context.Context) (res result) {
 	step.measuring()
 	var done []*chaosFault
 	sleepCtx(ctx, chaosWarmup)
-	for _, fl := range chaosSchedule(e.opt.seed, int(dur/(200*time.Millisecond))+len(faultKinds)) {
+	for _, fl := range chaosSchedule(e.opt.seed, int(dur/(200*time.Millisecond))+len(faultKinds), eng.kinds()) {
 		if ctx.Err() != nil || time.Since(t0) >= dur {
 			break
 		}
-		if err := injectFault(ctx, eng, fl); err != nil {
+		if err := eng.inject(ctx, fl); err != nil {
 			e.prog.note("chaos: %s: %v", fl.kind, err)
 			continue
 		}
@@ -414,8 +574,8 @@ func (e *env) runChaos(ctx context.Context) (res result) {
 	f.Executions, f.Duplicated = counts.totals()
 	counts = nil
 	f.HandlerConnections, f.CallerConnections = int(hConnects.Load()), int(cConnects.Load())
-	if f.HandlerConnections > 0 {
-		f.RegistrationsPerConnection = float64(eng.FrameCount(wire.KindRegisterFunction)) / float64(f.HandlerConnections)
+	if f.HandlerConnections > 0 && !f.External {
+		f.RegistrationsPerConnection = float64(eng.double.FrameCount(wire.KindRegisterFunction)) / float64(f.HandlerConnections)
 	}
 	f.Recovery, f.Schedule = recoveryOf(done)
 
@@ -439,46 +599,17 @@ func (e *env) runChaos(ctx context.Context) (res result) {
 		}
 		return settledHeap()
 	}
-	up := eng.Workers()
-	after := settle(f.GoroutinesBefore + len(up))
+	var up int // the double's goroutines for connections still open
+	if !f.External {
+		up = len(eng.double.Workers())
+	}
+	after := settle(f.GoroutinesBefore + up)
 	f.GoroutinesAfter, f.HeapAfter = after.Goroutines, after.HeapAlloc
-	eng.Close()
+	eng.close()
 	engClosed = true
 	closed := settle(f.GoroutinesBefore)
 	f.GoroutinesAfterClose, f.HeapAfterClose = closed.Goroutines, closed.HeapAlloc
 	return res
-}
-
-// injectFault applies one fault to the double.
-func injectFault(ctx context.Context, eng *iiitest.Engine, fl *chaosFault) error {
-	if fl.kind == faultRestart {
-		eng.Stop()
-		sleepCtx(ctx, fl.pause)
-		return eng.Resume()
-	}
-	name := chaosHandlerName
-	if fl.kind == faultStallCaller || fl.kind == faultDropCaller {
-		name = chaosCallerName
-	}
-	// The worker reconnected after the previous fault (a call succeeded),
-	// but its registration with the double may lag a little.
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		id := newestWorker(eng, name)
-		if id != "" {
-			var hit bool
-			if fl.kind == faultStallHandler || fl.kind == faultStallCaller {
-				hit = eng.StallWorker(id)
-			} else {
-				hit = eng.DropWorker(id)
-			}
-			if hit {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) || !sleepCtx(ctx, 10*time.Millisecond) {
-			return fmt.Errorf("worker %s is not connected", name)
-		}
-	}
 }
 
 // recoveryOf summarises the recovery times per fault kind and writes the
@@ -491,7 +622,7 @@ func recoveryOf(faults []*chaosFault) ([]recoveryFigures, string) {
 			sched += ", "
 		}
 		sched += fl.kind
-		if fl.kind == faultRestart {
+		if fl.kind == faultRestart && fl.pause > 0 {
 			sched += " " + strconv.FormatInt(fl.pause.Milliseconds(), 10) + "ms"
 		}
 		r := fl.recovered.Load()
@@ -548,10 +679,18 @@ func writeChaos(w io.Writer, r *result) {
 	add("wrong result", verdict(c.WrongResult))
 	add("executions at the handler", fmt.Sprintf("%d", c.Executions))
 	add("connections: handler, caller", fmt.Sprintf("%d, %d", c.HandlerConnections, c.CallerConnections))
-	add("registrations per handler connection", fmt.Sprintf("%.2f (it registers %d functions)", c.RegistrationsPerConnection, c.Functions))
+	if c.External {
+		add("registrations per handler connection", "not known (external engine)")
+	} else {
+		add("registrations per handler connection", fmt.Sprintf("%.2f (it registers %d functions)", c.RegistrationsPerConnection, c.Functions))
+	}
 	add("unrecovered faults", fmt.Sprintf("%d", c.Unrecovered))
-	add("goroutines: before, after Shutdown, after the double's Close", fmt.Sprintf("%d, %d, %d", c.GoroutinesBefore, c.GoroutinesAfter, c.GoroutinesAfterClose))
-	add("heap: before, after Shutdown, after the double's Close", fmt.Sprintf("%s, %s, %s KiB", fmtNum(float64(c.HeapBefore)/1024), fmtNum(float64(c.HeapAfter)/1024), fmtNum(float64(c.HeapAfterClose)/1024)))
+	closed := "the double's Close"
+	if c.External {
+		closed = "the proxies' Close"
+	}
+	add("goroutines: before, after Shutdown, after "+closed, fmt.Sprintf("%d, %d, %d", c.GoroutinesBefore, c.GoroutinesAfter, c.GoroutinesAfterClose))
+	add("heap: before, after Shutdown, after "+closed, fmt.Sprintf("%s, %s, %s KiB", fmtNum(float64(c.HeapBefore)/1024), fmtNum(float64(c.HeapAfter)/1024), fmtNum(float64(c.HeapAfterClose)/1024)))
 	t.write(w)
 	fmt.Fprintln(w)
 	rt := &table{head: []string{"fault", "count", "recovery median", "max"}}

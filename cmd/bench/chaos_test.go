@@ -5,12 +5,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/iii-go/iii/test/iiitest"
 )
 
 func TestChaosScheduleIsRepeatableAndCoversEveryFault(t *testing.T) {
 	kinds := func(seed uint64) []string {
 		var out []string
-		for _, f := range chaosSchedule(seed, 12) {
+		for _, f := range chaosSchedule(seed, 12, faultKinds) {
 			out = append(out, f.kind+" "+f.pause.String()+" "+f.gap.String())
 		}
 		return out
@@ -23,7 +25,7 @@ func TestChaosScheduleIsRepeatableAndCoversEveryFault(t *testing.T) {
 		t.Errorf("seeds 7 and 8 gave the same schedule %q", a)
 	}
 	first := map[string]bool{}
-	for _, f := range chaosSchedule(7, len(faultKinds)) {
+	for _, f := range chaosSchedule(7, len(faultKinds), faultKinds) {
 		first[f.kind] = true
 	}
 	if len(first) != len(faultKinds) {
@@ -71,6 +73,42 @@ func TestChaosLeavesNoCallHungOrExecutedTwice(t *testing.T) {
 	}
 }
 
+// TestChaosThroughProxiesAgainstAnExternalEngine runs the chaos schedule
+// against an engine it does not control, as against a real one: a double
+// started apart stands for it, the stalls and drops go through a proxy per
+// worker, and without -engine-restart there is no restart.
+func TestChaosThroughProxiesAgainstAnExternalEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds of faults")
+	}
+	eng := iiitest.NewEngine(t)
+	rep := runJSON(t, "-scenario", "chaos", "-engine", eng.URL, "-duration", "4s", "-seed", "5")
+	if len(rep.Results) != 1 || rep.Results[0].Chaos == nil {
+		t.Fatalf("results: %+v", rep.Results)
+	}
+	r := rep.Results[0]
+	c := r.Chaos
+	if r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	t.Logf("%d faults (%s): %d calls, %d ok, failed %v; recovery %+v", c.Faults, c.Schedule, c.Calls, c.OK, c.FailedByCode, c.Recovery)
+	if !c.External || strings.Contains(c.Schedule, faultRestart) {
+		t.Errorf("external %v, schedule %q: want the external engine's faults, no restart", c.External, c.Schedule)
+	}
+	if c.Hung != 0 || c.Duplicated != 0 || c.WrongResult != 0 {
+		t.Errorf("hung %d, executed twice %d, wrong results %d; want 0, 0, 0", c.Hung, c.Duplicated, c.WrongResult)
+	}
+	// The double saw the proxies' connections come and go: each fault cost
+	// the worker it hit its connection.
+	if c.Faults < 2 || c.OK == 0 || c.Unrecovered != 0 || c.HandlerConnections+c.CallerConnections < 2+c.Faults {
+		t.Errorf("faults %d, ok %d, unrecovered %d, connections %d and %d: the faults did not hit the workers",
+			c.Faults, c.OK, c.Unrecovered, c.HandlerConnections, c.CallerConnections)
+	}
+	if c.GoroutinesAfterClose > c.GoroutinesBefore {
+		t.Errorf("goroutines: %d before, %d after the proxies' Close", c.GoroutinesBefore, c.GoroutinesAfterClose)
+	}
+}
+
 func TestChaosTextOutputAndFlagErrors(t *testing.T) {
 	r := result{Scenario: scChaos, Impl: "sdk", Label: "c=64 seed=1", Seconds: 1,
 		Chaos: &chaosFigures{Seed: 1, Faults: 1, Calls: 10, OK: 9, FailedByCode: map[string]uint64{"timeout": 1},
@@ -83,7 +121,9 @@ func TestChaosTextOutputAndFlagErrors(t *testing.T) {
 		}
 	}
 	for _, args := range [][]string{
-		{"-scenario", "chaos", "-engine", "ws://127.0.0.1:1"},
+		{"-scenario", "chaos", "-role", "caller", "-engine", "ws://127.0.0.1:1"},
+		{"-scenario", "chaos", "-engine-restart", "true"},
+		{"-scenario", "rpc", "-engine", "ws://127.0.0.1:1", "-engine-restart", "true"},
 	} {
 		var out, errb bytes.Buffer
 		if code := run(args, &out, &errb); code != 2 {

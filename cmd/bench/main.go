@@ -63,6 +63,7 @@ type options struct {
 	peers       []string      // -peer: other SDKs run in the rpc scenario
 	seed        uint64        // chaos: the fault schedule
 	chaosDur    time.Duration // chaos: how long faults are injected
+	restartCmd  string        // chaos with -engine: the command that restarts the engine
 }
 
 func main() {
@@ -84,13 +85,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			"(rpc c=64 with the handler in a child process: CPU and allocations per side).\n"+
 			"Not in all: chaos (rpc c=64 while the engine double is restarted and worker\n"+
 			"sockets are stalled and dropped, on a schedule drawn from -seed; 45 s unless\n"+
-			"-duration is given).\n\nflags:\n")
+			"-duration is given; with -engine, through a proxy per worker, and restarts with\n"+
+			"-engine-restart).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	var (
 		serve       = fs.String("serve", "", "run only the engine double, listening on `addr` (e.g. 127.0.0.1:49134), until SIGINT/SIGTERM")
 		serveHTTP   = fs.String("serve-http", "", "with -serve: the `addr` of the double's HTTP port, where \"http\" triggers are served (default: a free loopback port)")
 		engine      = fs.String("engine", "", "use the engine at `url` (ws://host:port: a real iii engine, or -serve in another process) instead of starting the double")
+		engRestart  = fs.String("engine-restart", "", "chaos with -engine: shell `command` that restarts the engine (stops it, starts it again in the background, returns); without it the schedule has no restarts")
 		role        = fs.String("role", "both", "`side` run by this process: both, handler (serve the bench functions until SIGINT) or caller (run the scenarios against a handler in another process); handler and caller need -engine")
 		double      = fs.String("double", "child", "`where` the engine double runs without -engine: child (a child process, so that CPU and allocations are the workers' own) or inproc")
 		scenarios   = fs.String("scenario", "all", "comma-separated `list` of scenarios, or all: "+strings.Join(allScenarios, ","))
@@ -142,7 +145,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	opt := options{engine: *engine, role: *role, double: *double, duration: *duration, warmup: *warmup,
+	opt := options{engine: *engine, restartCmd: *engRestart, role: *role, double: *double, duration: *duration, warmup: *warmup,
 		inflight: *inflight, callers: *callers, count: *count, json: *jsonOut, chart: *chart,
 		cpuprofile: *cpuprofile, memprofile: *memprofile, heapprofile: *heapprofile, quiet: *quiet, ns: *ns,
 		telemetry: *telemetry, seed: *seed, chaosDur: chaosDuration}
@@ -261,8 +264,11 @@ func (o *options) parse(scenarios, concurrency, payloads string, sdkOnly, rawOnl
 	if o.duration <= 0 || o.warmup < 0 {
 		return errors.New("-duration must be positive and -warmup not negative")
 	}
-	if slices.Contains(o.scenarios, scChaos) && (o.engine != "" || o.role != "both") {
-		return errors.New("-scenario chaos needs the engine double in this process (its fault hooks): no -engine, no -role")
+	if slices.Contains(o.scenarios, scChaos) && o.role != "both" {
+		return errors.New("-scenario chaos runs both workers in this process: no -role")
+	}
+	if o.restartCmd != "" && (o.engine == "" || !slices.Contains(o.scenarios, scChaos)) {
+		return errors.New("-engine-restart is for -scenario chaos with -engine")
 	}
 	if o.inflight <= 0 || o.callers <= 0 || o.count <= 0 {
 		return errors.New("-inflight, -callers and -count must be positive")
@@ -372,9 +378,13 @@ func runBench(ctx context.Context, opt options, args []string, stdout, stderr io
 		defer e.close()
 		rep.Engine = e.desc
 	} else {
-		// chaos alone starts its own double; no shared engine, no handlers.
+		// chaos alone starts its own double (or proxies to -engine); no
+		// shared engine, no handlers.
 		e = &env{opt: opt, local: make(map[string]*handlerState), prog: prog}
 		rep.Engine = "engine double (test/iiitest) in this process, one per chaos run"
+		if opt.engine != "" {
+			rep.Engine = "external engine " + opt.engine + ", through a fault-injecting proxy per worker"
+		}
 		rep.Duration, rep.Warmup = opt.chaosDur.Seconds(), chaosWarmup.Seconds()
 	}
 	runs := e.plan()
