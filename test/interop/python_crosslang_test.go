@@ -11,6 +11,7 @@ import (
 
 	"github.com/iii-go/iii"
 	"github.com/iii-go/iii/connection/wire"
+	"github.com/iii-go/iii/test/iiitest"
 )
 
 func TestGoWorkerCallsPythonWorker(t *testing.T) {
@@ -346,8 +347,18 @@ func TestPythonTriggerProviderServesAGoBinder(t *testing.T) {
 }
 
 func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {
-	eng := doubleEngine(t)
-	worker := startPy(t, eng.URL, "reconnect.py", "FUNCTION_ID=interop::reconnect-fn")
+	eng := routingEngine(t)
+	// The double drops the Python worker's connection itself; an external
+	// engine is reached through a proxy that resets it.
+	pyURL, drop := eng.URL, func(string) bool { return false }
+	if eng.double != nil {
+		drop = eng.double.DropWorker
+	} else {
+		px := iiitest.NewProxy(t, eng.URL)
+		pyURL = px.URL
+		drop = func(string) bool { px.Cut(); return true }
+	}
+	worker := startPy(t, pyURL, "reconnect.py", "FUNCTION_ID=interop::reconnect-fn")
 	var ready struct {
 		WorkerID string `json:"worker_id"`
 	}
@@ -362,20 +373,32 @@ func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {
 	if err != nil || before.WorkerID != ready.WorkerID {
 		t.Fatalf("call before the drop: %+v, %v", before, err)
 	}
-	if !eng.DropWorker(ready.WorkerID) {
+	if !drop(ready.WorkerID) {
 		t.Fatalf("DropWorker(%s): not connected", ready.WorkerID)
 	}
 	var next struct {
 		WorkerID string `json:"worker_id"`
 	}
 	worker.wait(ev("worker_id", "n", 2)).decode(t, &next)
+	if next.WorkerID == ready.WorkerID {
+		t.Fatalf("the Python worker kept its id %s across the reconnect", next.WorkerID)
+	}
 	// Once the replay has reached the engine, Go's next call gets there.
 	if err := eng.WaitFunction(ctx, "interop::reconnect-fn"); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "interop::reconnect-fn on the new connection", func() bool {
-		return eng.Functions()["interop::reconnect-fn"] == next.WorkerID
-	})
+	if eng.double != nil {
+		poll(t, "interop::reconnect-fn on the new connection", func() bool {
+			return eng.double.Functions()["interop::reconnect-fn"] == next.WorkerID
+		})
+	} else {
+		// An external engine does not say which connection serves a
+		// function: calls go to the old one until the engine retires it.
+		poll(t, "interop::reconnect-fn on the new connection", func() bool {
+			r, err := iii.Call[reply](ctx, w, "interop::reconnect-fn", map[string]any{"n": 2})
+			return err == nil && r.WorkerID == next.WorkerID
+		})
+	}
 	after, err := iii.Call[reply](ctx, w, "interop::reconnect-fn", map[string]any{"n": 2})
 	if err != nil || after.WorkerID != next.WorkerID || after.PID != worker.cmd.Process.Pid {
 		t.Fatalf("call after the reconnect: %+v, %v; want worker %s", after, err, next.WorkerID)
