@@ -43,6 +43,19 @@ func TestExecCountsFindCallsExecutedTwice(t *testing.T) {
 	}
 }
 
+// runChaosJSON runs the chaos scenario with args and returns its figures.
+func runChaosJSON(t *testing.T, args ...string) *chaosFigures {
+	t.Helper()
+	rep := runJSON(t, append([]string{"-scenario", "chaos"}, args...)...)
+	if len(rep.Results) != 1 || rep.Results[0].Chaos == nil {
+		t.Fatalf("results: %+v", rep.Results)
+	}
+	if r := rep.Results[0]; r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	return rep.Results[0].Chaos
+}
+
 // TestChaosLeavesNoCallHungOrExecutedTwice runs a short chaos schedule:
 // rpc load while the double restarts and worker sockets are stalled and
 // dropped.
@@ -50,15 +63,7 @@ func TestChaosLeavesNoCallHungOrExecutedTwice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a few seconds of faults")
 	}
-	rep := runJSON(t, "-scenario", "chaos", "-duration", "4s", "-seed", "3")
-	if len(rep.Results) != 1 || rep.Results[0].Chaos == nil {
-		t.Fatalf("results: %+v", rep.Results)
-	}
-	r := rep.Results[0]
-	c := r.Chaos
-	if r.Error != "" {
-		t.Fatal(r.Error)
-	}
+	c := runChaosJSON(t, "-duration", "4s", "-seed", "3")
 	t.Logf("%d faults (%s): %d calls, %d ok, failed %v; registrations per connection %.2f; recovery %+v",
 		c.Faults, c.Schedule, c.Calls, c.OK, c.FailedByCode, c.RegistrationsPerConnection, c.Recovery)
 	if c.Hung != 0 || c.Duplicated != 0 || c.WrongResult != 0 {
@@ -82,15 +87,7 @@ func TestChaosThroughProxiesAgainstAnExternalEngine(t *testing.T) {
 		t.Skip("a few seconds of faults")
 	}
 	eng := iiitest.NewEngine(t)
-	rep := runJSON(t, "-scenario", "chaos", "-engine", eng.URL, "-duration", "4s", "-seed", "5")
-	if len(rep.Results) != 1 || rep.Results[0].Chaos == nil {
-		t.Fatalf("results: %+v", rep.Results)
-	}
-	r := rep.Results[0]
-	c := r.Chaos
-	if r.Error != "" {
-		t.Fatal(r.Error)
-	}
+	c := runChaosJSON(t, "-engine", eng.URL, "-duration", "4s", "-seed", "5")
 	t.Logf("%d faults (%s): %d calls, %d ok, failed %v; recovery %+v", c.Faults, c.Schedule, c.Calls, c.OK, c.FailedByCode, c.Recovery)
 	if !c.External || strings.Contains(c.Schedule, faultRestart) {
 		t.Errorf("external %v, schedule %q: want the external engine's faults, no restart", c.External, c.Schedule)
