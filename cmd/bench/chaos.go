@@ -231,7 +231,6 @@ func chaosErrorCode(err error) string {
 type chaosEngine struct {
 	double *iiitest.Engine // nil for an external engine
 
-	url        string                    // external: the engine's URL
 	restartCmd string                    // external: the -engine-restart command, or ""
 	proxies    map[string]*iiitest.Proxy // external: per worker name
 	resumers   sync.WaitGroup            // external: goroutines that end a stall
@@ -247,7 +246,7 @@ func newChaosEngine(url, restartCmd string) (*chaosEngine, error) {
 		}
 		return &chaosEngine{double: eng}, nil
 	}
-	c := &chaosEngine{url: url, restartCmd: restartCmd, proxies: map[string]*iiitest.Proxy{}}
+	c := &chaosEngine{restartCmd: restartCmd, proxies: map[string]*iiitest.Proxy{}}
 	for _, name := range []string{chaosHandlerName, chaosCallerName} {
 		p, err := iiitest.StartProxy(url)
 		if err != nil {
