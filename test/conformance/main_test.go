@@ -145,6 +145,7 @@ func listedAgain(t *testing.T, w *iii.III, id string) bool {
 	return err == nil && listed(fns, id)
 }
 
+// listed reports whether fns holds function id.
 func listed(fns []iii.FunctionInfo, id string) bool {
 	for _, f := range fns {
 		if f.FunctionID == id {
