@@ -350,7 +350,8 @@ func TestGoCallerReachesAPythonWorkerAgainAfterItReconnects(t *testing.T) {
 	eng := routingEngine(t)
 	// The double drops the Python worker's connection itself; an external
 	// engine is reached through a proxy that resets it.
-	pyURL, drop := eng.URL, func(string) bool { return false }
+	pyURL := eng.URL
+	var drop func(workerID string) bool
 	if eng.double != nil {
 		drop = eng.double.DropWorker
 	} else {
