@@ -377,7 +377,7 @@ func (c *Conn) run() {
 	opened := false
 	for {
 		c.setState(false, true)
-		ws, err := c.dial()
+		ws, nc, err := c.dial()
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return
@@ -390,7 +390,7 @@ func (c *Conn) run() {
 			opened = true
 			c.setState(true, false)
 			start := time.Now()
-			err = c.serve(ws)
+			err = c.serve(ws, nc)
 			if c.ctx.Err() != nil {
 				return
 			}
@@ -411,11 +411,20 @@ func (c *Conn) run() {
 	}
 }
 
-func (c *Conn) dial() (*websocket.Conn, error) {
+// dial opens a socket to the endpoint; nc is the network connection under
+// it, whose writes serve can cut short.
+func (c *Conn) dial() (ws *websocket.Conn, nc *cuttableConn, err error) {
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
 	defer cancel()
 	d := websocket.Dialer{
-		NetDialContext:   (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			nc = &cuttableConn{Conn: conn}
+			return nc, nil
+		},
 		TLSClientConfig:  c.cfg.TLSConfig,
 		HandshakeTimeout: c.cfg.DialTimeout,
 		WriteBufferSize:  64 << 10,
@@ -426,18 +435,64 @@ func (c *Conn) dial() (*websocket.Conn, error) {
 	}
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", connection.RedactURL(c.cfg.URL), err, resp.Status)
+			return nil, nil, fmt.Errorf("dial %s: %w (HTTP %s)", connection.RedactURL(c.cfg.URL), err, resp.Status)
 		}
-		return nil, fmt.Errorf("dial %s: %w", connection.RedactURL(c.cfg.URL), err)
+		return nil, nil, fmt.Errorf("dial %s: %w", connection.RedactURL(c.cfg.URL), err)
 	}
-	return ws, nil
+	return ws, nc, nil
+}
+
+// cuttableConn is the network connection under a socket, whose writes the
+// Conn's Close can cut short. Setting its write deadline once from outside
+// is not enough: gorilla/websocket sets the deadline again before every
+// frame it writes (every 64 KiB of a large message), which undid the cut
+// when it came between two of them, and the next write then waited for
+// the whole write timeout on a peer that had stopped reading.
+type cuttableConn struct {
+	net.Conn
+	mu  sync.Mutex
+	cut bool // every write deadline is in the past
+}
+
+// past is a write deadline that has passed.
+var past = time.Unix(1, 0)
+
+// SetWriteDeadline sets the write deadline, or one in the past while
+// writes are cut.
+func (c *cuttableConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cut {
+		t = past
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline sets the read deadline, and the write deadline as
+// SetWriteDeadline does.
+func (c *cuttableConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// cutWrites makes the write in progress, if any, and every later one fail
+// at once (cut), or lets writes wait for their deadlines again.
+func (c *cuttableConn) cutWrites(cut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = cut
+	if cut {
+		_ = c.Conn.SetWriteDeadline(past)
+	}
 }
 
 // serve writes queued frames on ws until it fails or the Conn closes. A
 // reader goroutine answers control frames and notices the peer's close;
 // the writer pings every PingInterval and gives the socket up once nothing
 // has arrived for IdleTimeout, and a write blocked for that long fails.
-func (c *Conn) serve(ws *websocket.Conn) error {
+func (c *Conn) serve(ws *websocket.Conn, nc *cuttableConn) error {
 	dead := make(chan struct{})
 	var readErr error
 	var lastRead atomic.Int64 // UnixNano of the last frame, ping or pong
@@ -472,7 +527,7 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 	// Once the Conn closes (Close has flushed what it could in its own
 	// time), a write still blocked on a peer that does not read is cut
 	// short: Close must not wait out the write timeout.
-	stop := context.AfterFunc(c.ctx, func() { _ = ws.NetConn().SetWriteDeadline(time.Now()) })
+	stop := context.AfterFunc(c.ctx, func() { nc.cutWrites(true) })
 	defer func() {
 		stop()
 		_ = ws.Close()
@@ -513,6 +568,8 @@ func (c *Conn) serve(ws *websocket.Conn) error {
 		case <-dead:
 			return readErr
 		case <-c.ctx.Done():
+			// No write is under way: the Close frame gets its second.
+			nc.cutWrites(false)
 			_ = ws.WriteControl(websocket.CloseMessage,
 				websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 			return c.ctx.Err()

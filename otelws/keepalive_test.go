@@ -128,3 +128,50 @@ func TestCloseCutsAWriteBlockedOnAStalledPeer(t *testing.T) {
 		t.Fatal("Close waited for the blocked write")
 	}
 }
+
+// Close cuts a write short even when it comes between two chunks of a
+// large frame, while the peer still reads, and the peer then stops
+// reading: gorilla sets the write deadline again before every chunk, which
+// undid a deadline set once from outside and left the next chunk blocked
+// for the whole write timeout.
+func TestCloseCutsAWriteThatResumesAfterIt(t *testing.T) {
+	frame := make([]byte, 128<<20)
+	for round := range 5 {
+		var stopReading atomic.Bool
+		release := make(chan struct{})
+		up := websocket.Upgrader{}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ws, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer ws.Close()
+			nc := ws.NetConn()
+			buf := make([]byte, 64<<10)
+			for !stopReading.Load() { // at full speed: the writer is mostly between chunks, not blocked
+				if _, err := nc.Read(buf); err != nil {
+					return
+				}
+			}
+			<-release // then nothing more
+		}))
+		c := otelws.Dial(otelws.Config{URL: "ws" + srv.URL[len("http"):] + "/otel", Backoff: fast,
+			WriteTimeout: time.Hour, IdleTimeout: time.Hour, PingInterval: time.Hour,
+			MaxPendingFrames: 1000, MaxPendingBytes: 1 << 30})
+		c.Send(frame) // one frame, long enough to be mid-way when Close cuts it
+		waitUntil(t, "the writer to take the frame", func() bool { st := c.Stats(); return st.Connected && st.Queued == 0 })
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		closed := make(chan struct{})
+		go func() { c.Close(ctx); close(closed) }()
+		time.Sleep(20 * time.Millisecond) // Close's context has ended: the cut is made
+		stopReading.Store(true)
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second): // a failure bound, far below the hour-long write timeout
+			t.Fatalf("round %d: Close waited for a write that resumed after the cut", round)
+		}
+		cancel()
+		close(release)
+		srv.Close()
+	}
+}
