@@ -233,7 +233,6 @@ type chaosEngine struct {
 
 	restartCmd string                    // external: the -engine-restart command, or ""
 	proxies    map[string]*iiitest.Proxy // external: per worker name
-	resumers   sync.WaitGroup            // external: goroutines that end a stall
 }
 
 // newChaosEngine starts the double, or the proxies to the external engine
@@ -278,13 +277,12 @@ func (c *chaosEngine) kinds() []string {
 	return faultKinds
 }
 
-// close stops the double, or the proxies (once every stall has ended).
+// close stops the double, or the proxies.
 func (c *chaosEngine) close() {
 	if !c.external() {
 		c.double.Close()
 		return
 	}
-	c.resumers.Wait()
 	for _, p := range c.proxies {
 		p.Close()
 	}
@@ -325,8 +323,8 @@ func (c *chaosEngine) inject(ctx context.Context, fl *chaosFault) error {
 
 // injectExternal applies a fault through the worker's proxy, or restarts
 // the engine with the restart command (the fault's pause is the command's
-// own). A stall holds the worker's connection half-open until the worker
-// gives up on it and dials again; the new connection then goes through.
+// own). A stall leaves the worker's connection half-open for good (the
+// proxy's Close ends it); the worker's next connection goes through.
 func (c *chaosEngine) injectExternal(ctx context.Context, fl *chaosFault) error {
 	if fl.kind == faultRestart {
 		fl.pause = 0 // the command's own
@@ -342,18 +340,7 @@ func (c *chaosEngine) injectExternal(ctx context.Context, fl *chaosFault) error 
 		p.Cut()
 		return nil
 	}
-	dialled := p.Accepted()
-	p.Stall()
-	c.resumers.Add(1)
-	go func() {
-		defer c.resumers.Done()
-		defer p.Resume()
-		for deadline := time.Now().Add(chaosRecoveryCap); p.Accepted() == dialled && time.Now().Before(deadline); {
-			if !sleepCtx(ctx, 5*time.Millisecond) {
-				return
-			}
-		}
-	}()
+	p.StallOpen()
 	return nil
 }
 

@@ -45,6 +45,9 @@ const (
 //     open: a half-open connection, as after a peer's host froze or a
 //     middlebox lost its state. Neither side sees an error; the bytes one
 //     side sends back up in the kernel buffers until its writes block.
+//   - StallOpen does the same to the connections open now only: those
+//     accepted later forward, as when one connection's path breaks and a
+//     new one would work.
 //   - Blackhole discards one direction silently: the sender's writes
 //     succeed, nothing arrives.
 //   - Cut resets the current connections (TCP RST to both sides); new
@@ -52,9 +55,9 @@ const (
 //   - Resume forwards both directions again, on the current connections
 //     and new ones.
 //
-// The faults apply to connections already open and to those accepted
-// later. A stalled connection that is resumed continues where it stopped,
-// without losing a byte.
+// The faults but StallOpen apply to connections already open and to those
+// accepted later. A stalled connection that is resumed continues where it
+// stopped, without losing a byte.
 //
 //	eng := iiitest.NewEngine(t)
 //	p := iiitest.NewProxy(t, eng.URL)
@@ -88,6 +91,7 @@ type proxyConn struct {
 	client, server net.Conn
 	done           chan struct{} // closed by close
 	once           sync.Once
+	stalled        bool // by StallOpen, until Resume; guarded by the Proxy's mu
 }
 
 func (c *proxyConn) close(reset bool) {
@@ -153,13 +157,35 @@ func (p *Proxy) Blackhole(d Direction) {
 	p.set(f[0], f[1])
 }
 
-// Resume forwards both directions again.
+// StallOpen stalls the connections open now, in both directions, as Stall
+// does, and leaves the ones accepted later alone. Resume ends it.
+func (p *Proxy) StallOpen() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.stalled = true
+	}
+	p.changedLocked()
+}
+
+// Resume forwards both directions again, on every connection (those
+// StallOpen stalled too).
 func (p *Proxy) Resume() { p.set(forward, forward) }
 
 func (p *Proxy) set(up, down flow) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.flows = [2]flow{up, down}
+	if up == forward && down == forward {
+		for c := range p.conns {
+			c.stalled = false
+		}
+	}
+	p.changedLocked()
+}
+
+// changedLocked wakes the pumps waiting for a change of flow.
+func (p *Proxy) changedLocked() {
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
@@ -259,6 +285,9 @@ func (p *Proxy) flow(c *proxyConn, d Direction) (f flow, ok bool) {
 	for {
 		p.mu.Lock()
 		f, ch := p.flows[d], p.changed
+		if c.stalled {
+			f = stall
+		}
 		p.mu.Unlock()
 		if f != stall {
 			return f, true

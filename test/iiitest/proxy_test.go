@@ -129,6 +129,30 @@ func TestProxyStallHoldsBothWaysAndResumeDeliversEverything(t *testing.T) {
 	}
 }
 
+func TestProxyStallOpenHoldsOnlyTheConnectionsOpenNow(t *testing.T) {
+	p, dial := proxied(t)
+	old := dial()
+	roundTrip(t, old.client, old.server, "before")
+	p.StallOpen()
+	if _, err := old.client.Write([]byte("up")); err != nil {
+		t.Fatal(err)
+	}
+	nothingArrives(t, old.server)
+
+	// A connection accepted after StallOpen forwards both ways.
+	fresh := dial()
+	roundTrip(t, fresh.client, fresh.server, "new up")
+	roundTrip(t, fresh.server, fresh.client, "new down")
+	nothingArrives(t, old.server)
+
+	p.Resume()
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(old.server, b); err != nil || string(b) != "up" {
+		t.Fatalf("after Resume the target read %q, %v", b, err)
+	}
+	roundTrip(t, old.server, old.client, "down again")
+}
+
 func TestProxyBlackholeDiscardsOneDirection(t *testing.T) {
 	for _, d := range []iiitest.Direction{iiitest.Upstream, iiitest.Downstream} {
 		t.Run(d.String(), func(t *testing.T) {
