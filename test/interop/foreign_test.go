@@ -67,10 +67,7 @@ var (
 			t.Helper()
 			return startScript(t, url, role+".mjs", env...)
 		},
-		id: func(t testing.TB, _ *testEngine, p *proc) string {
-			t.Helper()
-			return readyID(t, p)
-		},
+		id:           readyWorkerID,
 		requireError: requireErrorStack,
 	}
 	// pythonSDK runs the scripts in ./python: role.py, with '_' for '-'.
@@ -82,10 +79,7 @@ var (
 			t.Helper()
 			return startPy(t, url, strings.ReplaceAll(role, "-", "_")+".py", env...)
 		},
-		id: func(t testing.TB, _ *testEngine, p *proc) string {
-			t.Helper()
-			return readyID(t, p)
-		},
+		id:           readyWorkerID,
 		requireError: requireErrorStack,
 	}
 	// rustSDK runs the Rust program with the role as its argument; the Rust
@@ -108,6 +102,13 @@ var (
 		},
 	}
 )
+
+// readyWorkerID is foreignSDK.id for the SDKs whose programs print their
+// worker id in their "ready" event (Node, Python).
+func readyWorkerID(t testing.TB, _ *testEngine, p *proc) string {
+	t.Helper()
+	return readyID(t, p)
+}
 
 // requireErrorStack is requireError for the call label of a Node or Python
 // caller program, returning the error's stack.
